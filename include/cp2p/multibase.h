@@ -1,0 +1,43 @@
+/* Multibase (multiformats multibase spec): self-describing base encodings.
+ * Outputs are appended to a cp2p_buf_t; encoders keep a NUL after the text
+ * (not counted in len) so out->data can be used as a C string. */
+#ifndef CP2P_MULTIBASE_H
+#define CP2P_MULTIBASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp2p/buf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The enumerator's value is the multibase prefix character. */
+typedef enum {
+    CP2P_BASE16 = 'f',
+    CP2P_BASE32 = 'b',        /* RFC 4648 lower case, no padding */
+    CP2P_BASE32UPPER = 'B',
+    CP2P_BASE36 = 'k',        /* lower case, as used for IPNS names */
+    CP2P_BASE58BTC = 'z',
+    CP2P_BASE64 = 'm',        /* RFC 4648 standard alphabet, no padding */
+    CP2P_BASE64URL = 'u',     /* URL-safe alphabet, no padding */
+    CP2P_BASE64URLPAD = 'U'
+} cp2p_base_t;
+
+/* Plain base encoding, no prefix. Appends text + NUL to out. */
+int cp2p_base_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
+/* Plain base decoding, no prefix. Appends bytes to out. CP2P_EPARSE on any
+ * character outside the alphabet, wrong padding or non-canonical trailing bits. */
+int cp2p_base_decode(cp2p_base_t base, const char *s, size_t n, cp2p_buf_t *out);
+
+/* Prefix character + encoding. */
+int cp2p_multibase_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
+/* Reads the prefix, decodes the rest. *base (may be NULL) gets the base used.
+ * CP2P_EUNSUPPORTED for an unknown prefix. */
+int cp2p_multibase_decode(const char *s, size_t n, cp2p_base_t *base, cp2p_buf_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
