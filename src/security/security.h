@@ -1,0 +1,41 @@
+/* The security vtable: a sans-I/O session that turns a raw byte stream into an
+ * authenticated, encrypted one (noise, later tls and plaintext). The glue in
+ * src/swarm feeds it bytes read from the socket and sends what it produces. */
+#ifndef CP2P_SECURITY_H
+#define CP2P_SECURITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp2p/buf.h"
+#include "cp2p/keys.h"
+#include "cp2p/peer.h"
+
+typedef struct cp2p_sec cp2p_sec_t; /* one per connection, defined by each implementation */
+
+typedef struct cp2p_sec_vtable {
+    const char *protocol_id; /* e.g. "/noise" */
+    /* expected_remote may be NULL (inbound, or dialled without /p2p/). identity is
+     * borrowed and must outlive the session. */
+    int (*create)(cp2p_sec_t **out, int initiator, const cp2p_privkey_t *identity,
+                  const cp2p_peer_id_t *expected_remote);
+    void (*destroy)(cp2p_sec_t *s);
+    /* Appends the first handshake bytes to send, if this side speaks first. */
+    int (*start)(cp2p_sec_t *s, cp2p_buf_t *wire_out);
+    /* Bytes read from the wire, any amount (partial frames are buffered).
+     * Appends handshake bytes to send to wire_out and decrypted application
+     * bytes to plain_out. A negative return is fatal for the connection. */
+    int (*input)(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
+                 cp2p_buf_t *plain_out);
+    /* 1 once the handshake is complete and the remote is authenticated. */
+    int (*established)(const cp2p_sec_t *s);
+    /* The authenticated remote; valid once established. */
+    const cp2p_pubkey_t *(*remote_key)(const cp2p_sec_t *s);
+    const cp2p_peer_id_t *(*remote_peer)(const cp2p_sec_t *s);
+    /* Encrypt and frame application bytes (any length), appending to wire_out. */
+    int (*seal)(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out);
+} cp2p_sec_vtable_t;
+
+extern const cp2p_sec_vtable_t cp2p_noise_vtable;
+
+#endif
