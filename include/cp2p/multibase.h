@@ -25,6 +25,11 @@ typedef enum {
     CP2P_BASE64URLPAD = 'U'
 } cp2p_base_t;
 
+/* Longest input, in bytes for encoders and characters for decoders, that the
+ * functions below accept (CP2P_EOVERFLOW beyond): base58 and base36 cost time
+ * quadratic in the length. */
+#define CP2P_MULTIBASE_MAX (64 * 1024)
+
 /* Plain base encoding, no prefix. Appends text + NUL to out. */
 int cp2p_base_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
 /* Plain base decoding, no prefix. Appends bytes to out. CP2P_EPARSE on any
@@ -33,7 +38,9 @@ int cp2p_base_decode(cp2p_base_t base, const char *s, size_t n, cp2p_buf_t *out)
 
 /* Prefix character + encoding. */
 int cp2p_multibase_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
-/* Reads the prefix, decodes the rest. *base (may be NULL) gets the base used.
+/* Reads the prefix, decodes the rest. Base16, base32 and base36 are read
+ * case-insensitively (as the multibase tests require), so 'F' and 'K' are
+ * accepted as prefixes too. *base (may be NULL) gets the base used.
  * CP2P_EUNSUPPORTED for an unknown prefix. */
 int cp2p_multibase_decode(const char *s, size_t n, cp2p_base_t *base, cp2p_buf_t *out);
 

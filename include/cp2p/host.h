@@ -1,0 +1,129 @@
+/* The host: one libp2p node on one libuv loop. It listens and dials over TCP,
+ * secures connections with Noise, muxes them (yamux, mplex), negotiates each
+ * stream's protocol with multistream-select and routes inbound streams to the
+ * handler registered for their protocol. Every call and callback runs on the
+ * loop thread. */
+#ifndef CP2P_HOST_H
+#define CP2P_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cp2p/conn.h"
+#include "cp2p/keys.h"
+#include "cp2p/peer.h"
+#include "cp2p/stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cp2p_host cp2p_host_t;
+/* Defined by include/cp2p/peerstore.h. */
+typedef struct cp2p_peerstore cp2p_peerstore_t;
+
+/* Defaults for the zero fields of cp2p_host_config_t. */
+#define CP2P_HOST_DEFAULT_MAX_CONNECTIONS 256
+#define CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN 256
+#define CP2P_HOST_DEFAULT_MAX_STREAM_BUFFER (1024 * 1024) /* bytes per stream and direction */
+#define CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS 10000            /* TCP connect, DNS included */
+#define CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS 10000       /* security + muxer, or one stream's protocol */
+#define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
+
+typedef struct cp2p_host_config {
+    cp2p_privkey_t *identity;     /* the host takes ownership; NULL = a fresh Ed25519 key */
+    const char *const *muxers;    /* preference order; NULL = {"/yamux/1.0.0", "/mplex/6.7.0"} */
+    size_t n_muxers;
+    const char *agent_version;    /* copied; NULL = CP2P_HOST_DEFAULT_AGENT_VERSION */
+    uint32_t max_connections;     /* inbound and outbound together */
+    uint32_t max_streams_per_conn;
+    uint32_t max_stream_buffer;
+    uint32_t dial_timeout_ms;
+    uint32_t negotiate_timeout_ms;
+} cp2p_host_config_t;
+
+/* cfg may be NULL (all defaults). On failure a given identity is freed too. */
+int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **out);
+/* Closes listeners and connections (streams are reset, pending callbacks run
+ * with CP2P_ECANCELED); done runs once every handle is closed and h is freed. */
+void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg);
+
+const cp2p_peer_id_t *cp2p_host_peer_id(const cp2p_host_t *h);
+const cp2p_privkey_t *cp2p_host_identity(const cp2p_host_t *h);
+uv_loop_t *cp2p_host_loop(cp2p_host_t *h);
+cp2p_peerstore_t *cp2p_host_peerstore(cp2p_host_t *h);
+const char *cp2p_host_agent_version(const cp2p_host_t *h);
+
+/* Start listening on a transport address (/ip4|ip6|dns|dns4|dns6/../tcp/<port>,
+ * port 0 picks a free port). May be called several times. Names are resolved
+ * synchronously here since listening is a start-up step. */
+int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
+/* The addresses we listen on, with the bound ports, 0.0.0.0 and :: expanded to
+ * the interface addresses. *addrs is a malloc'd array of malloc'd multiaddrs:
+ * the caller frees each (cp2p_multiaddr_free) and the array (free). */
+int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
+
+/* An inbound stream negotiated to the handler's protocol. The handler gets a
+ * reference to s (unref it when done; the simplest handler keeps it until the
+ * stream ends). */
+typedef void (*cp2p_stream_handler_fn)(cp2p_stream_t *s, void *arg);
+/* protocol_id is copied; a second call for the same id replaces the handler. */
+int cp2p_host_set_handler(cp2p_host_t *h, const char *protocol_id, cp2p_stream_handler_fn fn,
+                          void *arg);
+int cp2p_host_remove_handler(cp2p_host_t *h, const char *protocol_id);
+/* Registered protocol ids (for identify): fills out[0..cap), returns the total
+ * count. The strings are owned by the host and valid until the handler is removed. */
+size_t cp2p_host_protocols(cp2p_host_t *h, const char **out, size_t cap);
+
+/* status 0: connected to peer (peer is valid during the call only). */
+typedef void (*cp2p_connect_cb)(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
+                                void *arg);
+/* Dial addr (/ip4/../tcp/..[/p2p/<id>]). With /p2p/, the handshake must prove
+ * that id (else CP2P_EPEERID) and an existing connection to it is reused.
+ * Errors: CP2P_ECONNREFUSED, CP2P_EUNREACHABLE, CP2P_ETIMEOUT, CP2P_ENEGOTIATE,
+ * CP2P_EPEERID, CP2P_ELIMIT, CP2P_EPROTO. cb runs exactly once, never before
+ * this function returns. */
+int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb,
+                      void *arg);
+/* Like cp2p_host_connect, but to a peer whose addresses are in the peerstore. */
+int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_connect_cb cb,
+                           void *arg);
+/* The live connection to peer, or NULL (borrowed). */
+cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer);
+size_t cp2p_host_conn_count(const cp2p_host_t *h);
+
+/* s is a new reference the callee owns (NULL when status < 0). */
+typedef void (*cp2p_stream_open_cb)(int status, cp2p_stream_t *s, void *arg);
+/* Open a stream to peer, connecting first (addresses from the peerstore) if
+ * there is no connection, and negotiate the first of protocols[0..n) the
+ * remote supports (CP2P_ENEGOTIATE if none). The strings are copied. */
+int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer,
+                         const char *const *protocols, size_t n, cp2p_stream_open_cb cb,
+                         void *arg);
+
+typedef enum {
+    CP2P_EVENT_CONNECTED,        /* peer, conn */
+    CP2P_EVENT_DISCONNECTED,     /* peer, conn (no new streams can be opened on it) */
+    CP2P_EVENT_LISTEN_ADDR,      /* addr: a new listen address */
+    CP2P_EVENT_PEER_IDENTIFIED   /* peer, conn: emitted by identify */
+} cp2p_event_type_t;
+
+typedef struct cp2p_event {
+    cp2p_event_type_t type;
+    const cp2p_peer_id_t *peer;
+    cp2p_conn_t *conn;
+    const cp2p_multiaddr_t *addr;
+} cp2p_event_t;
+
+typedef void (*cp2p_event_fn)(const cp2p_event_t *ev, void *arg);
+/* Every subscriber sees every event, during the emit call. */
+int cp2p_host_subscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
+int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
+/* For protocol modules (identify emits CP2P_EVENT_PEER_IDENTIFIED). */
+void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

