@@ -1,0 +1,747 @@
+/* Noise_XX_25519_ChaChaPoly_SHA256 (Noise Protocol Framework rev 34, sections 4-5, 7, 12)
+ * and the libp2p /noise secure session over it (libp2p specs noise/README.md r5). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "noise.pb-c.h"
+#include "security/noise.h"
+
+#define HASHLEN 32
+#define DHLEN 32
+#define PROTOCOL_NAME "Noise_XX_25519_ChaChaPoly_SHA256" /* exactly HASHLEN bytes */
+#define SIG_PREFIX "noise-libp2p-static-key:"
+#define SIG_PREFIX_LEN (sizeof(SIG_PREFIX) - 1)
+#define FRAME_HDR 2
+
+/* ---- CipherState (Noise 5.1) ---- */
+
+struct cipher {
+    EVP_CIPHER_CTX *ctx; /* keyed once, then only the nonce changes per message */
+    int has_key;
+    uint64_t n;
+};
+
+static int cipher_set_key(struct cipher *c, const uint8_t *k)
+{
+    if (!c->ctx && !(c->ctx = EVP_CIPHER_CTX_new()))
+        return CP2P_ENOMEM;
+    if (EVP_CipherInit_ex2(c->ctx, EVP_chacha20_poly1305(), k, NULL, 1, NULL) != 1)
+        return CP2P_ECRYPTO;
+    c->has_key = 1;
+    c->n = 0;
+    return 0;
+}
+
+static int cipher_start(struct cipher *c, int enc)
+{
+    /* 2^64-1 is reserved (Noise 5.1), so a nonce can never repeat by wrapping. */
+    if (c->n == UINT64_MAX)
+        return CP2P_ELIMIT;
+    uint8_t iv[12] = {0};
+    for (int i = 0; i < 8; i++)
+        iv[4 + i] = (uint8_t)(c->n >> (8 * i));
+    return EVP_CipherInit_ex2(c->ctx, NULL, NULL, iv, enc, NULL) == 1 ? 0 : CP2P_ECRYPTO;
+}
+
+/* out receives n + 16 bytes; n <= CP2P_NOISE_MAX_MSG, so the int casts hold. */
+static int cipher_seal(struct cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *p,
+                       size_t n, uint8_t *out)
+{
+    int len, rc = cipher_start(c, 1);
+    if (rc)
+        return rc;
+    if ((adlen && EVP_CipherUpdate(c->ctx, NULL, &len, ad, (int)adlen) != 1) ||
+        (n && EVP_CipherUpdate(c->ctx, out, &len, p, (int)n) != 1) ||
+        EVP_CipherFinal_ex(c->ctx, out + n, &len) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_GET_TAG, CP2P_NOISE_TAG_LEN, out + n) != 1)
+        return CP2P_ECRYPTO;
+    c->n++;
+    return 0;
+}
+
+/* out receives n - 16 bytes; they are unauthenticated garbage if this fails. */
+static int cipher_open(struct cipher *c, const uint8_t *ad, size_t adlen, const uint8_t *ct,
+                       size_t n, uint8_t *out)
+{
+    if (n < CP2P_NOISE_TAG_LEN)
+        return CP2P_EPROTO;
+    size_t m = n - CP2P_NOISE_TAG_LEN;
+    int len, rc = cipher_start(c, 0);
+    if (rc)
+        return rc;
+    if ((adlen && EVP_CipherUpdate(c->ctx, NULL, &len, ad, (int)adlen) != 1) ||
+        (m && EVP_CipherUpdate(c->ctx, out, &len, ct, (int)m) != 1) ||
+        EVP_CIPHER_CTX_ctrl(c->ctx, EVP_CTRL_AEAD_SET_TAG, CP2P_NOISE_TAG_LEN,
+                            (void *)(ct + m)) != 1)
+        return CP2P_ECRYPTO;
+    if (EVP_CipherFinal_ex(c->ctx, out + m, &len) != 1)
+        return CP2P_EPROTO; /* bad tag: forged or corrupted */
+    c->n++;
+    return 0;
+}
+
+static void cipher_clear(struct cipher *c)
+{
+    EVP_CIPHER_CTX_free(c->ctx);
+    memset(c, 0, sizeof *c);
+}
+
+/* Room for n more bytes at the end of b. At least one byte is reserved so the
+ * returned pointer is never NULL, even for an empty message. */
+static uint8_t *room(cp2p_buf_t *b, size_t n)
+{
+    if (cp2p_buf_reserve(b, n ? n : 1))
+        return NULL;
+    return b->data + b->len;
+}
+
+/* ---- SymmetricState (Noise 5.2) ---- */
+
+struct symmetric {
+    struct cipher cs;
+    uint8_t ck[HASHLEN];
+    uint8_t h[HASHLEN];
+};
+
+static int mix_hash(struct symmetric *ss, const uint8_t *d, size_t n)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(md, ss->h, HASHLEN) == 1 &&
+             (n == 0 || EVP_DigestUpdate(md, d, n) == 1) &&
+             EVP_DigestFinal_ex(md, ss->h, &len) == 1 && len == HASHLEN;
+    EVP_MD_CTX_free(md);
+    return ok ? 0 : CP2P_ECRYPTO;
+}
+
+static int hmac(const uint8_t *key, const uint8_t *d, size_t n, uint8_t *out)
+{
+    size_t len = 0;
+    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, HASHLEN, n ? d : (const uint8_t *)"",
+                   n, out, HASHLEN, &len) ||
+        len != HASHLEN)
+        return CP2P_ECRYPTO;
+    return 0;
+}
+
+/* HKDF with two outputs (Noise 4.3); o1 may alias ck. */
+static int hkdf2(const uint8_t *ck, const uint8_t *ikm, size_t n, uint8_t *o1, uint8_t *o2)
+{
+    uint8_t tk[HASHLEN], in[HASHLEN + 1];
+    int rc = hmac(ck, ikm, n, tk);
+    if (!rc)
+        rc = hmac(tk, (const uint8_t *)"\x01", 1, o1);
+    if (!rc) {
+        memcpy(in, o1, HASHLEN);
+        in[HASHLEN] = 2;
+        rc = hmac(tk, in, HASHLEN + 1, o2);
+    }
+    OPENSSL_cleanse(tk, sizeof tk);
+    OPENSSL_cleanse(in, sizeof in);
+    return rc;
+}
+
+static int mix_key(struct symmetric *ss, const uint8_t *ikm)
+{
+    uint8_t k[HASHLEN];
+    int rc = hkdf2(ss->ck, ikm, DHLEN, ss->ck, k);
+    if (!rc)
+        rc = cipher_set_key(&ss->cs, k);
+    OPENSSL_cleanse(k, sizeof k);
+    return rc;
+}
+
+static int encrypt_and_hash(struct symmetric *ss, const uint8_t *p, size_t n, cp2p_buf_t *out)
+{
+    size_t clen = n + (ss->cs.has_key ? CP2P_NOISE_TAG_LEN : 0);
+    uint8_t *c = room(out, clen);
+    if (!c)
+        return CP2P_ENOMEM;
+    int rc = 0;
+    if (ss->cs.has_key)
+        rc = cipher_seal(&ss->cs, ss->h, HASHLEN, p, n, c);
+    else if (n)
+        memcpy(c, p, n);
+    if (!rc)
+        rc = mix_hash(ss, c, clen);
+    if (!rc)
+        out->len += clen;
+    return rc;
+}
+
+static int decrypt_and_hash(struct symmetric *ss, const uint8_t *c, size_t n, cp2p_buf_t *out)
+{
+    if (ss->cs.has_key && n < CP2P_NOISE_TAG_LEN)
+        return CP2P_EPROTO;
+    size_t plen = n - (ss->cs.has_key ? CP2P_NOISE_TAG_LEN : 0);
+    uint8_t *p = room(out, plen);
+    if (!p)
+        return CP2P_ENOMEM;
+    int rc = 0;
+    if (ss->cs.has_key)
+        rc = cipher_open(&ss->cs, ss->h, HASHLEN, c, n, p);
+    else if (n)
+        memcpy(p, c, n);
+    if (!rc)
+        rc = mix_hash(ss, c, n);
+    if (!rc)
+        out->len += plen;
+    return rc;
+}
+
+/* ---- X25519 (Noise 12.1) ---- */
+
+static int keypair(uint8_t *priv, uint8_t *pub, const uint8_t *fixed)
+{
+    if (fixed)
+        memcpy(priv, fixed, DHLEN);
+    else if (RAND_bytes(priv, DHLEN) != 1)
+        return CP2P_ECRYPTO;
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, DHLEN);
+    size_t len = DHLEN;
+    int ok = k && EVP_PKEY_get_raw_public_key(k, pub, &len) == 1 && len == DHLEN;
+    EVP_PKEY_free(k);
+    return ok ? 0 : CP2P_ECRYPTO;
+}
+
+/* Fails on a low-order remote point (all-zero output), which only a hostile peer sends. */
+static int dh(const uint8_t *priv, const uint8_t *pub, uint8_t *out)
+{
+    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, DHLEN);
+    EVP_PKEY *p = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, DHLEN);
+    EVP_PKEY_CTX *c = k ? EVP_PKEY_CTX_new(k, NULL) : NULL;
+    size_t len = DHLEN;
+    int ok = p && c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, p) == 1 &&
+             EVP_PKEY_derive(c, out, &len) == 1 && len == DHLEN;
+    EVP_PKEY_CTX_free(c);
+    EVP_PKEY_free(p);
+    EVP_PKEY_free(k);
+    return ok ? 0 : CP2P_ECRYPTO;
+}
+
+static int mix_dh(struct symmetric *ss, const uint8_t *priv, const uint8_t *pub)
+{
+    uint8_t shared[DHLEN];
+    int rc = dh(priv, pub, shared);
+    if (!rc)
+        rc = mix_key(ss, shared);
+    OPENSSL_cleanse(shared, sizeof shared);
+    return rc;
+}
+
+/* ---- HandshakeState for XX (Noise 5.3, 7.5):  -> e   <- e, ee, s, es   -> s, se ---- */
+
+struct cp2p_noise_xx {
+    int initiator;
+    int step; /* handshake messages done, 0..3; -1 once broken */
+    struct symmetric ss;
+    uint8_t s_priv[DHLEN], s_pub[DHLEN], e_priv[DHLEN], e_pub[DHLEN];
+    uint8_t rs[DHLEN], re[DHLEN];
+    int has_rs;
+    struct cipher tx, rx;
+};
+
+int cp2p_noise_xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prologue,
+                      size_t prologue_len, const uint8_t *s_priv, const uint8_t *e_priv)
+{
+    if (!out || (prologue_len && !prologue))
+        return CP2P_EINVAL;
+    cp2p_noise_xx_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return CP2P_ENOMEM;
+    x->initiator = !!initiator;
+    memcpy(x->ss.h, PROTOCOL_NAME, HASHLEN);
+    memcpy(x->ss.ck, x->ss.h, HASHLEN);
+    int rc = mix_hash(&x->ss, prologue, prologue_len);
+    if (!rc)
+        rc = keypair(x->s_priv, x->s_pub, s_priv);
+    if (!rc)
+        rc = keypair(x->e_priv, x->e_pub, e_priv);
+    if (rc) {
+        cp2p_noise_xx_free(x);
+        return rc;
+    }
+    *out = x;
+    return 0;
+}
+
+void cp2p_noise_xx_free(cp2p_noise_xx_t *x)
+{
+    if (!x)
+        return;
+    cipher_clear(&x->ss.cs);
+    cipher_clear(&x->tx);
+    cipher_clear(&x->rx);
+    OPENSSL_clear_free(x, sizeof *x);
+}
+
+static int split(cp2p_noise_xx_t *x)
+{
+    uint8_t k1[HASHLEN], k2[HASHLEN];
+    int rc = hkdf2(x->ss.ck, NULL, 0, k1, k2);
+    if (!rc)
+        rc = cipher_set_key(&x->tx, x->initiator ? k1 : k2);
+    if (!rc)
+        rc = cipher_set_key(&x->rx, x->initiator ? k2 : k1);
+    OPENSSL_cleanse(k1, sizeof k1);
+    OPENSSL_cleanse(k2, sizeof k2);
+    /* The handshake secrets are no longer needed; forget them early. */
+    cipher_clear(&x->ss.cs);
+    OPENSSL_cleanse(x->ss.ck, HASHLEN);
+    OPENSSL_cleanse(x->s_priv, DHLEN);
+    OPENSSL_cleanse(x->e_priv, DHLEN);
+    return rc;
+}
+
+/* Each XX message with an empty payload: e | e, s+tag, tag | s+tag, tag. */
+static const size_t msg_min[3] = {DHLEN, DHLEN + DHLEN + 2 * CP2P_NOISE_TAG_LEN,
+                                  DHLEN + 2 * CP2P_NOISE_TAG_LEN};
+
+static int my_turn(const cp2p_noise_xx_t *x, int writing)
+{
+    if (x->step < 0 || x->step >= 3)
+        return 0;
+    int initiator_writes = x->step % 2 == 0;
+    return writing ? initiator_writes == x->initiator : initiator_writes != x->initiator;
+}
+
+static int finish_step(cp2p_noise_xx_t *x, int rc)
+{
+    if (!rc && ++x->step == 3)
+        rc = split(x);
+    if (rc)
+        x->step = -1;
+    return rc;
+}
+
+int cp2p_noise_xx_write(cp2p_noise_xx_t *x, const uint8_t *payload, size_t n, cp2p_buf_t *msg_out)
+{
+    if (!x || !msg_out || (n && !payload))
+        return CP2P_EINVAL;
+    if (!my_turn(x, 1))
+        return CP2P_ESTATE;
+    if (n > CP2P_NOISE_MAX_MSG - msg_min[x->step])
+        return CP2P_EOVERFLOW;
+    size_t at = msg_out->len;
+    struct symmetric *ss = &x->ss;
+    int rc = 0;
+    if (x->step < 2) {
+        rc = cp2p_buf_append(msg_out, x->e_pub, DHLEN);
+        if (!rc)
+            rc = mix_hash(ss, x->e_pub, DHLEN);
+    }
+    if (!rc && x->step == 1) {
+        rc = mix_dh(ss, x->e_priv, x->re); /* ee */
+        if (!rc)
+            rc = encrypt_and_hash(ss, x->s_pub, DHLEN, msg_out);
+        if (!rc)
+            rc = mix_dh(ss, x->s_priv, x->re); /* es */
+    }
+    if (!rc && x->step == 2) {
+        rc = encrypt_and_hash(ss, x->s_pub, DHLEN, msg_out);
+        if (!rc)
+            rc = mix_dh(ss, x->s_priv, x->re); /* se */
+    }
+    if (!rc)
+        rc = encrypt_and_hash(ss, payload, n, msg_out);
+    if (rc)
+        msg_out->len = at;
+    return finish_step(x, rc);
+}
+
+int cp2p_noise_xx_read(cp2p_noise_xx_t *x, const uint8_t *msg, size_t n, cp2p_buf_t *payload_out)
+{
+    if (!x || !payload_out || (n && !msg))
+        return CP2P_EINVAL;
+    if (!my_turn(x, 0))
+        return CP2P_ESTATE;
+    if (n > CP2P_NOISE_MAX_MSG)
+        return CP2P_EOVERFLOW;
+    if (n < msg_min[x->step])
+        return finish_step(x, CP2P_EPROTO);
+    size_t at = payload_out->len;
+    struct symmetric *ss = &x->ss;
+    /* Exact capacity: decrypt_and_hash writes the key straight into x->rs, never reallocates. */
+    cp2p_buf_t rs = {x->rs, 0, DHLEN};
+    int rc = 0;
+    if (x->step < 2) {
+        memcpy(x->re, msg, DHLEN);
+        rc = mix_hash(ss, x->re, DHLEN);
+        msg += DHLEN;
+        n -= DHLEN;
+    }
+    if (!rc && x->step == 1) {
+        rc = mix_dh(ss, x->e_priv, x->re); /* ee */
+        if (!rc)
+            rc = decrypt_and_hash(ss, msg, DHLEN + CP2P_NOISE_TAG_LEN, &rs);
+        if (!rc)
+            rc = mix_dh(ss, x->e_priv, x->rs); /* es */
+    }
+    if (!rc && x->step == 2) {
+        rc = decrypt_and_hash(ss, msg, DHLEN + CP2P_NOISE_TAG_LEN, &rs);
+        if (!rc)
+            rc = mix_dh(ss, x->e_priv, x->rs); /* se */
+    }
+    if (!rc && x->step > 0) {
+        x->has_rs = 1;
+        msg += DHLEN + CP2P_NOISE_TAG_LEN;
+        n -= DHLEN + CP2P_NOISE_TAG_LEN;
+    }
+    if (!rc)
+        rc = decrypt_and_hash(ss, msg, n, payload_out);
+    if (rc)
+        payload_out->len = at;
+    return finish_step(x, rc);
+}
+
+int cp2p_noise_xx_done(const cp2p_noise_xx_t *x)
+{
+    return x && x->step == 3;
+}
+
+const uint8_t *cp2p_noise_xx_local_static(const cp2p_noise_xx_t *x)
+{
+    return x->s_pub;
+}
+
+const uint8_t *cp2p_noise_xx_remote_static(const cp2p_noise_xx_t *x)
+{
+    return x->has_rs ? x->rs : NULL;
+}
+
+int cp2p_noise_xx_encrypt(cp2p_noise_xx_t *x, const uint8_t *p, size_t n, uint8_t *out)
+{
+    if (!x || !out || (n && !p))
+        return CP2P_EINVAL;
+    if (x->step != 3)
+        return CP2P_ESTATE;
+    if (n > CP2P_NOISE_MAX_PLAIN)
+        return CP2P_EOVERFLOW;
+    return cipher_seal(&x->tx, NULL, 0, p, n, out);
+}
+
+int cp2p_noise_xx_decrypt(cp2p_noise_xx_t *x, const uint8_t *c, size_t n, uint8_t *out)
+{
+    if (!x || (n && !c) || (n > CP2P_NOISE_TAG_LEN && !out))
+        return CP2P_EINVAL;
+    if (x->step != 3)
+        return CP2P_ESTATE;
+    if (n > CP2P_NOISE_MAX_MSG)
+        return CP2P_EOVERFLOW;
+    return cipher_open(&x->rx, NULL, 0, c, n, out);
+}
+
+/* ---- The libp2p session: framing and the signed handshake payload ---- */
+
+struct cp2p_sec {
+    cp2p_noise_xx_t *xx;
+    const cp2p_privkey_t *identity;
+    cp2p_peer_id_t expected;
+    int has_expected;
+    int initiator;
+    int established;
+    int err; /* sticky: once broken, the connection stays broken */
+    cp2p_buf_t rx; /* one partial frame, never more than FRAME_HDR + CP2P_NOISE_MAX_MSG */
+    cp2p_pubkey_t *remote_key;
+    cp2p_peer_id_t remote_peer;
+};
+
+static int sec_create(cp2p_sec_t **out, int initiator, const cp2p_privkey_t *identity,
+                      const cp2p_peer_id_t *expected_remote)
+{
+    if (!out || !identity)
+        return CP2P_EINVAL;
+    cp2p_sec_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return CP2P_ENOMEM;
+    int rc = cp2p_noise_xx_new(&s->xx, initiator, NULL, 0, NULL, NULL);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->initiator = !!initiator;
+    s->identity = identity;
+    if (expected_remote) {
+        s->expected = *expected_remote;
+        s->has_expected = 1;
+    }
+    *out = s;
+    return 0;
+}
+
+static void sec_destroy(cp2p_sec_t *s)
+{
+    if (!s)
+        return;
+    cp2p_noise_xx_free(s->xx);
+    cp2p_buf_free(&s->rx);
+    cp2p_pubkey_free(s->remote_key);
+    free(s);
+}
+
+static int make_payload(cp2p_sec_t *s, cp2p_buf_t *out)
+{
+    cp2p_buf_t key = {0}, sig = {0};
+    uint8_t tbs[SIG_PREFIX_LEN + DHLEN];
+    memcpy(tbs, SIG_PREFIX, SIG_PREFIX_LEN);
+    memcpy(tbs + SIG_PREFIX_LEN, cp2p_noise_xx_local_static(s->xx), DHLEN);
+    int rc = cp2p_pubkey_marshal(cp2p_privkey_public(s->identity), &key);
+    if (!rc)
+        rc = cp2p_privkey_sign(s->identity, tbs, sizeof tbs, &sig);
+    if (!rc) {
+        Noise__NoiseHandshakePayload pl = NOISE__NOISE_HANDSHAKE_PAYLOAD__INIT;
+        pl.has_identity_key = 1;
+        pl.identity_key.data = key.data;
+        pl.identity_key.len = key.len;
+        pl.has_identity_sig = 1;
+        pl.identity_sig.data = sig.data;
+        pl.identity_sig.len = sig.len;
+        size_t n = noise__noise_handshake_payload__get_packed_size(&pl);
+        rc = cp2p_buf_reserve(out, n);
+        if (!rc)
+            out->len += noise__noise_handshake_payload__pack(&pl, out->data + out->len);
+    }
+    cp2p_buf_free(&key);
+    cp2p_buf_free(&sig);
+    return rc;
+}
+
+/* Authenticates the remote: its identity key must have signed the Noise static key. */
+static int check_payload(cp2p_sec_t *s, const uint8_t *p, size_t n)
+{
+    Noise__NoiseHandshakePayload *pl = noise__noise_handshake_payload__unpack(NULL, n, p);
+    if (!pl)
+        return CP2P_EPARSE;
+    cp2p_pubkey_t *key = NULL;
+    int rc = 0;
+    if (!pl->has_identity_key || !pl->has_identity_sig)
+        rc = CP2P_EPROTO;
+    if (!rc)
+        rc = cp2p_pubkey_unmarshal(pl->identity_key.data, pl->identity_key.len, &key);
+    if (!rc) {
+        uint8_t tbs[SIG_PREFIX_LEN + DHLEN];
+        memcpy(tbs, SIG_PREFIX, SIG_PREFIX_LEN);
+        memcpy(tbs + SIG_PREFIX_LEN, cp2p_noise_xx_remote_static(s->xx), DHLEN);
+        rc = cp2p_pubkey_verify(key, tbs, sizeof tbs, pl->identity_sig.data,
+                                pl->identity_sig.len);
+    }
+    if (!rc)
+        rc = cp2p_peer_id_from_pubkey(key, &s->remote_peer);
+    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->remote_peer))
+        rc = CP2P_EPEERID;
+    noise__noise_handshake_payload__free_unpacked(pl, NULL);
+    if (rc) {
+        cp2p_pubkey_free(key);
+        return rc;
+    }
+    s->remote_key = key;
+    return 0;
+}
+
+static int write_frame(cp2p_sec_t *s, const uint8_t *payload, size_t n, cp2p_buf_t *wire_out)
+{
+    size_t at = wire_out->len;
+    int rc = cp2p_buf_append(wire_out, "\0\0", FRAME_HDR);
+    if (!rc)
+        rc = cp2p_noise_xx_write(s->xx, payload, n, wire_out);
+    if (rc) {
+        wire_out->len = at;
+        return rc;
+    }
+    size_t len = wire_out->len - at - FRAME_HDR;
+    wire_out->data[at] = (uint8_t)(len >> 8);
+    wire_out->data[at + 1] = (uint8_t)len;
+    return 0;
+}
+
+static int handshake_frame(cp2p_sec_t *s, const uint8_t *msg, size_t n, cp2p_buf_t *wire_out)
+{
+    cp2p_buf_t in = {0}, out = {0};
+    int first = s->xx->step == 0; /* only the responder reads message 1 */
+    int rc = cp2p_noise_xx_read(s->xx, msg, n, &in);
+    if (!rc && first && in.len)
+        rc = CP2P_EPROTO; /* message 1 is sent in the clear: it must not carry data */
+    else if (!rc && !first)
+        rc = check_payload(s, in.data, in.len);
+    if (!rc && !cp2p_noise_xx_done(s->xx)) {
+        rc = make_payload(s, &out);
+        if (!rc)
+            rc = write_frame(s, out.data, out.len, wire_out);
+    }
+    if (!rc && cp2p_noise_xx_done(s->xx)) {
+        s->established = 1;
+        if (cp2p_log_enabled(CP2P_LOG_DEBUG)) {
+            char id[CP2P_PEER_ID_STRMAX];
+            if (cp2p_peer_id_to_string(&s->remote_peer, id, sizeof id) == 0)
+                cp2p_log_debug("noise", "secured with %s", id);
+        }
+    }
+    cp2p_buf_free(&in);
+    cp2p_buf_free(&out);
+    return rc;
+}
+
+static int transport_frame(cp2p_sec_t *s, const uint8_t *c, size_t n, cp2p_buf_t *plain_out)
+{
+    if (n < CP2P_NOISE_TAG_LEN)
+        return CP2P_EPROTO;
+    uint8_t *p = room(plain_out, n - CP2P_NOISE_TAG_LEN);
+    if (!p)
+        return CP2P_ENOMEM;
+    int rc = cp2p_noise_xx_decrypt(s->xx, c, n, p);
+    if (!rc)
+        plain_out->len += n - CP2P_NOISE_TAG_LEN;
+    return rc;
+}
+
+static int frame(cp2p_sec_t *s, const uint8_t *msg, size_t n, cp2p_buf_t *wire_out,
+                 cp2p_buf_t *plain_out)
+{
+    return s->established ? transport_frame(s, msg, n, plain_out)
+                          : handshake_frame(s, msg, n, wire_out);
+}
+
+/* Moves bytes from the input into b until it holds want bytes; returns b->len. */
+static size_t take(cp2p_buf_t *b, size_t want, const uint8_t **in, size_t *n)
+{
+    if (b->len >= want)
+        return b->len;
+    size_t k = want - b->len < *n ? want - b->len : *n;
+    memcpy(b->data + b->len, *in, k);
+    b->len += k;
+    *in += k;
+    *n -= k;
+    return b->len;
+}
+
+static int feed(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
+                cp2p_buf_t *plain_out)
+{
+    int rc = 0;
+    while (n > 0 && !rc) {
+        if (s->rx.len == 0 && n >= FRAME_HDR) {
+            /* Fast path: whole frames straight from the caller's bytes, no copy. */
+            size_t len = (size_t)in[0] << 8 | in[1];
+            if (n >= FRAME_HDR + len) {
+                rc = frame(s, in + FRAME_HDR, len, wire_out, plain_out);
+                in += FRAME_HDR + len;
+                n -= FRAME_HDR + len;
+                continue;
+            }
+        }
+        if (!s->rx.data && (rc = cp2p_buf_reserve(&s->rx, FRAME_HDR + CP2P_NOISE_MAX_MSG)))
+            break;
+        if (take(&s->rx, FRAME_HDR, &in, &n) < FRAME_HDR)
+            break;
+        size_t len = (size_t)s->rx.data[0] << 8 | s->rx.data[1];
+        if (take(&s->rx, FRAME_HDR + len, &in, &n) < FRAME_HDR + len)
+            break;
+        rc = frame(s, s->rx.data + FRAME_HDR, len, wire_out, plain_out);
+        s->rx.len = 0;
+    }
+    return rc;
+}
+
+static int sec_start(cp2p_sec_t *s, cp2p_buf_t *wire_out)
+{
+    if (!s || !wire_out)
+        return CP2P_EINVAL;
+    if (s->err)
+        return s->err;
+    if (!s->initiator)
+        return 0;
+    int rc = write_frame(s, NULL, 0, wire_out);
+    if (rc)
+        s->err = rc;
+    return rc;
+}
+
+static int sec_input(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
+                     cp2p_buf_t *plain_out)
+{
+    if (!s || !wire_out || !plain_out || (n && !in))
+        return CP2P_EINVAL;
+    if (s->err)
+        return s->err;
+    int rc = feed(s, in, n, wire_out, plain_out);
+    if (rc) {
+        s->err = rc;
+        cp2p_log_debug("noise", "%s failed: %s", s->established ? "transport" : "handshake",
+                       cp2p_strerror(rc));
+    }
+    return rc;
+}
+
+static int sec_established(const cp2p_sec_t *s)
+{
+    return s && s->established && !s->err;
+}
+
+static const cp2p_pubkey_t *sec_remote_key(const cp2p_sec_t *s)
+{
+    return s && s->established ? s->remote_key : NULL;
+}
+
+static const cp2p_peer_id_t *sec_remote_peer(const cp2p_sec_t *s)
+{
+    return s && s->established ? &s->remote_peer : NULL;
+}
+
+static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out)
+{
+    if (!s || !wire_out || (n && !p))
+        return CP2P_EINVAL;
+    if (s->err)
+        return s->err;
+    if (!s->established)
+        return CP2P_ESTATE;
+    if (n > SIZE_MAX / 2)
+        return CP2P_EOVERFLOW;
+    size_t frames = (n + CP2P_NOISE_MAX_PLAIN - 1) / CP2P_NOISE_MAX_PLAIN;
+    size_t at = wire_out->len;
+    int rc = cp2p_buf_reserve(wire_out, n + frames * (FRAME_HDR + CP2P_NOISE_TAG_LEN));
+    while (!rc && n > 0) {
+        size_t k = n < CP2P_NOISE_MAX_PLAIN ? n : CP2P_NOISE_MAX_PLAIN;
+        uint8_t *w = wire_out->data + wire_out->len;
+        w[0] = (uint8_t)((k + CP2P_NOISE_TAG_LEN) >> 8);
+        w[1] = (uint8_t)(k + CP2P_NOISE_TAG_LEN);
+        rc = cp2p_noise_xx_encrypt(s->xx, p, k, w + FRAME_HDR);
+        wire_out->len += FRAME_HDR + k + CP2P_NOISE_TAG_LEN;
+        p += k;
+        n -= k;
+    }
+    if (rc) {
+        /* A nonce may have been spent on a frame we drop: the stream is unusable. */
+        wire_out->len = at;
+        s->err = rc;
+    }
+    return rc;
+}
+
+int cp2p_noise_set_nonces(cp2p_sec_t *s, uint64_t send_n, uint64_t recv_n)
+{
+    if (!s || !s->established)
+        return CP2P_ESTATE;
+    s->xx->tx.n = send_n;
+    s->xx->rx.n = recv_n;
+    return 0;
+}
+
+const cp2p_sec_vtable_t cp2p_noise_vtable = {
+    .protocol_id = "/noise",
+    .create = sec_create,
+    .destroy = sec_destroy,
+    .start = sec_start,
+    .input = sec_input,
+    .established = sec_established,
+    .remote_key = sec_remote_key,
+    .remote_peer = sec_remote_peer,
+    .seal = sec_seal,
+};
