@@ -1,7 +1,11 @@
 /* The muxer vtable: a sans-I/O session that carries many streams over one
  * secured connection (yamux, mplex). It never touches a socket or a timer:
  * bytes from the connection go in through input(), bytes to send and stream
- * events come out through the callbacks it was given. */
+ * events come out through the callbacks it was given.
+ *
+ * Rules for the glue: send() must not call back into the session; destroy()
+ * is never called from inside a callback; after input() fails the session
+ * reports no stream_reset for live streams, so the glue tears them down. */
 #ifndef CP2P_MUXER_H
 #define CP2P_MUXER_H
 
