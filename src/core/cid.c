@@ -63,7 +63,8 @@ int cp2p_cid_parse(const char *s, size_t n, cp2p_buf_t *bytes, cp2p_cid_view_t *
     int rc = v0 ? cp2p_base_decode(CP2P_BASE58BTC, s, n, bytes)
                 : cp2p_multibase_decode(s, n, NULL, bytes);
     if (!rc)
-        rc = cp2p_cid_decode(bytes->data + before, bytes->len - before, out);
+        rc = bytes->len > before ? cp2p_cid_decode(bytes->data + before, bytes->len - before, out)
+                                 : CP2P_EPARSE;
     /* v0 has no multibase form, and "Qm..." text must really be v0. */
     if (!rc && (out->version == 0) != v0)
         rc = CP2P_EPARSE;

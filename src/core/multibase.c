@@ -85,7 +85,8 @@ static int rfc4648_decode(const char *alph, unsigned bits, bool pad, bool fold, 
     /* A final character must carry at least one bit of a byte. */
     if ((data * bits) % 8 >= bits)
         return CP2P_EPARSE;
-    int rc = cp2p_buf_reserve(out, data * bits / 8);
+    /* +1 so that data is never NULL, even for empty output */
+    int rc = cp2p_buf_reserve(out, data * bits / 8 + 1);
     if (rc)
         return rc;
     uint8_t *o = out->data + out->len;
@@ -130,7 +131,7 @@ static int base16_decode(const char *s, size_t n, cp2p_buf_t *out)
 {
     if (n % 2)
         return CP2P_EPARSE;
-    int rc = cp2p_buf_reserve(out, n / 2);
+    int rc = cp2p_buf_reserve(out, n / 2 + 1);
     if (rc)
         return rc;
     uint8_t *o = out->data + out->len;
@@ -252,7 +253,7 @@ static int bignum_decode(const char *alph, uint32_t radix, unsigned group, bool 
             limb[used++] = (uint32_t)carry;
     }
     size_t nbytes = used * 4;
-    rc = cp2p_buf_reserve(out, zeros + nbytes);
+    rc = cp2p_buf_reserve(out, zeros + nbytes + 1);
     if (rc)
         goto done;
     uint8_t *o = out->data + out->len;
