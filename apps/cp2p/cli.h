@@ -1,0 +1,25 @@
+/* The cp2p program's commands. Adding one: a line in CP2P_COMMANDS and a
+ * cmd_<name>.c defining int cmd_<name>(int argc, char **argv). */
+#ifndef CP2P_CLI_H
+#define CP2P_CLI_H
+
+#define CP2P_COMMANDS                                                                   \
+    X(keygen, "write a new private key")                                                 \
+    X(id, "print the peer ID of a key")                                                 \
+    X(ping, "serve ping, and ping a peer")
+
+#define X(name, help) int cmd_##name(int argc, char **argv);
+CP2P_COMMANDS
+#undef X
+
+/* Exit codes. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Prints "cp2p: <what>: <reason>" on one line to stderr; returns CLI_FAIL. */
+int cli_fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* As cli_fail, for misuse; adds a hint to run --help and returns CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Why a key file could not be read, in words for the user. */
+const char *cli_key_error(int rc);
+
+#endif

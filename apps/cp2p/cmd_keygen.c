@@ -1,0 +1,97 @@
+/* cp2p keygen: write a new private key in the protobuf format of the peer-ids
+ * spec ("Keys"), as go-libp2p and js-libp2p store them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cp2p/error.h"
+#include "cp2p/keys.h"
+#include "cp2p/log.h"
+#include "cp2p/peer.h"
+
+static void help(FILE *f)
+{
+    fprintf(f, "usage: cp2p keygen [--type ed25519|secp256k1|ecdsa|rsa] [--bits N] --out FILE [--force]\n"
+               "Write a new private key (mode 0600) and print its peer ID.\n"
+               "  --type T     key type (default ed25519); ecdsa is P-256\n"
+               "  --bits N     RSA modulus size, %d to %d (default %d)\n"
+               "  --out FILE   where to write the key\n"
+               "  --force      overwrite FILE if it exists\n",
+            CP2P_RSA_MIN_BITS, CP2P_RSA_MAX_BITS, CP2P_RSA_MIN_BITS);
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 't'},
+        {"bits", required_argument, NULL, 'b'},
+        {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *out = NULL, *type_name = "ed25519";
+    int bits = 0, force = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': type_name = optarg; break;
+        case 'o': out = optarg; break;
+        case 'f': force = 1; break;
+        case 'h': help(stdout); return CLI_OK;
+        case 'b': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || v < CP2P_RSA_MIN_BITS || v > CP2P_RSA_MAX_BITS)
+                return cli_usage("keygen", "--bits must be a number from %d to %d",
+                                 CP2P_RSA_MIN_BITS, CP2P_RSA_MAX_BITS);
+            bits = (int)v;
+            break;
+        }
+        default: return cli_usage("keygen", "bad option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage("keygen", "unexpected argument '%s'", argv[optind]);
+    if (!out)
+        return cli_usage("keygen", "--out FILE is required");
+    int type = cp2p_key_type_parse(type_name);
+    if (type < 0)
+        return cli_fail("keygen", "unknown key type '%s' (ed25519, secp256k1, ecdsa, rsa)", type_name);
+    if (bits && type != CP2P_KEY_RSA)
+        return cli_usage("keygen", "--bits applies to rsa keys only");
+
+    /* Claim the name first, so that an existing key is never clobbered by a race. */
+    if (!force) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return cli_fail(out, "%s", errno == EEXIST ? "exists (use --force to overwrite)"
+                                                       : strerror(errno));
+        close(fd);
+    }
+    cp2p_privkey_t *k = NULL;
+    cp2p_peer_id_t id;
+    char s[CP2P_PEER_ID_STRMAX];
+    int rc = cp2p_privkey_generate((cp2p_key_type_t)type, bits, &k);
+    if (!rc)
+        rc = cp2p_privkey_save_file(k, out);
+    if (!rc)
+        rc = cp2p_peer_id_from_pubkey(cp2p_privkey_public(k), &id);
+    if (!rc)
+        rc = cp2p_peer_id_to_string(&id, s, sizeof s);
+    cp2p_privkey_free(k);
+    if (rc) {
+        if (!force)
+            unlink(out);
+        return cli_fail(out, "%s", cp2p_strerror(rc));
+    }
+    cp2p_log_info("cli", "wrote %s key to %s", cp2p_key_type_name((cp2p_key_type_t)type), out);
+    printf("%s\n", s);
+    return CLI_OK;
+}
