@@ -1,0 +1,119 @@
+/* Kademlia DHT (libp2p kad-dht spec) on a host: peer routing, values and
+ * provider records over /ipfs/kad/1.0.0. Loop thread only.
+ *
+ * Status: this is the API the glue (src/kad/kad.c) will implement on top of
+ * the sans-I/O engines in src/kad (routing table, lookup, stores,
+ * validation); none of these functions exists in the library yet.
+ *
+ * Every asynchronous call takes a callback that runs exactly once, never
+ * before the call returns; cp2p_dht_free() runs pending ones with
+ * CP2P_ECANCELED. Keys are bytes (record keys such as "/pk/<id>", provider
+ * keys being multihashes); the library copies them. */
+#ifndef CP2P_DHT_H
+#define CP2P_DHT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp2p/host.h"
+#include "cp2p/multiaddr.h"
+#include "cp2p/peer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CP2P_DHT_PROTOCOL "/ipfs/kad/1.0.0"
+
+/* Defaults for the zero fields of cp2p_dht_config_t (the spec's and go's). */
+#define CP2P_DHT_DEFAULT_K 20
+#define CP2P_DHT_DEFAULT_ALPHA 3
+#define CP2P_DHT_DEFAULT_REQUEST_TIMEOUT_MS 10000
+#define CP2P_DHT_DEFAULT_QUERY_TIMEOUT_MS 60000
+#define CP2P_DHT_DEFAULT_REFRESH_MS (10ULL * 60 * 1000)
+#define CP2P_DHT_DEFAULT_RECORD_REPUBLISH_MS (60ULL * 60 * 1000)
+#define CP2P_DHT_DEFAULT_PROVIDER_REPUBLISH_MS (22ULL * 3600 * 1000)
+
+typedef enum {
+    CP2P_DHT_MODE_SERVER = 0, /* answers queries and enters others' routing tables */
+    CP2P_DHT_MODE_CLIENT = 1  /* only asks; registers no handler */
+} cp2p_dht_mode_t;
+
+typedef struct cp2p_dht_config {
+    const char *protocol;          /* copied; NULL = CP2P_DHT_PROTOCOL */
+    cp2p_dht_mode_t mode;
+    uint32_t k;
+    uint32_t alpha;
+    uint32_t request_timeout_ms;   /* one RPC */
+    uint32_t query_timeout_ms;     /* a whole lookup */
+    uint32_t quorum;               /* put: stores that must succeed; get: values to collect;
+                                      0 = a majority of k */
+    const char *datastore;         /* NULL = memory; a directory = LMDB (records, providers,
+                                      routing table) */
+    uint64_t refresh_ms;           /* routing table bucket refresh */
+    uint64_t record_republish_ms;  /* records we put */
+    uint64_t provider_republish_ms;/* keys we provide */
+} cp2p_dht_config_t;
+
+typedef struct cp2p_dht cp2p_dht_t;
+
+typedef struct cp2p_dht_stats {
+    uint64_t requests_in;      /* RPCs answered */
+    uint64_t requests_out;     /* RPCs sent */
+    uint64_t bad_messages;     /* malformed or oversized remote messages (stream reset) */
+    uint64_t invalid_records;  /* records refused by validation */
+    uint64_t timeouts;         /* RPCs that hit request_timeout_ms */
+} cp2p_dht_stats_t;
+
+/* cfg may be NULL. In server mode the protocol handler is registered on h.
+ * A datastore that cannot be opened is an error (CP2P_EPARSE, CP2P_EIO). */
+int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out);
+/* Unregisters the handler, cancels operations, closes the datastore. */
+void cp2p_dht_free(cp2p_dht_t *d);
+
+typedef void (*cp2p_dht_done_cb)(cp2p_dht_t *d, int status, void *arg);
+/* value is valid during the call only. */
+typedef void (*cp2p_dht_value_cb)(cp2p_dht_t *d, int status, const uint8_t *value, size_t n,
+                                  void *arg);
+/* peers[0..n) are valid during the call only; their addresses are in the
+ * host's peerstore. */
+typedef void (*cp2p_dht_peers_cb)(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers,
+                                  size_t n, void *arg);
+
+/* Add a known DHT server (e.g. a bootstrap peer) with its addresses. */
+int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                      size_t n);
+/* Look up our own ID and refresh stale buckets; status 0 if the routing
+ * table holds at least one peer afterwards. */
+int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
+
+/* Validate, store locally and PUT_VALUE at the k closest peers; status 0
+ * once quorum peers took it. Republished every record_republish_ms. */
+int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
+                 size_t value_len, cp2p_dht_done_cb cb, void *arg);
+/* GET_VALUE toward the k closest; the best valid value once quorum values
+ * arrived or the lookup ended (CP2P_ENOTFOUND if none). Peers that sent an
+ * older value are sent the best one. */
+int cp2p_dht_get(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_value_cb cb,
+                 void *arg);
+/* ADD_PROVIDER to the k closest peers; renewed every provider_republish_ms. */
+int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_done_cb cb,
+                     void *arg);
+/* GET_PROVIDERS until max providers are known or the lookup ends. */
+int cp2p_dht_find_providers(cp2p_dht_t *d, const uint8_t *key, size_t key_len, size_t max,
+                            cp2p_dht_peers_cb cb, void *arg);
+/* FIND_NODE for peer: status 0 with peers = {peer} once an address of it is
+ * known, CP2P_ENOTFOUND if the lookup ends without one. */
+int cp2p_dht_find_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, cp2p_dht_peers_cb cb,
+                       void *arg);
+/* The k closest peers to key that answered a FIND_NODE lookup. */
+int cp2p_dht_closest_peers(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
+                           cp2p_dht_peers_cb cb, void *arg);
+
+size_t cp2p_dht_routing_table_size(const cp2p_dht_t *d);
+const cp2p_dht_stats_t *cp2p_dht_stats(const cp2p_dht_t *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
