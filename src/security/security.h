@@ -37,5 +37,7 @@ typedef struct cp2p_sec_vtable {
 } cp2p_sec_vtable_t;
 
 extern const cp2p_sec_vtable_t cp2p_noise_vtable;
+extern const cp2p_sec_vtable_t cp2p_tls_vtable;
+extern const cp2p_sec_vtable_t cp2p_plaintext_vtable;
 
 #endif
