@@ -6,6 +6,7 @@
 #define CP2P_COMMANDS                                                                   \
     X(keygen, "write a new private key")                                                 \
     X(id, "print the peer ID of a key")                                                 \
+    X(mdns, "discover peers on the local network (mDNS)")                               \
     X(ping, "serve ping, and ping a peer")
 
 #define X(name, help) int cmd_##name(int argc, char **argv);

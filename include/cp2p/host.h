@@ -13,6 +13,7 @@
 #include "cp2p/conn.h"
 #include "cp2p/keys.h"
 #include "cp2p/peer.h"
+#include "cp2p/peerstore.h"
 #include "cp2p/stream.h"
 
 #ifdef __cplusplus
@@ -20,13 +21,12 @@ extern "C" {
 #endif
 
 typedef struct cp2p_host cp2p_host_t;
-/* Defined by include/cp2p/peerstore.h. */
-typedef struct cp2p_peerstore cp2p_peerstore_t;
 
 /* Defaults for the zero fields of cp2p_host_config_t. */
 #define CP2P_HOST_DEFAULT_MAX_CONNECTIONS 256
 #define CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN 256
 #define CP2P_HOST_DEFAULT_MAX_STREAM_BUFFER (1024 * 1024) /* bytes per stream and direction */
+#define CP2P_HOST_MIN_STREAM_BUFFER (256 * 1024)      /* smaller values are raised: yamux's initial window */
 #define CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS 10000            /* TCP connect, DNS included */
 #define CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS 10000       /* security + muxer, or one stream's protocol */
 #define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
@@ -38,7 +38,7 @@ typedef struct cp2p_host_config {
     const char *agent_version;    /* copied; NULL = CP2P_HOST_DEFAULT_AGENT_VERSION */
     uint32_t max_connections;     /* inbound and outbound together */
     uint32_t max_streams_per_conn;
-    uint32_t max_stream_buffer;
+    uint32_t max_stream_buffer;   /* also the largest yamux receive window we grant */
     uint32_t dial_timeout_ms;
     uint32_t negotiate_timeout_ms;
 } cp2p_host_config_t;
@@ -91,10 +91,17 @@ int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_conn
                            void *arg);
 /* The live connection to peer, or NULL (borrowed). */
 cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer);
+/* Connections being upgraded or open. */
 size_t cp2p_host_conn_count(const cp2p_host_t *h);
 
-/* s is a new reference the callee owns (NULL when status < 0). */
-typedef void (*cp2p_stream_open_cb)(int status, cp2p_stream_t *s, void *arg);
+typedef struct cp2p_host_stats {
+    uint64_t conns_opened;   /* upgraded, inbound and outbound */
+    uint64_t conns_failed;   /* upgrade failed: protocol error, timeout, wrong peer */
+    uint64_t conns_rejected; /* inbound over max_connections */
+    uint64_t conns_errored;  /* closed because the remote broke a protocol once open */
+} cp2p_host_stats_t;
+void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
+
 /* Open a stream to peer, connecting first (addresses from the peerstore) if
  * there is no connection, and negotiate the first of protocols[0..n) the
  * remote supports (CP2P_ENEGOTIATE if none). The strings are copied. */

@@ -25,12 +25,17 @@ typedef void (*cp2p_stream_write_cb)(cp2p_stream_t *s, int status, void *arg);
 typedef void (*cp2p_stream_read_cb)(cp2p_stream_t *s, int status, const uint8_t *p, size_t n,
                                     void *arg);
 
+/* The result of opening a stream: s is a new reference the callee owns (NULL
+ * when status < 0). */
+typedef void (*cp2p_stream_open_cb)(int status, cp2p_stream_t *s, void *arg);
+
 /* Copies p. cb (may be NULL) runs once the muxer has taken all n bytes, or
  * with a negative status if the stream died first. Writes are queued in order;
  * the queue is bounded by the host's max_stream_buffer (CP2P_EAGAIN past it). */
 int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
                       void *arg);
-/* Start delivering data; bytes buffered while stopped are delivered first. */
+/* Start delivering data. Bytes buffered while stopped (and a pending EOF or
+ * error) are delivered first, before this call returns. */
 int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg);
 /* While stopped, incoming data stays buffered (bounded by max_stream_buffer)
  * and the muxer window stays shut. */

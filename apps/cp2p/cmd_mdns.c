@@ -1,0 +1,215 @@
+/* cp2p mdns: find peers on the local network and be found (libp2p
+ * discovery/mdns spec); prints one line per discovered and expired address. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "cli.h"
+#include "cp2p/error.h"
+#include "cp2p/host.h"
+#include "cp2p/mdns.h"
+#include "cp2p/multiaddr.h"
+
+#define MAX_LISTEN 8
+
+typedef struct app {
+    uv_loop_t loop;
+    cp2p_host_t *h;
+    cp2p_mdns_t *mdns;
+    uv_signal_t sigint, sigterm;
+    int closing;
+    int stats;
+} app_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cp2p mdns [--listen MULTIADDR]... [options]\n"
+            "  --listen MA       listen on MA (default /ip4/0.0.0.0/tcp/0); repeatable\n"
+            "  --interval S      seconds between queries (default 10)\n"
+            "  --ttl S           TTL of our records in seconds (default 120)\n"
+            "  --dial            connect to the peers discovered (prints 'connected <peer id>')\n"
+            "  --loopback        use loopback interfaces and announce loopback addresses\n"
+            "  --no-ipv4, --no-ipv6  leave that family out\n"
+            "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
+            "  --stats           print the packet counters on exit\n"
+            "  --help            this text\n"
+            "prints 'discovered <peer id> <multiaddr>' and 'expired <peer id> <multiaddr>'\n");
+}
+
+static void on_closed_handle(uv_handle_t *hd)
+{
+}
+
+static void host_closed(void *arg)
+{
+    app_t *a = arg;
+    a->h = NULL;
+    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
+    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+}
+
+static void mdns_stopped(void *arg)
+{
+    app_t *a = arg;
+    cp2p_host_close(a->h, host_closed, a);
+}
+
+static void shutdown_app(app_t *a)
+{
+    if (a->closing)
+        return;
+    a->closing = 1;
+    if (!a->mdns) {
+        mdns_stopped(a);
+        return;
+    }
+    if (a->stats) {
+        cp2p_mdns_stats_t st;
+        cp2p_mdns_stats(a->mdns, &st);
+        printf("stats received=%llu malformed=%llu rejected=%llu sent=%llu send_errors=%llu "
+               "discovered=%llu expired=%llu\n",
+               (unsigned long long)st.rx_packets, (unsigned long long)st.rx_malformed,
+               (unsigned long long)st.rx_rejected, (unsigned long long)st.tx_packets,
+               (unsigned long long)st.tx_errors, (unsigned long long)st.discovered,
+               (unsigned long long)st.expired);
+        fflush(stdout);
+    }
+    cp2p_mdns_stop(a->mdns, mdns_stopped, a);
+    a->mdns = NULL;
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    shutdown_app(sig->data);
+}
+
+static void on_mdns(cp2p_mdns_event_type_t type, const cp2p_peer_id_t *peer,
+                    const cp2p_multiaddr_t *addr, void *arg)
+{
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_buf_t s = {0};
+    if (cp2p_peer_id_to_string(peer, id, sizeof id) || cp2p_multiaddr_to_string(addr, &s)) {
+        cp2p_buf_free(&s);
+        return;
+    }
+    printf("%s %s %s\n", type == CP2P_MDNS_DISCOVERED ? "discovered" : "expired", id, (char *)s.data);
+    fflush(stdout);
+    cp2p_buf_free(&s);
+}
+
+static void on_host_event(const cp2p_event_t *ev, void *arg)
+{
+    char id[CP2P_PEER_ID_STRMAX];
+    if (ev->type != CP2P_EVENT_CONNECTED || cp2p_peer_id_to_string(ev->peer, id, sizeof id))
+        return;
+    printf("connected %s\n", id);
+    fflush(stdout);
+}
+
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    return end != s && *end == 0 && *out > 0 && *out < 86400 * 365;
+}
+
+int cmd_mdns(int argc, char **argv)
+{
+    app_t a = {0};
+    cp2p_mdns_config_t mc = {0};
+    const char *listen[MAX_LISTEN];
+    size_t n_listen = 0;
+    const char *key_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double num = 0;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            usage(stdout);
+            return CLI_OK;
+        } else if (!strcmp(o, "--dial")) {
+            mc.dial = 1;
+            continue;
+        } else if (!strcmp(o, "--loopback")) {
+            mc.loopback = 1;
+            continue;
+        } else if (!strcmp(o, "--no-ipv4")) {
+            mc.no_ipv4 = 1;
+            continue;
+        } else if (!strcmp(o, "--no-ipv6")) {
+            mc.no_ipv6 = 1;
+            continue;
+        } else if (!strcmp(o, "--stats")) {
+            a.stats = 1;
+            continue;
+        } else if (!v) {
+            return cli_usage("mdns", "%s needs a value", o);
+        }
+        i++;
+        if (!strcmp(o, "--listen") && n_listen < MAX_LISTEN)
+            listen[n_listen++] = v;
+        else if (!strcmp(o, "--key"))
+            key_file = v;
+        else if (!strcmp(o, "--interval") && parse_seconds(v, &num))
+            mc.interval_ms = (uint32_t)(num * 1000) ? (uint32_t)(num * 1000) : 1;
+        else if (!strcmp(o, "--ttl") && parse_seconds(v, &num) && num >= 1)
+            mc.ttl_s = (uint32_t)num;
+        else
+            return cli_usage("mdns", "bad option %s %s", o, v);
+    }
+    if (mc.no_ipv4 && mc.no_ipv6)
+        return cli_usage("mdns", "--no-ipv4 and --no-ipv6 leave nothing");
+    if (!n_listen)
+        listen[n_listen++] = "/ip4/0.0.0.0/tcp/0";
+
+    cp2p_host_config_t cfg = {0};
+    int rc;
+    if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0)
+        return cli_fail("mdns", "cannot read key %s: %s", key_file, cli_key_error(rc));
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&a.loop);
+    uv_signal_init(&a.loop, &a.sigint);
+    uv_signal_init(&a.loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+
+    char what[CP2P_MULTIADDR_STRMAX + 32] = "cannot create the host";
+    rc = cp2p_host_new(&a.loop, &cfg, &a.h);
+    for (size_t i = 0; !rc && i < n_listen; i++) {
+        cp2p_multiaddr_t ma;
+        snprintf(what, sizeof what, "cannot listen on %s", listen[i]);
+        rc = cp2p_multiaddr_parse(listen[i], &ma);
+        if (!rc) {
+            rc = cp2p_host_listen(a.h, &ma);
+            cp2p_multiaddr_free(&ma);
+        }
+    }
+    if (!rc) {
+        char id[CP2P_PEER_ID_STRMAX];
+        cp2p_peer_id_to_string(cp2p_host_peer_id(a.h), id, sizeof id);
+        printf("Local peer id: %s\n", id);
+        fflush(stdout);
+        snprintf(what, sizeof what, "cannot start mDNS");
+        if (mc.dial)
+            rc = cp2p_host_subscribe(a.h, on_host_event, &a);
+    }
+    if (!rc)
+        rc = cp2p_mdns_start(a.h, &mc, on_mdns, &a, &a.mdns);
+    int code = 0;
+    if (rc) {
+        fprintf(stderr, "cp2p: mdns: %s: %s\n", what, cp2p_strerror(rc));
+        code = 1;
+        if (a.h)
+            shutdown_app(&a);
+        else
+            host_closed(&a);
+    }
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return code;
+}

@@ -1,0 +1,484 @@
+/* cp2p ping: serve /ipfs/ping/1.0.0 and optionally ping a peer (libp2p specs
+ * ping/ping.md), printing identify results on request. Hidden options used by
+ * tests/interop: --echo serves /echo/1.0.0, --echo-streams/--echo-size drive it. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "cli.h"
+#include "cp2p/error.h"
+#include "cp2p/host.h"
+#include "cp2p/identify.h"
+#include "cp2p/multiaddr.h"
+#include "cp2p/peerstore.h"
+#include "cp2p/ping.h"
+
+#define ECHO_PROTOCOL_ID "/echo/1.0.0"
+#define ECHO_CHUNK (64 * 1024)
+#define MAX_LISTEN 8
+
+typedef struct app {
+    uv_loop_t loop;
+    cp2p_host_t *h;
+    cp2p_identify_t *id;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t timer;
+    int exit_code;
+    int closing;
+    int verbose;
+    /* ping */
+    const char *dial;
+    long count; /* 0 = until interrupted */
+    long replies;
+    uint64_t interval_ms;
+    cp2p_peer_id_t remote;
+    char remote_str[CP2P_PEER_ID_STRMAX];
+    cp2p_ping_t *ping;
+    /* echo client */
+    long echo_streams;
+    long echo_done;
+    uint64_t echo_size;
+} app_t;
+
+typedef struct echo_client {
+    app_t *app;
+    cp2p_stream_t *s;
+    long index;
+    uint64_t sent, received;
+    uint8_t chunk[ECHO_CHUNK];
+} echo_client_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cp2p ping [--listen MULTIADDR]... [--dial MULTIADDR] [options]\n"
+            "  --listen MA       listen on MA (e.g. /ip4/0.0.0.0/tcp/4242); repeatable\n"
+            "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..)\n"
+            "  --count N         exit after N replies (default: until interrupted)\n"
+            "  --interval S      seconds between pings (default 1)\n"
+            "  --timeout S       dial timeout in seconds (default 10)\n"
+            "  --muxer NAME      yamux or mplex (default: both, yamux preferred)\n"
+            "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
+            "  --verbose         print what identify learns about peers\n"
+            "  --help            this text\n");
+}
+
+static void on_closed_handle(uv_handle_t *hd)
+{
+}
+
+static void host_closed(void *arg)
+{
+    app_t *a = arg;
+    a->h = NULL;
+    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
+    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+    uv_close((uv_handle_t *)&a->timer, on_closed_handle);
+}
+
+static void shutdown_app(app_t *a, int code)
+{
+    if (a->closing)
+        return;
+    a->closing = 1;
+    a->exit_code = code;
+    uv_timer_stop(&a->timer);
+    cp2p_ping_free(a->ping);
+    a->ping = NULL;
+    cp2p_identify_free(a->id);
+    a->id = NULL;
+    cp2p_host_close(a->h, host_closed, a);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    shutdown_app(sig->data, 0);
+}
+
+/* --- echo: server side --- */
+
+static void echo_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg);
+
+static void echo_written(cp2p_stream_t *s, int status, void *arg)
+{
+    if (cp2p_stream_read_start(s, echo_read, NULL) < 0)
+        cp2p_stream_unref(s);
+}
+
+/* Not reading while a write is queued keeps memory bounded whatever the remote sends. */
+static void echo_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    if (status == 0) {
+        cp2p_stream_read_stop(s);
+        if (cp2p_stream_write(s, p, n, echo_written, NULL) < 0) {
+            cp2p_stream_reset(s);
+            cp2p_stream_unref(s);
+        }
+        return;
+    }
+    if (status == CP2P_ECLOSED)
+        cp2p_stream_close_write(s);
+    cp2p_stream_unref(s);
+}
+
+static void echo_handler(cp2p_stream_t *s, void *arg)
+{
+    if (cp2p_stream_read_start(s, echo_read, NULL) < 0)
+        cp2p_stream_unref(s);
+}
+
+/* --- echo: client side (interop tests) --- */
+
+static uint8_t pattern(long stream, uint64_t off)
+{
+    return (uint8_t)((off * 7 + (off >> 16) + (uint64_t)stream * 13) & 0xff);
+}
+
+static void echo_client_end(echo_client_t *c, int status)
+{
+    app_t *a = c->app;
+    if (c->s) {
+        cp2p_stream_read_stop(c->s);
+        if (status < 0)
+            cp2p_stream_reset(c->s);
+        cp2p_stream_unref(c->s);
+    }
+    free(c);
+    if (status < 0) {
+        fprintf(stderr, "cp2p: ping: echo stream failed: %s\n", cp2p_strerror(status));
+        shutdown_app(a, 1);
+    } else if (++a->echo_done == a->echo_streams) {
+        printf("echo ok streams=%ld bytes=%llu\n", a->echo_streams,
+               (unsigned long long)a->echo_size);
+        fflush(stdout);
+        if (!a->count || a->replies >= a->count)
+            shutdown_app(a, 0);
+    }
+}
+
+static void echo_client_write_next(echo_client_t *c);
+
+static void echo_client_written(cp2p_stream_t *s, int status, void *arg)
+{
+    echo_client_t *c = arg;
+    if (status < 0)
+        return; /* the reader sees the stream die and ends the client */
+    echo_client_write_next(c);
+}
+
+static void echo_client_write_next(echo_client_t *c)
+{
+    if (c->sent == c->app->echo_size) {
+        cp2p_stream_close_write(c->s);
+        return;
+    }
+    size_t n = c->app->echo_size - c->sent < ECHO_CHUNK ? (size_t)(c->app->echo_size - c->sent)
+                                                        : ECHO_CHUNK;
+    for (size_t i = 0; i < n; i++)
+        c->chunk[i] = pattern(c->index, c->sent + i);
+    c->sent += n;
+    if (cp2p_stream_write(c->s, c->chunk, n, echo_client_written, c) < 0)
+        cp2p_stream_reset(c->s);
+}
+
+static void echo_client_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    echo_client_t *c = arg;
+    if (status == CP2P_ECLOSED) {
+        echo_client_end(c, c->received == c->app->echo_size ? 0 : CP2P_EPROTO);
+        return;
+    }
+    if (status < 0) {
+        echo_client_end(c, status);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (c->received + i >= c->app->echo_size || p[i] != pattern(c->index, c->received + i)) {
+            echo_client_end(c, CP2P_EPROTO);
+            return;
+        }
+    c->received += n;
+}
+
+static void echo_client_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    echo_client_t *c = arg;
+    if (status < 0) {
+        echo_client_end(c, status);
+        return;
+    }
+    c->s = s;
+    if (cp2p_stream_read_start(s, echo_client_read, c) < 0) {
+        echo_client_end(c, CP2P_ECLOSED);
+        return;
+    }
+    echo_client_write_next(c);
+}
+
+static void start_echo_clients(app_t *a)
+{
+    static const char *const protos[] = {ECHO_PROTOCOL_ID};
+    for (long i = 0; i < a->echo_streams; i++) {
+        echo_client_t *c = calloc(1, sizeof *c);
+        int rc = c ? 0 : CP2P_ENOMEM;
+        if (c) {
+            c->app = a;
+            c->index = i;
+            rc = cp2p_host_new_stream(a->h, &a->remote, protos, 1, echo_client_opened, c);
+        }
+        if (rc < 0) {
+            free(c);
+            fprintf(stderr, "cp2p: ping: cannot open echo stream: %s\n", cp2p_strerror(rc));
+            shutdown_app(a, 1);
+            return;
+        }
+    }
+}
+
+/* --- ping --- */
+
+static void send_ping(app_t *a);
+
+static void on_timer(uv_timer_t *t)
+{
+    send_ping(t->data);
+}
+
+static void on_pong(int status, uint64_t rtt_us, void *arg)
+{
+    app_t *a = arg;
+    if (a->closing)
+        return;
+    if (status < 0) {
+        fprintf(stderr, "cp2p: ping: ping %s failed: %s\n", a->remote_str, cp2p_strerror(status));
+        shutdown_app(a, 1);
+        return;
+    }
+    a->replies++;
+    printf("ping %s rtt=%.2f ms\n", a->remote_str, (double)rtt_us / 1000.0);
+    fflush(stdout);
+    if (a->count && a->replies >= a->count) {
+        if (a->echo_done == a->echo_streams)
+            shutdown_app(a, 0);
+        return;
+    }
+    uv_timer_start(&a->timer, on_timer, a->interval_ms, 0);
+}
+
+static void send_ping(app_t *a)
+{
+    int rc = a->ping ? 0 : cp2p_ping_new(a->h, &a->remote, &a->ping);
+    if (!rc)
+        rc = cp2p_ping_send(a->ping, on_pong, a);
+    if (rc < 0) {
+        fprintf(stderr, "cp2p: ping: cannot ping %s: %s\n", a->remote_str, cp2p_strerror(rc));
+        shutdown_app(a, 1);
+    }
+}
+
+static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    app_t *a = arg;
+    if (a->closing)
+        return;
+    if (status < 0) {
+        fprintf(stderr, "cp2p: ping: cannot reach %s: %s\n", a->dial, cp2p_strerror(status));
+        shutdown_app(a, 1);
+        return;
+    }
+    a->remote = *peer;
+    cp2p_peer_id_to_string(peer, a->remote_str, sizeof a->remote_str);
+    if (a->echo_streams)
+        start_echo_clients(a);
+    if (!a->echo_streams || a->count)
+        send_ping(a);
+}
+
+/* --- identify output --- */
+
+static void print_identified(app_t *a, const cp2p_peer_id_t *peer)
+{
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(a->h);
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(peer, id, sizeof id);
+    const char *agent = cp2p_peerstore_agent_version(ps, peer);
+    const char *protos[CP2P_PEERSTORE_MAX_PROTOCOLS];
+    size_t np = cp2p_peerstore_protocols(ps, peer, protos, CP2P_PEERSTORE_MAX_PROTOCOLS);
+    cp2p_multiaddr_t addrs[CP2P_PEERSTORE_MAX_ADDRS];
+    size_t na = cp2p_peerstore_addrs(ps, peer, uv_now(&a->loop), addrs, CP2P_PEERSTORE_MAX_ADDRS);
+    printf("identified %s agent=%s protocols=", id, agent ? agent : "");
+    for (size_t i = 0; i < np && i < CP2P_PEERSTORE_MAX_PROTOCOLS; i++)
+        printf("%s%s", i ? "," : "", protos[i]);
+    printf(" addrs=");
+    for (size_t i = 0; i < na && i < CP2P_PEERSTORE_MAX_ADDRS; i++) {
+        cp2p_buf_t s = {0};
+        if (cp2p_multiaddr_to_string(&addrs[i], &s) == 0)
+            printf("%s%s", i ? "," : "", (char *)s.data);
+        cp2p_buf_free(&s);
+    }
+    size_t record_len;
+    uint64_t seq;
+    if (cp2p_peerstore_record(ps, peer, &record_len, &seq))
+        printf(" record=%llu\n", (unsigned long long)seq);
+    else
+        printf(" record=none\n");
+    fflush(stdout);
+}
+
+static void on_event(const cp2p_event_t *ev, void *arg)
+{
+    app_t *a = arg;
+    if (ev->type == CP2P_EVENT_PEER_IDENTIFIED && a->verbose)
+        print_identified(a, ev->peer);
+}
+
+/* --- setup --- */
+
+static int print_listen_addrs(app_t *a)
+{
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
+    printf("Local peer id: %s\n", id);
+    cp2p_multiaddr_t *addrs;
+    size_t n;
+    int rc = cp2p_host_listen_addrs(a->h, &addrs, &n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        cp2p_buf_t s = {0};
+        if (cp2p_multiaddr_to_string(&addrs[i], &s) == 0)
+            printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
+        cp2p_buf_free(&s);
+        cp2p_multiaddr_free(&addrs[i]);
+    }
+    free(addrs);
+    fflush(stdout);
+    return 0;
+}
+
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    *out = strtod(s, &end);
+    return end != s && *end == 0 && *out >= 0;
+}
+
+int cmd_ping(int argc, char **argv)
+{
+    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
+    const char *listen[MAX_LISTEN];
+    size_t n_listen = 0;
+    const char *muxer = NULL, *key_file = NULL;
+    double timeout_s = 10;
+    int echo = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double num = 0;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(o, "--verbose") || !strcmp(o, "-v")) {
+            a.verbose = 1;
+            continue;
+        } else if (!strcmp(o, "--echo")) {
+            echo = 1;
+            continue;
+        } else if (!v) {
+            return cli_usage("ping", "%s needs a value", o);
+        }
+        i++;
+        if (!strcmp(o, "--listen") && n_listen < MAX_LISTEN) {
+            listen[n_listen++] = v;
+        } else if (!strcmp(o, "--dial")) {
+            a.dial = v;
+        } else if (!strcmp(o, "--muxer") && (!strcmp(v, "yamux") || !strcmp(v, "mplex"))) {
+            muxer = v;
+        } else if (!strcmp(o, "--key")) {
+            key_file = v;
+        } else if (!strcmp(o, "--count") && parse_number(v, &num) && num >= 1) {
+            a.count = (long)num;
+        } else if (!strcmp(o, "--interval") && parse_number(v, &num)) {
+            a.interval_ms = (uint64_t)(num * 1000);
+        } else if (!strcmp(o, "--timeout") && parse_number(v, &num) && num > 0) {
+            timeout_s = num;
+        } else if (!strcmp(o, "--echo-streams") && parse_number(v, &num) && num >= 1) {
+            a.echo_streams = (long)num;
+        } else if (!strcmp(o, "--echo-size") && parse_number(v, &num)) {
+            a.echo_size = (uint64_t)num;
+        } else {
+            return cli_usage("ping", "bad option %s %s", o, v);
+        }
+    }
+    if (!n_listen && !a.dial) {
+        return cli_usage("ping", "give --listen, --dial or both");
+    }
+    if (a.echo_streams && !a.dial) {
+        return cli_usage("ping", "--echo-streams needs --dial");
+    }
+
+    cp2p_host_config_t cfg = {.dial_timeout_ms = (uint32_t)(timeout_s * 1000)};
+    const char *mux_id[1];
+    if (muxer) {
+        mux_id[0] = !strcmp(muxer, "yamux") ? "/yamux/1.0.0" : "/mplex/6.7.0";
+        cfg.muxers = mux_id;
+        cfg.n_muxers = 1;
+    }
+    int rc = 0;
+    if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {
+        return cli_fail("ping", "cannot read key %s: %s", key_file, cli_key_error(rc));
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&a.loop);
+    uv_signal_init(&a.loop, &a.sigint);
+    uv_signal_init(&a.loop, &a.sigterm);
+    uv_timer_init(&a.loop, &a.timer);
+    a.sigint.data = a.sigterm.data = a.timer.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+
+    char what[CP2P_MULTIADDR_STRMAX + 32] = "cannot create the host";
+    rc = cp2p_host_new(&a.loop, &cfg, &a.h);
+    if (!rc)
+        rc = cp2p_ping_enable(a.h);
+    if (!rc && echo)
+        rc = cp2p_host_set_handler(a.h, ECHO_PROTOCOL_ID, echo_handler, NULL);
+    if (!rc)
+        rc = cp2p_identify_enable(a.h, NULL, &a.id);
+    if (!rc)
+        rc = cp2p_host_subscribe(a.h, on_event, &a);
+    for (size_t i = 0; !rc && i < n_listen; i++) {
+        cp2p_multiaddr_t ma;
+        snprintf(what, sizeof what, "cannot listen on %s", listen[i]);
+        rc = cp2p_multiaddr_parse(listen[i], &ma);
+        if (!rc) {
+            rc = cp2p_host_listen(a.h, &ma);
+            cp2p_multiaddr_free(&ma);
+        }
+    }
+    if (!rc)
+        rc = print_listen_addrs(&a);
+    if (!rc && a.dial) {
+        cp2p_multiaddr_t ma;
+        snprintf(what, sizeof what, "cannot dial %s", a.dial);
+        rc = cp2p_multiaddr_parse(a.dial, &ma);
+        if (!rc) {
+            rc = cp2p_host_connect(a.h, &ma, on_connected, &a);
+            cp2p_multiaddr_free(&ma);
+        }
+    }
+    if (rc) {
+        fprintf(stderr, "cp2p: ping: %s: %s\n", what, cp2p_strerror(rc));
+        if (a.h)
+            shutdown_app(&a, 1);
+        else
+            host_closed(&a);
+        a.exit_code = 1;
+    }
+    uv_run(&a.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&a.loop);
+    return a.exit_code;
+}

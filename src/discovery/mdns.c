@@ -1,0 +1,878 @@
+/* mDNS peer discovery (libp2p discovery/mdns spec; RFC 6762 sections 5, 6,
+ * 10 and 11): the sans-I/O engine, then the libuv UDP glue that feeds it. */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <openssl/rand.h>
+
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "cp2p/mdns.h"
+#include "discovery/dns.h"
+#include "discovery/mdns_engine.h"
+
+#define LOG "mdns"
+#define META_SERVICE "_services._dns-sd._udp.local"
+#define DNSADDR "dnsaddr="
+#define MIN_REPLY_GAP_MS 1000   /* RFC 6762 6: once a second per link */
+#define GOODBYE_GRACE_MS 1000   /* RFC 6762 10.1: a TTL 0 record lives one more second */
+#define MAX_FOUND 128           /* addresses read from one packet */
+#define MDNS_PORT 5353
+
+/* ==== engine ==== */
+
+typedef struct tracked {
+    cp2p_peer_id_t peer;
+    cp2p_multiaddr_t addr;
+    uint64_t expires;
+} tracked_t;
+
+typedef struct found {
+    cp2p_peer_id_t peer;
+    cp2p_multiaddr_t addr;
+    uint32_t ttl;
+} found_t;
+
+struct cp2p_mdns_engine {
+    cp2p_dns_name_t service, meta, instance, host;
+    char peer_name[CP2P_MDNS_PEER_NAME_MAX + 1];
+    cp2p_peer_id_t self;
+    char self_str[CP2P_PEER_ID_STRMAX];
+    uint32_t ttl_s;
+    int loopback;
+    char *txt[CP2P_MDNS_MAX_ANNOUNCED];
+    size_t ntxt;
+    uint8_t ip4[CP2P_MDNS_MAX_ANNOUNCED][4];
+    size_t n4;
+    uint8_t ip6[CP2P_MDNS_MAX_ANNOUNCED][16];
+    size_t n6;
+    uint16_t port;
+    tracked_t *tracked;
+    size_t ntracked;
+    uint64_t last_reply[CP2P_MDNS_MAX_LINKS]; /* uv_now of the last reply + 1; 0 = never */
+    cp2p_mdns_stats_t stats;
+    cp2p_mdns_engine_event_fn fn;
+    void *arg;
+};
+
+static void random_name(char *out, size_t len)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    uint8_t r[CP2P_MDNS_PEER_NAME_MAX];
+    if (RAND_bytes(r, (int)len) != 1) /* uniqueness, not secrecy, is what matters */
+        for (size_t i = 0; i < len; i++)
+            r[i] = (uint8_t)rand();
+    for (size_t i = 0; i < len; i++)
+        out[i] = chars[r[i] % 36];
+    out[len] = 0;
+}
+
+static int valid_peer_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CP2P_MDNS_PEER_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int cp2p_mdns_engine_new(const cp2p_mdns_engine_config_t *cfg, const cp2p_peer_id_t *self,
+                         cp2p_mdns_engine_event_fn fn, void *arg, cp2p_mdns_engine_t **out)
+{
+    if (!self || !out)
+        return CP2P_EINVAL;
+    cp2p_mdns_engine_config_t c = cfg ? *cfg : (cp2p_mdns_engine_config_t){0};
+    if (c.peer_name && !valid_peer_name(c.peer_name))
+        return CP2P_EINVAL;
+    cp2p_mdns_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return CP2P_ENOMEM;
+    if (c.peer_name)
+        strcpy(e->peer_name, c.peer_name);
+    else
+        random_name(e->peer_name, 32);
+    cp2p_dns_name_t local;
+    if (cp2p_dns_name_from_text(c.service ? c.service : CP2P_MDNS_DEFAULT_SERVICE, &e->service) ||
+        cp2p_dns_name_from_text(META_SERVICE, &e->meta) ||
+        cp2p_dns_name_from_text("local", &local) ||
+        cp2p_dns_name_prepend(e->peer_name, strlen(e->peer_name), &e->service, &e->instance) ||
+        cp2p_dns_name_prepend(e->peer_name, strlen(e->peer_name), &local, &e->host) ||
+        cp2p_peer_id_to_string(self, e->self_str, sizeof e->self_str)) {
+        free(e);
+        return CP2P_EINVAL;
+    }
+    e->self = *self;
+    e->ttl_s = c.ttl_s ? c.ttl_s : CP2P_MDNS_DEFAULT_TTL_S;
+    e->loopback = c.loopback;
+    e->fn = fn;
+    e->arg = arg;
+    *out = e;
+    return 0;
+}
+
+static void clear_addrs(cp2p_mdns_engine_t *e)
+{
+    for (size_t i = 0; i < e->ntxt; i++)
+        free(e->txt[i]);
+    e->ntxt = e->n4 = e->n6 = 0;
+    e->port = 0;
+}
+
+void cp2p_mdns_engine_free(cp2p_mdns_engine_t *e)
+{
+    if (!e)
+        return;
+    clear_addrs(e);
+    for (size_t i = 0; i < e->ntracked; i++)
+        cp2p_multiaddr_free(&e->tracked[i].addr);
+    free(e->tracked);
+    free(e);
+}
+
+const char *cp2p_mdns_engine_peer_name(const cp2p_mdns_engine_t *e)
+{
+    return e->peer_name;
+}
+
+cp2p_mdns_stats_t *cp2p_mdns_engine_stats(cp2p_mdns_engine_t *e)
+{
+    return &e->stats;
+}
+
+size_t cp2p_mdns_engine_tracked(const cp2p_mdns_engine_t *e)
+{
+    return e->ntracked;
+}
+
+/* Loopback, and IPv6 link-local addresses, which mean nothing without the
+ * zone of the link they were seen on. */
+static int skip_ip(const cp2p_mdns_engine_t *e, const cp2p_multiaddr_component_t *c)
+{
+    if (c->code == CP2P_MA_IP4 && c->value_len == 4)
+        return !e->loopback && c->value[0] == 127;
+    if (c->code == CP2P_MA_IP6 && c->value_len == 16) {
+        static const uint8_t lo6[16] = {[15] = 1};
+        if (c->value[0] == 0xfe && (c->value[1] & 0xc0) == 0x80)
+            return 1;
+        return !e->loopback && !memcmp(c->value, lo6, 16);
+    }
+    return 0;
+}
+
+static void note_ip(cp2p_mdns_engine_t *e, const cp2p_multiaddr_component_t *c)
+{
+    if (c->code == CP2P_MA_IP4 && c->value_len == 4) {
+        for (size_t i = 0; i < e->n4; i++)
+            if (!memcmp(e->ip4[i], c->value, 4))
+                return;
+        memcpy(e->ip4[e->n4++], c->value, 4);
+    } else if (c->code == CP2P_MA_IP6 && c->value_len == 16) {
+        for (size_t i = 0; i < e->n6; i++)
+            if (!memcmp(e->ip6[i], c->value, 16))
+                return;
+        memcpy(e->ip6[e->n6++], c->value, 16);
+    }
+}
+
+int cp2p_mdns_engine_set_addrs(cp2p_mdns_engine_t *e, const cp2p_multiaddr_t *addrs, size_t n)
+{
+    clear_addrs(e);
+    cp2p_buf_t b = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && e->ntxt < CP2P_MDNS_MAX_ANNOUNCED && !rc; i++) {
+        cp2p_multiaddr_iter_t it;
+        cp2p_multiaddr_component_t c, first;
+        cp2p_multiaddr_iter_init(&it, &addrs[i]);
+        if (!cp2p_multiaddr_iter_next(&it, &first) || skip_ip(e, &first))
+            continue;
+        if (cp2p_multiaddr_get(&addrs[i], CP2P_MA_P2P, &c) == 0)
+            continue; /* relayed or foreign: not ours to announce */
+        cp2p_buf_reset(&b);
+        if (cp2p_buf_append(&b, DNSADDR, strlen(DNSADDR)) || cp2p_multiaddr_to_string(&addrs[i], &b)) {
+            rc = CP2P_ENOMEM;
+            break;
+        }
+        if (cp2p_buf_append(&b, "/p2p/", 5) || cp2p_buf_append(&b, e->self_str, strlen(e->self_str) + 1)) {
+            rc = CP2P_ENOMEM;
+            break;
+        }
+        if (b.len - 1 > 255) { /* one TXT character-string (RFC 6763 6.1) */
+            cp2p_log_debug(LOG, "address too long to announce: %s", (char *)b.data + strlen(DNSADDR));
+            continue;
+        }
+        if (!(e->txt[e->ntxt] = strdup((char *)b.data))) {
+            rc = CP2P_ENOMEM;
+            break;
+        }
+        e->ntxt++;
+        note_ip(e, &first);
+        while (!e->port && cp2p_multiaddr_iter_next(&it, &c))
+            if ((c.code == CP2P_MA_TCP || c.code == CP2P_MA_UDP) && c.value_len == 2)
+                e->port = (uint16_t)(c.value[0] << 8 | c.value[1]);
+    }
+    cp2p_buf_free(&b);
+    return rc;
+}
+
+int cp2p_mdns_engine_query(cp2p_mdns_engine_t *e, cp2p_buf_t *out)
+{
+    int rc = cp2p_dns_put_header(out, 0, 0, 1, 0, 0, 0);
+    return rc ? rc : cp2p_dns_put_question(out, &e->service, CP2P_DNS_TYPE_PTR, CP2P_DNS_CLASS_IN);
+}
+
+static int build_response(cp2p_mdns_engine_t *e, uint32_t ttl, int meta, cp2p_buf_t *out)
+{
+    if (e->ntxt == 0)
+        return CP2P_ENOTFOUND;
+    cp2p_buf_t an = {0}, ar = {0};
+    uint16_t nar = 0;
+    int rc = cp2p_dns_put_ptr(&an, &e->service, ttl, &e->instance);
+    if (!rc && meta)
+        rc = cp2p_dns_put_ptr(&an, &e->meta, ttl, &e->service);
+    /* SRV, A and AAAA are for DNS-SD browsers (and go-libp2p, which needs an
+     * address record before it looks at the TXT). */
+    if (!rc && !(rc = cp2p_dns_put_srv(&ar, &e->instance, ttl, e->port, &e->host)))
+        nar++;
+    for (size_t i = 0; i < e->n4 && !rc; i++, nar++)
+        rc = cp2p_dns_put_a(&ar, &e->host, ttl, e->ip4[i]);
+    for (size_t i = 0; i < e->n6 && !rc; i++, nar++)
+        rc = cp2p_dns_put_aaaa(&ar, &e->host, ttl, e->ip6[i]);
+    /* The TXT records go last so that the ones that do not fit are dropped. */
+    for (size_t i = 0; i < e->ntxt && !rc; i++) {
+        size_t before = ar.len;
+        const char *s = e->txt[i];
+        rc = cp2p_dns_put_txt(&ar, &e->instance, ttl, &s, 1);
+        if (!rc && CP2P_DNS_HEADER_LEN + an.len + ar.len > CP2P_MDNS_MAX_PACKET) {
+            ar.len = before;
+            break;
+        }
+        if (!rc)
+            nar++;
+    }
+    if (!rc)
+        rc = cp2p_dns_put_header(out, 0, CP2P_DNS_FLAG_QR | CP2P_DNS_FLAG_AA, 0, meta ? 2 : 1, 0, nar);
+    if (!rc)
+        rc = cp2p_buf_append(out, an.data, an.len);
+    if (!rc)
+        rc = cp2p_buf_append(out, ar.data, ar.len);
+    cp2p_buf_free(&an);
+    cp2p_buf_free(&ar);
+    return rc;
+}
+
+int cp2p_mdns_engine_response(cp2p_mdns_engine_t *e, uint32_t ttl_s, cp2p_buf_t *out)
+{
+    return build_response(e, ttl_s, 0, out);
+}
+
+static int class_ok(uint16_t cls)
+{
+    return cls == CP2P_DNS_CLASS_IN || cls == CP2P_DNS_CLASS_ANY;
+}
+
+static int on_query(cp2p_mdns_engine_t *e, unsigned link, const cp2p_dns_msg_t *m, uint64_t now,
+                    cp2p_buf_t *reply)
+{
+    int want = 0, meta = 0;
+    for (size_t i = 0; i < m->nq; i++) {
+        const cp2p_dns_question_t *q = &m->q[i];
+        int any = q->type == CP2P_DNS_TYPE_ANY;
+        int about_us =
+            (cp2p_dns_name_equal(&q->name, &e->service) && (any || q->type == CP2P_DNS_TYPE_PTR)) ||
+            (cp2p_dns_name_equal(&q->name, &e->instance) &&
+             (any || q->type == CP2P_DNS_TYPE_TXT || q->type == CP2P_DNS_TYPE_SRV)) ||
+            (cp2p_dns_name_equal(&q->name, &e->host) &&
+             (any || q->type == CP2P_DNS_TYPE_A || q->type == CP2P_DNS_TYPE_AAAA));
+        int is_meta = cp2p_dns_name_equal(&q->name, &e->meta) && (any || q->type == CP2P_DNS_TYPE_PTR);
+        if ((about_us || is_meta) && !class_ok(q->cls))
+            return CP2P_EPROTO;
+        want |= about_us | is_meta;
+        meta |= is_meta;
+    }
+    if (!want)
+        return 0;
+    if (e->last_reply[link] && now + 1 - e->last_reply[link] < MIN_REPLY_GAP_MS)
+        return 0;
+    int rc = build_response(e, e->ttl_s, meta, reply);
+    if (rc == CP2P_ENOTFOUND)
+        return 0;
+    if (!rc)
+        e->last_reply[link] = now + 1;
+    return rc;
+}
+
+static tracked_t *find_tracked(cp2p_mdns_engine_t *e, const cp2p_peer_id_t *peer,
+                               const cp2p_multiaddr_t *addr)
+{
+    for (size_t i = 0; i < e->ntracked; i++)
+        if (cp2p_peer_id_equal(&e->tracked[i].peer, peer) && cp2p_multiaddr_equal(&e->tracked[i].addr, addr))
+            return &e->tracked[i];
+    return NULL;
+}
+
+/* Takes f->addr. */
+static void apply(cp2p_mdns_engine_t *e, found_t *f, uint64_t now)
+{
+    tracked_t *t = find_tracked(e, &f->peer, &f->addr);
+    if (t) {
+        if (f->ttl == 0) {
+            if (t->expires > now + GOODBYE_GRACE_MS)
+                t->expires = now + GOODBYE_GRACE_MS;
+        } else {
+            t->expires = now + (uint64_t)f->ttl * 1000;
+            if (e->fn)
+                e->fn(CP2P_MDNS_ENGINE_REFRESHED, &t->peer, &t->addr, f->ttl, e->arg);
+        }
+        cp2p_multiaddr_free(&f->addr);
+        return;
+    }
+    if (f->ttl == 0 || e->ntracked >= CP2P_MDNS_MAX_TRACKED) {
+        if (f->ttl)
+            cp2p_log_debug(LOG, "tracking %zu addresses already: one more ignored", e->ntracked);
+        cp2p_multiaddr_free(&f->addr);
+        return;
+    }
+    if (!e->tracked && !(e->tracked = malloc(CP2P_MDNS_MAX_TRACKED * sizeof *e->tracked))) {
+        cp2p_multiaddr_free(&f->addr);
+        return;
+    }
+    t = &e->tracked[e->ntracked++];
+    t->peer = f->peer;
+    t->addr = f->addr;
+    t->expires = now + (uint64_t)f->ttl * 1000;
+    f->addr = (cp2p_multiaddr_t){0};
+    e->stats.discovered++;
+    if (e->fn)
+        e->fn(CP2P_MDNS_ENGINE_DISCOVERED, &t->peer, &t->addr, f->ttl, e->arg);
+}
+
+/* "dnsaddr=<multiaddr ending in /p2p/<id>>" into f; 1 if it is one of ours
+ * or not a dnsaddr at all (skip it), 0 if f is filled, <0 if it is wrong. */
+static int read_dnsaddr(const cp2p_mdns_engine_t *e, const uint8_t *s, size_t len, found_t *f)
+{
+    size_t pl = strlen(DNSADDR);
+    if (len < pl || memcmp(s, DNSADDR, pl) != 0)
+        return 1;
+    char text[256];
+    memcpy(text, s + pl, len - pl);
+    text[len - pl] = 0;
+    cp2p_multiaddr_t ma;
+    if (cp2p_multiaddr_parse(text, &ma))
+        return CP2P_EPROTO;
+    cp2p_multiaddr_iter_t it;
+    cp2p_multiaddr_component_t c, last = {0};
+    cp2p_multiaddr_iter_init(&it, &ma);
+    while (cp2p_multiaddr_iter_next(&it, &c))
+        last = c;
+    int rc = CP2P_EPROTO;
+    if (last.code == CP2P_MA_P2P && cp2p_peer_id_from_bytes(last.value, last.value_len, &f->peer) == 0 &&
+        cp2p_multiaddr_decapsulate_code(&ma, CP2P_MA_P2P) == 0 && ma.len > 0)
+        rc = cp2p_peer_id_equal(&f->peer, &e->self) ? 1 : 0;
+    if (rc == 0)
+        f->addr = ma;
+    else
+        cp2p_multiaddr_free(&ma);
+    return rc;
+}
+
+/* Every TXT record one label under the service name, whichever section it is
+ * in: js-libp2p puts them in the answers, the spec and rust-libp2p in the
+ * additional records; go-libp2p packs all addresses into one record. */
+static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t now)
+{
+    found_t *found = NULL;
+    size_t nfound = 0;
+    int rc = 0;
+    for (size_t i = 0; i < m->nan + m->nns + m->nar && !rc; i++) {
+        const cp2p_dns_rr_t *rr = &m->rr[i];
+        const uint8_t *label;
+        size_t llen;
+        if (rr->type != CP2P_DNS_TYPE_TXT || !cp2p_dns_name_child_label(&rr->name, &e->service, &label, &llen))
+            continue;
+        if (llen == strlen(e->peer_name) && !strncasecmp((const char *)label, e->peer_name, llen))
+            continue; /* our own response, looped back */
+        if (rr->cls != CP2P_DNS_CLASS_IN) {
+            rc = CP2P_EPROTO;
+            break;
+        }
+        size_t off = 0, len;
+        const uint8_t *s;
+        while (!rc && nfound < MAX_FOUND && cp2p_dns_txt_next(rr, &off, &s, &len)) {
+            if (!found && !(found = malloc(MAX_FOUND * sizeof *found))) {
+                rc = CP2P_ENOMEM;
+                break;
+            }
+            int r = read_dnsaddr(e, s, len, &found[nfound]);
+            if (r < 0)
+                rc = r;
+            else if (r == 0)
+                found[nfound++].ttl = rr->ttl;
+        }
+    }
+    for (size_t i = 0; i < nfound; i++) {
+        if (rc)
+            cp2p_multiaddr_free(&found[i].addr);
+        else
+            apply(e, &found[i], now);
+    }
+    free(found);
+    return rc;
+}
+
+int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *p, size_t n,
+                           uint64_t now_ms, cp2p_buf_t *reply)
+{
+    if (!e || link >= CP2P_MDNS_MAX_LINKS || (!p && n) || !reply)
+        return CP2P_EINVAL;
+    e->stats.rx_packets++;
+    cp2p_dns_msg_t m;
+    int rc = cp2p_dns_decode(p, n, &m);
+    if (rc) {
+        e->stats.rx_malformed++;
+        cp2p_log_debug(LOG, "dropped a malformed packet of %zu bytes: %s", n, cp2p_strerror(rc));
+        return rc;
+    }
+    /* RFC 6762 18.3 and 18.11: other opcodes and rcodes are to be ignored. */
+    if (CP2P_DNS_OPCODE(m.flags) || CP2P_DNS_RCODE(m.flags)) {
+        e->stats.rx_malformed++;
+        cp2p_dns_msg_free(&m);
+        return CP2P_EUNSUPPORTED;
+    }
+    if (m.flags & CP2P_DNS_FLAG_QR)
+        rc = on_response(e, &m, now_ms);
+    else
+        rc = on_query(e, link, &m, now_ms, reply);
+    cp2p_dns_msg_free(&m);
+    if (rc == CP2P_EPROTO) {
+        e->stats.rx_rejected++;
+        cp2p_log_debug(LOG, "dropped a packet with a bad record for our service");
+    }
+    return rc;
+}
+
+uint64_t cp2p_mdns_engine_expire(cp2p_mdns_engine_t *e, uint64_t now_ms)
+{
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < e->ntracked;) {
+        if (e->tracked[i].expires > now_ms) {
+            if (e->tracked[i].expires < next)
+                next = e->tracked[i].expires;
+            i++;
+            continue;
+        }
+        /* Out of the table before the callback, which may look at it. */
+        tracked_t t = e->tracked[i];
+        e->tracked[i] = e->tracked[--e->ntracked];
+        e->stats.expired++;
+        if (e->fn)
+            e->fn(CP2P_MDNS_ENGINE_EXPIRED, &t.peer, &t.addr, 0, e->arg);
+        cp2p_multiaddr_free(&t.addr);
+    }
+    return next;
+}
+
+/* ==== libuv glue: one socket per interface and family ==== */
+
+#define MAX_DIAL_QUEUE 16
+
+typedef struct mdns_link {
+    cp2p_mdns_t *m;
+    uv_udp_t udp;
+    unsigned index; /* the engine's link number */
+    unsigned ifindex;
+    int family;
+    struct sockaddr_storage group;
+} mdns_link_t;
+
+struct cp2p_mdns {
+    cp2p_host_t *h;
+    uv_loop_t *loop;
+    cp2p_mdns_engine_t *e;
+    cp2p_mdns_event_fn fn;
+    void *arg;
+    uint32_t interval_ms;
+    int dial, loopback, no_ipv4, no_ipv6;
+    uv_timer_t timer;
+    mdns_link_t *links[CP2P_MDNS_MAX_LINKS];
+    size_t nlinks;
+    unsigned handles; /* open libuv handles */
+    int warned_no_link;
+    uint64_t next_query;
+    cp2p_peer_id_t to_dial[MAX_DIAL_QUEUE];
+    size_t nto_dial;
+    int stopping;
+    void (*done)(void *arg);
+    void *done_arg;
+    uint8_t rx[CP2P_MDNS_MAX_PACKET];
+};
+
+static void finish(cp2p_mdns_t *m)
+{
+    cp2p_mdns_engine_free(m->e);
+    void (*done)(void *) = m->done;
+    void *arg = m->done_arg;
+    free(m);
+    if (done)
+        done(arg);
+}
+
+static void handle_closed(cp2p_mdns_t *m)
+{
+    if (--m->handles == 0 && m->stopping)
+        finish(m);
+}
+
+static void on_link_closed(uv_handle_t *hd)
+{
+    mdns_link_t *l = hd->data;
+    cp2p_mdns_t *m = l->m;
+    free(l);
+    handle_closed(m);
+}
+
+static void on_timer_closed(uv_handle_t *hd)
+{
+    handle_closed(hd->data);
+}
+
+static void send_on(mdns_link_t *l, const uint8_t *p, size_t n)
+{
+    cp2p_mdns_stats_t *st = cp2p_mdns_engine_stats(l->m->e);
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    /* Synchronous, so a datagram never waits in a queue while the socket
+     * closes; an mDNS packet that finds the socket full is simply lost. */
+    int rc = uv_udp_try_send(&l->udp, &b, 1, (const struct sockaddr *)&l->group);
+    if (rc < 0) {
+        st->tx_errors++;
+        cp2p_log_debug(LOG, "send on interface %u: %s", l->ifindex, uv_strerror(rc));
+    } else {
+        st->tx_packets++;
+    }
+}
+
+static void send_all(cp2p_mdns_t *m, const cp2p_buf_t *b)
+{
+    for (size_t i = 0; i < m->nlinks; i++)
+        send_on(m->links[i], b->data, b->len);
+}
+
+static void queue_dial(cp2p_mdns_t *m, const cp2p_peer_id_t *peer)
+{
+    for (size_t i = 0; i < m->nto_dial; i++)
+        if (cp2p_peer_id_equal(&m->to_dial[i], peer))
+            return;
+    if (m->nto_dial < MAX_DIAL_QUEUE)
+        m->to_dial[m->nto_dial++] = *peer;
+}
+
+static void on_dialed(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    if (status)
+        cp2p_log_debug(LOG, "dialling a discovered peer failed: %s", cp2p_strerror(status));
+}
+
+/* After the whole packet, so that every address it gave is in the peerstore. */
+static void dial_queued(cp2p_mdns_t *m)
+{
+    size_t n = m->nto_dial;
+    m->nto_dial = 0;
+    for (size_t i = 0; i < n && !m->stopping; i++)
+        if (!cp2p_host_conn_to(m->h, &m->to_dial[i]))
+            cp2p_host_connect_peer(m->h, &m->to_dial[i], on_dialed, NULL);
+}
+
+static void on_engine_event(cp2p_mdns_engine_event_t type, const cp2p_peer_id_t *peer,
+                            const cp2p_multiaddr_t *addr, uint32_t ttl_s, void *arg)
+{
+    cp2p_mdns_t *m = arg;
+    if (m->stopping)
+        return;
+    if (type != CP2P_MDNS_ENGINE_EXPIRED)
+        cp2p_peerstore_add_addrs(cp2p_host_peerstore(m->h), peer, addr, 1, (uint64_t)ttl_s * 1000,
+                                 uv_now(m->loop));
+    if (type == CP2P_MDNS_ENGINE_REFRESHED)
+        return;
+    if (type == CP2P_MDNS_ENGINE_DISCOVERED && m->dial)
+        queue_dial(m, peer);
+    if (m->fn)
+        m->fn(type == CP2P_MDNS_ENGINE_DISCOVERED ? CP2P_MDNS_DISCOVERED : CP2P_MDNS_EXPIRED, peer,
+              addr, m->arg);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void schedule(cp2p_mdns_t *m)
+{
+    uint64_t now = uv_now(m->loop);
+    uint64_t next = cp2p_mdns_engine_expire(m->e, now);
+    if (m->stopping)
+        return;
+    if (m->next_query < next)
+        next = m->next_query;
+    uv_timer_start(&m->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
+{
+    mdns_link_t *l = hd->data;
+    *buf = uv_buf_init((char *)l->m->rx, sizeof l->m->rx);
+}
+
+static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struct sockaddr *from,
+                    unsigned flags)
+{
+    mdns_link_t *l = u->data;
+    cp2p_mdns_t *m = l->m;
+    if (m->stopping || (nread == 0 && !from))
+        return;
+    if (nread < 0) {
+        cp2p_log_debug(LOG, "receive on interface %u: %s", l->ifindex, uv_strerror((int)nread));
+        return;
+    }
+    if (flags & UV_UDP_PARTIAL) { /* larger than any mDNS packet may be */
+        cp2p_mdns_stats_t *st = cp2p_mdns_engine_stats(m->e);
+        st->rx_packets++;
+        st->rx_malformed++;
+        return;
+    }
+    cp2p_buf_t reply = {0};
+    cp2p_mdns_engine_input(m->e, l->index, (const uint8_t *)buf->base, (size_t)nread,
+                           uv_now(m->loop), &reply);
+    if (reply.len && !m->stopping)
+        send_on(l, reply.data, reply.len);
+    cp2p_buf_free(&reply);
+    if (!m->stopping)
+        dial_queued(m);
+    if (!m->stopping)
+        schedule(m);
+}
+
+static int set_opt(uv_udp_t *u, int level, int name, const void *v, socklen_t len)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)u, &fd) || setsockopt(fd, level, name, v, len))
+        return CP2P_EIO;
+    return 0;
+}
+
+/* Bound to the wildcard address with SO_REUSEADDR like every other mDNS
+ * stack on the machine; MULTICAST_ALL off so that this socket only hears the
+ * group it joined on its own interface. */
+static int setup_link(mdns_link_t *l)
+{
+    int on = 1, off = 0, hops = 255, rc;
+    if (l->family == AF_INET) {
+        struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(MDNS_PORT)};
+        struct sockaddr_in *g = (struct sockaddr_in *)&l->group;
+        struct ip_mreqn mr = {.imr_ifindex = (int)l->ifindex};
+        g->sin_family = AF_INET;
+        g->sin_port = htons(MDNS_PORT);
+        inet_pton(AF_INET, "224.0.0.251", &g->sin_addr);
+        mr.imr_multiaddr = g->sin_addr;
+        set_opt(&l->udp, IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off);
+        if ((rc = uv_udp_bind(&l->udp, (struct sockaddr *)&any, UV_UDP_REUSEADDR)))
+            return CP2P_EIO;
+        if (set_opt(&l->udp, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr) ||
+            set_opt(&l->udp, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof mr) ||
+            set_opt(&l->udp, IPPROTO_IP, IP_MULTICAST_TTL, &hops, sizeof hops) ||
+            set_opt(&l->udp, IPPROTO_IP, IP_MULTICAST_LOOP, &on, sizeof on))
+            return CP2P_EIO;
+    } else {
+        struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_port = htons(MDNS_PORT)};
+        struct sockaddr_in6 *g = (struct sockaddr_in6 *)&l->group;
+        struct ipv6_mreq mr = {.ipv6mr_interface = l->ifindex};
+        g->sin6_family = AF_INET6;
+        g->sin6_port = htons(MDNS_PORT);
+        g->sin6_scope_id = l->ifindex;
+        inet_pton(AF_INET6, "ff02::fb", &g->sin6_addr);
+        mr.ipv6mr_multiaddr = g->sin6_addr;
+        set_opt(&l->udp, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &off, sizeof off);
+        if ((rc = uv_udp_bind(&l->udp, (struct sockaddr *)&any, UV_UDP_REUSEADDR | UV_UDP_IPV6ONLY)))
+            return CP2P_EIO;
+        if (set_opt(&l->udp, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mr, sizeof mr) ||
+            set_opt(&l->udp, IPPROTO_IPV6, IPV6_MULTICAST_IF, &l->ifindex, sizeof l->ifindex) ||
+            set_opt(&l->udp, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) ||
+            set_opt(&l->udp, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &on, sizeof on))
+            return CP2P_EIO;
+    }
+    return uv_udp_recv_start(&l->udp, on_alloc, on_recv) ? CP2P_EIO : 0;
+}
+
+static void open_link(cp2p_mdns_t *m, unsigned ifindex, int family, const char *ifname)
+{
+    for (size_t i = 0; i < m->nlinks; i++)
+        if (m->links[i]->ifindex == ifindex && m->links[i]->family == family)
+            return;
+    if (m->nlinks >= CP2P_MDNS_MAX_LINKS)
+        return;
+    mdns_link_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return;
+    l->m = m;
+    l->ifindex = ifindex;
+    l->family = family;
+    if (uv_udp_init_ex(m->loop, &l->udp, (unsigned)family)) {
+        free(l);
+        return;
+    }
+    l->udp.data = l;
+    m->handles++;
+    if (setup_link(l)) {
+        cp2p_log_debug(LOG, "cannot use %s (%s) for mDNS", ifname,
+                       family == AF_INET ? "IPv4" : "IPv6");
+        uv_close((uv_handle_t *)&l->udp, on_link_closed);
+        return;
+    }
+    cp2p_log_info(LOG, "listening on %s (%s)", ifname, family == AF_INET ? "IPv4" : "IPv6");
+    l->index = (unsigned)m->nlinks;
+    m->links[m->nlinks++] = l;
+}
+
+/* Interfaces come and go: this runs at start and before every query. */
+static void scan_interfaces(cp2p_mdns_t *m)
+{
+    struct ifaddrs *ifs, *a;
+    if (getifaddrs(&ifs))
+        return;
+    for (a = ifs; a; a = a->ifa_next) {
+        if (!a->ifa_addr)
+            continue;
+        int fam = a->ifa_addr->sa_family;
+        if ((fam != AF_INET || m->no_ipv4) && (fam != AF_INET6 || m->no_ipv6))
+            continue;
+        unsigned fl = a->ifa_flags;
+        if (!(fl & IFF_UP) || ((fl & IFF_LOOPBACK) ? !m->loopback : !(fl & IFF_MULTICAST)))
+            continue;
+        unsigned idx = if_nametoindex(a->ifa_name);
+        if (idx)
+            open_link(m, idx, fam, a->ifa_name);
+    }
+    freeifaddrs(ifs);
+    if (!m->nlinks && !m->warned_no_link) {
+        m->warned_no_link = 1;
+        cp2p_log_warn(LOG, "no interface to use for mDNS yet");
+    }
+}
+
+static void refresh_addrs(cp2p_mdns_t *m)
+{
+    cp2p_multiaddr_t *addrs = NULL;
+    size_t n = 0;
+    if (cp2p_host_listen_addrs(m->h, &addrs, &n))
+        return;
+    cp2p_mdns_engine_set_addrs(m->e, addrs, n);
+    for (size_t i = 0; i < n; i++)
+        cp2p_multiaddr_free(&addrs[i]);
+    free(addrs);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    cp2p_mdns_t *m = t->data;
+    uint64_t now = uv_now(m->loop);
+    if (now >= m->next_query) {
+        scan_interfaces(m);
+        refresh_addrs(m);
+        cp2p_buf_t q = {0};
+        if (cp2p_mdns_engine_query(m->e, &q) == 0)
+            send_all(m, &q);
+        cp2p_buf_free(&q);
+        m->next_query = now + m->interval_ms;
+    }
+    schedule(m);
+}
+
+static void on_host_event(const cp2p_event_t *ev, void *arg)
+{
+    if (ev->type == CP2P_EVENT_LISTEN_ADDR)
+        refresh_addrs(arg);
+}
+
+int cp2p_mdns_start(cp2p_host_t *h, const cp2p_mdns_config_t *cfg, cp2p_mdns_event_fn fn,
+                    void *arg, cp2p_mdns_t **out)
+{
+    if (!h || !out)
+        return CP2P_EINVAL;
+    cp2p_mdns_config_t c = cfg ? *cfg : (cp2p_mdns_config_t){0};
+    if (c.no_ipv4 && c.no_ipv6)
+        return CP2P_EINVAL;
+    cp2p_mdns_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return CP2P_ENOMEM;
+    cp2p_mdns_engine_config_t ec = {.service = c.service, .peer_name = c.peer_name,
+                                    .ttl_s = c.ttl_s, .loopback = c.loopback};
+    int rc = cp2p_mdns_engine_new(&ec, cp2p_host_peer_id(h), on_engine_event, m, &m->e);
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    m->h = h;
+    m->loop = cp2p_host_loop(h);
+    m->fn = fn;
+    m->arg = arg;
+    m->interval_ms = c.interval_ms ? c.interval_ms : CP2P_MDNS_DEFAULT_INTERVAL_MS;
+    m->dial = c.dial;
+    m->loopback = c.loopback;
+    m->no_ipv4 = c.no_ipv4;
+    m->no_ipv6 = c.no_ipv6;
+    if ((rc = cp2p_host_subscribe(h, on_host_event, m))) {
+        cp2p_mdns_engine_free(m->e);
+        free(m);
+        return rc;
+    }
+    uv_timer_init(m->loop, &m->timer);
+    m->timer.data = m;
+    m->handles++;
+    scan_interfaces(m);
+    refresh_addrs(m);
+    /* Announce once (RFC 6762 8.3); the first query follows at once. */
+    cp2p_buf_t b = {0};
+    if (cp2p_mdns_engine_response(m->e, m->e->ttl_s, &b) == 0)
+        send_all(m, &b);
+    cp2p_buf_free(&b);
+    m->next_query = uv_now(m->loop);
+    uv_timer_start(&m->timer, on_timer, 0, 0);
+    *out = m;
+    return 0;
+}
+
+void cp2p_mdns_stop(cp2p_mdns_t *m, void (*done)(void *arg), void *arg)
+{
+    if (!m || m->stopping)
+        return;
+    m->stopping = 1;
+    m->done = done;
+    m->done_arg = arg;
+    cp2p_host_unsubscribe(m->h, on_host_event, m);
+    cp2p_buf_t b = {0};
+    if (cp2p_mdns_engine_response(m->e, 0, &b) == 0) /* goodbye, RFC 6762 10.1 */
+        send_all(m, &b);
+    cp2p_buf_free(&b);
+    uv_timer_stop(&m->timer);
+    uv_close((uv_handle_t *)&m->timer, on_timer_closed);
+    for (size_t i = 0; i < m->nlinks; i++) {
+        uv_udp_recv_stop(&m->links[i]->udp);
+        uv_close((uv_handle_t *)&m->links[i]->udp, on_link_closed);
+    }
+    m->nlinks = 0;
+}
+
+void cp2p_mdns_stats(const cp2p_mdns_t *m, cp2p_mdns_stats_t *out)
+{
+    *out = *cp2p_mdns_engine_stats(m->e);
+}
+
+const char *cp2p_mdns_peer_name(const cp2p_mdns_t *m)
+{
+    return cp2p_mdns_engine_peer_name(m->e);
+}

@@ -1,0 +1,488 @@
+/* The host: identity, configuration, peerstore, the protocol router (protocol
+ * id -> handler) and the event bus, on top of the swarm. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp2p/error.h"
+#include "cp2p/host.h"
+#include "cp2p/log.h"
+#include "swarm/swarm.h"
+
+#define MAX_DIAL_ADDRS 16
+
+typedef struct handler {
+    char *protocol;
+    cp2p_stream_handler_fn fn;
+    void *arg;
+} handler_t;
+
+typedef struct subscriber {
+    cp2p_event_fn fn;
+    void *arg;
+} subscriber_t;
+
+struct cp2p_host {
+    uv_loop_t *loop;
+    cp2p_privkey_t *identity;
+    cp2p_peer_id_t id;
+    char *agent;
+    cp2p_peerstore_t *ps;
+    cp2p_swarm_t *sw;
+    handler_t *handlers;
+    size_t nhandlers;
+    subscriber_t *subs;
+    size_t nsubs;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+static const cp2p_mux_vtable_t *const known_muxers[] = {&cp2p_yamux_vtable, &cp2p_mplex_vtable};
+
+static handler_t *find_handler(cp2p_host_t *h, const char *id, size_t len)
+{
+    for (size_t i = 0; i < h->nhandlers; i++)
+        if (strlen(h->handlers[i].protocol) == len && memcmp(h->handlers[i].protocol, id, len) == 0)
+            return &h->handlers[i];
+    return NULL;
+}
+
+void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev)
+{
+    /* A copy, so that subscribers may subscribe or leave from the callback. */
+    size_t n = h->nsubs;
+    subscriber_t *subs = n ? malloc(n * sizeof *subs) : NULL;
+    if (!subs)
+        return;
+    memcpy(subs, h->subs, n * sizeof *subs);
+    for (size_t i = 0; i < n; i++)
+        subs[i].fn(ev, subs[i].arg);
+    free(subs);
+}
+
+/* ---- swarm hooks ---- */
+
+static int hook_match(void *ctx, const char *id, size_t len)
+{
+    return find_handler(ctx, id, len) != NULL;
+}
+
+static void hook_inbound_stream(void *ctx, cp2p_stream_t *s)
+{
+    cp2p_host_t *h = ctx;
+    const char *p = cp2p_stream_protocol(s);
+    handler_t *hd = find_handler(h, p, strlen(p));
+    if (!hd) { /* removed while the stream negotiated */
+        cp2p_stream_reset(s);
+        cp2p_stream_unref(s);
+        return;
+    }
+    hd->fn(s, hd->arg);
+}
+
+static void hook_connected(void *ctx, cp2p_conn_t *c)
+{
+    cp2p_host_t *h = ctx;
+    uint64_t now = uv_now(h->loop);
+    const cp2p_peer_id_t *peer = cp2p_conn_peer(c);
+    /* The remote address of an inbound connection is an ephemeral port: not
+     * worth dialling back. */
+    if (!cp2p_conn_is_inbound(c))
+        cp2p_peerstore_add_addrs(h->ps, peer, cp2p_conn_remote_addr(c), 1, CP2P_TTL_CONNECTED, now);
+    else
+        cp2p_peerstore_touch(h->ps, peer);
+    cp2p_peerstore_set_pubkey(h->ps, peer, cp2p_conn_remote_key(c));
+    cp2p_event_t ev = {.type = CP2P_EVENT_CONNECTED, .peer = peer, .conn = c};
+    cp2p_host_emit(h, &ev);
+}
+
+static void hook_disconnected(void *ctx, cp2p_conn_t *c)
+{
+    cp2p_host_t *h = ctx;
+    const cp2p_peer_id_t *peer = cp2p_conn_peer(c);
+    if (!cp2p_swarm_conn_to(h->sw, peer))
+        cp2p_peerstore_update_addrs_ttl(h->ps, peer, CP2P_TTL_CONNECTED,
+                                        CP2P_TTL_RECENTLY_CONNECTED, uv_now(h->loop));
+    cp2p_event_t ev = {.type = CP2P_EVENT_DISCONNECTED, .peer = peer, .conn = c};
+    cp2p_host_emit(h, &ev);
+}
+
+/* ---- life cycle ---- */
+
+static void host_free(cp2p_host_t *h)
+{
+    for (size_t i = 0; i < h->nhandlers; i++)
+        free(h->handlers[i].protocol);
+    free(h->handlers);
+    free(h->subs);
+    free(h->agent);
+    if (h->ps)
+        cp2p_peerstore_free(h->ps);
+    if (h->identity)
+        cp2p_privkey_free(h->identity);
+    free(h);
+}
+
+static int pick_muxers(const cp2p_host_config_t *cfg, cp2p_swarm_config_t *sc)
+{
+    static const char *const defaults[] = {"/yamux/1.0.0", "/mplex/6.7.0"};
+    const char *const *names = cfg && cfg->n_muxers ? cfg->muxers : defaults;
+    size_t n = cfg && cfg->n_muxers ? cfg->n_muxers : 2;
+    if (!names || n > CP2P_SWARM_MAX_MUXERS)
+        return CP2P_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const cp2p_mux_vtable_t *m = NULL;
+        for (size_t j = 0; j < sizeof known_muxers / sizeof known_muxers[0]; j++)
+            if (names[i] && strcmp(names[i], known_muxers[j]->protocol_id) == 0)
+                m = known_muxers[j];
+        if (!m)
+            return CP2P_EUNSUPPORTED;
+        sc->muxers[sc->n_muxers++] = m;
+    }
+    return 0;
+}
+
+static uint32_t or_default(const cp2p_host_config_t *cfg, size_t off, uint32_t def)
+{
+    uint32_t v = 0;
+    if (cfg)
+        memcpy(&v, (const char *)cfg + off, sizeof v);
+    return v ? v : def;
+}
+
+int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **out)
+{
+    cp2p_privkey_t *identity = cfg ? cfg->identity : NULL;
+    if (!loop || !out) {
+        if (identity)
+            cp2p_privkey_free(identity);
+        return CP2P_EINVAL;
+    }
+    cp2p_host_t *h = calloc(1, sizeof *h);
+    if (!h) {
+        if (identity)
+            cp2p_privkey_free(identity);
+        return CP2P_ENOMEM;
+    }
+    h->loop = loop;
+    h->identity = identity;
+    int rc = 0;
+    if (!h->identity)
+        rc = cp2p_privkey_generate(CP2P_KEY_ED25519, 0, &h->identity);
+    if (!rc)
+        rc = cp2p_peer_id_from_pubkey(cp2p_privkey_public(h->identity), &h->id);
+    const char *agent = cfg && cfg->agent_version ? cfg->agent_version : CP2P_HOST_DEFAULT_AGENT_VERSION;
+    if (!rc && !(h->agent = strdup(agent)))
+        rc = CP2P_ENOMEM;
+    if (!rc)
+        rc = cp2p_peerstore_new(0, &h->ps);
+
+    cp2p_swarm_config_t sc = {.identity = h->identity};
+    if (!rc)
+        rc = pick_muxers(cfg, &sc);
+#define DEF(field, d) sc.field = or_default(cfg, offsetof(cp2p_host_config_t, field), d)
+    DEF(max_connections, CP2P_HOST_DEFAULT_MAX_CONNECTIONS);
+    DEF(max_streams_per_conn, CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN);
+    DEF(max_stream_buffer, CP2P_HOST_DEFAULT_MAX_STREAM_BUFFER);
+    DEF(dial_timeout_ms, CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS);
+    DEF(negotiate_timeout_ms, CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS);
+#undef DEF
+    if (sc.max_stream_buffer < CP2P_HOST_MIN_STREAM_BUFFER)
+        sc.max_stream_buffer = CP2P_HOST_MIN_STREAM_BUFFER;
+    cp2p_swarm_hooks_t hooks = {
+        .ctx = h,
+        .match = hook_match,
+        .inbound_stream = hook_inbound_stream,
+        .connected = hook_connected,
+        .disconnected = hook_disconnected,
+    };
+    if (!rc)
+        rc = cp2p_swarm_new(loop, &sc, &hooks, &h->sw);
+    if (rc) {
+        host_free(h);
+        return rc;
+    }
+    char id[CP2P_PEER_ID_STRMAX];
+    if (cp2p_peer_id_to_string(&h->id, id, sizeof id) == 0)
+        cp2p_log_debug("host", "host %s created", id);
+    *out = h;
+    return 0;
+}
+
+static void swarm_closed(void *arg)
+{
+    cp2p_host_t *h = arg;
+    void (*done)(void *) = h->done;
+    void *done_arg = h->done_arg;
+    host_free(h);
+    if (done)
+        done(done_arg);
+}
+
+void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg)
+{
+    h->done = done;
+    h->done_arg = arg;
+    cp2p_swarm_close(h->sw, swarm_closed, h);
+}
+
+const cp2p_peer_id_t *cp2p_host_peer_id(const cp2p_host_t *h)
+{
+    return &h->id;
+}
+
+const cp2p_privkey_t *cp2p_host_identity(const cp2p_host_t *h)
+{
+    return h->identity;
+}
+
+uv_loop_t *cp2p_host_loop(cp2p_host_t *h)
+{
+    return h->loop;
+}
+
+cp2p_peerstore_t *cp2p_host_peerstore(cp2p_host_t *h)
+{
+    return h->ps;
+}
+
+const char *cp2p_host_agent_version(const cp2p_host_t *h)
+{
+    return h->agent;
+}
+
+size_t cp2p_host_conn_count(const cp2p_host_t *h)
+{
+    return cp2p_swarm_conn_count(h->sw);
+}
+
+void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out)
+{
+    const cp2p_swarm_stats_t *st = cp2p_swarm_stats(h->sw);
+    out->conns_opened = st->conns_opened;
+    out->conns_failed = st->conns_failed;
+    out->conns_rejected = st->conns_rejected;
+    out->conns_errored = st->conns_errored;
+}
+
+cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer)
+{
+    return cp2p_swarm_conn_to(h->sw, peer);
+}
+
+/* ---- listening ---- */
+
+int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma)
+{
+    cp2p_multiaddr_t *addrs = NULL;
+    size_t n = 0;
+    int rc = cp2p_swarm_listen(h->sw, ma, &addrs, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc) {
+            cp2p_event_t ev = {.type = CP2P_EVENT_LISTEN_ADDR, .addr = &addrs[i]};
+            cp2p_host_emit(h, &ev);
+        }
+        cp2p_multiaddr_free(&addrs[i]);
+    }
+    free(addrs);
+    return rc;
+}
+
+int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
+{
+    *addrs = NULL;
+    *n = 0;
+    int rc = cp2p_swarm_listen_addrs(h->sw, addrs, n);
+    if (rc) {
+        for (size_t i = 0; i < *n; i++)
+            cp2p_multiaddr_free(&(*addrs)[i]);
+        free(*addrs);
+        *addrs = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* ---- handlers and events ---- */
+
+int cp2p_host_set_handler(cp2p_host_t *h, const char *protocol_id, cp2p_stream_handler_fn fn,
+                          void *arg)
+{
+    if (!protocol_id || !*protocol_id || !fn || strlen(protocol_id) >= CP2P_MSS_MAX_MSG ||
+        strchr(protocol_id, '\n'))
+        return CP2P_EINVAL;
+    handler_t *hd = find_handler(h, protocol_id, strlen(protocol_id));
+    if (!hd) {
+        handler_t *a = realloc(h->handlers, (h->nhandlers + 1) * sizeof *a);
+        if (!a)
+            return CP2P_ENOMEM;
+        h->handlers = a;
+        char *p = strdup(protocol_id);
+        if (!p)
+            return CP2P_ENOMEM;
+        hd = &a[h->nhandlers++];
+        hd->protocol = p;
+    }
+    hd->fn = fn;
+    hd->arg = arg;
+    return 0;
+}
+
+int cp2p_host_remove_handler(cp2p_host_t *h, const char *protocol_id)
+{
+    handler_t *hd = protocol_id ? find_handler(h, protocol_id, strlen(protocol_id)) : NULL;
+    if (!hd)
+        return CP2P_ENOTFOUND;
+    free(hd->protocol);
+    *hd = h->handlers[--h->nhandlers];
+    return 0;
+}
+
+size_t cp2p_host_protocols(cp2p_host_t *h, const char **out, size_t cap)
+{
+    for (size_t i = 0; i < h->nhandlers && i < cap; i++)
+        out[i] = h->handlers[i].protocol;
+    return h->nhandlers;
+}
+
+int cp2p_host_subscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg)
+{
+    if (!fn)
+        return CP2P_EINVAL;
+    subscriber_t *a = realloc(h->subs, (h->nsubs + 1) * sizeof *a);
+    if (!a)
+        return CP2P_ENOMEM;
+    h->subs = a;
+    a[h->nsubs].fn = fn;
+    a[h->nsubs].arg = arg;
+    h->nsubs++;
+    return 0;
+}
+
+int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg)
+{
+    for (size_t i = 0; i < h->nsubs; i++)
+        if (h->subs[i].fn == fn && h->subs[i].arg == arg) {
+            memmove(&h->subs[i], &h->subs[i + 1], (h->nsubs - i - 1) * sizeof *h->subs);
+            h->nsubs--;
+            return 0;
+        }
+    return CP2P_ENOTFOUND;
+}
+
+/* ---- dialling and streams ---- */
+
+typedef struct connect_req {
+    cp2p_host_t *h;
+    cp2p_connect_cb cb;
+    void *arg;
+} connect_req_t;
+
+static void on_connected(int status, cp2p_conn_t *c, void *arg)
+{
+    connect_req_t *r = arg;
+    r->cb(r->h, status, c ? cp2p_conn_peer(c) : NULL, r->arg);
+    free(r);
+}
+
+static int dial(cp2p_host_t *h, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs, size_t n,
+                cp2p_connect_cb cb, void *arg)
+{
+    connect_req_t *r = malloc(sizeof *r);
+    if (!r)
+        return CP2P_ENOMEM;
+    r->h = h;
+    r->cb = cb;
+    r->arg = arg;
+    int rc = cp2p_swarm_dial(h->sw, peer, addrs, n, on_connected, r);
+    if (rc)
+        free(r);
+    return rc;
+}
+
+int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb, void *arg)
+{
+    if (!addr || !cb)
+        return CP2P_EINVAL;
+    cp2p_multiaddr_component_t comp;
+    cp2p_peer_id_t peer;
+    int has_peer = cp2p_multiaddr_get(addr, CP2P_MA_P2P, &comp) == 0;
+    if (has_peer) {
+        int rc = cp2p_peer_id_from_bytes(comp.value, comp.value_len, &peer);
+        if (rc)
+            return rc;
+        if (cp2p_peer_id_equal(&peer, &h->id))
+            return CP2P_EINVAL; /* dialling ourselves */
+    }
+    return dial(h, has_peer ? &peer : NULL, addr, 1, cb, arg);
+}
+
+int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_connect_cb cb, void *arg)
+{
+    if (!peer || !cb)
+        return CP2P_EINVAL;
+    cp2p_multiaddr_t addrs[MAX_DIAL_ADDRS];
+    size_t n = 0;
+    if (!cp2p_swarm_conn_to(h->sw, peer)) {
+        n = cp2p_peerstore_addrs(h->ps, peer, uv_now(h->loop), addrs, MAX_DIAL_ADDRS);
+        if (n == 0)
+            return CP2P_EUNREACHABLE;
+        if (n > MAX_DIAL_ADDRS)
+            n = MAX_DIAL_ADDRS;
+    }
+    return dial(h, peer, addrs, n, cb, arg);
+}
+
+typedef struct stream_req {
+    cp2p_stream_open_cb cb;
+    void *arg;
+    size_t n;
+    char **protocols;
+} stream_req_t;
+
+static void stream_req_free(stream_req_t *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->protocols[i]);
+    free(r->protocols);
+    free(r);
+}
+
+static void on_stream_conn(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    stream_req_t *r = arg;
+    cp2p_conn_t *c = status ? NULL : cp2p_swarm_conn_to(h->sw, peer);
+    if (!status && !c)
+        status = CP2P_ECLOSED;
+    if (!status)
+        status = cp2p_conn_open_stream(c, (const char *const *)r->protocols, r->n, r->cb, r->arg);
+    if (status)
+        r->cb(status, NULL, r->arg);
+    stream_req_free(r);
+}
+
+int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *const *protocols,
+                         size_t n, cp2p_stream_open_cb cb, void *arg)
+{
+    if (!peer || !protocols || n == 0 || !cb)
+        return CP2P_EINVAL;
+    cp2p_conn_t *c = cp2p_swarm_conn_to(h->sw, peer);
+    if (c)
+        return cp2p_conn_open_stream(c, protocols, n, cb, arg);
+    stream_req_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->protocols = calloc(n, sizeof *r->protocols))) {
+        free(r);
+        return CP2P_ENOMEM;
+    }
+    r->cb = cb;
+    r->arg = arg;
+    for (; r->n < n; r->n++)
+        if (!protocols[r->n] || !(r->protocols[r->n] = strdup(protocols[r->n]))) {
+            int rc = protocols[r->n] ? CP2P_ENOMEM : CP2P_EINVAL;
+            stream_req_free(r);
+            return rc;
+        }
+    int rc = cp2p_host_connect_peer(h, peer, on_stream_conn, r);
+    if (rc)
+        stream_req_free(r);
+    return rc;
+}

@@ -1,0 +1,524 @@
+/* A connection: a raw transport connection upgraded as the libp2p connections
+ * spec says (multistream-select, /noise, multistream-select, muxer), glued to its socket. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "swarm/swarm.h"
+
+#define READ_BUF_SIZE 65536
+/* Sealed output is kept in a few chunks rather than one growing buffer so that
+ * a burst does not realloc-copy everything written before it. */
+#define CHUNK_MAX (256 * 1024)
+#define N_CHUNKS CP2P_CONN_OUT_CHUNKS
+#define SWEEP_MS 1000
+
+static const cp2p_sec_vtable_t *const securities[] = {&cp2p_noise_vtable};
+
+typedef struct wreq {
+    uv_write_t req;
+    cp2p_conn_t *c;
+    size_t n, len;
+    cp2p_buf_t bufs[N_CHUNKS];
+} wreq_t;
+
+static void conn_maybe_free(cp2p_conn_t *c)
+{
+    if (c->refs > 0 || c->handles > 0)
+        return;
+    if (c->mux)
+        c->muxvt->destroy(c->mux);
+    if (c->sec)
+        c->secvt->destroy(c->sec);
+    if (c->mss)
+        cp2p_mss_free(c->mss);
+    if (c->remote_key)
+        cp2p_pubkey_free(c->remote_key);
+    for (size_t i = 0; i < c->nchunks; i++)
+        cp2p_buf_free(&c->chunks[i]);
+    cp2p_buf_free(&c->plain);
+    cp2p_multiaddr_free(&c->local);
+    cp2p_multiaddr_free(&c->remote);
+    free(c->streams);
+    free(c->rbuf);
+    free(c);
+}
+
+void cp2p_conn_ref(cp2p_conn_t *c)
+{
+    c->refs++;
+}
+
+void cp2p_conn_unref(cp2p_conn_t *c)
+{
+    if (--c->refs == 0)
+        conn_maybe_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    cp2p_conn_t *c = h->data;
+    if (h != (uv_handle_t *)&c->timer)
+        free(h);
+    if (--c->handles == 0 && c->sw) {
+        cp2p_swarm_t *sw = c->sw;
+        c->sw = NULL;
+        cp2p_swarm_conn_gone(sw);
+    }
+    conn_maybe_free(c);
+}
+
+/* Who we talk to, for log lines. */
+static const char *conn_name(const cp2p_conn_t *c, char *out, size_t cap)
+{
+    if (c->remote_key && cp2p_peer_id_to_string(&c->peer, out, cap) == 0)
+        return out;
+    cp2p_buf_t b = {0};
+    snprintf(out, cap, "?");
+    if (cp2p_multiaddr_to_string(&c->remote, &b) == 0)
+        snprintf(out, cap, "%s", (const char *)b.data);
+    cp2p_buf_free(&b);
+    return out;
+}
+
+void cp2p_conn_violation(cp2p_conn_t *c, const char *what, int err)
+{
+    if (c->warned)
+        return;
+    c->warned = 1;
+    char name[CP2P_PEER_ID_STRMAX];
+    cp2p_log_warn("swarm", "%s: %s: %s", conn_name(c, name, sizeof name), what, cp2p_strerror(err));
+}
+
+static int is_violation(int status)
+{
+    return status != 0 && status != CP2P_ECLOSED && status != CP2P_EIO &&
+           status != CP2P_ECANCELED && status != CP2P_ETIMEOUT && status != CP2P_ENOMEM;
+}
+
+void cp2p_conn_close_with(cp2p_conn_t *c, int status)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    int was_open = c->state == CONN_OPEN;
+    char name[CP2P_PEER_ID_STRMAX];
+    if (is_violation(status))
+        cp2p_conn_violation(c, was_open ? "closing connection" : "upgrade failed", status);
+    else
+        cp2p_log_debug("swarm", "%s: connection closed: %s", conn_name(c, name, sizeof name),
+                       status ? cp2p_strerror(status) : "local close");
+    c->state = CONN_CLOSED;
+    c->refs++;
+    uv_read_stop(c->sock);
+    cp2p_conn_kill_streams(c, CP2P_ERESET);
+    if (c->sw) {
+        cp2p_swarm_stats_t *st = cp2p_swarm_stats(c->sw);
+        if (!was_open && status != CP2P_ECANCELED)
+            st->conns_failed++;
+        else if (was_open && is_violation(status))
+            st->conns_errored++;
+    }
+    if (c->ready) {
+        cp2p_conn_ready_fn fn = c->ready;
+        c->ready = NULL;
+        fn(c, status ? status : CP2P_ECANCELED, c->ready_arg);
+    }
+    if (c->sw)
+        cp2p_swarm_conn_closed(c->sw, c);
+    uv_close((uv_handle_t *)c->sock, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    cp2p_conn_unref(c);
+}
+
+void cp2p_conn_close(cp2p_conn_t *c)
+{
+    cp2p_conn_close_with(c, 0);
+}
+
+/* ---- output ---- */
+
+static cp2p_buf_t *out_chunk(cp2p_conn_t *c)
+{
+    if (c->nchunks == 0 || (c->chunks[c->nchunks - 1].len >= CHUNK_MAX && c->nchunks < N_CHUNKS))
+        c->nchunks++;
+    return &c->chunks[c->nchunks - 1];
+}
+
+int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->state == CONN_CLOSED)
+        return CP2P_ECLOSED;
+    cp2p_buf_t *b = out_chunk(c);
+    size_t before = b->len;
+    /* Everything after the Noise handshake is encrypted. */
+    int rc = c->state >= CONN_MUX_NEGOTIATING ? c->secvt->seal(c->sec, p, n, b)
+                                               : cp2p_buf_append(b, p, n);
+    c->queued += b->len - before;
+    return rc;
+}
+
+int cp2p_conn_writable(const cp2p_conn_t *c)
+{
+    return c->state == CONN_OPEN && c->queued < CP2P_CONN_HIGH_WATER;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    wreq_t *w = req->data;
+    cp2p_conn_t *c = w->c;
+    c->queued -= w->len;
+    for (size_t i = 0; i < w->n; i++)
+        cp2p_buf_free(&w->bufs[i]);
+    free(w);
+    if (status < 0) {
+        if (c->state != CONN_CLOSED)
+            cp2p_conn_close_with(c, CP2P_EIO);
+        return;
+    }
+    if (c->blocked && c->queued < CP2P_CONN_LOW_WATER && c->state == CONN_OPEN) {
+        c->blocked = 0;
+        c->refs++;
+        cp2p_conn_pump_streams(c);
+        cp2p_conn_flush(c);
+        cp2p_conn_unref(c);
+    }
+}
+
+void cp2p_conn_flush(cp2p_conn_t *c)
+{
+    if (c->nchunks == 0 || c->state == CONN_CLOSED)
+        return;
+    wreq_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        cp2p_conn_close_with(c, CP2P_ENOMEM);
+        return;
+    }
+    uv_buf_t ub[N_CHUNKS];
+    for (size_t i = 0; i < c->nchunks; i++) {
+        if (c->chunks[i].len == 0) {
+            cp2p_buf_free(&c->chunks[i]);
+            continue;
+        }
+        w->bufs[w->n] = c->chunks[i];
+        ub[w->n] = uv_buf_init((char *)c->chunks[i].data, (unsigned)c->chunks[i].len);
+        w->len += c->chunks[i].len;
+        w->n++;
+    }
+    memset(c->chunks, 0, sizeof c->chunks);
+    c->nchunks = 0;
+    if (w->n == 0) {
+        free(w);
+        return;
+    }
+    w->c = c;
+    w->req.data = w;
+    int r = uv_write(&w->req, c->sock, ub, (unsigned)w->n, on_write);
+    if (r) {
+        c->queued -= w->len;
+        for (size_t i = 0; i < w->n; i++)
+            cp2p_buf_free(&w->bufs[i]);
+        free(w);
+        cp2p_conn_close_with(c, CP2P_EIO);
+    }
+}
+
+/* ---- the upgrade ---- */
+
+static int mss_reply(cp2p_conn_t *c, const uint8_t *p, size_t n)
+{
+    cp2p_buf_t reply = {0};
+    int rc = cp2p_mss_input(c->mss, p, n, &reply);
+    if (reply.len) {
+        int wrc = cp2p_conn_send(c, reply.data, reply.len);
+        if (wrc && rc >= 0)
+            rc = wrc;
+    }
+    cp2p_buf_free(&reply);
+    return rc;
+}
+
+static int start_mss(cp2p_conn_t *c, const char *const *ids, size_t n)
+{
+    int rc = c->inbound ? cp2p_mss_listener_new(&c->mss, ids, n, NULL, NULL)
+                        : cp2p_mss_dialer_new(&c->mss, ids, n, 0);
+    if (rc)
+        return rc;
+    /* The dialer's header and first proposal leave together (pipelining). */
+    cp2p_buf_t b = {0};
+    rc = cp2p_mss_start(c->mss, &b);
+    if (!rc)
+        rc = cp2p_conn_send(c, b.data, b.len);
+    cp2p_buf_free(&b);
+    return rc;
+}
+
+static int start_security(cp2p_conn_t *c)
+{
+    const char *sel = cp2p_mss_selected(c->mss);
+    for (size_t i = 0; i < sizeof securities / sizeof securities[0]; i++)
+        if (sel && strcmp(sel, securities[i]->protocol_id) == 0)
+            c->secvt = securities[i];
+    if (!c->secvt)
+        return CP2P_ENEGOTIATE;
+    int rc = c->secvt->create(&c->sec, !c->inbound, c->cfg.identity,
+                              c->has_expected ? &c->expected : NULL);
+    if (rc)
+        return rc;
+    c->state = CONN_SECURING;
+    cp2p_buf_t *b = out_chunk(c);
+    size_t before = b->len;
+    rc = c->secvt->start(c->sec, b);
+    c->queued += b->len - before;
+    return rc;
+}
+
+static int secured(cp2p_conn_t *c)
+{
+    const cp2p_peer_id_t *rp = c->secvt->remote_peer(c->sec);
+    const cp2p_pubkey_t *rk = c->secvt->remote_key(c->sec);
+    if (!rp || !rk)
+        return CP2P_EPROTO;
+    if (c->has_expected && !cp2p_peer_id_equal(rp, &c->expected))
+        return CP2P_EPEERID;
+    c->peer = *rp;
+    int rc = cp2p_pubkey_dup(rk, &c->remote_key);
+    if (rc)
+        return rc;
+    const char *ids[CP2P_SWARM_MAX_MUXERS];
+    for (size_t i = 0; i < c->cfg.n_muxers; i++)
+        ids[i] = c->cfg.muxers[i]->protocol_id;
+    c->state = CONN_MUX_NEGOTIATING;
+    return start_mss(c, ids, c->cfg.n_muxers);
+}
+
+static int start_muxer(cp2p_conn_t *c)
+{
+    const char *sel = cp2p_mss_selected(c->mss);
+    for (size_t i = 0; i < c->cfg.n_muxers; i++)
+        if (sel && strcmp(sel, c->cfg.muxers[i]->protocol_id) == 0)
+            c->muxvt = c->cfg.muxers[i];
+    if (!c->muxvt)
+        return CP2P_ENEGOTIATE;
+    /* A reader that stops leaves at most one window buffered, so the window
+     * may not grow past what a stream is allowed to buffer. */
+    cp2p_mux_config_t mc = {
+        .max_streams = c->cfg.max_streams_per_conn,
+        .max_window = c->cfg.max_stream_buffer,
+        .max_buffered = c->cfg.max_stream_buffer,
+    };
+    cp2p_mux_events_t ev;
+    cp2p_conn_mux_events(c, &ev);
+    int rc = c->muxvt->create(&c->mux, !c->inbound, &mc, &ev);
+    if (rc)
+        return rc;
+    size_t ln;
+    const uint8_t *lo = cp2p_mss_leftover(c->mss, &ln);
+    if ((rc = cp2p_buf_append(&c->plain, lo, ln)))
+        return rc;
+    cp2p_mss_free(c->mss);
+    c->mss = NULL;
+    c->state = CONN_OPEN;
+    uv_timer_stop(&c->timer);
+    char name[CP2P_PEER_ID_STRMAX];
+    cp2p_log_debug("swarm", "%s: %s connection open, %s", conn_name(c, name, sizeof name),
+                   c->inbound ? "inbound" : "outbound", c->muxvt->protocol_id);
+    if (c->sw)
+        cp2p_swarm_stats(c->sw)->conns_opened++;
+    if (c->ready) {
+        cp2p_conn_ready_fn fn = c->ready;
+        c->ready = NULL;
+        fn(c, 0, c->ready_arg);
+    }
+    return 0;
+}
+
+/* Decrypted bytes: the muxer's multistream-select, then the muxer. */
+static int plain_input(cp2p_conn_t *c)
+{
+    while (c->plain.len && c->state != CONN_CLOSED) {
+        int rc;
+        if (c->state == CONN_MUX_NEGOTIATING) {
+            cp2p_buf_t in = c->plain;
+            memset(&c->plain, 0, sizeof c->plain);
+            rc = mss_reply(c, in.data, in.len);
+            cp2p_buf_free(&in);
+            if (rc != CP2P_MSS_DONE)
+                return rc;
+            if ((rc = start_muxer(c)))
+                return rc;
+        } else if (c->state == CONN_OPEN) {
+            rc = c->muxvt->input(c->mux, c->plain.data, c->plain.len);
+            cp2p_buf_reset(&c->plain);
+            return rc < 0 ? rc : 0;
+        } else {
+            return CP2P_EPROTO;
+        }
+    }
+    return 0;
+}
+
+static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
+{
+    int was = c->secvt->established(c->sec);
+    cp2p_buf_t *b = out_chunk(c);
+    size_t before = b->len;
+    int rc = c->secvt->input(c->sec, p, n, b, &c->plain);
+    c->queued += b->len - before;
+    if (rc < 0)
+        return rc;
+    if (!was && c->secvt->established(c->sec) && (rc = secured(c)))
+        return rc;
+    return plain_input(c);
+}
+
+static int conn_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->state == CONN_SEC_NEGOTIATING) {
+        int rc = mss_reply(c, p, n);
+        if (rc != CP2P_MSS_DONE)
+            return rc;
+        if ((rc = start_security(c)))
+            return rc;
+        /* Bytes after the agreement are the first Noise message; the copy
+         * lets the engine go before the muxer's negotiation needs the slot. */
+        size_t ln;
+        const uint8_t *lo = cp2p_mss_leftover(c->mss, &ln);
+        cp2p_buf_t left = {0};
+        rc = cp2p_buf_append(&left, lo, ln);
+        cp2p_mss_free(c->mss);
+        c->mss = NULL;
+        if (!rc && left.len)
+            rc = secure_input(c, left.data, left.len);
+        cp2p_buf_free(&left);
+        return rc;
+    }
+    if (c->state == CONN_CLOSED)
+        return 0;
+    return secure_input(c, p, n);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    cp2p_conn_t *c = h->data;
+    *buf = uv_buf_init((char *)c->rbuf, READ_BUF_SIZE);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    cp2p_conn_t *c = st->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        cp2p_conn_close_with(c, nread == UV_EOF ? CP2P_ECLOSED : CP2P_EIO);
+        return;
+    }
+    c->refs++;
+    int rc = conn_input(c, c->rbuf, (size_t)nread);
+    if (rc < 0)
+        cp2p_conn_close_with(c, rc);
+    else
+        cp2p_conn_flush(c);
+    cp2p_conn_unref(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    cp2p_conn_t *c = t->data;
+    if (c->state < CONN_OPEN) {
+        cp2p_conn_close_with(c, c->pending_error ? c->pending_error : CP2P_ETIMEOUT);
+        return;
+    }
+    c->refs++;
+    if (!cp2p_conn_expire_streams(c, uv_now(t->loop))) {
+        uv_timer_stop(t);
+        c->sweeping = 0;
+    }
+    cp2p_conn_flush(c);
+    cp2p_conn_unref(c);
+}
+
+void cp2p_conn_watch_streams(cp2p_conn_t *c)
+{
+    if (c->sweeping || c->state != CONN_OPEN)
+        return;
+    c->sweeping = 1;
+    uv_timer_start(&c->timer, on_timer, SWEEP_MS, SWEEP_MS);
+}
+
+int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
+                  cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out)
+{
+    cp2p_conn_t *c = calloc(1, sizeof *c);
+    uint8_t *rbuf = malloc(READ_BUF_SIZE);
+    if (!c || !rbuf) {
+        free(c);
+        free(rbuf);
+        cp2p_rawconn_free(rc);
+        return CP2P_ENOMEM;
+    }
+    c->refs = 1;
+    c->sw = sw;
+    c->cfg = *cp2p_swarm_config(sw);
+    c->inbound = inbound;
+    c->rbuf = rbuf;
+    c->ready = ready;
+    c->ready_arg = arg;
+    if (expected) {
+        c->has_expected = 1;
+        c->expected = *expected;
+    }
+    c->sock = rc->stream;
+    c->sock->data = c;
+    c->local = rc->local;
+    c->remote = rc->remote;
+    free(rc);
+    uv_timer_init(c->sock->loop, &c->timer);
+    c->timer.data = c;
+    c->handles = 2;
+
+    const char *ids[sizeof securities / sizeof securities[0]];
+    for (size_t i = 0; i < sizeof securities / sizeof securities[0]; i++)
+        ids[i] = securities[i]->protocol_id;
+    int r = start_mss(c, ids, sizeof ids / sizeof ids[0]);
+    if (!r)
+        r = uv_read_start(c->sock, on_alloc, on_read) ? CP2P_EIO : 0;
+    /* A failure is reported like any other, from the loop, never from here. */
+    c->pending_error = r;
+    uv_timer_start(&c->timer, on_timer, r ? 0 : c->cfg.negotiate_timeout_ms, 0);
+    if (!r)
+        cp2p_conn_flush(c);
+    *out = c;
+    return 0;
+}
+
+const cp2p_peer_id_t *cp2p_conn_peer(const cp2p_conn_t *c)
+{
+    return &c->peer;
+}
+
+const cp2p_pubkey_t *cp2p_conn_remote_key(const cp2p_conn_t *c)
+{
+    return c->remote_key;
+}
+
+const cp2p_multiaddr_t *cp2p_conn_remote_addr(const cp2p_conn_t *c)
+{
+    return &c->remote;
+}
+
+const cp2p_multiaddr_t *cp2p_conn_local_addr(const cp2p_conn_t *c)
+{
+    return &c->local;
+}
+
+const char *cp2p_conn_muxer_id(const cp2p_conn_t *c)
+{
+    return c->muxvt ? c->muxvt->protocol_id : NULL;
+}
+
+int cp2p_conn_is_inbound(const cp2p_conn_t *c)
+{
+    return c->inbound;
+}

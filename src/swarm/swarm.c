@@ -1,0 +1,443 @@
+/* The swarm: listeners, the dialer, the connection list and its limits
+ * (the "swarm" of the libp2p connections spec, minus the upgrade in conn.c). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "swarm/swarm.h"
+
+static const cp2p_transport_vtable_t *const transports[] = {&cp2p_tcp_transport};
+
+typedef struct listener {
+    const cp2p_transport_vtable_t *t;
+    cp2p_listener_t *l;
+} listener_t;
+
+typedef enum { DIAL_WAIT, DIAL_TRANSPORT, DIAL_UPGRADE, DIAL_DONE } dial_phase_t;
+
+typedef struct dial {
+    struct dial *prev, *next;
+    cp2p_swarm_t *sw;
+    int has_peer;
+    cp2p_peer_id_t peer;
+    cp2p_multiaddr_t *addrs;
+    size_t n, idx;
+    const cp2p_transport_vtable_t *t;
+    cp2p_dial_t *td;
+    dial_phase_t phase;
+    int status;
+    cp2p_conn_t *conn;
+    int holds_conn;
+    struct dial *leader;   /* a dial to the same peer this one waits for */
+    uv_timer_t timer;
+    cp2p_swarm_dial_cb cb;
+    void *arg;
+} dial_t;
+
+struct cp2p_swarm {
+    uv_loop_t *loop;
+    cp2p_swarm_config_t cfg;
+    cp2p_swarm_hooks_t hooks;
+    cp2p_swarm_stats_t stats;
+    listener_t *listeners;
+    size_t nlisteners;
+    cp2p_conn_t *head, *tail;
+    size_t nconns;   /* in the list: upgrading or open */
+    size_t live;     /* connections whose handles are not closed yet */
+    dial_t *dials;
+    int handles;     /* dial timers and the close notifier */
+    uv_timer_t closer;
+    int closing;
+    void (*done)(void *arg);
+    void *done_arg;
+};
+
+static const cp2p_transport_vtable_t *transport_for(const cp2p_multiaddr_t *ma)
+{
+    for (size_t i = 0; i < sizeof transports / sizeof transports[0]; i++)
+        if (transports[i]->matches(ma))
+            return transports[i];
+    return NULL;
+}
+
+int cp2p_swarm_new(uv_loop_t *loop, const cp2p_swarm_config_t *cfg, const cp2p_swarm_hooks_t *hooks,
+                   cp2p_swarm_t **out)
+{
+    if (!loop || !cfg || !cfg->identity || cfg->n_muxers == 0 ||
+        cfg->n_muxers > CP2P_SWARM_MAX_MUXERS)
+        return CP2P_EINVAL;
+    cp2p_swarm_t *sw = calloc(1, sizeof *sw);
+    if (!sw)
+        return CP2P_ENOMEM;
+    sw->loop = loop;
+    sw->cfg = *cfg;
+    if (hooks)
+        sw->hooks = *hooks;
+    uv_timer_init(loop, &sw->closer);
+    sw->closer.data = sw;
+    sw->handles = 1;
+    *out = sw;
+    return 0;
+}
+
+const cp2p_swarm_config_t *cp2p_swarm_config(const cp2p_swarm_t *sw)
+{
+    return &sw->cfg;
+}
+
+const cp2p_swarm_hooks_t *cp2p_swarm_hooks(const cp2p_swarm_t *sw)
+{
+    return &sw->hooks;
+}
+
+cp2p_swarm_stats_t *cp2p_swarm_stats(cp2p_swarm_t *sw)
+{
+    return &sw->stats;
+}
+
+size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw)
+{
+    return sw->nconns;
+}
+
+cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
+{
+    for (cp2p_conn_t *c = sw->head; c; c = c->next)
+        if (c->state == CONN_OPEN && cp2p_peer_id_equal(&c->peer, peer))
+            return c;
+    return NULL;
+}
+
+static void maybe_done(cp2p_swarm_t *sw)
+{
+    if (!sw->closing || sw->handles || sw->live)
+        return;
+    void (*done)(void *) = sw->done;
+    void *arg = sw->done_arg;
+    free(sw->listeners);
+    free(sw);
+    if (done)
+        done(arg);
+}
+
+static void link_conn(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    c->prev = sw->tail;
+    if (sw->tail)
+        sw->tail->next = c;
+    else
+        sw->head = c;
+    sw->tail = c;
+    sw->nconns++;
+    sw->live++;
+}
+
+void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        sw->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        sw->tail = c->prev;
+    c->prev = c->next = NULL;
+    sw->nconns--;
+    if (c->mux && sw->hooks.disconnected)
+        sw->hooks.disconnected(sw->hooks.ctx, c);
+    cp2p_conn_unref(c);
+}
+
+void cp2p_swarm_conn_gone(cp2p_swarm_t *sw)
+{
+    sw->live--;
+    maybe_done(sw);
+}
+
+/* ---- listening ---- */
+
+static void on_inbound_ready(cp2p_conn_t *c, int status, void *arg)
+{
+    cp2p_swarm_t *sw = arg;
+    if (status == 0 && sw->hooks.connected)
+        sw->hooks.connected(sw->hooks.ctx, c);
+}
+
+static void on_accept(void *arg, cp2p_rawconn_t *rc)
+{
+    cp2p_swarm_t *sw = arg;
+    if (sw->closing) {
+        cp2p_rawconn_free(rc);
+        return;
+    }
+    if (sw->nconns >= sw->cfg.max_connections) {
+        sw->stats.conns_rejected++;
+        cp2p_log_debug("swarm", "inbound connection refused: %zu connections", sw->nconns);
+        cp2p_rawconn_free(rc);
+        return;
+    }
+    cp2p_conn_t *c;
+    if (cp2p_conn_new(sw, rc, 1, NULL, on_inbound_ready, sw, &c) == 0)
+        link_conn(sw, c);
+}
+
+int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiaddr_t **addrs,
+                      size_t *n)
+{
+    if (sw->closing)
+        return CP2P_ESTATE;
+    const cp2p_transport_vtable_t *t = transport_for(ma);
+    if (!t)
+        return CP2P_EUNSUPPORTED;
+    listener_t *a = realloc(sw->listeners, (sw->nlisteners + 1) * sizeof *a);
+    if (!a)
+        return CP2P_ENOMEM;
+    sw->listeners = a;
+    cp2p_listener_t *l;
+    int rc = t->listen(sw->loop, ma, on_accept, sw, &l);
+    if (rc)
+        return rc;
+    a[sw->nlisteners].t = t;
+    a[sw->nlisteners].l = l;
+    sw->nlisteners++;
+    return addrs ? t->listener_addrs(l, addrs, n) : 0;
+}
+
+int cp2p_swarm_listen_addrs(cp2p_swarm_t *sw, cp2p_multiaddr_t **addrs, size_t *n)
+{
+    for (size_t i = 0; i < sw->nlisteners; i++) {
+        int rc = sw->listeners[i].t->listener_addrs(sw->listeners[i].l, addrs, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- dialling ---- */
+
+static void dial_next(dial_t *d);
+
+static void dial_timer_closed(uv_handle_t *h)
+{
+    dial_t *d = h->data;
+    cp2p_swarm_t *sw = d->sw;
+    free(d);
+    sw->handles--;
+    maybe_done(sw);
+}
+
+static void dial_finish(dial_t *d, int status, cp2p_conn_t *c)
+{
+    cp2p_swarm_t *sw = d->sw;
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        sw->dials = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    d->phase = DIAL_DONE;
+    /* A connection reused from the list may have closed while we waited. */
+    if (c && status == 0 && c->state != CONN_OPEN)
+        status = CP2P_ECLOSED;
+    d->cb(status, status ? NULL : c, d->arg);
+    if (d->holds_conn)
+        cp2p_conn_unref(c);
+    for (dial_t *f = sw->dials; f;) {
+        if (f->leader != d) {
+            f = f->next;
+            continue;
+        }
+        f->leader = NULL;
+        dial_finish(f, status, c);
+        f = sw->dials; /* the list may have changed under the callback */
+    }
+    for (size_t i = 0; i < d->n; i++)
+        cp2p_multiaddr_free(&d->addrs[i]);
+    free(d->addrs);
+    uv_close((uv_handle_t *)&d->timer, dial_timer_closed);
+}
+
+static void on_dial_timer(uv_timer_t *t)
+{
+    dial_t *d = t->data;
+    if (d->phase == DIAL_TRANSPORT) {
+        /* This address took too long; the others may still answer. */
+        d->t->dial_cancel(d->td);
+        d->td = NULL;
+        d->status = CP2P_ETIMEOUT;
+        d->idx++;
+        dial_next(d);
+        return;
+    }
+    dial_finish(d, d->status, d->conn);
+}
+
+/* Report from the loop, never from inside the call that started the dial. */
+static void dial_finish_later(dial_t *d, int status, cp2p_conn_t *c)
+{
+    d->phase = DIAL_DONE;
+    d->status = status;
+    d->conn = c;
+    if (c) {
+        cp2p_conn_ref(c);
+        d->holds_conn = 1;
+    }
+    uv_timer_start(&d->timer, on_dial_timer, 0, 0);
+}
+
+static void on_outbound_ready(cp2p_conn_t *c, int status, void *arg)
+{
+    dial_t *d = arg;
+    cp2p_swarm_t *sw = d->sw;
+    if (status == 0 && sw->hooks.connected)
+        sw->hooks.connected(sw->hooks.ctx, c);
+    dial_finish(d, status, c);
+}
+
+static void on_raw(void *arg, int status, cp2p_rawconn_t *rc)
+{
+    dial_t *d = arg;
+    cp2p_swarm_t *sw = d->sw;
+    d->td = NULL;
+    uv_timer_stop(&d->timer);
+    if (status) {
+        d->status = status;
+        d->idx++;
+        dial_next(d);
+        return;
+    }
+    if (sw->nconns >= sw->cfg.max_connections) {
+        cp2p_rawconn_free(rc);
+        dial_finish(d, CP2P_ELIMIT, NULL);
+        return;
+    }
+    cp2p_conn_t *c;
+    d->phase = DIAL_UPGRADE;
+    int r = cp2p_conn_new(sw, rc, 0, d->has_peer ? &d->peer : NULL, on_outbound_ready, d, &c);
+    if (r) {
+        dial_finish(d, r, NULL);
+        return;
+    }
+    link_conn(sw, c);
+}
+
+static void dial_next(dial_t *d)
+{
+    for (; d->idx < d->n; d->idx++) {
+        const cp2p_multiaddr_t *ma = &d->addrs[d->idx];
+        d->t = transport_for(ma);
+        if (!d->t) {
+            d->status = CP2P_EUNSUPPORTED;
+            continue;
+        }
+        d->phase = DIAL_TRANSPORT;
+        int rc = d->t->dial(d->sw->loop, ma, on_raw, d, &d->td);
+        if (rc == 0) {
+            uv_timer_start(&d->timer, on_dial_timer, d->sw->cfg.dial_timeout_ms, 0);
+            return;
+        }
+        d->status = rc;
+    }
+    dial_finish_later(d, d->status, NULL);
+}
+
+int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                    size_t n, cp2p_swarm_dial_cb cb, void *arg)
+{
+    if (!cb || (n && !addrs) || (!n && !peer))
+        return CP2P_EINVAL;
+    if (sw->closing)
+        return CP2P_ESTATE;
+    dial_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return CP2P_ENOMEM;
+    if (n && !(d->addrs = calloc(n, sizeof *d->addrs))) {
+        free(d);
+        return CP2P_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int rc = cp2p_multiaddr_dup(&addrs[i], &d->addrs[d->n]);
+        if (rc) {
+            for (size_t j = 0; j < d->n; j++)
+                cp2p_multiaddr_free(&d->addrs[j]);
+            free(d->addrs);
+            free(d);
+            return rc;
+        }
+        d->n++;
+    }
+    d->sw = sw;
+    d->cb = cb;
+    d->arg = arg;
+    d->status = CP2P_EUNREACHABLE;
+    if (peer) {
+        d->has_peer = 1;
+        d->peer = *peer;
+    }
+    uv_timer_init(sw->loop, &d->timer);
+    d->timer.data = d;
+    sw->handles++;
+    d->next = sw->dials;
+    if (sw->dials)
+        sw->dials->prev = d;
+    sw->dials = d;
+
+    cp2p_conn_t *c = peer ? cp2p_swarm_conn_to(sw, peer) : NULL;
+    dial_t *leader = NULL;
+    for (dial_t *o = d->next; peer && o && !c && !leader; o = o->next)
+        if (o->has_peer && !o->leader && o->phase != DIAL_DONE && cp2p_peer_id_equal(&o->peer, peer))
+            leader = o;
+    if (c)
+        dial_finish_later(d, 0, c);
+    else if (leader)
+        d->leader = leader; /* one connection per peer: wait for the dial under way */
+    else if (sw->nconns >= sw->cfg.max_connections)
+        dial_finish_later(d, CP2P_ELIMIT, NULL);
+    else
+        dial_next(d);
+    return 0;
+}
+
+/* ---- closing ---- */
+
+static void closer_closed(uv_handle_t *h)
+{
+    cp2p_swarm_t *sw = h->data;
+    sw->handles--;
+    maybe_done(sw);
+}
+
+void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
+{
+    if (sw->closing)
+        return;
+    sw->closing = 1;
+    sw->done = done;
+    sw->done_arg = arg;
+    for (size_t i = 0; i < sw->nlisteners; i++)
+        sw->listeners[i].t->listener_close(sw->listeners[i].l);
+    sw->nlisteners = 0;
+    /* Finishing a dial finishes its followers too, so rescan each time. */
+    for (dial_t *d = sw->dials; d;) {
+        if (d->phase == DIAL_UPGRADE || d->leader) {
+            d = d->next;
+            continue;
+        }
+        if (d->phase == DIAL_TRANSPORT)
+            d->t->dial_cancel(d->td);
+        dial_finish(d, d->phase == DIAL_DONE ? d->status : CP2P_ECANCELED, d->conn);
+        d = sw->dials;
+    }
+    /* Upgrading dials end with their connection. */
+    while (sw->head)
+        cp2p_conn_close_with(sw->head, CP2P_ECANCELED);
+    while (sw->dials) {
+        dial_t *d = sw->dials;
+        if (d->phase == DIAL_TRANSPORT)
+            d->t->dial_cancel(d->td);
+        dial_finish(d, CP2P_ECANCELED, NULL);
+    }
+    uv_close((uv_handle_t *)&sw->closer, closer_closed);
+}

@@ -1,0 +1,170 @@
+/* The swarm: connections (a raw transport connection upgraded with
+ * multistream-select, a security session and a muxer), their streams, the
+ * dialer and the listeners. Internal to the library; the host sits on top
+ * and gives the swarm callbacks, never the other way round. */
+#ifndef CP2P_SWARM_H
+#define CP2P_SWARM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "cp2p/buf.h"
+#include "cp2p/conn.h"
+#include "cp2p/keys.h"
+#include "cp2p/multiaddr.h"
+#include "cp2p/peer.h"
+#include "cp2p/stream.h"
+#include "mss/mss.h"
+#include "muxer/muxer.h"
+#include "security/security.h"
+#include "transport/transport.h"
+
+#define CP2P_SWARM_MAX_MUXERS 4
+/* Unsent wire bytes per connection above which streams stop feeding the
+ * muxer, and below which they start again. */
+#define CP2P_CONN_HIGH_WATER (1024 * 1024)
+#define CP2P_CONN_LOW_WATER (256 * 1024)
+/* Buffers handed to one uv_write. */
+#define CP2P_CONN_OUT_CHUNKS 8
+
+typedef struct cp2p_swarm cp2p_swarm_t;
+
+typedef struct cp2p_swarm_config {
+    const cp2p_privkey_t *identity; /* borrowed */
+    const cp2p_mux_vtable_t *muxers[CP2P_SWARM_MAX_MUXERS];
+    size_t n_muxers;
+    uint32_t max_connections, max_streams_per_conn, max_stream_buffer;
+    uint32_t dial_timeout_ms, negotiate_timeout_ms;
+} cp2p_swarm_config_t;
+
+/* What the swarm tells the layer above. */
+typedef struct cp2p_swarm_hooks {
+    void *ctx;
+    /* Inbound stream protocol router: nonzero if a handler exists for id. */
+    int (*match)(void *ctx, const char *id, size_t len);
+    /* An inbound stream negotiated to a protocol match() accepted; s is a new
+     * reference the callee owns. */
+    void (*inbound_stream)(void *ctx, cp2p_stream_t *s);
+    void (*connected)(void *ctx, cp2p_conn_t *c);
+    void (*disconnected)(void *ctx, cp2p_conn_t *c);
+} cp2p_swarm_hooks_t;
+
+typedef struct cp2p_swarm_stats {
+    uint64_t conns_opened;   /* upgraded successfully */
+    uint64_t conns_failed;   /* upgrade failed: protocol error, timeout, wrong peer */
+    uint64_t conns_rejected; /* inbound over the connection limit */
+    uint64_t conns_errored;  /* closed after a protocol violation once open */
+} cp2p_swarm_stats_t;
+
+/* ---- connections and streams (conn.c, stream.c) ---- */
+
+typedef enum {
+    CONN_SEC_NEGOTIATING, /* multistream-select for the security protocol */
+    CONN_SECURING,        /* Noise handshake */
+    CONN_MUX_NEGOTIATING, /* multistream-select for the muxer, encrypted */
+    CONN_OPEN,
+    CONN_CLOSED
+} cp2p_conn_state_t;
+
+typedef void (*cp2p_conn_ready_fn)(cp2p_conn_t *c, int status, void *arg);
+
+struct cp2p_conn {
+    int refs;
+    int handles;                 /* open libuv handles (socket, timer) */
+    cp2p_swarm_t *sw;            /* NULL once the swarm let go of it */
+    cp2p_swarm_config_t cfg;     /* a copy: the connection may outlive the swarm */
+    cp2p_conn_t *prev, *next;    /* the swarm's list */
+    cp2p_conn_state_t state;
+    int inbound;
+    uv_stream_t *sock;
+    uv_timer_t timer;            /* negotiation deadline, then stream deadlines */
+    cp2p_multiaddr_t local, remote;
+    cp2p_conn_ready_fn ready;    /* runs once: upgraded or failed */
+    void *ready_arg;
+
+    cp2p_mss_t *mss;
+    const cp2p_sec_vtable_t *secvt;
+    cp2p_sec_t *sec;
+    const cp2p_mux_vtable_t *muxvt;
+    cp2p_mux_t *mux;
+    int has_expected;
+    cp2p_peer_id_t expected, peer;
+    cp2p_pubkey_t *remote_key;
+
+    uint8_t *rbuf;               /* the socket read buffer */
+    cp2p_buf_t plain;            /* decrypted bytes not yet given to mss or the muxer */
+    cp2p_buf_t chunks[CP2P_CONN_OUT_CHUNKS]; /* sealed bytes waiting for uv_write */
+    size_t nchunks;
+    size_t queued;               /* bytes in chunks and in uv_write requests */
+    int blocked;                 /* a stream waits for queued to drop */
+    int warned;                  /* a violation was logged already */
+    int pending_error;           /* failure to report from the timer */
+
+    cp2p_stream_t **streams;     /* live streams (weak: a stream removes itself) */
+    size_t nstreams, cap_streams;
+    int sweeping;                /* the timer checks stream negotiation deadlines */
+};
+
+/* Takes over rc. expected may be NULL. ready runs once with the upgrade's
+ * result (never from inside this call). The swarm holds the first reference. */
+int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
+                  cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out);
+/* Close with a reason (0 = local request). Streams die with CP2P_ERESET. */
+void cp2p_conn_close_with(cp2p_conn_t *c, int status);
+/* Put bytes on the wire (sealed once the connection is secured). */
+int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n);
+/* Hand pending bytes to the socket. Every entry point calls it before returning. */
+void cp2p_conn_flush(cp2p_conn_t *c);
+/* 1 while the unsent bytes are under the high-water mark. */
+int cp2p_conn_writable(const cp2p_conn_t *c);
+
+/* Restart the timer as a once-a-second check of stream negotiation deadlines. */
+void cp2p_conn_watch_streams(cp2p_conn_t *c);
+/* Log a remote's protocol violation, once per connection. */
+void cp2p_conn_violation(cp2p_conn_t *c, const char *what, int err);
+
+/* Stream side of a connection (stream.c). */
+int cp2p_conn_open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n,
+                          cp2p_stream_open_cb cb, void *arg);
+/* The muxer event table for a connection's session. */
+void cp2p_conn_mux_events(cp2p_conn_t *c, cp2p_mux_events_t *ev);
+/* Feed streams that have queued writes (the socket drained). */
+void cp2p_conn_pump_streams(cp2p_conn_t *c);
+/* Kill every stream (the connection is closing). */
+void cp2p_conn_kill_streams(cp2p_conn_t *c, int status);
+/* Reset streams whose negotiation passed its deadline; 1 if some still negotiate. */
+int cp2p_conn_expire_streams(cp2p_conn_t *c, uint64_t now_ms);
+
+/* ---- the swarm (swarm.c) ---- */
+
+int cp2p_swarm_new(uv_loop_t *loop, const cp2p_swarm_config_t *cfg, const cp2p_swarm_hooks_t *hooks,
+                   cp2p_swarm_t **out);
+/* Closes listeners, dials and connections; done runs when all handles are closed. */
+void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg);
+const cp2p_swarm_config_t *cp2p_swarm_config(const cp2p_swarm_t *sw);
+const cp2p_swarm_hooks_t *cp2p_swarm_hooks(const cp2p_swarm_t *sw);
+cp2p_swarm_stats_t *cp2p_swarm_stats(cp2p_swarm_t *sw);
+
+/* On success the new listener's bound addresses are appended to *addrs
+ * (a realloc'd array of *n values the caller frees) if addrs is not NULL. */
+int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiaddr_t **addrs,
+                      size_t *n);
+int cp2p_swarm_listen_addrs(cp2p_swarm_t *sw, cp2p_multiaddr_t **addrs, size_t *n);
+
+/* c is borrowed (NULL on error). */
+typedef void (*cp2p_swarm_dial_cb)(int status, cp2p_conn_t *c, void *arg);
+/* Dial addrs in order until one upgrades. With peer, an open connection to it
+ * is reused and the handshake must prove it. cb never runs from inside. */
+int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                    size_t n, cp2p_swarm_dial_cb cb, void *arg);
+/* The oldest open connection to peer, or NULL. */
+cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer);
+size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw);
+
+/* Called by conn.c: the connection closed (it leaves the list and the swarm
+ * drops its reference), then its handles are closed (it detaches). */
+void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c);
+void cp2p_swarm_conn_gone(cp2p_swarm_t *sw);
+
+#endif

@@ -1,0 +1,77 @@
+# Shared by tests/cli/interop_*.sh: start cp2p and js-libp2p peers and check
+# their output. Sourced with the build directory as $1.
+set -euo pipefail
+
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+INTEROP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CP2P=$BUILD/cp2p
+MUXERS=${CP2P_INTEROP_MUXERS:-"yamux mplex"}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A missing js side is a failure, not a skip: a skipped interop test looks green.
+[ -f "$INTEROP/node_modules/libp2p/package.json" ] ||
+    fail "js-libp2p is not installed: run 'npm ci' in tests/interop"
+command -v node >/dev/null || fail "node is not installed (node 20 or later is needed)"
+[ -x "$CP2P" ] || fail "$CP2P not built"
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+js() { (cd "$INTEROP" && exec node --import ./polyfill.mjs peer.mjs "$@"); }
+
+# wait_line FILE REGEX [SECONDS]: print the first matching line once it appears.
+wait_line() {
+    local i
+    for ((i = 0; i < ${3:-20} * 10; i++)); do
+        if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "--- $1:" >&2; cat "$1" >&2 || true
+    fail "no line matching '$2' in $1"
+}
+
+# start_js NAME ARGS...: a js peer listening on loopback; sets JS_ADDR and JS_ID.
+start_js() {
+    local name=$1; shift
+    (cd "$INTEROP" && exec node --import ./polyfill.mjs peer.mjs --listen /ip4/127.0.0.1/tcp/0 "$@") \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+    JS_PID=$!
+    JS_ADDR=$(wait_line "$TMP/$name.out" '^listening ' | cut -d' ' -f2)
+    JS_ID=${JS_ADDR##*/p2p/}
+}
+
+# start_cp2p NAME ARGS...: cp2p ping listening on loopback; sets CP2P_ADDR, CP2P_ID, CP2P_PID.
+start_cp2p() {
+    local name=$1; shift
+    "$CP2P" ping --listen /ip4/127.0.0.1/tcp/0 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+    CP2P_PID=$!
+    CP2P_ADDR=$(wait_line "$TMP/$name.out" '^Listening on ' | cut -d' ' -f3)
+    CP2P_ID=${CP2P_ADDR##*/p2p/}
+}
+
+# peak_rss_kib PID: the process's peak resident set so far (VmHWM), in KiB.
+peak_rss_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# run_measured OUT ERR CMD...: run CMD, polling its peak RSS; sets RC and PEAK_KIB.
+run_measured() {
+    local out=$1 err=$2; shift 2
+    "$@" >"$out" 2>"$err" &
+    local pid=$! k
+    PEAK_KIB=0
+    while kill -0 "$pid" 2>/dev/null; do
+        k=$(peak_rss_kib "$pid"); [ "${k:-0}" -gt "$PEAK_KIB" ] && PEAK_KIB=$k
+        sleep 0.2
+    done
+    RC=0; wait "$pid" || RC=$?
+}
+
+show() { for f in "$@"; do echo "--- $f:"; cat "$TMP/$f" 2>/dev/null || true; done; }
