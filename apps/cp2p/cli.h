@@ -7,7 +7,8 @@
     X(keygen, "write a new private key")                                                 \
     X(id, "print the peer ID of a key")                                                 \
     X(mdns, "discover peers on the local network (mDNS)")                               \
-    X(ping, "serve ping, and ping a peer")
+    X(ping, "serve ping, and ping a peer")                                              \
+    X(dht, "a Kademlia DHT node: put, get and provide from stdin")
 
 #define X(name, help) int cmd_##name(int argc, char **argv);
 CP2P_COMMANDS

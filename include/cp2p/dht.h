@@ -1,14 +1,16 @@
 /* Kademlia DHT (libp2p kad-dht spec) on a host: peer routing, values and
  * provider records over /ipfs/kad/1.0.0. Loop thread only.
  *
- * Status: this is the API the glue (src/kad/kad.c) will implement on top of
- * the sans-I/O engines in src/kad (routing table, lookup, stores,
- * validation); none of these functions exists in the library yet.
+ * Implemented by src/kad/kad.c (operations) and src/kad/kad_rpc.c (the
+ * wire) on top of the sans-I/O engines in src/kad.
  *
  * Every asynchronous call takes a callback that runs exactly once, never
  * before the call returns; cp2p_dht_free() runs pending ones with
- * CP2P_ECANCELED. Keys are bytes (record keys such as "/pk/<id>", provider
- * keys being multihashes); the library copies them. */
+ * CP2P_ECANCELED (do not call it from inside a dht callback). Keys are bytes
+ * (record keys such as "/pk/<id>", provider keys being multihashes); the
+ * library copies them. Records under "/pk/" are verified; keys without a
+ * namespace and keys in open_namespaces take any value (the first value a
+ * lookup finds wins); other namespaces are refused. */
 #ifndef CP2P_DHT_H
 #define CP2P_DHT_H
 
@@ -33,6 +35,7 @@ extern "C" {
 #define CP2P_DHT_DEFAULT_REFRESH_MS (10ULL * 60 * 1000)
 #define CP2P_DHT_DEFAULT_RECORD_REPUBLISH_MS (60ULL * 60 * 1000)
 #define CP2P_DHT_DEFAULT_PROVIDER_REPUBLISH_MS (22ULL * 3600 * 1000)
+#define CP2P_DHT_MAX_PROVIDERS 256
 
 typedef enum {
     CP2P_DHT_MODE_SERVER = 0, /* answers queries and enters others' routing tables */
@@ -53,6 +56,8 @@ typedef struct cp2p_dht_config {
     uint64_t refresh_ms;           /* routing table bucket refresh */
     uint64_t record_republish_ms;  /* records we put */
     uint64_t provider_republish_ms;/* keys we provide */
+    const char *const *open_namespaces; /* e.g. {"test"}: "/test/..." keys take any value */
+    size_t n_open_namespaces;
 } cp2p_dht_config_t;
 
 typedef struct cp2p_dht cp2p_dht_t;
@@ -63,6 +68,8 @@ typedef struct cp2p_dht_stats {
     uint64_t bad_messages;     /* malformed or oversized remote messages (stream reset) */
     uint64_t invalid_records;  /* records refused by validation */
     uint64_t timeouts;         /* RPCs that hit request_timeout_ms */
+    uint32_t last_hops;        /* the lookup that ended last: hops from us to the peer
+                                  that gave its answer (read it in the callback) */
 } cp2p_dht_stats_t;
 
 /* cfg may be NULL. In server mode the protocol handler is registered on h.
@@ -88,7 +95,8 @@ int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_mult
 int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
 
 /* Validate, store locally and PUT_VALUE at the k closest peers; status 0
- * once quorum peers took it. Republished every record_republish_ms. */
+ * once quorum peers took it (all of them when fewer than quorum were found;
+ * CP2P_EUNREACHABLE when none was). Republished every record_republish_ms. */
 int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
                  size_t value_len, cp2p_dht_done_cb cb, void *arg);
 /* GET_VALUE toward the k closest; the best valid value once quorum values
@@ -99,7 +107,8 @@ int cp2p_dht_get(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_val
 /* ADD_PROVIDER to the k closest peers; renewed every provider_republish_ms. */
 int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_done_cb cb,
                      void *arg);
-/* GET_PROVIDERS until max providers are known or the lookup ends. */
+/* GET_PROVIDERS until max providers (0 = CP2P_DHT_MAX_PROVIDERS) are known
+ * or the lookup ends; CP2P_ENOTFOUND if there is none. */
 int cp2p_dht_find_providers(cp2p_dht_t *d, const uint8_t *key, size_t key_len, size_t max,
                             cp2p_dht_peers_cb cb, void *arg);
 /* FIND_NODE for peer: status 0 with peers = {peer} once an address of it is

@@ -1,0 +1,888 @@
+/* The Kademlia DHT on a host (libp2p kad-dht spec: "Kademlia routing table",
+ * "Peer routing", "Value storage and retrieval", "Content provider
+ * advertisement and discovery", "Bootstrap process"): lookups and upkeep. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp2p/dht.h"
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "cp2p/peerstore.h"
+#include "kad/kad_query.h"
+#include "kad/kad_rpc.h"
+#include "kad/kad_validate.h"
+
+#define LOG "kad"
+#define MAX_DEPTHS 512       /* peers whose hop count a lookup remembers */
+#define MAX_REFRESHES 4      /* bucket refreshes started per maintenance round */
+#define MAINT_MAX_MS 60000
+
+typedef enum {
+    OP_CLOSEST, OP_FIND_PEER, OP_GET, OP_PUT, OP_PROVIDE, OP_PROVIDERS, OP_BOOTSTRAP, OP_REFRESH
+} op_kind_t;
+
+typedef struct value {
+    cp2p_peer_id_t from;
+    int local;
+    uint8_t *v;
+    size_t n;
+} value_t;
+
+typedef struct depth {
+    cp2p_peer_id_t peer;
+    uint32_t hops;
+} depth_t;
+
+struct kad_op {
+    kad_op_t *next;
+    cp2p_dht_t *d;
+    op_kind_t kind;
+    uint8_t *key, *value;
+    size_t key_len, value_len;
+    cp2p_kad_key_t target;
+    cp2p_peer_id_t peer; /* OP_FIND_PEER */
+    cp2p_kad_query_t *q;
+    uint64_t deadline;
+    int phase;           /* 0: lookup, 1: storing at the closest */
+    size_t pending, ok, need;
+    value_t *vals;
+    size_t n_vals, max_vals;
+    cp2p_peer_id_t *found;
+    size_t n_found, max_found;
+    depth_t *depths;
+    size_t n_depths;
+    uint32_t answer_hops;
+    union {
+        cp2p_dht_done_cb done;
+        cp2p_dht_value_cb value;
+        cp2p_dht_peers_cb peers;
+    } cb;
+    void *arg;
+};
+
+/* A record we put or a key we provide: we keep it alive in the network. */
+struct kad_own {
+    kad_own_t *next;
+    int provider;
+    uint8_t *key, *value;
+    size_t key_len, value_len;
+    uint64_t due;
+};
+
+static void step(kad_op_t *op);
+
+/* ---- shared with kad_rpc.c ---- */
+
+uint64_t kad_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int kad_key_is_open(const cp2p_dht_t *d, const uint8_t *key, size_t key_len)
+{
+    if (key_len < 3 || key[0] != '/')
+        return 1;
+    const uint8_t *slash = memchr(key + 1, '/', key_len - 1);
+    if (!slash || slash == key + 1)
+        return 1;
+    size_t ns_len = (size_t)(slash - key - 1);
+    for (size_t i = 0; i < d->n_open_ns; i++)
+        if (strlen(d->open_ns[i]) == ns_len && !memcmp(d->open_ns[i], key + 1, ns_len))
+            return 1;
+    return 0;
+}
+
+int kad_validate(const cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *v,
+                 size_t n)
+{
+    if (kad_key_is_open(d, key, key_len))
+        return 0;
+    return cp2p_kad_validate(key, key_len, v, n);
+}
+
+static void on_ping(cp2p_dht_t *d, kad_rpc_t *r, int status, const cp2p_kad_msg_t *resp)
+{
+    kad_peer_seen(d, &r->peer, status == 0);
+}
+
+void kad_peer_seen(cp2p_dht_t *d, const cp2p_peer_id_t *peer, int ok)
+{
+    if (!ok) {
+        cp2p_kad_table_remove(d->table, peer);
+        return;
+    }
+    cp2p_peer_id_t stale;
+    /* A full bucket keeps its old members while they answer (Kademlia's
+     * preference for long-lived peers); the newcomer waits as a replacement. */
+    if (cp2p_kad_table_add(d->table, peer, uv_now(d->loop), &stale) == CP2P_ELIMIT) {
+        cp2p_kad_msg_t ping = {.type = CP2P_KAD_PING};
+        kad_rpc_send(d, &stale, &ping, on_ping, NULL);
+    }
+}
+
+void kad_fill_peers(cp2p_dht_t *d, const cp2p_peer_id_t *ids, size_t n, cp2p_kad_peer_t *out,
+                    cp2p_multiaddr_t (*addrs)[CP2P_KAD_MAX_PEER_ADDRS])
+{
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
+    for (size_t i = 0; i < n; i++) {
+        size_t na = cp2p_peerstore_addrs(ps, &ids[i], uv_now(d->loop), addrs[i],
+                                         CP2P_KAD_MAX_PEER_ADDRS);
+        out[i] = (cp2p_kad_peer_t){.id = ids[i], .addrs = addrs[i],
+                                   .n_addrs = na < CP2P_KAD_MAX_PEER_ADDRS ? na
+                                                                           : CP2P_KAD_MAX_PEER_ADDRS,
+                                   .connection = cp2p_host_conn_to(d->h, &ids[i])
+                                                     ? CP2P_KAD_CONNECTED
+                                                     : CP2P_KAD_NOT_CONNECTED};
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    cp2p_dht_t *d = t->data;
+    kad_rpc_expire(d, uv_now(d->loop));
+    kad_op_t *next;
+    for (kad_op_t *op = d->ops; op; op = next) {
+        next = op->next;
+        step(op);
+    }
+    if (!d->ops && !kad_rpc_busy(d))
+        uv_timer_stop(&d->tick);
+}
+
+void kad_arm_tick(cp2p_dht_t *d)
+{
+    if (!uv_is_active((uv_handle_t *)&d->tick))
+        uv_timer_start(&d->tick, on_tick, 0, KAD_TICK_MS);
+}
+
+/* ---- operations ---- */
+
+static void learn_addrs(cp2p_dht_t *d, const cp2p_kad_peer_t *peers, size_t n)
+{
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
+    const cp2p_peer_id_t *self = cp2p_host_peer_id(d->h);
+    for (size_t i = 0; i < n; i++)
+        if (peers[i].n_addrs && !cp2p_peer_id_equal(&peers[i].id, self))
+            cp2p_peerstore_add_addrs(ps, &peers[i].id, peers[i].addrs, peers[i].n_addrs,
+                                     CP2P_TTL_ADDRESS, uv_now(d->loop));
+}
+
+static uint32_t hops_of(const kad_op_t *op, const cp2p_peer_id_t *peer)
+{
+    for (size_t i = 0; i < op->n_depths; i++)
+        if (cp2p_peer_id_equal(&op->depths[i].peer, peer))
+            return op->depths[i].hops;
+    return 1;
+}
+
+static void note_depth(kad_op_t *op, const cp2p_peer_id_t *peer, uint32_t hops)
+{
+    for (size_t i = 0; i < op->n_depths; i++)
+        if (cp2p_peer_id_equal(&op->depths[i].peer, peer))
+            return;
+    if (op->n_depths < MAX_DEPTHS)
+        op->depths[op->n_depths++] = (depth_t){*peer, hops};
+}
+
+static void op_free(kad_op_t *op)
+{
+    cp2p_kad_query_free(op->q);
+    for (size_t i = 0; i < op->n_vals; i++)
+        free(op->vals[i].v);
+    free(op->vals);
+    free(op->found);
+    free(op->depths);
+    free(op->key);
+    free(op->value);
+    free(op);
+}
+
+static void send_value(cp2p_dht_t *d, const cp2p_peer_id_t *to, kad_op_t *op,
+                       const uint8_t *key, size_t key_len, const uint8_t *v, size_t n,
+                       kad_rpc_done_fn done);
+
+static void on_correction(cp2p_dht_t *d, kad_rpc_t *r, int status, const cp2p_kad_msg_t *resp)
+{
+    kad_peer_seen(d, &r->peer, status == 0);
+}
+
+/* The best value of a GET, correcting the peers that sent another one. */
+static int best_value(kad_op_t *op)
+{
+    cp2p_dht_t *d = op->d;
+    if (!op->n_vals)
+        return CP2P_ENOTFOUND;
+    int best = 0;
+    if (!kad_key_is_open(d, op->key, op->key_len)) {
+        const uint8_t *vs[CP2P_KAD_MAX_K + 1];
+        size_t lens[CP2P_KAD_MAX_K + 1];
+        for (size_t i = 0; i < op->n_vals; i++) {
+            vs[i] = op->vals[i].v;
+            lens[i] = op->vals[i].n;
+        }
+        best = cp2p_kad_select(op->key, op->key_len, vs, lens, op->n_vals);
+        if (best < 0)
+            return best;
+    }
+    const value_t *b = &op->vals[best];
+    for (size_t i = 0; i < op->n_vals; i++) {
+        const value_t *o = &op->vals[i];
+        if (!o->local && (o->n != b->n || memcmp(o->v, b->v, b->n)))
+            send_value(d, &o->from, NULL, op->key, op->key_len, b->v, b->n, on_correction);
+    }
+    return best;
+}
+
+static void finish(kad_op_t *op, int status)
+{
+    cp2p_dht_t *d = op->d;
+    for (kad_op_t **pp = &d->ops; *pp; pp = &(*pp)->next)
+        if (*pp == op) {
+            *pp = op->next;
+            break;
+        }
+    kad_rpc_forget_op(d, op);
+    cp2p_kad_table_mark_refreshed(d->table, &op->target, uv_now(d->loop));
+    d->stats.last_hops = op->answer_hops;
+    cp2p_peer_id_t closest[CP2P_KAD_MAX_K];
+    size_t n;
+    switch (op->kind) {
+    case OP_CLOSEST:
+        n = status ? 0 : cp2p_kad_query_closest(op->q, closest, d->k);
+        op->cb.peers(d, status ? status : n ? 0 : CP2P_ENOTFOUND, closest, n, op->arg);
+        break;
+    case OP_FIND_PEER:
+        if (!status && !op->n_found)
+            status = CP2P_ENOTFOUND;
+        op->cb.peers(d, status, status ? NULL : &op->peer, status ? 0 : 1, op->arg);
+        break;
+    case OP_GET: {
+        int best = status ? status : best_value(op);
+        if (best < 0)
+            op->cb.value(d, best, NULL, 0, op->arg);
+        else
+            op->cb.value(d, 0, op->vals[best].v, op->vals[best].n, op->arg);
+        break;
+    }
+    case OP_PROVIDERS:
+        if (!status && !op->n_found)
+            status = CP2P_ENOTFOUND;
+        op->cb.peers(d, status, op->found, status ? 0 : op->n_found, op->arg);
+        break;
+    case OP_BOOTSTRAP:
+        if (!status && !cp2p_kad_table_size(d->table))
+            status = CP2P_ENOTFOUND;
+        /* fall through */
+    case OP_PUT:
+    case OP_PROVIDE:
+        if (op->cb.done)
+            op->cb.done(d, status, op->arg);
+        break;
+    case OP_REFRESH:
+        break;
+    }
+    op_free(op);
+}
+
+static void on_lookup_answer(cp2p_dht_t *d, kad_rpc_t *r, int status,
+                             const cp2p_kad_msg_t *m)
+{
+    kad_peer_seen(d, &r->peer, status == 0);
+    if (status == 0)
+        learn_addrs(d, m->closer, m->n_closer);
+    kad_op_t *op = r->op;
+    if (!op)
+        return;
+    if (status < 0) {
+        cp2p_kad_query_on_failure(op->q, &r->peer);
+        step(op);
+        return;
+    }
+    const cp2p_peer_id_t *self = cp2p_host_peer_id(d->h);
+    uint32_t hops = hops_of(op, &r->peer);
+    cp2p_peer_id_t ids[CP2P_KAD_MAX_MSG_PEERS];
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_closer; i++) {
+        if (cp2p_peer_id_equal(&m->closer[i].id, self))
+            continue;
+        ids[n++] = m->closer[i].id;
+        note_depth(op, &m->closer[i].id, hops + 1);
+    }
+    if (cp2p_kad_query_on_response(op->q, &r->peer, ids, n) < 0)
+        return; /* a late answer: the lookup has moved on */
+    if (op->kind == OP_GET && m->has_record) {
+        if (m->rec_key_len != op->key_len || memcmp(m->rec_key, op->key, op->key_len) ||
+            kad_validate(d, op->key, op->key_len, m->rec_value, m->rec_value_len)) {
+            d->stats.invalid_records++;
+        } else if (op->n_vals < op->max_vals) {
+            value_t *v = &op->vals[op->n_vals];
+            v->v = malloc(m->rec_value_len ? m->rec_value_len : 1);
+            if (v->v) {
+                memcpy(v->v, m->rec_value, m->rec_value_len);
+                v->n = m->rec_value_len;
+                v->from = r->peer;
+                v->local = 0;
+                if (!op->n_vals++)
+                    op->answer_hops = hops;
+            }
+            if (op->n_vals >= op->need)
+                cp2p_kad_query_stop(op->q);
+        }
+    } else if (op->kind == OP_PROVIDERS) {
+        learn_addrs(d, m->providers, m->n_providers);
+        for (size_t i = 0; i < m->n_providers && op->n_found < op->max_found; i++) {
+            size_t j = 0;
+            while (j < op->n_found && !cp2p_peer_id_equal(&op->found[j], &m->providers[i].id))
+                j++;
+            if (j == op->n_found) {
+                op->found[op->n_found++] = m->providers[i].id;
+                op->answer_hops = hops;
+            }
+        }
+        if (op->n_found >= op->max_found)
+            cp2p_kad_query_stop(op->q);
+    } else if (op->kind == OP_FIND_PEER) {
+        int found = cp2p_peer_id_equal(&r->peer, &op->peer);
+        for (size_t i = 0; i < m->n_closer && !found; i++)
+            found = m->closer[i].n_addrs && cp2p_peer_id_equal(&m->closer[i].id, &op->peer);
+        if (found) {
+            op->n_found = 1;
+            op->answer_hops = hops;
+            cp2p_kad_query_stop(op->q);
+        }
+    } else if (hops > op->answer_hops) {
+        op->answer_hops = hops;
+    }
+    step(op);
+}
+
+static void on_store_answer(cp2p_dht_t *d, kad_rpc_t *r, int status, const cp2p_kad_msg_t *m)
+{
+    kad_peer_seen(d, &r->peer, status == 0);
+    kad_op_t *op = r->op;
+    if (!op)
+        return;
+    op->pending--;
+    if (status == 0)
+        op->ok++;
+    step(op);
+}
+
+static void send_value(cp2p_dht_t *d, const cp2p_peer_id_t *to, kad_op_t *op,
+                       const uint8_t *key, size_t key_len, const uint8_t *v, size_t n,
+                       kad_rpc_done_fn done)
+{
+    char when[40];
+    time_t t = (time_t)(kad_wall_ms() / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000000000Z", &tm);
+    cp2p_kad_msg_t m = {.type = CP2P_KAD_PUT_VALUE, .key = (uint8_t *)key, .key_len = key_len,
+                        .has_record = 1, .rec_key = (uint8_t *)key, .rec_key_len = key_len,
+                        .rec_value = (uint8_t *)v, .rec_value_len = n, .time_received = when};
+    if (kad_rpc_send(d, to, &m, done, op) == 0 && op)
+        op->pending++;
+}
+
+/* The lookup is over: store at the closest peers, or report. */
+static void lookup_done(kad_op_t *op)
+{
+    cp2p_dht_t *d = op->d;
+    if (op->kind != OP_PUT && op->kind != OP_PROVIDE) {
+        finish(op, 0);
+        return;
+    }
+    if (op->kind == OP_PUT && !op->value) {
+        finish(op, CP2P_ENOMEM);
+        return;
+    }
+    cp2p_peer_id_t closest[CP2P_KAD_MAX_K];
+    size_t n = cp2p_kad_query_closest(op->q, closest, d->k);
+    op->phase = 1;
+    if (op->kind == OP_PUT) {
+        for (size_t i = 0; i < n; i++)
+            send_value(d, &closest[i], op, op->key, op->key_len, op->value, op->value_len,
+                       on_store_answer);
+    } else {
+        cp2p_multiaddr_t *addrs = NULL;
+        size_t na = 0;
+        cp2p_host_listen_addrs(d->h, &addrs, &na);
+        cp2p_kad_peer_t self = {.id = *cp2p_host_peer_id(d->h), .addrs = addrs,
+                                .n_addrs = na < CP2P_KAD_MAX_PEER_ADDRS ? na
+                                                                        : CP2P_KAD_MAX_PEER_ADDRS,
+                                .connection = CP2P_KAD_CONNECTED};
+        cp2p_kad_msg_t m = {.type = CP2P_KAD_ADD_PROVIDER, .key = op->key,
+                            .key_len = op->key_len, .providers = &self, .n_providers = 1};
+        for (size_t i = 0; i < n; i++)
+            if (kad_rpc_send(d, &closest[i], &m, on_store_answer, op) == 0)
+                op->pending++;
+        for (size_t i = 0; i < na; i++)
+            cp2p_multiaddr_free(&addrs[i]);
+        free(addrs);
+    }
+    size_t quorum = d->quorum ? d->quorum : d->k / 2 + 1;
+    op->need = op->pending < quorum ? op->pending : quorum;
+    if (!op->pending)
+        finish(op, CP2P_EUNREACHABLE);
+}
+
+static int ask(kad_op_t *op, const cp2p_peer_id_t *peer)
+{
+    static const cp2p_kad_msg_type_t types[] = {
+        [OP_CLOSEST] = CP2P_KAD_FIND_NODE, [OP_FIND_PEER] = CP2P_KAD_FIND_NODE,
+        [OP_GET] = CP2P_KAD_GET_VALUE,     [OP_PUT] = CP2P_KAD_FIND_NODE,
+        [OP_PROVIDE] = CP2P_KAD_FIND_NODE, [OP_PROVIDERS] = CP2P_KAD_GET_PROVIDERS,
+        [OP_BOOTSTRAP] = CP2P_KAD_FIND_NODE, [OP_REFRESH] = CP2P_KAD_FIND_NODE};
+    cp2p_kad_msg_t m = {.type = types[op->kind], .key = op->key, .key_len = op->key_len};
+    return kad_rpc_send(op->d, peer, &m, on_lookup_answer, op);
+}
+
+static void step(kad_op_t *op)
+{
+    cp2p_dht_t *d = op->d;
+    uint64_t now = uv_now(d->loop);
+    if (op->phase == 1) {
+        if (op->ok >= op->need && op->need)
+            finish(op, 0);
+        else if (!op->pending || now >= op->deadline)
+            finish(op, CP2P_EUNREACHABLE);
+        return;
+    }
+    if (now >= op->deadline)
+        cp2p_kad_query_stop(op->q);
+    for (;;) {
+        cp2p_peer_id_t peers[CP2P_KAD_MAX_ALPHA];
+        size_t n = cp2p_kad_query_next(op->q, now, peers, d->alpha);
+        int failed = 0;
+        for (size_t i = 0; i < n; i++)
+            if (ask(op, &peers[i]) < 0) {
+                cp2p_kad_query_on_failure(op->q, &peers[i]);
+                kad_peer_seen(d, &peers[i], 0);
+                failed = 1;
+            }
+        if (!failed)
+            break;
+    }
+    if (cp2p_kad_query_done(op->q))
+        lookup_done(op);
+}
+
+/* The caller sets the callback and what the kind needs before the next tick. */
+static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t key_len,
+                    kad_op_t **out)
+{
+    if (!d || !key || !key_len || key_len > CP2P_KAD_MAX_KEY)
+        return CP2P_EINVAL;
+    kad_op_t *op = calloc(1, sizeof *op);
+    if (!op)
+        return CP2P_ENOMEM;
+    op->d = d;
+    op->kind = kind;
+    op->key = malloc(key_len);
+    op->depths = calloc(MAX_DEPTHS, sizeof *op->depths);
+    op->key_len = key_len;
+    cp2p_kad_query_config_t qc = {.k = d->k, .alpha = d->alpha,
+                                  .request_timeout_ms = d->request_timeout_ms,
+                                  .self = cp2p_host_peer_id(d->h)};
+    int rc = op->key && op->depths ? 0 : CP2P_ENOMEM;
+    if (!rc) {
+        memcpy(op->key, key, key_len);
+        rc = cp2p_kad_key_of(key, key_len, &op->target);
+    }
+    if (!rc)
+        rc = cp2p_kad_query_new(&op->target, &qc, &op->q);
+    cp2p_peer_id_t seeds[CP2P_KAD_MAX_K];
+    size_t n = rc ? 0 : cp2p_kad_table_closest(d->table, &op->target, seeds, d->k);
+    if (!rc)
+        rc = cp2p_kad_query_add_peers(op->q, seeds, n);
+    for (size_t i = 0; i < n; i++)
+        note_depth(op, &seeds[i], 1);
+    if (rc) {
+        op_free(op);
+        return rc;
+    }
+    op->deadline = uv_now(d->loop) + d->query_timeout_ms;
+    op->next = d->ops;
+    d->ops = op;
+    kad_arm_tick(d);
+    if (out)
+        *out = op;
+    return 0;
+}
+
+static int value_copy(kad_op_t *op, const uint8_t *v, size_t n)
+{
+    op->value = malloc(n ? n : 1);
+    if (!op->value)
+        return CP2P_ENOMEM;
+    memcpy(op->value, v, n);
+    op->value_len = n;
+    return 0;
+}
+
+/* ---- records and keys we keep alive ---- */
+
+static int own_add(cp2p_dht_t *d, int provider, const uint8_t *key, size_t key_len,
+                   const uint8_t *value, size_t value_len)
+{
+    kad_own_t *o = d->own;
+    while (o && !(o->provider == provider && o->key_len == key_len &&
+                  !memcmp(o->key, key, key_len)))
+        o = o->next;
+    if (!o) {
+        o = calloc(1, sizeof *o);
+        if (!o || !(o->key = malloc(key_len))) {
+            free(o);
+            return CP2P_ENOMEM;
+        }
+        memcpy(o->key, key, key_len);
+        o->key_len = key_len;
+        o->provider = provider;
+        o->next = d->own;
+        d->own = o;
+    }
+    if (!provider) {
+        uint8_t *v = malloc(value_len ? value_len : 1);
+        if (!v)
+            return CP2P_ENOMEM;
+        memcpy(v, value, value_len);
+        free(o->value);
+        o->value = v;
+        o->value_len = value_len;
+    }
+    o->due = uv_now(d->loop) + (provider ? d->provider_republish_ms : d->record_republish_ms);
+    return 0;
+}
+
+static void on_maint(uv_timer_t *t)
+{
+    cp2p_dht_t *d = t->data;
+    uint64_t now = uv_now(d->loop);
+    cp2p_kad_store_expire(d->store, kad_wall_ms());
+    for (kad_own_t *o = d->own; o; o = o->next) {
+        if (o->due > now)
+            continue;
+        kad_op_t *op;
+        if (o->provider) {
+            o->due = now + d->provider_republish_ms;
+            cp2p_kad_store_add_provider(d->store, o->key, o->key_len, cp2p_host_peer_id(d->h),
+                                        kad_wall_ms());
+            op_start(d, OP_PROVIDE, o->key, o->key_len, NULL);
+        } else {
+            o->due = now + d->record_republish_ms;
+            cp2p_kad_store_put_record(d->store, o->key, o->key_len, o->value, o->value_len,
+                                      kad_wall_ms());
+            if (op_start(d, OP_PUT, o->key, o->key_len, &op) == 0 &&
+                value_copy(op, o->value, o->value_len) < 0)
+                op->deadline = 0; /* fails at the next tick */
+        }
+    }
+    unsigned cpls[MAX_REFRESHES];
+    size_t n = cp2p_kad_table_size(d->table)
+                   ? cp2p_kad_table_stale_buckets(d->table, now, d->refresh_ms, cpls,
+                                                  MAX_REFRESHES)
+                   : 0;
+    for (size_t i = 0; i < n; i++) {
+        cp2p_peer_id_t target;
+        if (cp2p_kad_table_refresh_target(d->table, cpls[i], &target) == 0)
+            op_start(d, OP_REFRESH, target.bytes, target.len, NULL);
+    }
+    cp2p_peer_id_t peers[CP2P_KAD_MAX_K * 16];
+    size_t np = cp2p_kad_table_peers(d->table, peers, sizeof peers / sizeof *peers);
+    cp2p_kad_store_save_peers(d->store, peers, np < sizeof peers / sizeof *peers
+                                                   ? np : sizeof peers / sizeof *peers);
+}
+
+/* ---- membership: identify tells who serves the protocol ---- */
+
+static void on_event(const cp2p_event_t *ev, void *arg)
+{
+    cp2p_dht_t *d = arg;
+    if (ev->type != CP2P_EVENT_PEER_IDENTIFIED || !ev->peer)
+        return;
+    if (cp2p_peerstore_supports(cp2p_host_peerstore(d->h), ev->peer, d->protocol))
+        kad_peer_seen(d, ev->peer, 1);
+    else
+        cp2p_kad_table_remove(d->table, ev->peer);
+}
+
+/* ---- the API ---- */
+
+int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
+{
+    static const cp2p_dht_config_t defaults = {0};
+    if (!h || !out)
+        return CP2P_EINVAL;
+    if (!cfg)
+        cfg = &defaults;
+    if (cfg->k > CP2P_KAD_MAX_K || cfg->alpha > CP2P_KAD_MAX_ALPHA ||
+        (cfg->n_open_namespaces && !cfg->open_namespaces))
+        return CP2P_EINVAL;
+    cp2p_dht_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return CP2P_ENOMEM;
+    d->h = h;
+    d->loop = cp2p_host_loop(h);
+    d->mode = cfg->mode;
+    d->k = cfg->k ? cfg->k : CP2P_DHT_DEFAULT_K;
+    d->alpha = cfg->alpha ? cfg->alpha : CP2P_DHT_DEFAULT_ALPHA;
+    d->request_timeout_ms =
+        cfg->request_timeout_ms ? cfg->request_timeout_ms : CP2P_DHT_DEFAULT_REQUEST_TIMEOUT_MS;
+    d->query_timeout_ms =
+        cfg->query_timeout_ms ? cfg->query_timeout_ms : CP2P_DHT_DEFAULT_QUERY_TIMEOUT_MS;
+    d->quorum = cfg->quorum;
+    d->refresh_ms = cfg->refresh_ms ? cfg->refresh_ms : CP2P_DHT_DEFAULT_REFRESH_MS;
+    d->record_republish_ms =
+        cfg->record_republish_ms ? cfg->record_republish_ms : CP2P_DHT_DEFAULT_RECORD_REPUBLISH_MS;
+    d->provider_republish_ms = cfg->provider_republish_ms
+                                   ? cfg->provider_republish_ms
+                                   : CP2P_DHT_DEFAULT_PROVIDER_REPUBLISH_MS;
+    d->protocol = strdup(cfg->protocol ? cfg->protocol : CP2P_DHT_PROTOCOL);
+    d->open_ns = calloc(cfg->n_open_namespaces + 1, sizeof *d->open_ns);
+    int rc = d->protocol && d->open_ns ? 0 : CP2P_ENOMEM;
+    for (size_t i = 0; !rc && i < cfg->n_open_namespaces; i++) {
+        d->open_ns[i] = strdup(cfg->open_namespaces[i]);
+        rc = d->open_ns[i] ? 0 : CP2P_ENOMEM;
+        d->n_open_ns += !rc;
+    }
+    if (!rc)
+        rc = cp2p_kad_table_new(cp2p_host_peer_id(h), d->k, &d->table);
+    if (!rc)
+        rc = cfg->datastore ? cp2p_kad_store_open_lmdb(cfg->datastore, NULL, &d->store)
+                            : cp2p_kad_store_new_memory(NULL, &d->store);
+    if (!rc && d->mode == CP2P_DHT_MODE_SERVER)
+        rc = cp2p_host_set_handler(h, d->protocol, kad_rpc_serve, d);
+    if (!rc)
+        rc = cp2p_host_subscribe(h, on_event, d);
+    if (rc) {
+        if (d->table && d->mode == CP2P_DHT_MODE_SERVER && d->store)
+            cp2p_host_remove_handler(h, d->protocol);
+        cp2p_kad_store_free(d->store);
+        cp2p_kad_table_free(d->table);
+        for (size_t i = 0; i < d->n_open_ns; i++)
+            free(d->open_ns[i]);
+        free(d->open_ns);
+        free(d->protocol);
+        free(d);
+        return rc;
+    }
+    /* The saved table has no addresses: its peers are worth a try only once
+     * the peerstore learns where they are (bootstrap, mDNS, identify). */
+    cp2p_peer_id_t saved[CP2P_KAD_MAX_K * 16];
+    int ns = cp2p_kad_store_load_peers(d->store, saved, sizeof saved / sizeof *saved);
+    for (int i = 0; i < ns; i++)
+        cp2p_kad_table_add(d->table, &saved[i], uv_now(d->loop), NULL);
+    uv_timer_init(d->loop, &d->tick);
+    uv_timer_init(d->loop, &d->maint);
+    d->tick.data = d->maint.data = d;
+    d->open_handles = 2;
+    uint64_t period = d->refresh_ms;
+    if (d->record_republish_ms < period)
+        period = d->record_republish_ms;
+    if (d->provider_republish_ms < period)
+        period = d->provider_republish_ms;
+    if (period > MAINT_MAX_MS)
+        period = MAINT_MAX_MS;
+    uv_timer_start(&d->maint, on_maint, period, period);
+    *out = d;
+    return 0;
+}
+
+static void on_handle_closed(uv_handle_t *hd)
+{
+    cp2p_dht_t *d = hd->data;
+    if (--d->open_handles == 0)
+        free(d);
+}
+
+void cp2p_dht_free(cp2p_dht_t *d)
+{
+    if (!d)
+        return;
+    cp2p_host_unsubscribe(d->h, on_event, d);
+    if (d->mode == CP2P_DHT_MODE_SERVER)
+        cp2p_host_remove_handler(d->h, d->protocol);
+    while (d->ops)
+        finish(d->ops, CP2P_ECANCELED);
+    kad_rpc_shutdown(d);
+    cp2p_peer_id_t peers[CP2P_KAD_MAX_K * 16];
+    size_t np = cp2p_kad_table_peers(d->table, peers, sizeof peers / sizeof *peers);
+    if (np)
+        cp2p_kad_store_save_peers(d->store, peers, np < sizeof peers / sizeof *peers
+                                                       ? np : sizeof peers / sizeof *peers);
+    while (d->own) {
+        kad_own_t *o = d->own;
+        d->own = o->next;
+        free(o->key);
+        free(o->value);
+        free(o);
+    }
+    cp2p_kad_store_free(d->store);
+    cp2p_kad_table_free(d->table);
+    for (size_t i = 0; i < d->n_open_ns; i++)
+        free(d->open_ns[i]);
+    free(d->open_ns);
+    free(d->protocol);
+    uv_close((uv_handle_t *)&d->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&d->maint, on_handle_closed);
+}
+
+int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                      size_t n)
+{
+    if (!d || !peer || (n && !addrs))
+        return CP2P_EINVAL;
+    if (cp2p_peer_id_equal(peer, cp2p_host_peer_id(d->h)))
+        return CP2P_EINVAL;
+    int rc = n ? cp2p_peerstore_add_addrs(cp2p_host_peerstore(d->h), peer, addrs, n,
+                                          CP2P_TTL_PERMANENT, uv_now(d->loop))
+               : 0;
+    if (rc)
+        return rc;
+    rc = cp2p_kad_table_add(d->table, peer, uv_now(d->loop), NULL);
+    return rc == CP2P_ELIMIT ? 0 : rc;
+}
+
+int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg)
+{
+    if (!d || !cb)
+        return CP2P_EINVAL;
+    const cp2p_peer_id_t *self = cp2p_host_peer_id(d->h);
+    kad_op_t *op;
+    int rc = op_start(d, OP_BOOTSTRAP, self->bytes, self->len, &op);
+    if (rc)
+        return rc;
+    op->cb.done = cb;
+    op->arg = arg;
+    on_maint(&d->maint); /* and the stale buckets */
+    return 0;
+}
+
+int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
+                 size_t value_len, cp2p_dht_done_cb cb, void *arg)
+{
+    if (!d || !cb || !key || !key_len || (!value && value_len) || value_len > CP2P_KAD_MAX_VALUE)
+        return CP2P_EINVAL;
+    int rc = kad_validate(d, key, key_len, value, value_len);
+    if (!rc)
+        rc = cp2p_kad_store_put_record(d->store, key, key_len, value, value_len, kad_wall_ms());
+    if (!rc)
+        rc = own_add(d, 0, key, key_len, value, value_len);
+    kad_op_t *op;
+    if (!rc)
+        rc = op_start(d, OP_PUT, key, key_len, &op);
+    if (rc)
+        return rc;
+    op->cb.done = cb;
+    op->arg = arg;
+    if (value_copy(op, value, value_len) < 0)
+        op->deadline = 0; /* fails at the next tick */
+    return 0;
+}
+
+int cp2p_dht_get(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_value_cb cb,
+                 void *arg)
+{
+    kad_op_t *op;
+    int rc = cb ? op_start(d, OP_GET, key, key_len, &op) : CP2P_EINVAL;
+    if (rc)
+        return rc;
+    op->cb.value = cb;
+    op->arg = arg;
+    op->need = d->quorum ? d->quorum : d->k / 2 + 1;
+    op->max_vals = op->need < d->k ? op->need : d->k;
+    op->vals = calloc(op->max_vals, sizeof *op->vals);
+    cp2p_buf_t local = {0};
+    if (!op->vals) {
+        op->max_vals = 0;
+        op->deadline = 0;
+    } else if (cp2p_kad_store_get_record(d->store, key, key_len, kad_wall_ms(), &local, NULL) ==
+               0) {
+        op->vals[0].local = 1;
+        op->vals[0].v = cp2p_buf_steal(&local, &op->vals[0].n);
+        op->n_vals = op->vals[0].v ? 1 : 0;
+    }
+    cp2p_buf_free(&local);
+    return 0;
+}
+
+int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_done_cb cb,
+                     void *arg)
+{
+    if (!d || !cb || !key || !key_len || key_len > CP2P_KAD_MAX_KEY)
+        return CP2P_EINVAL;
+    int rc = cp2p_kad_store_add_provider(d->store, key, key_len, cp2p_host_peer_id(d->h),
+                                         kad_wall_ms());
+    if (!rc)
+        rc = own_add(d, 1, key, key_len, NULL, 0);
+    kad_op_t *op;
+    if (!rc)
+        rc = op_start(d, OP_PROVIDE, key, key_len, &op);
+    if (rc)
+        return rc;
+    op->cb.done = cb;
+    op->arg = arg;
+    return 0;
+}
+
+int cp2p_dht_find_providers(cp2p_dht_t *d, const uint8_t *key, size_t key_len, size_t max,
+                            cp2p_dht_peers_cb cb, void *arg)
+{
+    kad_op_t *op;
+    int rc = cb ? op_start(d, OP_PROVIDERS, key, key_len, &op) : CP2P_EINVAL;
+    if (rc)
+        return rc;
+    op->cb.peers = cb;
+    op->arg = arg;
+    op->max_found = max && max < CP2P_DHT_MAX_PROVIDERS ? max : CP2P_DHT_MAX_PROVIDERS;
+    op->found = calloc(op->max_found, sizeof *op->found);
+    if (!op->found) {
+        op->max_found = 0;
+        op->deadline = 0;
+        return 0;
+    }
+    int n = cp2p_kad_store_get_providers(d->store, key, key_len, kad_wall_ms(), op->found,
+                                         op->max_found);
+    op->n_found = n > 0 ? (size_t)n : 0;
+    if (op->n_found >= op->max_found)
+        cp2p_kad_query_stop(op->q);
+    return 0;
+}
+
+int cp2p_dht_find_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, cp2p_dht_peers_cb cb,
+                       void *arg)
+{
+    kad_op_t *op;
+    int rc = peer && cb ? op_start(d, OP_FIND_PEER, peer->bytes, peer->len, &op) : CP2P_EINVAL;
+    if (rc)
+        return rc;
+    op->cb.peers = cb;
+    op->arg = arg;
+    op->peer = *peer;
+    return 0;
+}
+
+int cp2p_dht_closest_peers(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
+                           cp2p_dht_peers_cb cb, void *arg)
+{
+    kad_op_t *op;
+    int rc = cb ? op_start(d, OP_CLOSEST, key, key_len, &op) : CP2P_EINVAL;
+    if (rc)
+        return rc;
+    op->cb.peers = cb;
+    op->arg = arg;
+    return 0;
+}
+
+size_t cp2p_dht_routing_table_size(const cp2p_dht_t *d)
+{
+    return d ? cp2p_kad_table_size(d->table) : 0;
+}
+
+const cp2p_dht_stats_t *cp2p_dht_stats(const cp2p_dht_t *d)
+{
+    return &d->stats;
+}

@@ -1,0 +1,431 @@
+/* Kademlia RPCs on libp2p streams (libp2p kad-dht spec, "RPC messages"): our
+ * requests to other peers and the server side answering theirs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "cp2p/peerstore.h"
+#include "kad/kad_rpc.h"
+
+#define LOG "kad"
+
+struct kad_srv {
+    kad_srv_t *next;
+    cp2p_dht_t *d;
+    cp2p_stream_t *s;
+    cp2p_buf_t in;
+    uint64_t deadline;
+};
+
+static void log_peer(const char *what, const cp2p_peer_id_t *peer, const char *why)
+{
+    if (!cp2p_log_enabled(CP2P_LOG_INFO))
+        return;
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(peer, id, sizeof id);
+    cp2p_log_info(LOG, "%s %s: %s", what, id, why);
+}
+
+/* ---- the server side ---- */
+
+static void srv_end(kad_srv_t *v, int reset)
+{
+    cp2p_dht_t *d = v->d;
+    for (kad_srv_t **pp = &d->srvs; *pp; pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
+    d->n_srvs--;
+    cp2p_stream_read_stop(v->s);
+    if (reset)
+        cp2p_stream_reset(v->s);
+    cp2p_stream_unref(v->s);
+    cp2p_buf_free(&v->in);
+    free(v);
+}
+
+static void srv_bad(kad_srv_t *v, const char *why)
+{
+    v->d->stats.bad_messages++;
+    log_peer("bad request from", cp2p_stream_peer(v->s), why);
+    srv_end(v, 1);
+}
+
+static void rfc3339(uint64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03u000000Z", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
+}
+
+/* Answer one request into out; CP2P_EPROTO when the request is unacceptable. */
+static int answer(cp2p_dht_t *d, const cp2p_peer_id_t *from, const cp2p_kad_msg_t *req,
+                  cp2p_buf_t *out)
+{
+    uint64_t now = kad_wall_ms();
+    cp2p_kad_msg_t resp = {.type = req->type};
+    if (req->type == CP2P_KAD_PING)
+        return cp2p_kad_msg_write(&resp, out);
+    if (!req->key_len)
+        return CP2P_EPROTO;
+    resp.key = req->key;
+    resp.key_len = req->key_len;
+
+    if (req->type == CP2P_KAD_PUT_VALUE) {
+        if (!req->has_record || req->rec_key_len != req->key_len ||
+            memcmp(req->rec_key, req->key, req->key_len) ||
+            kad_validate(d, req->key, req->key_len, req->rec_value, req->rec_value_len)) {
+            d->stats.invalid_records++;
+            return CP2P_EPROTO;
+        }
+        int rc = cp2p_kad_store_put_record(d->store, req->key, req->key_len, req->rec_value,
+                                           req->rec_value_len, now);
+        if (rc < 0)
+            cp2p_log_warn(LOG, "cannot store a record: %s", cp2p_strerror(rc));
+        /* The spec's acknowledgement is the request echoed. */
+        return rc < 0 ? rc : cp2p_kad_msg_write(req, out);
+    }
+    if (req->type == CP2P_KAD_ADD_PROVIDER) {
+        cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
+        /* A peer may only announce itself. */
+        for (size_t i = 0; i < req->n_providers; i++) {
+            const cp2p_kad_peer_t *p = &req->providers[i];
+            if (!cp2p_peer_id_equal(&p->id, from))
+                continue;
+            cp2p_peerstore_add_addrs(ps, from, p->addrs, p->n_addrs, CP2P_TTL_ADDRESS,
+                                     uv_now(d->loop));
+            int rc = cp2p_kad_store_add_provider(d->store, req->key, req->key_len, from, now);
+            if (rc < 0)
+                cp2p_log_warn(LOG, "cannot store a provider: %s", cp2p_strerror(rc));
+        }
+        return 0;
+    }
+
+    cp2p_kad_key_t target;
+    cp2p_peer_id_t ids[CP2P_KAD_MAX_K];
+    cp2p_multiaddr_t addrs[CP2P_KAD_MAX_K][CP2P_KAD_MAX_PEER_ADDRS];
+    cp2p_kad_peer_t closer[CP2P_KAD_MAX_K];
+    cp2p_kad_key_of(req->key, req->key_len, &target);
+    size_t n = cp2p_kad_table_closest(d->table, &target, ids, d->k);
+    kad_fill_peers(d, ids, n, closer, addrs);
+    resp.closer = closer;
+    resp.n_closer = n;
+
+    cp2p_buf_t value = {0};
+    char when[64];
+    cp2p_peer_id_t pids[64];
+    cp2p_multiaddr_t paddrs[64][CP2P_KAD_MAX_PEER_ADDRS];
+    cp2p_kad_peer_t providers[64];
+    if (req->type == CP2P_KAD_GET_VALUE) {
+        uint64_t received;
+        if (cp2p_kad_store_get_record(d->store, req->key, req->key_len, now, &value, &received) ==
+            0) {
+            rfc3339(received, when, sizeof when);
+            resp.has_record = 1;
+            resp.rec_key = req->key;
+            resp.rec_key_len = req->key_len;
+            resp.rec_value = value.data;
+            resp.rec_value_len = value.len;
+            resp.time_received = when;
+        }
+    } else if (req->type == CP2P_KAD_GET_PROVIDERS) {
+        int np = cp2p_kad_store_get_providers(d->store, req->key, req->key_len, now, pids, 64);
+        if (np > 0) {
+            kad_fill_peers(d, pids, (size_t)np, providers, paddrs);
+            resp.providers = providers;
+            resp.n_providers = (size_t)np;
+        }
+    } else if (req->type != CP2P_KAD_FIND_NODE) {
+        return CP2P_EPROTO;
+    }
+    int rc = cp2p_kad_msg_write(&resp, out);
+    cp2p_buf_free(&value);
+    return rc;
+}
+
+static void srv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    kad_srv_t *v = arg;
+    cp2p_dht_t *d = v->d;
+    if (status == CP2P_ECLOSED) {
+        cp2p_stream_close_write(s);
+        srv_end(v, 0);
+        return;
+    }
+    if (status < 0) {
+        srv_end(v, 0);
+        return;
+    }
+    if (v->in.len + n > KAD_MAX_REQUEST + 16) {
+        srv_bad(v, "request too large");
+        return;
+    }
+    if (cp2p_buf_append(&v->in, p, n) < 0) {
+        srv_end(v, 1);
+        return;
+    }
+    v->deadline = uv_now(d->loop) + d->request_timeout_ms;
+    for (;;) {
+        const uint8_t *body;
+        size_t body_len;
+        int used = cp2p_kad_msg_frame(v->in.data, v->in.len, &body, &body_len);
+        if (used == CP2P_ETRUNC)
+            return;
+        if (used < 0 || body_len > KAD_MAX_REQUEST) {
+            srv_bad(v, "bad length prefix");
+            return;
+        }
+        cp2p_kad_msg_t req = {0};
+        if (cp2p_kad_msg_decode(body, body_len, &req) < 0) {
+            srv_bad(v, "malformed message");
+            return;
+        }
+        cp2p_buf_t out = {0};
+        int rc = answer(d, cp2p_stream_peer(s), &req, &out);
+        cp2p_kad_msg_clear(&req);
+        if (rc == 0 && out.len)
+            rc = cp2p_stream_write(s, out.data, out.len, NULL, NULL);
+        cp2p_buf_free(&out);
+        if (rc < 0) {
+            srv_bad(v, rc == CP2P_EPROTO ? "unacceptable request" : cp2p_strerror(rc));
+            return;
+        }
+        d->stats.requests_in++;
+        cp2p_buf_consume(&v->in, (size_t)used);
+    }
+}
+
+void kad_rpc_serve(cp2p_stream_t *s, void *arg)
+{
+    cp2p_dht_t *d = arg;
+    kad_srv_t *v = d->n_srvs < KAD_MAX_SERVED ? calloc(1, sizeof *v) : NULL;
+    if (!v) {
+        log_peer("refused a stream from", cp2p_stream_peer(s), "too many streams");
+        cp2p_stream_reset(s);
+        cp2p_stream_unref(s);
+        return;
+    }
+    v->d = d;
+    v->s = s;
+    v->deadline = uv_now(d->loop) + d->request_timeout_ms;
+    v->next = d->srvs;
+    d->srvs = v;
+    d->n_srvs++;
+    kad_arm_tick(d);
+    if (cp2p_stream_read_start(s, srv_read, v) < 0)
+        srv_end(v, 1);
+}
+
+/* ---- our requests ---- */
+
+static void rpc_unlink(cp2p_dht_t *d, kad_rpc_t *r)
+{
+    for (kad_rpc_t **pp = &d->rpcs; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            return;
+        }
+}
+
+static void rpc_free(kad_rpc_t *r)
+{
+    cp2p_buf_free(&r->req);
+    cp2p_buf_free(&r->in);
+    free(r);
+}
+
+/* Drop the stream; r itself stays while the stream is still being opened. */
+static void rpc_release(kad_rpc_t *r)
+{
+    if (r->s) {
+        cp2p_stream_t *s = r->s;
+        r->s = NULL;
+        cp2p_stream_read_stop(s);
+        cp2p_stream_reset(s);
+        cp2p_stream_unref(s);
+    }
+    if (r->opening)
+        return;
+    if (r->d)
+        rpc_unlink(r->d, r);
+    rpc_free(r);
+}
+
+/* Report the outcome once; keep = 1 leaves the stream to the remote's EOF. */
+static void rpc_answer(kad_rpc_t *r, int status, const cp2p_kad_msg_t *resp, int keep)
+{
+    if (!r->answered) {
+        r->answered = 1;
+        r->done(r->d, r, status, resp);
+    }
+    if (!keep)
+        rpc_release(r);
+}
+
+static void rpc_bad(kad_rpc_t *r, const char *why)
+{
+    r->d->stats.bad_messages++;
+    log_peer("bad response from", &r->peer, why);
+    rpc_answer(r, CP2P_EPROTO, NULL, 0);
+}
+
+static void rpc_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    kad_rpc_t *r = arg;
+    if (status < 0) {
+        rpc_answer(r, status == CP2P_ECLOSED ? CP2P_EPROTO : status, NULL, 0);
+        return;
+    }
+    if (r->answered)
+        return;
+    if (r->in.len + n > CP2P_KAD_MAX_MESSAGE + 16) {
+        rpc_bad(r, "response too large");
+        return;
+    }
+    if (cp2p_buf_append(&r->in, p, n) < 0) {
+        rpc_answer(r, CP2P_ENOMEM, NULL, 0);
+        return;
+    }
+    const uint8_t *body;
+    size_t body_len;
+    int used = cp2p_kad_msg_frame(r->in.data, r->in.len, &body, &body_len);
+    if (used == CP2P_ETRUNC)
+        return;
+    cp2p_kad_msg_t m = {0};
+    if (used < 0) {
+        rpc_bad(r, "bad length prefix");
+    } else if (cp2p_kad_msg_decode(body, body_len, &m) < 0) {
+        rpc_bad(r, "malformed message");
+    } else if (m.type != r->type) {
+        rpc_bad(r, "answer of another type");
+    } else {
+        rpc_answer(r, 0, &m, 0);
+    }
+    cp2p_kad_msg_clear(&m);
+}
+
+static void rpc_written(cp2p_stream_t *s, int status, void *arg)
+{
+    kad_rpc_t *r = arg;
+    r->writing = 0;
+    if (r->s)
+        rpc_answer(r, status, NULL, status == 0);
+}
+
+static void rpc_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    kad_rpc_t *r = arg;
+    r->opening = 0;
+    if (!r->d || r->answered) {
+        if (s) {
+            cp2p_stream_reset(s);
+            cp2p_stream_unref(s);
+        }
+        if (r->d)
+            rpc_unlink(r->d, r);
+        rpc_free(r);
+        return;
+    }
+    if (status < 0) {
+        rpc_answer(r, status, NULL, 0);
+        return;
+    }
+    r->s = s;
+    /* ADD_PROVIDER has no answer: it is done once the muxer took it. */
+    int oneway = r->type == CP2P_KAD_ADD_PROVIDER;
+    r->writing = oneway;
+    int rc = cp2p_stream_write(s, r->req.data, r->req.len, oneway ? rpc_written : NULL, r);
+    if (rc == 0)
+        rc = cp2p_stream_close_write(s);
+    if (rc == 0)
+        rc = cp2p_stream_read_start(s, rpc_read, r);
+    if (rc < 0) {
+        r->writing = 0;
+        rpc_answer(r, rc, NULL, 0);
+    }
+}
+
+int kad_rpc_send(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_kad_msg_t *m,
+                 kad_rpc_done_fn done, kad_op_t *op)
+{
+    kad_rpc_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return CP2P_ENOMEM;
+    int rc = cp2p_kad_msg_write(m, &r->req);
+    if (rc < 0) {
+        rpc_free(r);
+        return rc;
+    }
+    r->d = d;
+    r->op = op;
+    r->peer = *peer;
+    r->type = m->type;
+    r->done = done;
+    r->opening = 1;
+    r->deadline = uv_now(d->loop) + d->request_timeout_ms;
+    const char *protos[1] = {d->protocol};
+    rc = cp2p_host_new_stream(d->h, peer, protos, 1, rpc_opened, r);
+    if (rc < 0) {
+        rpc_free(r);
+        return rc;
+    }
+    r->next = d->rpcs;
+    d->rpcs = r;
+    d->stats.requests_out++;
+    kad_arm_tick(d);
+    return 0;
+}
+
+void kad_rpc_expire(cp2p_dht_t *d, uint64_t now)
+{
+    kad_rpc_t *next;
+    for (kad_rpc_t *r = d->rpcs; r; r = next) {
+        next = r->next;
+        if (r->deadline > now)
+            continue;
+        if (!r->answered) {
+            d->stats.timeouts++;
+            log_peer("no answer from", &r->peer, "timeout");
+            rpc_answer(r, CP2P_ETIMEOUT, NULL, 0);
+        } else if (r->s) {
+            rpc_release(r);
+        }
+    }
+    kad_srv_t *vnext;
+    for (kad_srv_t *v = d->srvs; v; v = vnext) {
+        vnext = v->next;
+        if (v->deadline <= now)
+            srv_end(v, 1);
+    }
+}
+
+void kad_rpc_forget_op(cp2p_dht_t *d, kad_op_t *op)
+{
+    for (kad_rpc_t *r = d->rpcs; r; r = r->next)
+        if (r->op == op)
+            r->op = NULL;
+}
+
+void kad_rpc_shutdown(cp2p_dht_t *d)
+{
+    while (d->rpcs) {
+        kad_rpc_t *r = d->rpcs;
+        d->rpcs = r->next;
+        r->answered = 1;
+        r->d = NULL; /* a request still opening frees itself in rpc_opened */
+        rpc_release(r);
+    }
+    while (d->srvs)
+        srv_end(d->srvs, 1);
+}
+
+int kad_rpc_busy(const cp2p_dht_t *d)
+{
+    return d->rpcs || d->srvs;
+}

@@ -1,0 +1,255 @@
+/* The DHT glue with several hosts on one loop: put/get, providers, find_peer,
+ * and lookups that go on past a peer that never answers or sends garbage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "cp2p/dht.h"
+#include "cp2p/error.h"
+#include "cp2p/host.h"
+#include "cp2p/identify.h"
+#include "cp2p/multiaddr.h"
+
+#define N 5
+#define TIMEOUT_MS 400
+
+typedef struct world {
+    uv_loop_t loop;
+    cp2p_host_t *h[N + 2]; /* N dht nodes, then a silent and a garbage peer */
+    cp2p_dht_t *d[N];
+    cp2p_identify_t *id[N + 2];
+    cp2p_multiaddr_t addr[N + 2];
+    cp2p_stream_t *held[16];
+    size_t n_held;
+} world_t;
+
+typedef struct result {
+    int done, status;
+    char value[64];
+    size_t n;
+    cp2p_peer_id_t peers[8];
+} result_t;
+
+static void on_done(cp2p_dht_t *d, int status, void *arg)
+{
+    result_t *r = arg;
+    r->done = 1;
+    r->status = status;
+}
+
+static void on_value(cp2p_dht_t *d, int status, const uint8_t *v, size_t n, void *arg)
+{
+    result_t *r = arg;
+    r->done = 1;
+    r->status = status;
+    r->n = n < sizeof r->value ? n : sizeof r->value - 1;
+    if (v)
+        memcpy(r->value, v, r->n);
+}
+
+static void on_peers(cp2p_dht_t *d, int status, const cp2p_peer_id_t *p, size_t n, void *arg)
+{
+    result_t *r = arg;
+    r->done = 1;
+    r->status = status;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 8; i++)
+        r->peers[i] = p[i];
+}
+
+static void run_until(world_t *w, result_t *r, uint64_t max_ms)
+{
+    uint64_t end = uv_now(&w->loop) + max_ms;
+    while (!r->done && uv_now(&w->loop) < end)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    assert_true(r->done);
+}
+
+/* Reads requests and never answers. */
+static void silent_handler(cp2p_stream_t *s, void *arg)
+{
+    world_t *w = arg;
+    assert_true(w->n_held < 16);
+    w->held[w->n_held++] = s;
+}
+
+/* Answers every request with a length prefix and bytes that are no protobuf. */
+static void garbage_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    static const uint8_t junk[] = {8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    if (status == 0)
+        cp2p_stream_write(s, junk, sizeof junk, NULL, NULL);
+    else
+        cp2p_stream_unref(s);
+}
+
+static void garbage_handler(cp2p_stream_t *s, void *arg)
+{
+    cp2p_stream_read_start(s, garbage_read, NULL);
+}
+
+static void make_world(world_t *w)
+{
+    memset(w, 0, sizeof *w);
+    assert_int_equal(uv_loop_init(&w->loop), 0);
+    cp2p_multiaddr_t l;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    cp2p_dht_config_t cfg = {.request_timeout_ms = TIMEOUT_MS, .query_timeout_ms = 20000,
+                             .quorum = 2};
+    for (int i = 0; i < N + 2; i++) {
+        assert_int_equal(cp2p_host_new(&w->loop, NULL, &w->h[i]), 0);
+        /* Identify tells who serves the DHT: inbound peers enter the table. */
+        assert_int_equal(cp2p_identify_enable(w->h[i], NULL, &w->id[i]), 0);
+        assert_int_equal(cp2p_host_listen(w->h[i], &l), 0);
+        cp2p_multiaddr_t *a;
+        size_t n;
+        assert_int_equal(cp2p_host_listen_addrs(w->h[i], &a, &n), 0);
+        w->addr[i] = a[0];
+        for (size_t j = 1; j < n; j++)
+            cp2p_multiaddr_free(&a[j]);
+        free(a);
+        if (i < N)
+            assert_int_equal(cp2p_dht_new(w->h[i], &cfg, &w->d[i]), 0);
+    }
+    cp2p_multiaddr_free(&l);
+    assert_int_equal(cp2p_host_set_handler(w->h[N], CP2P_DHT_PROTOCOL, silent_handler, w), 0);
+    assert_int_equal(cp2p_host_set_handler(w->h[N + 1], CP2P_DHT_PROTOCOL, garbage_handler, w), 0);
+    /* A chain: each node knows only the one before it. */
+    for (int i = 1; i < N; i++) {
+        assert_int_equal(cp2p_dht_add_peer(w->d[i], cp2p_host_peer_id(w->h[i - 1]),
+                                           &w->addr[i - 1], 1), 0);
+        result_t r = {0};
+        assert_int_equal(cp2p_dht_bootstrap(w->d[i], on_done, &r), 0);
+        assert_false(r.done); /* never before the call returns */
+        run_until(w, &r, 10000);
+        assert_int_equal(r.status, 0);
+    }
+}
+
+static void set_flag(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void end_world(world_t *w)
+{
+    int closed = 0;
+    for (size_t i = 0; i < w->n_held; i++)
+        cp2p_stream_unref(w->held[i]);
+    for (int i = 0; i < N + 2; i++) {
+        if (i < N)
+            cp2p_dht_free(w->d[i]);
+        cp2p_identify_free(w->id[i]);
+        cp2p_host_close(w->h[i], set_flag, &closed);
+        cp2p_multiaddr_free(&w->addr[i]);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, N + 2);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+}
+
+static void test_put_get_providers_find(void **state)
+{
+    world_t w;
+    make_world(&w);
+    result_t r = {0};
+    assert_int_equal(cp2p_dht_put(w.d[N - 1], (const uint8_t *)"color", 5,
+                                  (const uint8_t *)"blue", 4, on_done, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+
+    memset(&r, 0, sizeof r);
+    assert_int_equal(cp2p_dht_get(w.d[0], (const uint8_t *)"color", 5, on_value, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n, 4);
+    assert_memory_equal(r.value, "blue", 4);
+
+    memset(&r, 0, sizeof r);
+    assert_int_equal(cp2p_dht_get(w.d[1], (const uint8_t *)"nothing", 7, on_value, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, CP2P_ENOTFOUND);
+
+    /* A /pk/ record that is not the key's public key is refused. */
+    assert_int_equal(cp2p_dht_put(w.d[0], (const uint8_t *)"/pk/xyz", 7, (const uint8_t *)"k", 1,
+                                  on_done, &r), CP2P_EPARSE);
+
+    memset(&r, 0, sizeof r);
+    assert_int_equal(cp2p_dht_provide(w.d[2], (const uint8_t *)"\x12\x20mh", 4, on_done, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(cp2p_dht_find_providers(w.d[0], (const uint8_t *)"\x12\x20mh", 4, 0,
+                                             on_peers, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.n, 1);
+    assert_true(cp2p_peer_id_equal(&r.peers[0], cp2p_host_peer_id(w.h[2])));
+
+    memset(&r, 0, sizeof r);
+    assert_int_equal(cp2p_dht_find_peer(w.d[0], cp2p_host_peer_id(w.h[N - 1]), on_peers, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    assert_true(cp2p_peer_id_equal(&r.peers[0], cp2p_host_peer_id(w.h[N - 1])));
+    assert_true(cp2p_dht_stats(w.d[0])->requests_in > 0);
+    end_world(&w);
+}
+
+static void test_hostile_peers_do_not_stall(void **state)
+{
+    world_t w;
+    make_world(&w);
+    cp2p_dht_t *d = w.d[0];
+    assert_int_equal(cp2p_dht_add_peer(d, cp2p_host_peer_id(w.h[N]), &w.addr[N], 1), 0);
+    assert_int_equal(cp2p_dht_add_peer(d, cp2p_host_peer_id(w.h[N + 1]), &w.addr[N + 1], 1), 0);
+    size_t before = cp2p_dht_routing_table_size(d);
+
+    result_t r = {0};
+    uint64_t t0 = uv_now(&w.loop);
+    assert_int_equal(cp2p_dht_get(d, (const uint8_t *)"missing", 7, on_value, &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, CP2P_ENOTFOUND);
+    /* One request timeout (plus scheduling), not the whole query timeout. */
+    assert_true(uv_now(&w.loop) - t0 < 4 * TIMEOUT_MS);
+    const cp2p_dht_stats_t *st = cp2p_dht_stats(d);
+    assert_true(st->timeouts >= 1);
+    assert_true(st->bad_messages >= 1);
+    /* Both left the routing table; the honest peers stayed. */
+    assert_int_equal(cp2p_dht_routing_table_size(d), before - 2);
+
+    /* The DHT still works afterwards. */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(cp2p_dht_put(d, (const uint8_t *)"k", 1, (const uint8_t *)"v", 1, on_done,
+                                  &r), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    end_world(&w);
+}
+
+static void test_free_cancels(void **state)
+{
+    world_t w;
+    make_world(&w);
+    result_t r = {0};
+    assert_int_equal(cp2p_dht_get(w.d[0], (const uint8_t *)"x", 1, on_value, &r), 0);
+    cp2p_dht_free(w.d[0]);
+    assert_true(r.done);
+    assert_int_equal(r.status, CP2P_ECANCELED);
+    w.d[0] = NULL;
+    end_world(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get_providers_find),
+        cmocka_unit_test(test_hostile_peers_do_not_stall),
+        cmocka_unit_test(test_free_cancels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
