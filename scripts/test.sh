@@ -27,31 +27,34 @@ run_suite() { # build dir, cmake args...
     scripts/build.sh "$dir" "$@" && (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600)
 }
 
-run_fuzzers() {
-    local dir=build-fuzz secs=${CP2P_FUZZ_SECONDS:-20} bad=0
-    CC=clang scripts/build.sh "$dir" -DCP2P_FUZZ=ON -DCP2P_TESTS=OFF || return 1
-    for f in "$dir"/fuzz_*; do
-        [ -x "$f" ] || continue
-        local name; name=$(basename "$f")
-        local corpus="$dir/corpus/$name"
-        mkdir -p "$corpus"
-        [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
-        if "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
-                "$corpus" >"$dir/$name.log" 2>&1; then
-            echo "fuzz $name: ok ($(grep -c . "$dir/$name.log") log lines)"
-        else
-            echo "fuzz $name: FAILED"; tail -40 "$dir/$name.log"; bad=1
-        fi
-    done
-    return $bad
-}
-
-stage "unit, cli and interop tests" run_suite build
 run_sanitized() {
     (export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
      run_suite build-asan -DCP2P_SANITIZE=ON)
 }
 
+run_fuzzers() {
+    local dir=build-fuzz secs=${CP2P_FUZZ_SECONDS:-20} bad=0 ran=0
+    CC=clang scripts/build.sh "$dir" -DCP2P_FUZZ=ON -DCP2P_TESTS=OFF || return 1
+    for f in "$dir"/tests/fuzz/fuzz_*; do
+        [ -x "$f" ] || continue
+        local name; name=$(basename "$f")
+        local corpus="$dir/corpus/$name"
+        mkdir -p "$corpus"
+        [ -d "tests/fuzz/corpus/$name" ] && cp -r "tests/fuzz/corpus/$name/." "$corpus/"
+        ran=$((ran + 1))
+        if "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+                "$corpus" >"$dir/$name.log" 2>&1; then
+            echo "fuzz $name: ok ($(sed -n 's/.*stat::number_of_executed_units: *//p' "$dir/$name.log") runs)"
+        else
+            echo "fuzz $name: FAILED"; tail -40 "$dir/$name.log"; bad=1
+        fi
+    done
+    [ "$ran" -gt 0 ] || { echo "fuzz: no fuzz targets were built"; return 1; }
+    echo "fuzz: $ran targets, $secs s each"
+    return $bad
+}
+
+stage "unit, cli and interop tests" run_suite build
 stage "sanitizers (ASan+UBSan)" run_sanitized
 stage "fuzz targets" run_fuzzers
 
