@@ -26,6 +26,7 @@ typedef struct app {
     cp2p_identify_t *id;
     uv_signal_t sigint, sigterm;
     uv_timer_t timer;
+    uv_timer_t closer;
     int exit_code;
     int closing;
     int verbose;
@@ -77,6 +78,17 @@ static void host_closed(void *arg)
     uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
     uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
     uv_close((uv_handle_t *)&a->timer, on_closed_handle);
+    uv_close((uv_handle_t *)&a->closer, on_closed_handle);
+}
+
+static void close_host(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    cp2p_ping_free(a->ping);
+    a->ping = NULL;
+    cp2p_identify_free(a->id);
+    a->id = NULL;
+    cp2p_host_close(a->h, host_closed, a);
 }
 
 static void shutdown_app(app_t *a, int code)
@@ -86,11 +98,8 @@ static void shutdown_app(app_t *a, int code)
     a->closing = 1;
     a->exit_code = code;
     uv_timer_stop(&a->timer);
-    cp2p_ping_free(a->ping);
-    a->ping = NULL;
-    cp2p_identify_free(a->id);
-    a->id = NULL;
-    cp2p_host_close(a->h, host_closed, a);
+    /* From the loop, not from inside whatever host callback brought us here. */
+    uv_timer_start(&a->closer, close_host, 0, 0);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -148,7 +157,8 @@ static void echo_client_end(echo_client_t *c, int status)
     }
     free(c);
     if (status < 0) {
-        fprintf(stderr, "cp2p: ping: echo stream failed: %s\n", cp2p_strerror(status));
+        if (!a->closing)
+            fprintf(stderr, "cp2p: ping: echo stream failed: %s\n", cp2p_strerror(status));
         shutdown_app(a, 1);
     } else if (++a->echo_done == a->echo_streams) {
         printf("echo ok streams=%ld bytes=%llu\n", a->echo_streams,
@@ -436,7 +446,8 @@ int cmd_ping(int argc, char **argv)
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
     uv_timer_init(&a.loop, &a.timer);
-    a.sigint.data = a.sigterm.data = a.timer.data = &a;
+    uv_timer_init(&a.loop, &a.closer);
+    a.sigint.data = a.sigterm.data = a.timer.data = a.closer.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 

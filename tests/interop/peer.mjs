@@ -83,7 +83,9 @@ async function main () {
     addresses: { listen: o.listen ? [o.listen] : [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [o.muxer === 'mplex' ? mplex() : yamux()],
+    // js-mplex drops a connection whose remote opens more than 5 streams a
+    // second (it has no backpressure); the 50-stream scenario needs more.
+    streamMuxers: [o.muxer === 'mplex' ? mplex({ disconnectThreshold: 1000 }) : yamux()],
     services: { ping: ping(), identify: identify({ agentVersion: o.agent }) },
     nodeInfo: { userAgent: o.agent },
     connectionMonitor: { enabled: false }

@@ -1,4 +1,5 @@
-/* Identify message codec: wire vectors, merging of split messages, limits. */
+/* Identify: the message codec (wire vectors, merging of split messages,
+ * limits) and two hosts identifying each other, then a push. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,8 +8,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <uv.h>
+
 #include "cp2p/error.h"
 #include "cp2p/identify.h"
+#include "cp2p/multiaddr.h"
+#include "cp2p/peerstore.h"
 
 /* Field tags: protocolVersion 5, agentVersion 6, publicKey 1, listenAddrs 2,
  * observedAddr 4, protocols 3, signedPeerRecord 8. */
@@ -122,12 +127,121 @@ static void test_limits(void **state)
     assert_int_equal(cp2p_identify_decode(bad2, sizeof bad2, &d), CP2P_EPARSE);
 }
 
+/* --- two hosts on loopback --- */
+
+typedef struct pair {
+    uv_loop_t loop;
+    cp2p_host_t *h[2];
+    cp2p_identify_t *id[2];
+    int identified[2];
+    int closed;
+} pair_t;
+
+static void timer_noop(uv_timer_t *t)
+{
+}
+
+static void run_until(pair_t *p, int *flag, int want)
+{
+    uv_timer_t t;
+    uv_timer_init(&p->loop, &t);
+    uv_timer_start(&t, timer_noop, 10000, 0);
+    while (*flag < want && uv_is_active((uv_handle_t *)&t))
+        uv_run(&p->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&p->loop, UV_RUN_NOWAIT);
+    assert_true(*flag >= want);
+}
+
+static void on_event0(const cp2p_event_t *ev, void *arg)
+{
+    if (ev->type == CP2P_EVENT_PEER_IDENTIFIED)
+        ((pair_t *)arg)->identified[0]++;
+}
+
+static void on_event1(const cp2p_event_t *ev, void *arg)
+{
+    if (ev->type == CP2P_EVENT_PEER_IDENTIFIED)
+        ((pair_t *)arg)->identified[1]++;
+}
+
+static void on_connect(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    assert_int_equal(status, 0);
+}
+
+static void on_closed(void *arg)
+{
+    ((pair_t *)arg)->closed++;
+}
+
+static void noop_handler(cp2p_stream_t *s, void *arg)
+{
+    cp2p_stream_reset(s);
+    cp2p_stream_unref(s);
+}
+
+static void test_hosts_identify_and_push(void **state)
+{
+    pair_t p = {0};
+    uv_loop_init(&p.loop);
+    cp2p_host_config_t cfg = {.agent_version = "test-agent/1"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cp2p_host_new(&p.loop, &cfg, &p.h[i]), 0);
+        assert_int_equal(cp2p_identify_enable(p.h[i], NULL, &p.id[i]), 0);
+    }
+    assert_int_equal(cp2p_host_subscribe(p.h[0], on_event0, &p), 0);
+    assert_int_equal(cp2p_host_subscribe(p.h[1], on_event1, &p), 0);
+    cp2p_multiaddr_t ma;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma), 0);
+    assert_int_equal(cp2p_host_listen(p.h[1], &ma), 0);
+    cp2p_multiaddr_free(&ma);
+    cp2p_multiaddr_t *addrs;
+    size_t n;
+    assert_int_equal(cp2p_host_listen_addrs(p.h[1], &addrs, &n), 0);
+    assert_int_equal(cp2p_host_connect(p.h[0], &addrs[0], on_connect, &p), 0);
+    run_until(&p, &p.identified[0], 1);
+    run_until(&p, &p.identified[1], 1);
+
+    /* host 0 learned host 1's agent, protocols, listen address, key and record */
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(p.h[0]);
+    const cp2p_peer_id_t *b = cp2p_host_peer_id(p.h[1]);
+    assert_string_equal(cp2p_peerstore_agent_version(ps, b), "test-agent/1");
+    assert_string_equal(cp2p_peerstore_protocol_version(ps, b), CP2P_IDENTIFY_PROTOCOL_VERSION);
+    assert_true(cp2p_peerstore_supports(ps, b, CP2P_IDENTIFY_PUSH_PROTOCOL_ID));
+    assert_non_null(cp2p_peerstore_pubkey(ps, b));
+    size_t rec_len;
+    assert_non_null(cp2p_peerstore_record(ps, b, &rec_len, NULL));
+    cp2p_multiaddr_t got[4];
+    assert_int_equal(cp2p_peerstore_addrs(ps, b, uv_now(&p.loop), got, 4), n);
+    assert_true(cp2p_multiaddr_equal(&got[0], &addrs[0]));
+    for (size_t i = 0; i < n; i++)
+        cp2p_multiaddr_free(&addrs[i]);
+    free(addrs);
+
+    /* a new protocol on host 1 reaches host 0 by push */
+    assert_false(cp2p_peerstore_supports(ps, b, "/test/1.0.0"));
+    assert_int_equal(cp2p_host_set_handler(p.h[1], "/test/1.0.0", noop_handler, NULL), 0);
+    assert_int_equal(cp2p_identify_push(p.id[1]), 0);
+    run_until(&p, &p.identified[0], 2);
+    assert_true(cp2p_peerstore_supports(ps, b, "/test/1.0.0"));
+
+    for (int i = 0; i < 2; i++) {
+        cp2p_identify_free(p.id[i]);
+        cp2p_host_close(p.h[i], on_closed, &p);
+    }
+    run_until(&p, &p.closed, 2);
+    uv_run(&p.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&p.loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_vector),
         cmocka_unit_test(test_roundtrip_and_merge),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_hosts_identify_and_push),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
