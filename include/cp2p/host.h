@@ -113,7 +113,8 @@ typedef enum {
     CP2P_EVENT_CONNECTED,        /* peer, conn */
     CP2P_EVENT_DISCONNECTED,     /* peer, conn (no new streams can be opened on it) */
     CP2P_EVENT_LISTEN_ADDR,      /* addr: a new listen address */
-    CP2P_EVENT_PEER_IDENTIFIED   /* peer, conn: emitted by identify */
+    CP2P_EVENT_PEER_IDENTIFIED,  /* peer, conn: emitted by identify */
+    CP2P_EVENT_PEER_DISCOVERED   /* peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
 } cp2p_event_type_t;
 
 typedef struct cp2p_event {

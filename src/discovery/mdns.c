@@ -602,8 +602,12 @@ static void on_engine_event(cp2p_mdns_engine_event_t type, const cp2p_peer_id_t 
                                  uv_now(m->loop));
     if (type == CP2P_MDNS_ENGINE_REFRESHED)
         return;
-    if (type == CP2P_MDNS_ENGINE_DISCOVERED && m->dial)
-        queue_dial(m, peer);
+    if (type == CP2P_MDNS_ENGINE_DISCOVERED) {
+        cp2p_event_t ev = {.type = CP2P_EVENT_PEER_DISCOVERED, .peer = peer, .addr = addr};
+        cp2p_host_emit(m->h, &ev);
+        if (m->dial)
+            queue_dial(m, peer);
+    }
     if (m->fn)
         m->fn(type == CP2P_MDNS_ENGINE_DISCOVERED ? CP2P_MDNS_DISCOVERED : CP2P_MDNS_EXPIRED, peer,
               addr, m->arg);

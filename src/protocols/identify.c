@@ -545,6 +545,7 @@ static void on_event(const cp2p_event_t *ev, void *arg)
         cp2p_identify_push(id);
         break;
     case CP2P_EVENT_PEER_IDENTIFIED:
+    case CP2P_EVENT_PEER_DISCOVERED:
         break;
     }
 }
