@@ -1,0 +1,34 @@
+/* One control connection of cp2pd as seen by the request handlers that live
+ * outside daemon.c (the DHT requests). Loop thread only. */
+#ifndef CP2P_DAEMON_SESSION_H
+#define CP2P_DAEMON_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp2p/buf.h"
+#include "cp2p/dht.h"
+#include "cp2p/host.h"
+#include "p2pd.pb-c.h"
+
+typedef struct cp2p_daemon_client cp2p_daemon_client_t;
+
+cp2p_host_t *cp2p_daemon_host(cp2p_daemon_client_t *c);
+cp2p_dht_t *cp2p_daemon_dht(cp2p_daemon_client_t *c);
+/* Queue bytes to the client socket (copied); more may follow. */
+int cp2p_daemon_send(cp2p_daemon_client_t *c, const uint8_t *p, size_t n);
+/* The last answer to the current request: send b unless rc < 0 (then the
+ * client is closed), free b, and read the next request. */
+void cp2p_daemon_reply(cp2p_daemon_client_t *c, cp2p_buf_t *b, int rc);
+/* reply with OK (err NULL) or an ERROR response. */
+void cp2p_daemon_reply_status(cp2p_daemon_client_t *c, const char *err);
+/* An asynchronous operation holds the client until its callback, which
+ * calls release: 0 there means the client went away and the result is for
+ * nobody (then do not touch c again). */
+void cp2p_daemon_hold(cp2p_daemon_client_t *c);
+int cp2p_daemon_release(cp2p_daemon_client_t *c);
+
+/* Answers a validated DHT request (in src/daemon/dht.c). */
+void cp2p_daemon_dht_request(cp2p_daemon_client_t *c, const P2pd__DHTRequest *r);
+
+#endif
