@@ -5,6 +5,9 @@
 . "$(dirname "$0")/../interop/lib.sh"
 
 SIZE=$((256 * 1024 * 1024))
+# Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
+# default) before reuse; keep it small so RSS measures our buffering.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4"
 CP2P_MAX_KIB=$((64 * 1024))
 # Node frees stream buffers only when V8 collects; fed at cp2p's speed its peak
 # is ~600 MiB (160 MiB js to js), so this bound only catches runaway growth.
