@@ -23,6 +23,8 @@ enum { GOAWAY_NORMAL = 0, GOAWAY_PROTO = 1 };
 #define DEFAULT_MAX_STREAMS 1024u
 #define DEFAULT_MAX_WINDOW (16u * 1024 * 1024)
 #define DEFAULT_MAX_FRAME (256u * 1024)
+/* Data frames from this size on are sent as header and body (see send_frame). */
+#define BIG_BODY (16u * 1024)
 
 struct stream {
     struct stream *next; /* hash chain */
@@ -178,8 +180,15 @@ static int send_frame(cp2p_mux_t *m, uint8_t type, uint16_t flags, uint32_t id, 
     int rc;
     if (type != T_DATA || len == 0) {
         rc = m->ev.send(m->ev.ctx, h, HDR_LEN);
+    } else if (len >= BIG_BODY) {
+        /* A large body goes out from the caller's memory: copying it next to
+         * its header would cost more than the security layer's few extra
+         * bytes for sealing the header on its own. */
+        rc = m->ev.send(m->ev.ctx, h, HDR_LEN);
+        if (rc == 0)
+            rc = m->ev.send(m->ev.ctx, body, len);
     } else {
-        /* One send per frame, so a security layer below seals header and payload together. */
+        /* One send per small frame, so a security layer below seals header and payload together. */
         m->out.len = 0;
         rc = cp2p_buf_append(&m->out, h, HDR_LEN);
         if (rc == 0)

@@ -198,23 +198,24 @@ static int decrypt_and_hash(struct symmetric *ss, const uint8_t *c, size_t n, cp
 
 /* ---- X25519 (Noise 12.1) ---- */
 
-static int keypair(uint8_t *priv, uint8_t *pub, const uint8_t *fixed)
+/* The key object is kept for the DHs: importing a raw X25519 private key
+ * makes OpenSSL derive its public half, a scalar multiplication as costly as
+ * the DH itself, so importing it again for every DH made handshakes slow. */
+static int keypair(uint8_t *priv, uint8_t *pub, const uint8_t *fixed, EVP_PKEY **key)
 {
     if (fixed)
         memcpy(priv, fixed, DHLEN);
     else if (RAND_bytes(priv, DHLEN) != 1)
         return CP2P_ECRYPTO;
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, DHLEN);
+    *key = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, DHLEN);
     size_t len = DHLEN;
-    int ok = k && EVP_PKEY_get_raw_public_key(k, pub, &len) == 1 && len == DHLEN;
-    EVP_PKEY_free(k);
+    int ok = *key && EVP_PKEY_get_raw_public_key(*key, pub, &len) == 1 && len == DHLEN;
     return ok ? 0 : CP2P_ECRYPTO;
 }
 
 /* Fails on a low-order remote point (all-zero output), which only a hostile peer sends. */
-static int dh(const uint8_t *priv, const uint8_t *pub, uint8_t *out)
+static int dh(EVP_PKEY *k, const uint8_t *pub, uint8_t *out)
 {
-    EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, DHLEN);
     EVP_PKEY *p = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, DHLEN);
     EVP_PKEY_CTX *c = k ? EVP_PKEY_CTX_new(k, NULL) : NULL;
     size_t len = DHLEN;
@@ -222,14 +223,13 @@ static int dh(const uint8_t *priv, const uint8_t *pub, uint8_t *out)
              EVP_PKEY_derive(c, out, &len) == 1 && len == DHLEN;
     EVP_PKEY_CTX_free(c);
     EVP_PKEY_free(p);
-    EVP_PKEY_free(k);
     return ok ? 0 : CP2P_ECRYPTO;
 }
 
-static int mix_dh(struct symmetric *ss, const uint8_t *priv, const uint8_t *pub)
+static int mix_dh(struct symmetric *ss, EVP_PKEY *k, const uint8_t *pub)
 {
     uint8_t shared[DHLEN];
-    int rc = dh(priv, pub, shared);
+    int rc = dh(k, pub, shared);
     if (!rc)
         rc = mix_key(ss, shared);
     OPENSSL_cleanse(shared, sizeof shared);
@@ -243,6 +243,7 @@ struct cp2p_noise_xx {
     int step; /* handshake messages done, 0..3; -1 once broken */
     struct symmetric ss;
     uint8_t s_priv[DHLEN], s_pub[DHLEN], e_priv[DHLEN], e_pub[DHLEN];
+    EVP_PKEY *s_key, *e_key; /* the same keys, for the DHs; freed at split */
     uint8_t rs[DHLEN], re[DHLEN];
     int has_rs;
     struct cipher tx, rx;
@@ -261,9 +262,9 @@ int cp2p_noise_xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prolo
     memcpy(x->ss.ck, x->ss.h, HASHLEN);
     int rc = mix_hash(&x->ss, prologue, prologue_len);
     if (!rc)
-        rc = keypair(x->s_priv, x->s_pub, s_priv);
+        rc = keypair(x->s_priv, x->s_pub, s_priv, &x->s_key);
     if (!rc)
-        rc = keypair(x->e_priv, x->e_pub, e_priv);
+        rc = keypair(x->e_priv, x->e_pub, e_priv, &x->e_key);
     if (rc) {
         cp2p_noise_xx_free(x);
         return rc;
@@ -279,6 +280,8 @@ void cp2p_noise_xx_free(cp2p_noise_xx_t *x)
     cipher_clear(&x->ss.cs);
     cipher_clear(&x->tx);
     cipher_clear(&x->rx);
+    EVP_PKEY_free(x->s_key);
+    EVP_PKEY_free(x->e_key);
     OPENSSL_clear_free(x, sizeof *x);
 }
 
@@ -297,6 +300,9 @@ static int split(cp2p_noise_xx_t *x)
     OPENSSL_cleanse(x->ss.ck, HASHLEN);
     OPENSSL_cleanse(x->s_priv, DHLEN);
     OPENSSL_cleanse(x->e_priv, DHLEN);
+    EVP_PKEY_free(x->s_key);
+    EVP_PKEY_free(x->e_key);
+    x->s_key = x->e_key = NULL;
     return rc;
 }
 
@@ -338,16 +344,16 @@ int cp2p_noise_xx_write(cp2p_noise_xx_t *x, const uint8_t *payload, size_t n, cp
             rc = mix_hash(ss, x->e_pub, DHLEN);
     }
     if (!rc && x->step == 1) {
-        rc = mix_dh(ss, x->e_priv, x->re); /* ee */
+        rc = mix_dh(ss, x->e_key, x->re); /* ee */
         if (!rc)
             rc = encrypt_and_hash(ss, x->s_pub, DHLEN, msg_out);
         if (!rc)
-            rc = mix_dh(ss, x->s_priv, x->re); /* es */
+            rc = mix_dh(ss, x->s_key, x->re); /* es */
     }
     if (!rc && x->step == 2) {
         rc = encrypt_and_hash(ss, x->s_pub, DHLEN, msg_out);
         if (!rc)
-            rc = mix_dh(ss, x->s_priv, x->re); /* se */
+            rc = mix_dh(ss, x->s_key, x->re); /* se */
     }
     if (!rc)
         rc = encrypt_and_hash(ss, payload, n, msg_out);
@@ -378,16 +384,16 @@ int cp2p_noise_xx_read(cp2p_noise_xx_t *x, const uint8_t *msg, size_t n, cp2p_bu
         n -= DHLEN;
     }
     if (!rc && x->step == 1) {
-        rc = mix_dh(ss, x->e_priv, x->re); /* ee */
+        rc = mix_dh(ss, x->e_key, x->re); /* ee */
         if (!rc)
             rc = decrypt_and_hash(ss, msg, DHLEN + CP2P_NOISE_TAG_LEN, &rs);
         if (!rc)
-            rc = mix_dh(ss, x->e_priv, x->rs); /* es */
+            rc = mix_dh(ss, x->e_key, x->rs); /* es */
     }
     if (!rc && x->step == 2) {
         rc = decrypt_and_hash(ss, msg, DHLEN + CP2P_NOISE_TAG_LEN, &rs);
         if (!rc)
-            rc = mix_dh(ss, x->e_priv, x->rs); /* se */
+            rc = mix_dh(ss, x->e_key, x->rs); /* se */
     }
     if (!rc && x->step > 0) {
         x->has_rs = 1;
