@@ -10,12 +10,14 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "dht_control.h"
 #include "cp2p/cid.h"
 #include "cp2p/dht.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
 #include "cp2p/mdns.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/ping.h"
@@ -32,6 +34,7 @@ typedef struct node {
     cp2p_identify_t *id;
     cp2p_dht_t *dht;
     cp2p_mdns_t *mdns;
+    cp2p_metrics_t *metrics;
 } node_t;
 
 struct app {
@@ -80,6 +83,9 @@ static void usage(FILE *f)
             "  --timeout S           per-request timeout in seconds (default 10)\n"
             "  --serve               keep serving after stdin ends, until SIGINT/SIGTERM\n"
             "                        (without it the program exits at the end of stdin)\n"
+            "  --metrics IP:PORT     serve GET /healthz and GET /metrics (Prometheus) over HTTP\n"
+            "  --control MA          run the commands on a running cp2pd through its control\n"
+            "                        socket (its -listen address) instead of starting a node\n"
             "  --help                this text\n");
 }
 
@@ -105,6 +111,8 @@ static void node_stop(node_t *n)
     if (n->stopped || !n->h)
         return;
     n->stopped = 1;
+    if (n->metrics)
+        cp2p_metrics_stop(n->metrics, NULL, NULL);
     if (n->mdns)
         cp2p_mdns_stop(n->mdns, NULL, NULL);
     cp2p_dht_free(n->dht);
@@ -471,7 +479,7 @@ static int add_bootstrap(node_t *n, const char *s)
 typedef struct opts {
     const char *listen[MAX_OPTS], *boot[MAX_OPTS], *ns[MAX_OPTS];
     size_t n_listen, n_boot, n_ns;
-    const char *key_file;
+    const char *key_file, *metrics;
     int mdns;
     cp2p_dht_config_t cfg;
 } opts_t;
@@ -537,6 +545,12 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
         if ((rc = cp2p_mdns_start(n->h, &mc, NULL, NULL, &n->mdns)))
             return rc;
     }
+    if (o->metrics && n->idx == 0) {
+        cp2p_metrics_config_t mc = {.listen = o->metrics, .dht = n->dht, .mdns = n->mdns};
+        snprintf(what, cap, "cannot serve metrics on %s (IP:PORT expected)", o->metrics);
+        if ((rc = cp2p_metrics_start(n->h, &mc, &n->metrics)))
+            return rc;
+    }
     if (n->idx == 0)
         print_addrs(n);
     if (o->n_boot || n->idx)
@@ -559,6 +573,7 @@ int cmd_dht(int argc, char **argv)
     static app_t a;
     opts_t o = {0};
     long peers = 1, num;
+    const char *control = NULL;
     memset(&a, 0, sizeof a);
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -586,6 +601,10 @@ int cmd_dht(int argc, char **argv)
             o.ns[o.n_ns++] = v;
         else if (!strcmp(k, "--key"))
             o.key_file = v;
+        else if (!strcmp(k, "--metrics"))
+            o.metrics = v;
+        else if (!strcmp(k, "--control"))
+            control = v;
         else if (!strcmp(k, "--datastore"))
             o.cfg.datastore = v;
         else if (!strcmp(k, "--protocol"))
@@ -599,6 +618,8 @@ int cmd_dht(int argc, char **argv)
         else
             return cli_usage("dht", "bad option %s %s", k, v);
     }
+    if (control)
+        return cp2p_dht_control_run(control);
     o.cfg.open_namespaces = o.ns;
     o.cfg.n_open_namespaces = o.n_ns;
 

@@ -11,6 +11,7 @@
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/mdns.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 
 #define MAX_LISTEN 8
@@ -19,6 +20,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_mdns_t *mdns;
+    cp2p_metrics_t *metrics;
     uv_signal_t sigint, sigterm;
     int closing;
     int stats;
@@ -36,6 +38,7 @@ static void usage(FILE *f)
             "  --no-ipv4, --no-ipv6  leave that family out\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
             "  --stats           print the packet counters on exit\n"
+            "  --metrics IP:PORT serve GET /healthz and GET /metrics (Prometheus) over HTTP\n"
             "  --help            this text\n"
             "prints 'discovered <peer id> <multiaddr>' and 'expired <peer id> <multiaddr>'\n");
 }
@@ -63,6 +66,9 @@ static void shutdown_app(app_t *a)
     if (a->closing)
         return;
     a->closing = 1;
+    if (a->metrics)
+        cp2p_metrics_stop(a->metrics, NULL, NULL);
+    a->metrics = NULL;
     if (!a->mdns) {
         mdns_stopped(a);
         return;
@@ -123,7 +129,7 @@ int cmd_mdns(int argc, char **argv)
     cp2p_mdns_config_t mc = {0};
     const char *listen[MAX_LISTEN];
     size_t n_listen = 0;
-    const char *key_file = NULL;
+    const char *key_file = NULL, *metrics = NULL;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -154,6 +160,8 @@ int cmd_mdns(int argc, char **argv)
             listen[n_listen++] = v;
         else if (!strcmp(o, "--key"))
             key_file = v;
+        else if (!strcmp(o, "--metrics"))
+            metrics = v;
         else if (!strcmp(o, "--interval") && parse_seconds(v, &num))
             mc.interval_ms = (uint32_t)(num * 1000) ? (uint32_t)(num * 1000) : 1;
         else if (!strcmp(o, "--ttl") && parse_seconds(v, &num) && num >= 1)
@@ -200,6 +208,11 @@ int cmd_mdns(int argc, char **argv)
     }
     if (!rc)
         rc = cp2p_mdns_start(a.h, &mc, on_mdns, &a, &a.mdns);
+    if (!rc && metrics) {
+        cp2p_metrics_config_t cfg_m = {.listen = metrics, .mdns = a.mdns};
+        snprintf(what, sizeof what, "cannot serve metrics on %s (IP:PORT expected)", metrics);
+        rc = cp2p_metrics_start(a.h, &cfg_m, &a.metrics);
+    }
     int code = 0;
     if (rc) {
         fprintf(stderr, "cp2p: mdns: %s: %s\n", what, cp2p_strerror(rc));

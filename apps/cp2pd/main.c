@@ -12,6 +12,7 @@
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
 #include "cp2p/log.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/ping.h"
 #include "daemon/daemon.h"
@@ -22,6 +23,7 @@
  * -name or -name=false, the others as -name value or -name=value. */
 typedef struct opts {
     const char *listen, *host_addrs, *id, *muxer, *bootstrap_peers, *pubsub_router;
+    const char *metrics_addr, *dht_datastore; /* cp2pd's own: p2pd has neither */
     int no_listen, noise, tls, plaintext, dht, dht_client, dht_server, bootstrap, pubsub, relay,
         quiet;
 } opts_t;
@@ -52,6 +54,8 @@ static const struct flag {
     S("pubsubRouter", pubsub_router, "gossipsub or floodsub"),
     B("relay", relay, "circuit relay (accepted for compatibility; cp2p has no relay yet)"),
     B("q", quiet, "be quiet: print nothing at start-up"),
+    S("metricsAddr", metrics_addr, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT (cp2pd only)"),
+    S("dhtDatastore", dht_datastore, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
 #undef S
 #undef B
 };
@@ -126,6 +130,7 @@ typedef struct app {
     cp2p_identify_t *id;
     cp2p_dht_t *dht;
     cp2p_daemon_t *daemon;
+    cp2p_metrics_t *metrics;
     uv_signal_t sigint, sigterm;
     int closing;
 } app_t;
@@ -159,6 +164,9 @@ static void shutdown_app(app_t *a)
     if (a->closing)
         return;
     a->closing = 1;
+    if (a->metrics)
+        cp2p_metrics_stop(a->metrics, NULL, NULL);
+    a->metrics = NULL;
     if (a->daemon)
         cp2p_daemon_close(a->daemon, daemon_closed, a);
     else
@@ -326,7 +334,8 @@ int main(int argc, char **argv)
         what = "cannot start the DHT";
         cp2p_dht_config_t dcfg = {.mode = o.dht_client && !o.dht && !o.dht_server
                                               ? CP2P_DHT_MODE_CLIENT
-                                              : CP2P_DHT_MODE_SERVER};
+                                              : CP2P_DHT_MODE_SERVER,
+                                      .datastore = o.dht_datastore};
         rc = cp2p_dht_new(a.h, &dcfg, &a.dht);
     }
     if (!rc && !o.no_listen) {
@@ -343,6 +352,11 @@ int main(int argc, char **argv)
         rc = each_addr(o.bootstrap_peers, bootstrap_one, &a, &bad);
         if (!rc && a.dht)
             rc = cp2p_dht_bootstrap(a.dht, on_bootstrapped, &a);
+    }
+    if (!rc && o.metrics_addr) {
+        what = "cannot serve -metricsAddr (IP:PORT expected)";
+        cp2p_metrics_config_t mc = {.listen = o.metrics_addr, .dht = a.dht};
+        rc = cp2p_metrics_start(a.h, &mc, &a.metrics);
     }
     int code = 0;
     if (rc < 0) {

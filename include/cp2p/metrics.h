@@ -1,0 +1,63 @@
+/* Health and metrics over HTTP: a tiny HTTP/1.1 server on the host's loop
+ * answering GET /healthz (for liveness and readiness probes) and GET /metrics
+ * (Prometheus text format 0.0.4) from the host's counters and, when given,
+ * the DHT's and mDNS's. Loop thread only.
+ *
+ * Every client is hostile: a request is at most CP2P_METRICS_MAX_REQUEST
+ * bytes and must arrive within the idle timeout, clients beyond max_clients
+ * are closed at once, and each connection serves one request and closes. */
+#ifndef CP2P_METRICS_H
+#define CP2P_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp2p/buf.h"
+#include "cp2p/dht.h"
+#include "cp2p/host.h"
+#include "cp2p/mdns.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CP2P_METRICS_MAX_REQUEST 4096          /* request line and headers */
+#define CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS 5000 /* from accept to a whole request */
+#define CP2P_METRICS_DEFAULT_MAX_CLIENTS 64
+
+typedef struct cp2p_metrics cp2p_metrics_t;
+
+typedef struct cp2p_metrics_config {
+    const char *listen;          /* "IP:PORT", e.g. "0.0.0.0:8080", "[::]:8080", "127.0.0.1:0" */
+    const cp2p_dht_t *dht;       /* optional, borrowed: must outlive the server */
+    const cp2p_mdns_t *mdns;     /* optional, borrowed: must outlive the server */
+    uint32_t idle_timeout_ms;    /* 0 = CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS */
+    uint32_t max_clients;        /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS */
+} cp2p_metrics_config_t;
+
+typedef struct cp2p_metrics_stats {
+    uint64_t requests;      /* answered 200 */
+    uint64_t bad_requests;  /* answered 4xx: malformed, too large, unknown path or method */
+    uint64_t timeouts;      /* closed: no whole request within the idle timeout */
+    uint64_t rejected;      /* closed at once: over max_clients */
+} cp2p_metrics_stats_t;
+
+/* Listen on cfg->listen (numeric address only). h is borrowed and must
+ * outlive the server. CP2P_EINVAL for a malformed address, CP2P_EIO if it
+ * cannot be bound. */
+int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_metrics_t **out);
+/* The bound port (useful with port 0). */
+int cp2p_metrics_port(const cp2p_metrics_t *m);
+void cp2p_metrics_stats(const cp2p_metrics_t *m, cp2p_metrics_stats_t *out);
+/* Close the listener and every client; done (may be NULL) runs once m is freed. */
+void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg);
+
+/* The /metrics body: appends the Prometheus text for h, and dht and mdns
+ * when not NULL, to out. */
+int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t *mdns,
+                        cp2p_buf_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,525 @@
+/* Health and metrics over HTTP/1.1 (RFC 9112, the subset a probe and a
+ * Prometheus scraper use) on the host's loop; the body of /metrics is the
+ * Prometheus text exposition format 0.0.4. It reads the DHT's and mDNS's
+ * counters through their public headers: it sits beside the programs, on top. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp2p/error.h"
+#include "cp2p/log.h"
+#include "cp2p/metrics.h"
+
+#define MAX_METHOD 16
+#define MAX_TARGET 2048
+
+typedef struct client client_t;
+
+struct cp2p_metrics {
+    cp2p_host_t *h;
+    const cp2p_dht_t *dht;
+    const cp2p_mdns_t *mdns;
+    uv_tcp_t listener;
+    uint32_t idle_ms, max_clients, n_clients;
+    client_t *clients;
+    size_t open; /* the listener and every client not yet freed */
+    int stopping;
+    void (*done)(void *arg);
+    void *done_arg;
+    cp2p_metrics_stats_t st;
+};
+
+struct client {
+    cp2p_metrics_t *m;
+    client_t *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_write_t wr;
+    uv_shutdown_t sreq;
+    int handles, closing, answered;
+    cp2p_buf_t out;
+    size_t len, scanned; /* bytes read; bytes searched for the blank line */
+    char buf[CP2P_METRICS_MAX_REQUEST];
+};
+
+static void release(cp2p_metrics_t *m)
+{
+    if (--m->open || !m->stopping)
+        return;
+    void (*done)(void *) = m->done;
+    void *arg = m->done_arg;
+    free(m);
+    if (done)
+        done(arg);
+}
+
+/* ---- the text format ---- */
+
+static int put(cp2p_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(cp2p_buf_t *b, const char *fmt, ...)
+{
+    va_list ap, again;
+    va_start(ap, fmt);
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    int rc = n < 0 ? CP2P_EINVAL : cp2p_buf_reserve(b, (size_t)n + 1);
+    if (!rc) {
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+    return rc;
+}
+
+static int metric(cp2p_buf_t *b, const char *name, const char *type, const char *help,
+                  uint64_t v)
+{
+    return put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+               (unsigned long long)v);
+}
+
+/* A label value: backslash, double quote and newline escaped (the format's rule). */
+static void label_value(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; s && *s && o + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n') {
+            out[o++] = '\\';
+            out[o++] = *s == '\n' ? 'n' : *s;
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = 0;
+}
+
+static size_t listen_addr_count(cp2p_host_t *h)
+{
+    cp2p_multiaddr_t *addrs;
+    size_t n;
+    if (cp2p_host_listen_addrs(h, &addrs, &n))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        cp2p_multiaddr_free(&addrs[i]);
+    free(addrs);
+    return n;
+}
+
+int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t *mdns,
+                        cp2p_buf_t *b)
+{
+    if (!h || !b)
+        return CP2P_EINVAL;
+    char id[CP2P_PEER_ID_STRMAX], agent[512];
+    cp2p_peer_id_to_string(cp2p_host_peer_id(h), id, sizeof id);
+    label_value(agent, sizeof agent, cp2p_host_agent_version(h));
+    cp2p_host_stats_t hs;
+    cp2p_host_stats(h, &hs);
+    int rc = put(b, "# HELP cp2p_info This host: its peer ID and agent version.\n"
+                    "# TYPE cp2p_info gauge\ncp2p_info{peer_id=\"%s\",agent_version=\"%s\"} 1\n",
+                 id, agent);
+    rc = rc ? rc : metric(b, "cp2p_listen_addresses", "gauge", "Addresses the host listens on.",
+                          listen_addr_count(h));
+    rc = rc ? rc : metric(b, "cp2p_connections", "gauge",
+                          "Connections being upgraded or open.", cp2p_host_conn_count(h));
+    rc = rc ? rc : metric(b, "cp2p_connections_opened_total", "counter",
+                          "Connections upgraded, inbound and outbound.", hs.conns_opened);
+    rc = rc ? rc : metric(b, "cp2p_connections_failed_total", "counter",
+                          "Connection upgrades that failed.", hs.conns_failed);
+    rc = rc ? rc : metric(b, "cp2p_connections_rejected_total", "counter",
+                          "Inbound connections over the connection limit.", hs.conns_rejected);
+    rc = rc ? rc : metric(b, "cp2p_connections_errored_total", "counter",
+                          "Open connections closed because the remote broke a protocol.",
+                          hs.conns_errored);
+    rc = rc ? rc : metric(b, "cp2p_peerstore_peers", "gauge", "Peers in the peerstore.",
+                          cp2p_peerstore_count(cp2p_host_peerstore(h)));
+    if (!rc && dht) {
+        const cp2p_dht_stats_t *ds = cp2p_dht_stats(dht);
+        rc = metric(b, "cp2p_dht_routing_table_peers", "gauge", "Peers in the routing table.",
+                    cp2p_dht_routing_table_size(dht));
+        rc = rc ? rc : metric(b, "cp2p_dht_requests_in_total", "counter",
+                              "DHT requests answered.", ds->requests_in);
+        rc = rc ? rc : metric(b, "cp2p_dht_requests_out_total", "counter",
+                              "DHT requests sent.", ds->requests_out);
+        rc = rc ? rc : metric(b, "cp2p_dht_request_timeouts_total", "counter",
+                              "DHT requests that timed out.", ds->timeouts);
+        rc = rc ? rc : metric(b, "cp2p_dht_bad_messages_total", "counter",
+                              "Malformed or oversized DHT messages received.", ds->bad_messages);
+        rc = rc ? rc : metric(b, "cp2p_dht_invalid_records_total", "counter",
+                              "Records refused by validation.", ds->invalid_records);
+    }
+    if (!rc && mdns) {
+        cp2p_mdns_stats_t ms;
+        cp2p_mdns_stats(mdns, &ms);
+        rc = metric(b, "cp2p_mdns_discovered_total", "counter",
+                    "Peer addresses discovered with mDNS.", ms.discovered);
+        rc = rc ? rc : metric(b, "cp2p_mdns_expired_total", "counter",
+                              "Peer addresses expired.", ms.expired);
+        rc = rc ? rc : metric(b, "cp2p_mdns_packets_received_total", "counter",
+                              "mDNS packets received.", ms.rx_packets);
+        rc = rc ? rc : metric(b, "cp2p_mdns_packets_malformed_total", "counter",
+                              "mDNS packets dropped as malformed.", ms.rx_malformed);
+        rc = rc ? rc : metric(b, "cp2p_mdns_packets_rejected_total", "counter",
+                              "mDNS records for our service dropped as wrong.", ms.rx_rejected);
+        rc = rc ? rc : metric(b, "cp2p_mdns_packets_sent_total", "counter",
+                              "mDNS packets sent.", ms.tx_packets);
+        rc = rc ? rc : metric(b, "cp2p_mdns_send_errors_total", "counter",
+                              "mDNS packets that could not be sent.", ms.tx_errors);
+    }
+    return rc;
+}
+
+static int render_own(cp2p_metrics_t *m, cp2p_buf_t *b)
+{
+    int rc = metric(b, "cp2p_metrics_requests_total", "counter",
+                    "Requests to this endpoint answered 200.", m->st.requests);
+    rc = rc ? rc : metric(b, "cp2p_metrics_bad_requests_total", "counter",
+                          "Requests to this endpoint answered 4xx.", m->st.bad_requests);
+    rc = rc ? rc : metric(b, "cp2p_metrics_timeouts_total", "counter",
+                          "Clients of this endpoint closed for being too slow.", m->st.timeouts);
+    rc = rc ? rc : metric(b, "cp2p_metrics_rejected_total", "counter",
+                          "Clients of this endpoint closed for being too many.", m->st.rejected);
+    return rc;
+}
+
+/* ---- clients ---- */
+
+static void client_handle_closed(uv_handle_t *hd)
+{
+    client_t *c = hd->data;
+    if (--c->handles)
+        return;
+    cp2p_metrics_t *m = c->m;
+    cp2p_buf_free(&c->out);
+    free(c);
+    release(m);
+}
+
+static void client_close(client_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    cp2p_metrics_t *m = c->m;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        m->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    m->n_clients--;
+    uv_close((uv_handle_t *)&c->timer, client_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, client_handle_closed);
+}
+
+static void drain_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    if (n < 0)
+        client_close(s->data);
+}
+
+static void shut_down(uv_shutdown_t *r, int status)
+{
+    if (status < 0)
+        client_close(r->data);
+}
+
+static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *b);
+
+/* Half-close, then read and drop what the client still sends until it
+ * closes too: closing with unread bytes would reset the connection and could
+ * cost the client our answer. The idle timer bounds the wait. */
+static void written(uv_write_t *w, int status)
+{
+    client_t *c = w->data;
+    c->sreq.data = c;
+    if (status < 0 || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shut_down) ||
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, drain_read))
+        client_close(c);
+}
+
+static void respond(client_t *c, int code, const char *reason, const char *type,
+                    const char *extra_header, const cp2p_buf_t *body, int head_only)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->answered = 1;
+    if (code == 200)
+        c->m->st.requests++;
+    else if (code >= 400 && code < 500)
+        c->m->st.bad_requests++;
+    size_t n = body ? body->len : 0;
+    int rc = put(&c->out,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+                 "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                 code, reason, type, n, extra_header ? extra_header : "");
+    if (!rc && n && !head_only)
+        rc = cp2p_buf_append(&c->out, body->data, n);
+    uv_buf_t ub = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+    c->wr.data = c;
+    if (rc || uv_write(&c->wr, (uv_stream_t *)&c->tcp, &ub, 1, written))
+        client_close(c);
+}
+
+static void respond_text(client_t *c, int code, const char *reason, const char *text,
+                         const char *extra_header)
+{
+    cp2p_buf_t body = {0};
+    if (cp2p_buf_append(&body, text, strlen(text)) == 0)
+        respond(c, code, reason, "text/plain; charset=utf-8", extra_header, &body, 0);
+    else
+        client_close(c);
+    cp2p_buf_free(&body);
+}
+
+static int is_token_char(char ch)
+{
+    return ch >= 'A' && ch <= 'Z';
+}
+
+/* The request line: METHOD SP TARGET SP HTTP/1.x. Headers are read (and
+ * bounded) but not used: nothing in them changes the answer. */
+static void handle_request(client_t *c)
+{
+    char *p = c->buf;
+    if (memchr(p, 0, c->len)) {
+        respond_text(c, 400, "Bad Request", "bad request: NUL byte\n", NULL);
+        return;
+    }
+    char *eol = memchr(p, '\n', c->len);
+    if (eol > p && eol[-1] == '\r')
+        eol--;
+    char *method = p, *sp1 = memchr(p, ' ', (size_t)(eol - p));
+    if (!sp1 || sp1 == method || sp1 - method > MAX_METHOD) {
+        respond_text(c, 400, "Bad Request", "bad request line\n", NULL);
+        return;
+    }
+    for (char *q = method; q < sp1; q++)
+        if (!is_token_char(*q)) {
+            respond_text(c, 400, "Bad Request", "bad request method\n", NULL);
+            return;
+        }
+    char *target = sp1 + 1, *sp2 = memchr(target, ' ', (size_t)(eol - target));
+    if (!sp2 || *target != '/' || sp2 - target > MAX_TARGET ||
+        eol - (sp2 + 1) != 8 || (memcmp(sp2 + 1, "HTTP/1.1", 8) && memcmp(sp2 + 1, "HTTP/1.0", 8))) {
+        respond_text(c, 400, "Bad Request", "bad request line\n", NULL);
+        return;
+    }
+    for (char *q = target; q < sp2; q++)
+        if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
+            respond_text(c, 400, "Bad Request", "bad request target\n", NULL);
+            return;
+        }
+    size_t mlen = (size_t)(sp1 - method);
+    int get = mlen == 3 && !memcmp(method, "GET", 3);
+    int head = mlen == 4 && !memcmp(method, "HEAD", 4);
+    char *q = memchr(target, '?', (size_t)(sp2 - target));
+    size_t plen = (size_t)((q ? q : sp2) - target);
+    int healthz = plen == 8 && !memcmp(target, "/healthz", 8);
+    int metrics = plen == 8 && !memcmp(target, "/metrics", 8);
+    if (!healthz && !metrics) {
+        respond_text(c, 404, "Not Found", "not found: try /healthz or /metrics\n", NULL);
+        return;
+    }
+    if (!get && !head) {
+        respond_text(c, 405, "Method Not Allowed", "method not allowed: use GET\n",
+                     "Allow: GET, HEAD\r\n");
+        return;
+    }
+    cp2p_metrics_t *m = c->m;
+    cp2p_buf_t body = {0};
+    if (healthz) {
+        /* Answering at all shows the loop runs (liveness); an address to be
+         * reached at shows the host can serve (readiness). */
+        if (listen_addr_count(m->h) == 0) {
+            respond_text(c, 503, "Service Unavailable", "not listening\n", NULL);
+            return;
+        }
+        cp2p_buf_append(&body, "ok\n", 3);
+        respond(c, 200, "OK", "text/plain; charset=utf-8", NULL, &body, head);
+    } else {
+        int rc = cp2p_metrics_render(m->h, m->dht, m->mdns, &body);
+        if (!rc)
+            rc = render_own(m, &body);
+        if (rc) {
+            cp2p_buf_free(&body);
+            client_close(c);
+            return;
+        }
+        respond(c, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, &body, head);
+    }
+    cp2p_buf_free(&body);
+}
+
+static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
+{
+    client_t *c = hd->data;
+    if (c->answered) /* draining: the request is no longer needed */
+        *b = uv_buf_init(c->buf, sizeof c->buf);
+    else
+        *b = uv_buf_init(c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
+}
+
+/* The blank line that ends the headers: LF LF or LF CR LF. Each byte is
+ * looked at once, however the request is split into reads. */
+static int request_complete(client_t *c)
+{
+    for (size_t i = c->scanned > 1 ? c->scanned : 1; i < c->len; i++)
+        if (c->buf[i] == '\n' && (c->buf[i - 1] == '\n' ||
+                                  (i >= 2 && c->buf[i - 1] == '\r' && c->buf[i - 2] == '\n')))
+            return 1;
+    c->scanned = c->len;
+    return 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    client_t *c = s->data;
+    if (c->closing || c->answered)
+        return;
+    if (n < 0) {
+        client_close(c); /* EOF or error before a whole request */
+        return;
+    }
+    c->len += (size_t)n;
+    if (request_complete(c))
+        handle_request(c);
+    else if (c->len == sizeof c->buf)
+        respond_text(c, 431, "Request Header Fields Too Large", "request too large\n", NULL);
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    client_t *c = t->data;
+    if (!c->answered)
+        c->m->st.timeouts++;
+    client_close(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    cp2p_metrics_t *m = server->data;
+    if (status < 0 || m->stopping)
+        return;
+    client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->m = m;
+    uv_tcp_init(server->loop, &c->tcp);
+    uv_timer_init(server->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles = 2;
+    m->open++;
+    m->n_clients++;
+    c->next = m->clients;
+    if (m->clients)
+        m->clients->prev = c;
+    m->clients = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp)) {
+        client_close(c);
+        return;
+    }
+    if (m->n_clients > m->max_clients) {
+        m->st.rejected++;
+        client_close(c);
+        return;
+    }
+    /* The timer bounds the whole exchange, not the gap between bytes: a
+     * client sending one byte a second still goes. */
+    uv_timer_start(&c->timer, on_idle, m->idle_ms, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb))
+        client_close(c);
+}
+
+/* ---- the server ---- */
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss)
+{
+    if (!s)
+        return CP2P_EINVAL;
+    const char *colon = strrchr(s, ':');
+    if (!colon || !colon[1] || strlen(colon + 1) > 5)
+        return CP2P_EINVAL;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return CP2P_EINVAL;
+    char host[64];
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+        if (hl - 2 >= sizeof host)
+            return CP2P_EINVAL;
+        memcpy(host, s + 1, hl - 2);
+        host[hl - 2] = 0;
+        return uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) ? CP2P_EINVAL : 0;
+    }
+    if (hl == 0 || hl >= sizeof host)
+        return CP2P_EINVAL;
+    memcpy(host, s, hl);
+    host[hl] = 0;
+    return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) ? CP2P_EINVAL : 0;
+}
+
+static void listener_closed(uv_handle_t *hd)
+{
+    release(hd->data);
+}
+
+int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_metrics_t **out)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (!h || !cfg || !out || parse_listen(cfg->listen, &ss))
+        return CP2P_EINVAL;
+    cp2p_metrics_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return CP2P_ENOMEM;
+    m->h = h;
+    m->dht = cfg->dht;
+    m->mdns = cfg->mdns;
+    m->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS;
+    m->max_clients = cfg->max_clients ? cfg->max_clients : CP2P_METRICS_DEFAULT_MAX_CLIENTS;
+    uv_tcp_init(cp2p_host_loop(h), &m->listener);
+    m->listener.data = m;
+    m->open = 1;
+    int r = uv_tcp_bind(&m->listener, (const struct sockaddr *)&ss, 0);
+    if (!r)
+        r = uv_listen((uv_stream_t *)&m->listener, 64, on_connection);
+    if (r) {
+        cp2p_log_warn("metrics", "cannot listen on %s: %s", cfg->listen, uv_strerror(r));
+        m->stopping = 1;
+        uv_close((uv_handle_t *)&m->listener, listener_closed);
+        return CP2P_EIO;
+    }
+    *out = m;
+    return 0;
+}
+
+int cp2p_metrics_port(const cp2p_metrics_t *m)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (!m || uv_tcp_getsockname(&m->listener, (struct sockaddr *)&ss, &len))
+        return CP2P_EINVAL;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+void cp2p_metrics_stats(const cp2p_metrics_t *m, cp2p_metrics_stats_t *out)
+{
+    *out = m->st;
+}
+
+void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg)
+{
+    if (!m || m->stopping)
+        return;
+    m->stopping = 1;
+    m->done = done;
+    m->done_arg = arg;
+    while (m->clients)
+        client_close(m->clients);
+    uv_close((uv_handle_t *)&m->listener, listener_closed);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every Kubernetes manifest in deploy/ validates against the Kubernetes API
+# schema (kubernetes-models, made from the official OpenAPI document) with no
+# unknown field, and the pods resolve against what deploy/Dockerfile puts in
+# the image; broken copies are refused (the check bites). The runtime image's
+# package list is read off this build's binaries.
+set -euo pipefail
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+CLUSTER=$SRC/tests/cluster
+K8S=$SRC/deploy/kubernetes
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+command -v node >/dev/null || fail "node is not installed (node 20 or later)"
+"$CLUSTER/npm-ci" "$BUILD"
+validate() { node "$CLUSTER/manifests.mjs" validate --dockerfile "$SRC/deploy/Dockerfile" "$@"; }
+
+echo "== the manifests"
+out=$(validate "$K8S" "$K8S"/scenarios/*.yaml) || { echo "$out"; fail "a manifest does not validate"; }
+echo "$out"
+objects=$(cat "$K8S"/*.yaml "$K8S"/scenarios/*.yaml | grep -c '^kind: ' || true)
+objects=$((objects - 1)) # kustomization.yaml is not an API object
+[ "$(grep -c '^ok ' <<<"$out")" = "$objects" ] || fail "expected $objects objects validated"
+if command -v kubectl >/dev/null; then
+    # What kubectl apply -k would send, when kubectl is here to render it.
+    kubectl kustomize "$K8S" >"$TMP/rendered.yaml"
+    validate "$TMP/rendered.yaml" >/dev/null || fail "the kustomize rendering does not validate"
+fi
+
+echo "== broken manifests are refused"
+broken() { # description, sed expression, file: the edited copy must fail
+    sed "$2" "$3" >"$TMP/broken.yaml"
+    cmp -s "$3" "$TMP/broken.yaml" && fail "the edit for '$1' changed nothing"
+    if validate "$TMP/broken.yaml" >"$TMP/out" 2>&1; then cat "$TMP/out"; fail "accepted: $1"; fi
+    echo "refused: $1: $(grep -m1 -E 'FAIL|manifests:' "$TMP/out")"
+}
+broken "a misspelt field" 's/readinessProbe:/readinesProbe:/' "$K8S/statefulset.yaml"
+broken "a port as a string" 's/containerPort: 4001/containerPort: "4001"/' "$K8S/statefulset.yaml"
+broken "a bad quantity" 's/memory: 512Mi/memory: lots/' "$K8S/statefulset.yaml"
+broken "an unknown kind" 's/^kind: StatefulSet/kind: StatefulSett/' "$K8S/statefulset.yaml"
+broken "a field in the wrong place" 's/^  serviceName: cp2p/  serviceName: cp2p\n  hostNetwork: true/' "$K8S/statefulset.yaml"
+broken "a probe on a port that is not there" '0,/port: metrics/s//port: metricz/' "$K8S/statefulset.yaml"
+broken "a program the image does not have" 's|/usr/local/bin/cp2p-entrypoint|/usr/local/bin/cp2p-start|' "$K8S/statefulset.yaml"
+broken "running as root" 's/runAsUser: 10001/runAsUser: 0/' "$K8S/scenarios/ping.yaml"
+broken "an enum value that does not exist" 's/imagePullPolicy: IfNotPresent/imagePullPolicy: Sometimes/' "$K8S/scenarios/mdns.yaml"
+
+echo "== the image"
+grep -q '^RUN scripts/deps.sh' "$SRC/deploy/Dockerfile" && grep -q 'scripts/build.sh build' "$SRC/deploy/Dockerfile" ||
+    fail "deploy/Dockerfile must build with scripts/deps.sh and scripts/build.sh"
+pkgs=$("$SRC/deploy/runtime-packages.sh" "$BUILD/cp2p" "$BUILD/cp2pd") || fail "runtime-packages.sh failed"
+for p in libuv1 libssl3 libprotobuf-c1 liblmdb0; do
+    grep -qx "$p" <<<"$pkgs" || fail "runtime-packages.sh misses $p: $(echo $pkgs)"
+done
+echo "runtime packages: $(echo $pkgs)"
+sh -n "$SRC/deploy/entrypoint.sh" || fail "deploy/entrypoint.sh: syntax"
+[ -x "$SRC/deploy/entrypoint.sh" ] || fail "deploy/entrypoint.sh is not executable (COPY keeps the mode)"
+if command -v hadolint >/dev/null; then hadolint "$SRC/deploy/Dockerfile"; fi
+echo PASS
