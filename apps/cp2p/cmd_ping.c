@@ -26,7 +26,6 @@ typedef struct app {
     cp2p_identify_t *id;
     uv_signal_t sigint, sigterm;
     uv_timer_t timer;
-    uv_timer_t closer;
     int exit_code;
     int closing;
     int verbose;
@@ -78,12 +77,10 @@ static void host_closed(void *arg)
     uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
     uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
     uv_close((uv_handle_t *)&a->timer, on_closed_handle);
-    uv_close((uv_handle_t *)&a->closer, on_closed_handle);
 }
 
-static void close_host(uv_timer_t *t)
+static void close_host(app_t *a)
 {
-    app_t *a = t->data;
     cp2p_ping_free(a->ping);
     a->ping = NULL;
     cp2p_identify_free(a->id);
@@ -98,8 +95,7 @@ static void shutdown_app(app_t *a, int code)
     a->closing = 1;
     a->exit_code = code;
     uv_timer_stop(&a->timer);
-    /* From the loop, not from inside whatever host callback brought us here. */
-    uv_timer_start(&a->closer, close_host, 0, 0);
+    close_host(a);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -446,8 +442,7 @@ int cmd_ping(int argc, char **argv)
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
     uv_timer_init(&a.loop, &a.timer);
-    uv_timer_init(&a.loop, &a.closer);
-    a.sigint.data = a.sigterm.data = a.timer.data = a.closer.data = &a;
+    a.sigint.data = a.sigterm.data = a.timer.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 

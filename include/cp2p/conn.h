@@ -31,7 +31,11 @@ const cp2p_multiaddr_t *cp2p_conn_local_addr(const cp2p_conn_t *c);
 /* The negotiated muxer, e.g. "/yamux/1.0.0". */
 const char *cp2p_conn_muxer_id(const cp2p_conn_t *c);
 int cp2p_conn_is_inbound(const cp2p_conn_t *c);
-/* Close now: open streams are reset, CP2P_EVENT_DISCONNECTED follows. */
+/* Close: open streams are reset (queued writes fail with CP2P_ERESET) and
+ * CP2P_EVENT_DISCONNECTED follows at once. Bytes the muxer already took, and
+ * a FIN asked for with cp2p_stream_close_write(), still go out, after a yamux
+ * GoAway; the socket closes when the remote closes too, or after a short
+ * deadline. */
 void cp2p_conn_close(cp2p_conn_t *c);
 
 #ifdef __cplusplus

@@ -40,13 +40,16 @@ typedef struct cp2p_host_config {
     uint32_t max_streams_per_conn;
     uint32_t max_stream_buffer;   /* also the largest yamux receive window we grant */
     uint32_t dial_timeout_ms;
-    uint32_t negotiate_timeout_ms;
+    uint32_t negotiate_timeout_ms; /* also: how long a remote may read none of our output */
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
 int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **out);
 /* Closes listeners and connections (streams are reset, pending callbacks run
- * with CP2P_ECANCELED); done runs once every handle is closed and h is freed. */
+ * with CP2P_ECANCELED); done runs once every handle is closed and h is freed.
+ * What the muxers already took still goes out (see cp2p_conn_close), so done
+ * may take up to a couple of seconds. Safe from any callback; a second call
+ * does nothing. */
 void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg);
 
 const cp2p_peer_id_t *cp2p_host_peer_id(const cp2p_host_t *h);
@@ -98,7 +101,8 @@ typedef struct cp2p_host_stats {
     uint64_t conns_opened;   /* upgraded, inbound and outbound */
     uint64_t conns_failed;   /* upgrade failed: protocol error, timeout, wrong peer */
     uint64_t conns_rejected; /* inbound over max_connections */
-    uint64_t conns_errored;  /* closed because the remote broke a protocol once open */
+    uint64_t conns_errored;  /* closed because the remote broke a protocol or stopped
+                                reading our output once open */
 } cp2p_host_stats_t;
 void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
 

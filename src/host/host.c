@@ -32,6 +32,7 @@ struct cp2p_host {
     size_t nhandlers;
     subscriber_t *subs;
     size_t nsubs;
+    int closing;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -220,6 +221,11 @@ static void swarm_closed(void *arg)
 
 void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg)
 {
+    /* A second call (say from a callback the first one ran) must not take
+     * the first caller's done away. */
+    if (h->closing)
+        return;
+    h->closing = 1;
     h->done = done;
     h->done_arg = arg;
     cp2p_swarm_close(h->sw, swarm_closed, h);

@@ -98,6 +98,54 @@ static int is_violation(int status)
            status != CP2P_ECANCELED && status != CP2P_ETIMEOUT && status != CP2P_ENOMEM;
 }
 
+static void close_handles(cp2p_conn_t *c)
+{
+    if (uv_is_closing((uv_handle_t *)c->sock))
+        return;
+    uv_close((uv_handle_t *)c->sock, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_close_deadline(uv_timer_t *t)
+{
+    close_handles(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    cp2p_conn_t *c = req->data;
+    c->shut_done = 1;
+    /* Closing a socket with unread input makes the kernel answer with a RST,
+     * which may destroy what the remote has not read yet: wait for its EOF. */
+    if (status < 0 || c->remote_eof)
+        close_handles(c);
+}
+
+static int write_out(cp2p_conn_t *c);
+
+/* Our bytes go out, then our FIN (uv_shutdown waits for the writes); the
+ * remote's EOF or the deadline closes the handles. */
+static void close_gracefully(cp2p_conn_t *c)
+{
+    uv_timer_start(&c->timer, on_close_deadline, CP2P_CONN_CLOSE_TIMEOUT_MS, 0);
+    c->shutdown_req.data = c;
+    if (write_out(c) || uv_shutdown(&c->shutdown_req, c->sock, on_shutdown))
+        close_handles(c);
+}
+
+/* A broken or hostile connection gets one non-blocking try to carry what is
+ * queued (a GoAway, a multistream "na"), and no waiting. */
+static void close_now(cp2p_conn_t *c)
+{
+    for (size_t i = 0; i < c->nchunks; i++) {
+        cp2p_buf_t *b = &c->chunks[i];
+        uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
+        if (b->len && uv_try_write(c->sock, &ub, 1) != (int)b->len)
+            break;
+    }
+    close_handles(c);
+}
+
 void cp2p_conn_close_with(cp2p_conn_t *c, int status)
 {
     if (c->state == CONN_CLOSED)
@@ -109,12 +157,24 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status)
     else
         cp2p_log_debug("swarm", "%s: connection closed: %s", conn_name(c, name, sizeof name),
                        status ? cp2p_strerror(status) : "local close");
+    int graceful = status == 0 || status == CP2P_ECANCELED || status == CP2P_ECLOSED;
+    /* While the muxer may still send: the FINs the app asked for, then no
+     * new streams, please. */
+    if (was_open && graceful) {
+        cp2p_conn_send_closes(c);
+        if (status != CP2P_ECLOSED)
+            c->muxvt->goaway(c->mux);
+    }
     c->state = CONN_CLOSED;
     c->refs++;
-    uv_read_stop(c->sock);
+    /* Before any callback: one may close the swarm, which closes what is
+     * still in its list. */
+    cp2p_swarm_t *sw = c->sw;
+    if (sw)
+        cp2p_swarm_conn_unlink(sw, c);
     cp2p_conn_kill_streams(c, CP2P_ERESET);
-    if (c->sw) {
-        cp2p_swarm_stats_t *st = cp2p_swarm_stats(c->sw);
+    if (sw) {
+        cp2p_swarm_stats_t *st = cp2p_swarm_stats(sw);
         if (!was_open && status != CP2P_ECANCELED)
             st->conns_failed++;
         else if (was_open && is_violation(status))
@@ -125,10 +185,12 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status)
         c->ready = NULL;
         fn(c, status ? status : CP2P_ECANCELED, c->ready_arg);
     }
-    if (c->sw)
-        cp2p_swarm_conn_closed(c->sw, c);
-    uv_close((uv_handle_t *)c->sock, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    if (sw)
+        cp2p_swarm_conn_closed(sw, c);
+    if (graceful)
+        close_gracefully(c);
+    else
+        close_now(c);
     cp2p_conn_unref(c);
 }
 
@@ -175,6 +237,8 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0) {
         if (c->state != CONN_CLOSED)
             cp2p_conn_close_with(c, CP2P_EIO);
+        else
+            close_handles(c);
         return;
     }
     if (c->blocked && c->queued < CP2P_CONN_LOW_WATER && c->state == CONN_OPEN) {
@@ -186,15 +250,14 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-void cp2p_conn_flush(cp2p_conn_t *c)
+/* Hands the chunks to one uv_write; nonzero if the socket refused them. */
+static int write_out(cp2p_conn_t *c)
 {
-    if (c->nchunks == 0 || c->state == CONN_CLOSED)
-        return;
+    if (c->nchunks == 0)
+        return 0;
     wreq_t *w = calloc(1, sizeof *w);
-    if (!w) {
-        cp2p_conn_close_with(c, CP2P_ENOMEM);
-        return;
-    }
+    if (!w)
+        return CP2P_ENOMEM;
     uv_buf_t ub[N_CHUNKS];
     for (size_t i = 0; i < c->nchunks; i++) {
         if (c->chunks[i].len == 0) {
@@ -210,7 +273,7 @@ void cp2p_conn_flush(cp2p_conn_t *c)
     c->nchunks = 0;
     if (w->n == 0) {
         free(w);
-        return;
+        return 0;
     }
     w->c = c;
     w->req.data = w;
@@ -220,8 +283,22 @@ void cp2p_conn_flush(cp2p_conn_t *c)
         for (size_t i = 0; i < w->n; i++)
             cp2p_buf_free(&w->bufs[i]);
         free(w);
-        cp2p_conn_close_with(c, CP2P_EIO);
+        return CP2P_EIO;
     }
+    c->issued += w->len;
+    return 0;
+}
+
+void cp2p_conn_flush(cp2p_conn_t *c)
+{
+    if (c->nchunks == 0 || c->state == CONN_CLOSED)
+        return;
+    int rc = write_out(c);
+    if (rc) {
+        cp2p_conn_close_with(c, rc);
+        return;
+    }
+    cp2p_conn_watch(c);
 }
 
 /* ---- the upgrade ---- */
@@ -410,6 +487,14 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     cp2p_conn_t *c = st->data;
     if (nread == 0)
         return;
+    if (nread == UV_EOF)
+        c->remote_eof = 1;
+    if (c->state == CONN_CLOSED) {
+        /* Closing gracefully: input is dropped until the remote's EOF. */
+        if (nread < 0 && (nread != UV_EOF || c->shut_done))
+            close_handles(c);
+        return;
+    }
     if (nread < 0) {
         cp2p_conn_close_with(c, nread == UV_EOF ? CP2P_ECLOSED : CP2P_EIO);
         return;
@@ -423,6 +508,21 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     cp2p_conn_unref(c);
 }
 
+/* Output that the remote has not taken any of for a whole negotiation
+ * timeout: it stopped reading (go-yamux's ConnectionWriteTimeout). Progress is
+ * counted in bytes, so a slow link with a big backlog is not stalled. */
+static int output_stalled(cp2p_conn_t *c, uint64_t now)
+{
+    size_t backlog = uv_stream_get_write_queue_size(c->sock);
+    uint64_t sent = c->issued - backlog;
+    if (backlog == 0 || sent != c->sent_seen) {
+        c->sent_seen = sent;
+        c->progress_ms = now;
+        return 0;
+    }
+    return now - c->progress_ms >= c->cfg.negotiate_timeout_ms;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     cp2p_conn_t *c = t->data;
@@ -431,20 +531,32 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     c->refs++;
-    if (!cp2p_conn_expire_streams(c, uv_now(t->loop))) {
+    uint64_t now = uv_now(t->loop);
+    int waiting = cp2p_conn_expire_streams(c, now);
+    if (c->state == CONN_OPEN && output_stalled(c, now)) {
+        cp2p_conn_violation(c, "remote stopped reading", CP2P_ETIMEOUT);
+        if (c->sw)
+            cp2p_swarm_stats(c->sw)->conns_errored++;
+        cp2p_conn_close_with(c, CP2P_ETIMEOUT);
+    } else if (c->state == CONN_OPEN && !waiting && !c->queued) {
         uv_timer_stop(t);
-        c->sweeping = 0;
+        c->watching = 0;
     }
     cp2p_conn_flush(c);
     cp2p_conn_unref(c);
 }
 
-void cp2p_conn_watch_streams(cp2p_conn_t *c)
+void cp2p_conn_watch(cp2p_conn_t *c)
 {
-    if (c->sweeping || c->state != CONN_OPEN)
+    if (c->watching || c->state != CONN_OPEN)
         return;
-    c->sweeping = 1;
-    uv_timer_start(&c->timer, on_timer, SWEEP_MS, SWEEP_MS);
+    c->watching = 1;
+    c->progress_ms = uv_now(c->sock->loop);
+    c->sent_seen = c->issued - uv_stream_get_write_queue_size(c->sock);
+    uint64_t every = c->cfg.negotiate_timeout_ms / 2;
+    if (every > SWEEP_MS)
+        every = SWEEP_MS;
+    uv_timer_start(&c->timer, on_timer, every ? every : 1, every ? every : 1);
 }
 
 int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
@@ -484,11 +596,11 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     int r = start_mss(c, ids, sizeof ids / sizeof ids[0]);
     if (!r)
         r = uv_read_start(c->sock, on_alloc, on_read) ? CP2P_EIO : 0;
+    if (!r)
+        r = write_out(c);
     /* A failure is reported like any other, from the loop, never from here. */
     c->pending_error = r;
     uv_timer_start(&c->timer, on_timer, r ? 0 : c->cfg.negotiate_timeout_ms, 0);
-    if (!r)
-        cp2p_conn_flush(c);
     *out = c;
     return 0;
 }

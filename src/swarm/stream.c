@@ -90,7 +90,7 @@ static cp2p_stream_t *stream_new(cp2p_conn_t *c, cp2p_mux_stream_id_t id, int in
     s->inbound = inbound;
     s->deadline = uv_now(c->sock->loop) + c->cfg.negotiate_timeout_ms;
     c->streams[c->nstreams++] = s;
-    cp2p_conn_watch_streams(c);
+    cp2p_conn_watch(c);
     return s;
 }
 
@@ -268,9 +268,11 @@ int cp2p_stream_close_write(cp2p_stream_t *s)
 
 int cp2p_stream_reset(cp2p_stream_t *s)
 {
+    /* Our own reset is not news to our reader, even when the stream is
+     * already dying (a write callback of its end may be the caller). */
+    s->reading = 0;
     if (s->state == ST_DEAD)
         return 0;
-    s->reading = 0; /* our own reset is not news to our reader */
     cp2p_conn_t *c = s->conn;
     cp2p_conn_ref(c);
     stream_end(s, CP2P_ERESET);
@@ -317,8 +319,12 @@ int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg)
 {
     if (!cb)
         return CP2P_EINVAL;
-    if (s->state == ST_DEAD && !s->err && !s->rbuf.len)
+    if (s->state == ST_DEAD && !s->err && !s->rbuf.len) {
+        /* Nothing more will be delivered: a reader registered before (say
+         * by a write callback of a dying stream) is not called either. */
+        s->reading = 0;
         return CP2P_ERESET;
+    }
     s->rcb = cb;
     s->rarg = arg;
     s->reading = 1;
@@ -549,6 +555,13 @@ static void ev_writable(void *ctx, cp2p_mux_stream_id_t id)
         pump(s);
 }
 
+/* Streams under way go on; new ones go to another connection. */
+static void ev_goaway(void *ctx, uint32_t code)
+{
+    cp2p_conn_t *c = ctx;
+    c->goaway = 1;
+}
+
 void cp2p_conn_mux_events(cp2p_conn_t *c, cp2p_mux_events_t *ev)
 {
     memset(ev, 0, sizeof *ev);
@@ -559,6 +572,7 @@ void cp2p_conn_mux_events(cp2p_conn_t *c, cp2p_mux_events_t *ev)
     ev->stream_eof = ev_eof;
     ev->stream_reset = ev_reset;
     ev->stream_writable = ev_writable;
+    ev->goaway = ev_goaway;
 }
 
 /* ---- the connection's view of its streams ---- */
@@ -595,6 +609,19 @@ void cp2p_conn_pump_streams(cp2p_conn_t *c)
         if (a[i]->whead)
             pump(a[i]);
     snapshot_free(a, n);
+}
+
+void cp2p_conn_send_closes(cp2p_conn_t *c)
+{
+    /* No callbacks run here, so the array is walked as it is. */
+    for (size_t i = 0; i < c->nstreams; i++) {
+        cp2p_stream_t *s = c->streams[i];
+        if (s->state == ST_OPEN && s->close_pending && !s->whead && mux_alive(s)) {
+            s->close_pending = 0;
+            s->write_closed = 1;
+            c->muxvt->close_write(c->mux, s->id);
+        }
+    }
 }
 
 void cp2p_conn_kill_streams(cp2p_conn_t *c, int status)

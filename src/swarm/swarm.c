@@ -26,6 +26,7 @@ typedef struct dial {
     const cp2p_transport_vtable_t *t;
     cp2p_dial_t *td;
     dial_phase_t phase;
+    int linked;            /* in the swarm's list of dials */
     int status;
     cp2p_conn_t *conn;
     int holds_conn;
@@ -104,7 +105,7 @@ size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw)
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
 {
     for (cp2p_conn_t *c = sw->head; c; c = c->next)
-        if (c->state == CONN_OPEN && cp2p_peer_id_equal(&c->peer, peer))
+        if (c->state == CONN_OPEN && !c->goaway && cp2p_peer_id_equal(&c->peer, peer))
             return c;
     return NULL;
 }
@@ -133,7 +134,7 @@ static void link_conn(cp2p_swarm_t *sw, cp2p_conn_t *c)
     sw->live++;
 }
 
-void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c)
+void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c)
 {
     if (c->prev)
         c->prev->next = c->next;
@@ -145,6 +146,10 @@ void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c)
         sw->tail = c->prev;
     c->prev = c->next = NULL;
     sw->nconns--;
+}
+
+void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
     if (c->mux && sw->hooks.disconnected)
         sw->hooks.disconnected(sw->hooks.ctx, c);
     cp2p_conn_unref(c);
@@ -228,15 +233,25 @@ static void dial_timer_closed(uv_handle_t *h)
     maybe_done(sw);
 }
 
-static void dial_finish(dial_t *d, int status, cp2p_conn_t *c)
+static void dial_unlink(dial_t *d)
 {
     cp2p_swarm_t *sw = d->sw;
+    if (!d->linked)
+        return;
+    d->linked = 0;
     if (d->prev)
         d->prev->next = d->next;
     else
         sw->dials = d->next;
     if (d->next)
         d->next->prev = d->prev;
+    d->prev = d->next = NULL;
+}
+
+static void dial_finish(dial_t *d, int status, cp2p_conn_t *c)
+{
+    cp2p_swarm_t *sw = d->sw;
+    dial_unlink(d);
     d->phase = DIAL_DONE;
     /* A connection reused from the list may have closed while we waited. */
     if (c && status == 0 && c->state != CONN_OPEN)
@@ -291,6 +306,9 @@ static void on_outbound_ready(cp2p_conn_t *c, int status, void *arg)
 {
     dial_t *d = arg;
     cp2p_swarm_t *sw = d->sw;
+    /* The hook's callbacks may close the swarm, which finishes every dial
+     * still in the list: this one is finished here, once. */
+    dial_unlink(d);
     if (status == 0 && sw->hooks.connected)
         sw->hooks.connected(sw->hooks.ctx, c);
     dial_finish(d, status, c);
@@ -379,6 +397,7 @@ int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_mul
     uv_timer_init(sw->loop, &d->timer);
     d->timer.data = d;
     sw->handles++;
+    d->linked = 1;
     d->next = sw->dials;
     if (sw->dials)
         sw->dials->prev = d;
@@ -430,9 +449,11 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
         dial_finish(d, d->phase == DIAL_DONE ? d->status : CP2P_ECANCELED, d->conn);
         d = sw->dials;
     }
-    /* Upgrading dials end with their connection. */
-    while (sw->head)
-        cp2p_conn_close_with(sw->head, CP2P_ECANCELED);
+    /* Upgrading dials end with their connection. A closing connection leaves
+     * the list before its callbacks run, so the list shrinks at every step
+     * even when a callback closes the swarm or another connection. */
+    for (cp2p_conn_t *c; (c = sw->head);)
+        cp2p_conn_close_with(c, CP2P_ECANCELED);
     while (sw->dials) {
         dial_t *d = sw->dials;
         if (d->phase == DIAL_TRANSPORT)

@@ -27,6 +27,9 @@
 #define CP2P_CONN_LOW_WATER (256 * 1024)
 /* Buffers handed to one uv_write. */
 #define CP2P_CONN_OUT_CHUNKS 8
+/* A connection closed on purpose gets this long to deliver what it queued
+ * and to see the remote's EOF. */
+#define CP2P_CONN_CLOSE_TIMEOUT_MS 2000
 
 typedef struct cp2p_swarm cp2p_swarm_t;
 
@@ -78,7 +81,8 @@ struct cp2p_conn {
     cp2p_conn_state_t state;
     int inbound;
     uv_stream_t *sock;
-    uv_timer_t timer;            /* negotiation deadline, then stream deadlines */
+    uv_timer_t timer;            /* negotiation deadline, then stream deadlines and
+                                    stalled output, then the close deadline */
     cp2p_multiaddr_t local, remote;
     cp2p_conn_ready_fn ready;    /* runs once: upgraded or failed */
     void *ready_arg;
@@ -100,17 +104,32 @@ struct cp2p_conn {
     int blocked;                 /* a stream waits for queued to drop */
     int warned;                  /* a violation was logged already */
     int pending_error;           /* failure to report from the timer */
+    int goaway;                  /* the remote takes no new streams (yamux GoAway) */
+
+    /* Output progress, to tell a slow remote from one that stopped reading. */
+    uint64_t issued;             /* bytes ever handed to uv_write */
+    uint64_t sent_seen;          /* issued minus libuv's backlog, at the last check */
+    uint64_t progress_ms;        /* when sent_seen last moved */
+
+    /* Closing gracefully: the socket's write side is shut once the queued
+     * bytes are out; the handles close on the remote's EOF or the deadline. */
+    uv_shutdown_t shutdown_req;
+    int shut_done, remote_eof;
 
     cp2p_stream_t **streams;     /* live streams (weak: a stream removes itself) */
     size_t nstreams, cap_streams;
-    int sweeping;                /* the timer checks stream negotiation deadlines */
+    int watching;                /* the timer checks stream deadlines and output */
 };
 
 /* Takes over rc. expected may be NULL. ready runs once with the upgrade's
  * result (never from inside this call). The swarm holds the first reference. */
 int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
                   cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out);
-/* Close with a reason (0 = local request). Streams die with CP2P_ERESET. */
+/* Close with a reason (0 = local request). Streams die with CP2P_ERESET. The
+ * connection leaves the swarm's list before any callback runs. A local close
+ * (0, CP2P_ECANCELED) or the remote's EOF (CP2P_ECLOSED) still delivers what
+ * was queued (after a yamux GoAway), within CP2P_CONN_CLOSE_TIMEOUT_MS; on
+ * any other error the queued bytes get one non-blocking try. */
 void cp2p_conn_close_with(cp2p_conn_t *c, int status);
 /* Put bytes on the wire (sealed once the connection is secured). */
 int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n);
@@ -119,8 +138,9 @@ void cp2p_conn_flush(cp2p_conn_t *c);
 /* 1 while the unsent bytes are under the high-water mark. */
 int cp2p_conn_writable(const cp2p_conn_t *c);
 
-/* Restart the timer as a once-a-second check of stream negotiation deadlines. */
-void cp2p_conn_watch_streams(cp2p_conn_t *c);
+/* Run the timer as a periodic check of stream negotiation deadlines and of
+ * output the remote does not take. */
+void cp2p_conn_watch(cp2p_conn_t *c);
 /* Log a remote's protocol violation, once per connection. */
 void cp2p_conn_violation(cp2p_conn_t *c, const char *what, int err);
 
@@ -131,6 +151,9 @@ int cp2p_conn_open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n
 void cp2p_conn_mux_events(cp2p_conn_t *c, cp2p_mux_events_t *ev);
 /* Feed streams that have queued writes (the socket drained). */
 void cp2p_conn_pump_streams(cp2p_conn_t *c);
+/* Send the FIN of streams whose close waits only on a write callback still
+ * running (a graceful close is about to stop the muxer). */
+void cp2p_conn_send_closes(cp2p_conn_t *c);
 /* Kill every stream (the connection is closing). */
 void cp2p_conn_kill_streams(cp2p_conn_t *c, int status);
 /* Reset streams whose negotiation passed its deadline; 1 if some still negotiate. */
@@ -158,12 +181,14 @@ typedef void (*cp2p_swarm_dial_cb)(int status, cp2p_conn_t *c, void *arg);
  * is reused and the handshake must prove it. cb never runs from inside. */
 int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
                     size_t n, cp2p_swarm_dial_cb cb, void *arg);
-/* The oldest open connection to peer, or NULL. */
+/* The oldest open connection to peer that takes new streams, or NULL. */
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer);
 size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw);
 
-/* Called by conn.c: the connection closed (it leaves the list and the swarm
- * drops its reference), then its handles are closed (it detaches). */
+/* Called by conn.c: the connection started closing (it leaves the list),
+ * then it closed (the disconnected hook runs and the swarm drops its
+ * reference), then its handles are closed (it detaches). */
+void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_gone(cp2p_swarm_t *sw);
 

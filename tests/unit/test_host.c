@@ -51,8 +51,12 @@ static void echo_written(cp2p_stream_t *s, int status, void *arg)
 {
     echo_t *e = arg;
     e->pending--;
-    if (!e->done && e->pending == 0)
+    if (!e->done && e->pending == 0) {
+        /* read_start may deliver EOF before it returns: hold e until then. */
+        e->pending++;
         cp2p_stream_read_start(s, echo_read, e);
+        e->pending--;
+    }
     echo_maybe_free(e);
 }
 
@@ -759,6 +763,83 @@ static void test_two_listen_addrs_dns_and_joined_dials(void **state)
     end_world(&w);
 }
 
+/* ---- a stream dying with writes queued: its write callbacks run first ---- */
+
+static void resetter_handler(cp2p_stream_t *s, void *arg)
+{
+    /* The first bytes are enough: reset, which the writer sees with its
+     * writes still queued behind the window. */
+    cp2p_stream_reset(s);
+    cp2p_stream_unref(s);
+}
+
+typedef struct dying {
+    cp2p_stream_t *s;
+    int opened, write_cbs, write_status, read_cbs, read_start_rc;
+    int in_cb_reset; /* what the write callback does: reset, or read again */
+} dying_t;
+
+static void dying_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    ((dying_t *)arg)->read_cbs++;
+}
+
+static void dying_written(cp2p_stream_t *s, int status, void *arg)
+{
+    dying_t *d = arg;
+    d->write_cbs++;
+    d->write_status = status;
+    /* Either way, the app is done with the stream: no read callback after. */
+    if (d->in_cb_reset)
+        assert_int_equal(cp2p_stream_reset(s), 0);
+    else
+        d->read_start_rc = cp2p_stream_read_start(s, dying_read, d);
+}
+
+static void dying_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    dying_t *d = arg;
+    assert_int_equal(status, 0);
+    d->s = s;
+    d->opened = 1;
+    assert_int_equal(cp2p_stream_read_start(s, dying_read, d), 0);
+    /* More than the 256 KiB window: the rest waits in our queue. */
+    size_t n = 1 << 20;
+    uint8_t *buf = calloc(1, n);
+    assert_int_equal(cp2p_stream_write(s, buf, n, dying_written, d), 0);
+    free(buf);
+}
+
+static void dying_stream(int in_cb_reset)
+{
+    world_t w;
+    make_world(&w, NULL, NULL, 0);
+    assert_int_equal(cp2p_host_set_handler(w.b, "/test/resetter", resetter_handler, NULL), 0);
+    assert_int_equal(connect_to(&w, w.a, &w.b_addr), 0);
+    static const char *const protos[] = {"/test/resetter"};
+    dying_t d = {.in_cb_reset = in_cb_reset};
+    assert_int_equal(cp2p_host_new_stream(w.a, cp2p_host_peer_id(w.b), protos, 1, dying_opened, &d), 0);
+    run_until(&w, &d.write_cbs);
+    run_for(&w, 100);
+    assert_int_equal(d.write_cbs, 1);
+    assert_int_equal(d.write_status, CP2P_ERESET);
+    if (!in_cb_reset)
+        assert_true(d.read_start_rc < 0);
+    assert_int_equal(d.read_cbs, 0);
+    cp2p_stream_unref(d.s);
+    end_world(&w);
+}
+
+static void test_reset_in_write_cb_of_dying_stream(void **state)
+{
+    dying_stream(1);
+}
+
+static void test_read_start_in_write_cb_of_dying_stream(void **state)
+{
+    dying_stream(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +858,8 @@ int main(void)
         cmocka_unit_test(test_negotiation_timeout),
         cmocka_unit_test(test_stream_limit),
         cmocka_unit_test(test_two_listen_addrs_dns_and_joined_dials),
+        cmocka_unit_test(test_reset_in_write_cb_of_dying_stream),
+        cmocka_unit_test(test_read_start_in_write_cb_of_dying_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
