@@ -197,6 +197,18 @@ static void test_put_get_providers_find(void **state)
     assert_int_equal(r.status, 0);
     assert_true(cp2p_peer_id_equal(&r.peers[0], cp2p_host_peer_id(w.h[N - 1])));
     assert_true(cp2p_dht_stats(w.d[0])->requests_in > 0);
+
+    /* The record and the provider record were stored at (at least) one peer. */
+    size_t records = 0, providers = 0;
+    for (int i = 0; i < N; i++) {
+        cp2p_dht_holdings_t ho;
+        cp2p_dht_holdings(w.d[i], &ho);
+        records += ho.records;
+        providers += ho.providers;
+        assert_true(ho.routing_peers > 0);
+    }
+    assert_true(records >= 1);
+    assert_true(providers >= 1);
     end_world(&w);
 }
 
