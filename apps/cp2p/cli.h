@@ -3,6 +3,8 @@
 #ifndef CP2P_CLI_H
 #define CP2P_CLI_H
 
+#include "cp2p/host.h"
+
 #define CP2P_COMMANDS                                                                   \
     X(keygen, "write a new private key")                                                 \
     X(id, "print the peer ID of a key")                                                 \
@@ -22,6 +24,10 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int cli_fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* As cli_fail, for misuse; adds a hint to run --help and returns CLI_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "Local peer id: <id>", flushed. */
+void cli_print_peer_id(cp2p_host_t *h);
+/* One "<prefix><multiaddr>/p2p/<id>" line per listen address, flushed. */
+int cli_print_listen_addrs(cp2p_host_t *h, const char *prefix);
 /* Why a key file could not be read, in words for the user. */
 const char *cli_key_error(int rc);
 

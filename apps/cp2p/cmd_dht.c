@@ -426,26 +426,6 @@ static int start_input(app_t *a)
     return uv_read_start((uv_stream_t *)&a->in, alloc_cb, read_cb) ? CP2P_EIO : 0;
 }
 
-static void print_addrs(node_t *n)
-{
-    char id[CP2P_PEER_ID_STRMAX];
-    cp2p_peer_id_to_string(cp2p_host_peer_id(n->h), id, sizeof id);
-    printf("Local peer id: %s\n", id);
-    cp2p_multiaddr_t *addrs;
-    size_t na;
-    if (cp2p_host_listen_addrs(n->h, &addrs, &na))
-        return;
-    for (size_t i = 0; i < na; i++) {
-        cp2p_buf_t s = {0};
-        if (cp2p_multiaddr_to_string(&addrs[i], &s) == 0)
-            printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
-        cp2p_buf_free(&s);
-        cp2p_multiaddr_free(&addrs[i]);
-    }
-    free(addrs);
-    fflush(stdout);
-}
-
 static void on_bootstrapped(cp2p_dht_t *d, int status, void *arg)
 {
     node_t *n = arg;
@@ -551,8 +531,10 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
         if ((rc = cp2p_metrics_start(n->h, &mc, &n->metrics)))
             return rc;
     }
-    if (n->idx == 0)
-        print_addrs(n);
+    if (n->idx == 0) {
+        cli_print_peer_id(n->h);
+        cli_print_listen_addrs(n->h, "Listening on ");
+    }
     if (o->n_boot || n->idx)
         cp2p_dht_bootstrap(n->dht, on_bootstrapped, n);
     return 0;

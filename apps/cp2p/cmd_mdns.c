@@ -198,10 +198,7 @@ int cmd_mdns(int argc, char **argv)
         }
     }
     if (!rc) {
-        char id[CP2P_PEER_ID_STRMAX];
-        cp2p_peer_id_to_string(cp2p_host_peer_id(a.h), id, sizeof id);
-        printf("Local peer id: %s\n", id);
-        fflush(stdout);
+        cli_print_peer_id(a.h);
         snprintf(what, sizeof what, "cannot start mDNS");
         if (mc.dial)
             rc = cp2p_host_subscribe(a.h, on_host_event, &a);

@@ -227,27 +227,6 @@ static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
 
 /* ---- server ---- */
 
-static int print_listen_addrs(app_t *a)
-{
-    char id[CP2P_PEER_ID_STRMAX];
-    cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
-    cp2p_multiaddr_t *addrs;
-    size_t n;
-    int rc = cp2p_host_listen_addrs(a->h, &addrs, &n);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        cp2p_buf_t s = {0};
-        if (cp2p_multiaddr_to_string(&addrs[i], &s) == 0)
-            printf("%s/p2p/%s\n", (char *)s.data, id);
-        cp2p_buf_free(&s);
-        cp2p_multiaddr_free(&addrs[i]);
-    }
-    free(addrs);
-    fflush(stdout);
-    return 0;
-}
-
 int cmd_perf(int argc, char **argv)
 {
     app_t *a = calloc(1, sizeof *a);
@@ -344,7 +323,7 @@ int cmd_perf(int argc, char **argv)
             rc = cp2p_host_listen(a->h, &ma);
         }
         if (!rc)
-            rc = print_listen_addrs(a);
+            rc = cli_print_listen_addrs(a->h, "");
     } else if (!rc) {
         /* The runner's servers all have the fixed identity: dial it by ID. */
         char dial[CP2P_MULTIADDR_STRMAX + 80];

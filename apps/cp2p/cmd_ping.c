@@ -343,28 +343,6 @@ static void on_event(const cp2p_event_t *ev, void *arg)
 
 /* --- setup --- */
 
-static int print_listen_addrs(app_t *a)
-{
-    char id[CP2P_PEER_ID_STRMAX];
-    cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
-    printf("Local peer id: %s\n", id);
-    cp2p_multiaddr_t *addrs;
-    size_t n;
-    int rc = cp2p_host_listen_addrs(a->h, &addrs, &n);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        cp2p_buf_t s = {0};
-        if (cp2p_multiaddr_to_string(&addrs[i], &s) == 0)
-            printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
-        cp2p_buf_free(&s);
-        cp2p_multiaddr_free(&addrs[i]);
-    }
-    free(addrs);
-    fflush(stdout);
-    return 0;
-}
-
 static int parse_number(const char *s, double *out)
 {
     char *end;
@@ -465,8 +443,10 @@ int cmd_ping(int argc, char **argv)
             cp2p_multiaddr_free(&ma);
         }
     }
-    if (!rc)
-        rc = print_listen_addrs(&a);
+    if (!rc) {
+        cli_print_peer_id(a.h);
+        rc = cli_print_listen_addrs(a.h, "Listening on ");
+    }
     if (!rc && a.dial) {
         cp2p_multiaddr_t ma;
         snprintf(what, sizeof what, "cannot dial %s", a.dial);
