@@ -296,16 +296,24 @@ int main(int argc, char **argv)
         return fail(&a, "-muxer", "must be yamux or mplex");
     if (strcmp(o.pubsub_router, "gossipsub") && strcmp(o.pubsub_router, "floodsub"))
         return fail(&a, "-pubsubRouter", "must be gossipsub or floodsub");
-    /* The host secures connections with Noise only until it takes a list of
-     * security protocols: an explicit request for another one alone fails. */
-    if (!o.noise)
-        return fail(&a, "security", "this build offers /noise only; /tls/1.0.0 and "
-                                    "/plaintext/2.0.0 need host support");
+    /* Offered in p2pd's order; a daemon that could secure nothing would only
+     * fail every connection later. */
+    const char *sec_id[3];
+    size_t n_sec = 0;
+    if (o.noise)
+        sec_id[n_sec++] = "/noise";
+    if (o.tls)
+        sec_id[n_sec++] = "/tls/1.0.0";
+    if (o.plaintext)
+        sec_id[n_sec++] = "/plaintext/2.0.0";
+    if (!n_sec)
+        return fail(&a, "security", "-noise, -tls and -plaintext are all false");
     if (o.pubsub && !o.quiet)
         fprintf(stderr, "cp2pd: pubsub is not available yet: PUBSUB requests will fail\n");
 
     const char *mux_id[1] = {!strcmp(o.muxer, "yamux") ? "/yamux/1.0.0" : "/mplex/6.7.0"};
-    cp2p_host_config_t cfg = {.muxers = mux_id, .n_muxers = 1};
+    cp2p_host_config_t cfg = {.muxers = mux_id, .n_muxers = 1, .security = sec_id,
+                              .n_security = n_sec};
     if (o.id && (rc = cp2p_privkey_load_file(o.id, &cfg.identity)) < 0)
         return fail(&a, o.id, cp2p_strerror(rc));
 

@@ -1,5 +1,5 @@
 /* The host: one libp2p node on one libuv loop. It listens and dials over TCP,
- * secures connections with Noise, muxes them (yamux, mplex), negotiates each
+ * secures connections (Noise, TLS or plaintext), muxes them (yamux, mplex), negotiates each
  * stream's protocol with multistream-select and routes inbound streams to the
  * handler registered for their protocol. Every call and callback runs on the
  * loop thread. */
@@ -35,6 +35,10 @@ typedef struct cp2p_host_config {
     cp2p_privkey_t *identity;     /* the host takes ownership; NULL = a fresh Ed25519 key */
     const char *const *muxers;    /* preference order; NULL = {"/yamux/1.0.0", "/mplex/6.7.0"} */
     size_t n_muxers;
+    /* preference order, from "/noise", "/tls/1.0.0", "/plaintext/2.0.0"
+     * (plaintext authenticates but does not encrypt: tests only); NULL = {"/noise"} */
+    const char *const *security;
+    size_t n_security;
     const char *agent_version;    /* copied; NULL = CP2P_HOST_DEFAULT_AGENT_VERSION */
     uint32_t max_connections;     /* inbound and outbound together */
     uint32_t max_streams_per_conn;
@@ -103,6 +107,12 @@ typedef struct cp2p_host_stats {
     uint64_t conns_rejected; /* inbound over max_connections */
     uint64_t conns_errored;  /* closed because the remote broke a protocol or stopped
                                 reading our output once open */
+    uint64_t streams_opened_in;  /* negotiated to a protocol, by the remote */
+    uint64_t streams_opened_out; /* negotiated to a protocol, by us */
+    uint64_t streams_open;       /* negotiated and not yet closed or reset */
+    uint64_t streams_bad;        /* reset because the remote broke the protocol negotiation */
+    uint64_t bytes_in;           /* stream payload received (after negotiation) */
+    uint64_t bytes_out;          /* stream payload written, as the muxer took it */
 } cp2p_host_stats_t;
 void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
 

@@ -38,6 +38,8 @@ struct cp2p_host {
 };
 
 static const cp2p_mux_vtable_t *const known_muxers[] = {&cp2p_yamux_vtable, &cp2p_mplex_vtable};
+static const cp2p_sec_vtable_t *const known_securities[] = {&cp2p_noise_vtable, &cp2p_tls_vtable,
+                                                            &cp2p_plaintext_vtable};
 
 static handler_t *find_handler(cp2p_host_t *h, const char *id, size_t len)
 {
@@ -142,6 +144,25 @@ static int pick_muxers(const cp2p_host_config_t *cfg, cp2p_swarm_config_t *sc)
     return 0;
 }
 
+static int pick_securities(const cp2p_host_config_t *cfg, cp2p_swarm_config_t *sc)
+{
+    static const char *const defaults[] = {"/noise"};
+    const char *const *names = cfg && cfg->n_security ? cfg->security : defaults;
+    size_t n = cfg && cfg->n_security ? cfg->n_security : 1;
+    if (!names || n > CP2P_SWARM_MAX_SECURITIES)
+        return CP2P_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        const cp2p_sec_vtable_t *v = NULL;
+        for (size_t j = 0; j < sizeof known_securities / sizeof known_securities[0]; j++)
+            if (names[i] && strcmp(names[i], known_securities[j]->protocol_id) == 0)
+                v = known_securities[j];
+        if (!v)
+            return CP2P_EUNSUPPORTED;
+        sc->securities[sc->n_securities++] = v;
+    }
+    return 0;
+}
+
 static uint32_t or_default(const cp2p_host_config_t *cfg, size_t off, uint32_t def)
 {
     uint32_t v = 0;
@@ -180,6 +201,8 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     cp2p_swarm_config_t sc = {.identity = h->identity};
     if (!rc)
         rc = pick_muxers(cfg, &sc);
+    if (!rc)
+        rc = pick_securities(cfg, &sc);
 #define DEF(field, d) sc.field = or_default(cfg, offsetof(cp2p_host_config_t, field), d)
     DEF(max_connections, CP2P_HOST_DEFAULT_MAX_CONNECTIONS);
     DEF(max_streams_per_conn, CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN);
@@ -268,6 +291,12 @@ void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out)
     out->conns_failed = st->conns_failed;
     out->conns_rejected = st->conns_rejected;
     out->conns_errored = st->conns_errored;
+    out->streams_opened_in = st->streams_in;
+    out->streams_opened_out = st->streams_out;
+    out->streams_open = st->streams_open;
+    out->streams_bad = st->streams_bad;
+    out->bytes_in = st->bytes_in;
+    out->bytes_out = st->bytes_out;
 }
 
 cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer)

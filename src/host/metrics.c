@@ -133,6 +133,20 @@ int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t
     rc = rc ? rc : metric(b, "cp2p_connections_errored_total", "counter",
                           "Open connections closed because the remote broke a protocol.",
                           hs.conns_errored);
+    rc = rc ? rc : put(b, "# HELP cp2p_streams_opened_total Streams negotiated to a protocol.\n"
+                          "# TYPE cp2p_streams_opened_total counter\n"
+                          "cp2p_streams_opened_total{direction=\"inbound\"} %llu\n"
+                          "cp2p_streams_opened_total{direction=\"outbound\"} %llu\n",
+                       (unsigned long long)hs.streams_opened_in,
+                       (unsigned long long)hs.streams_opened_out);
+    rc = rc ? rc : metric(b, "cp2p_streams", "gauge", "Streams open now.", hs.streams_open);
+    rc = rc ? rc : metric(b, "cp2p_streams_bad_total", "counter",
+                          "Streams reset because the remote broke the protocol negotiation.",
+                          hs.streams_bad);
+    rc = rc ? rc : metric(b, "cp2p_stream_bytes_in_total", "counter",
+                          "Stream payload bytes received.", hs.bytes_in);
+    rc = rc ? rc : metric(b, "cp2p_stream_bytes_out_total", "counter",
+                          "Stream payload bytes sent.", hs.bytes_out);
     rc = rc ? rc : metric(b, "cp2p_peerstore_peers", "gauge", "Peers in the peerstore.",
                           cp2p_peerstore_count(cp2p_host_peerstore(h)));
     if (!rc && dht) {

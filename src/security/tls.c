@@ -277,6 +277,8 @@ struct cp2p_sec {
     cp2p_pubkey_t *remote_key;
     cp2p_peer_id_t remote_peer;
     const char *muxer;
+    uint8_t alpn[sizeof alpn_offer]; /* what this session offers or accepts by ALPN */
+    size_t alpn_len;
 };
 
 /* Replaces X.509 path validation: the spec's rules are not a CA chain. Failing
@@ -323,7 +325,8 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
         unsigned int k = in[i];
         if (k > inlen - i - 1)
             break;
-        const uint8_t *ours = alpn_find(alpn_offer, ALPN_OFFER_LEN, in + i + 1, k);
+        const cp2p_sec_t *s = arg;
+        const uint8_t *ours = alpn_find(s->alpn, s->alpn_len, in + i + 1, k);
         if (ours && k) {
             *out = ours;
             *outlen = (unsigned char)k;
@@ -348,7 +351,7 @@ static SSL *new_ssl(cp2p_sec_t *s, const cp2p_privkey_t *identity)
     SSL_CTX_set_max_cert_list(ctx, CP2P_TLS_CERT_MAX);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_cert_verify_callback(ctx, verify_chain, s);
-    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, select_alpn, s);
     if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
         !SSL_CTX_use_certificate(ctx, cert) || !SSL_CTX_use_PrivateKey(ctx, key) ||
         !(ssl = SSL_new(ctx)))
@@ -365,7 +368,7 @@ static SSL *new_ssl(cp2p_sec_t *s, const cp2p_privkey_t *identity)
     if (s->initiator) {
         /* No SNI: the spec keeps it for announcing future versions. */
         SSL_set_connect_state(ssl);
-        if (SSL_set_alpn_protos(ssl, alpn_offer, ALPN_OFFER_LEN) != 0) {
+        if (SSL_set_alpn_protos(ssl, s->alpn, (unsigned)s->alpn_len) != 0) {
             SSL_free(ssl);
             ssl = NULL;
         }
@@ -390,6 +393,8 @@ static int sec_create(cp2p_sec_t **out, int initiator, const cp2p_privkey_t *ide
     if (!s)
         return CP2P_ENOMEM;
     s->initiator = !!initiator;
+    memcpy(s->alpn, alpn_offer, ALPN_OFFER_LEN);
+    s->alpn_len = ALPN_OFFER_LEN;
     if (expected_remote) {
         s->expected = *expected_remote;
         s->has_expected = 1;
@@ -572,6 +577,29 @@ static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_
     if (rc)
         s->err = rc; /* records may be half out: the stream is unusable */
     return rc;
+}
+
+int cp2p_tls_offer_muxers(cp2p_sec_t *s, const char *const *ids, size_t n)
+{
+    if (!s || s->established)
+        return CP2P_ESTATE;
+    /* Kept in the order of alpn_offer, so the offer never outgrows its
+     * buffer; "libp2p" stays last as the spec requires. */
+    size_t len = 0;
+    for (size_t j = 0; j < sizeof muxers / sizeof muxers[0]; j++)
+        for (size_t i = 0; i < n; i++)
+            if (ids[i] && !strcmp(ids[i], muxers[j])) {
+                size_t k = strlen(muxers[j]);
+                s->alpn[len++] = (uint8_t)k;
+                memcpy(s->alpn + len, muxers[j], k);
+                len += k;
+                break;
+            }
+    memcpy(s->alpn + len, "\x06libp2p", 7);
+    s->alpn_len = len + 7;
+    if (s->initiator && SSL_set_alpn_protos(s->ssl, s->alpn, (unsigned)s->alpn_len) != 0)
+        return ssl_fail(CP2P_ECRYPTO, "alpn");
+    return 0;
 }
 
 const char *cp2p_tls_muxer(const cp2p_sec_t *s)

@@ -27,6 +27,11 @@ int cp2p_tls_cert_check(const uint8_t *der, size_t n, cp2p_pubkey_t **host_key);
  * and returns CP2P_ECLOSED for any byte after; seal() still works (TLS 1.3
  * closes each direction on its own). */
 
+/* Limit the muxers offered (client) or accepted (server) by ALPN to ids,
+ * those known among them, in the order "/yamux/1.0.0", "/mplex/6.7.0"
+ * (the default: both). Call before start() or the first input(). */
+int cp2p_tls_offer_muxers(cp2p_sec_t *s, const char *const *ids, size_t n);
+
 /* The stream muxer ALPN settled on ("/yamux/1.0.0" or "/mplex/6.7.0"), or NULL
  * when it settled on "libp2p" (or the client offered nothing) and
  * multistream-select must choose. s must be a tls session, established. */

@@ -1,11 +1,13 @@
 /* A connection: a raw transport connection upgraded as the libp2p connections
- * spec says (multistream-select, /noise, multistream-select, muxer), glued to its socket. */
+ * spec says (multistream-select, security, multistream-select or TLS's ALPN,
+ * muxer), glued to its socket. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "security/tls.h"
 #include "swarm/swarm.h"
 
 #define READ_BUF_SIZE 65536
@@ -14,8 +16,6 @@
 #define CHUNK_MAX (256 * 1024)
 #define N_CHUNKS CP2P_CONN_OUT_CHUNKS
 #define SWEEP_MS 1000
-
-static const cp2p_sec_vtable_t *const securities[] = {&cp2p_noise_vtable};
 
 typedef struct wreq {
     uv_write_t req;
@@ -214,7 +214,7 @@ int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n)
         return CP2P_ECLOSED;
     cp2p_buf_t *b = out_chunk(c);
     size_t before = b->len;
-    /* Everything after the Noise handshake is encrypted. */
+    /* Everything after the security handshake is sealed. */
     int rc = c->state >= CONN_MUX_NEGOTIATING ? c->secvt->seal(c->sec, p, n, b)
                                                : cp2p_buf_append(b, p, n);
     c->queued += b->len - before;
@@ -334,15 +334,23 @@ static int start_mss(cp2p_conn_t *c, const char *const *ids, size_t n)
 static int start_security(cp2p_conn_t *c)
 {
     const char *sel = cp2p_mss_selected(c->mss);
-    for (size_t i = 0; i < sizeof securities / sizeof securities[0]; i++)
-        if (sel && strcmp(sel, securities[i]->protocol_id) == 0)
-            c->secvt = securities[i];
+    for (size_t i = 0; i < c->cfg.n_securities; i++)
+        if (sel && strcmp(sel, c->cfg.securities[i]->protocol_id) == 0)
+            c->secvt = c->cfg.securities[i];
     if (!c->secvt)
         return CP2P_ENEGOTIATE;
     int rc = c->secvt->create(&c->sec, !c->inbound, c->cfg.identity,
                               c->has_expected ? &c->expected : NULL);
     if (rc)
         return rc;
+    /* ALPN may only settle on a muxer this connection is configured for. */
+    if (c->secvt == &cp2p_tls_vtable) {
+        const char *ids[CP2P_SWARM_MAX_MUXERS];
+        for (size_t i = 0; i < c->cfg.n_muxers; i++)
+            ids[i] = c->cfg.muxers[i]->protocol_id;
+        if ((rc = cp2p_tls_offer_muxers(c->sec, ids, c->cfg.n_muxers)))
+            return rc;
+    }
     c->state = CONN_SECURING;
     cp2p_buf_t *b = out_chunk(c);
     size_t before = b->len;
@@ -350,6 +358,8 @@ static int start_security(cp2p_conn_t *c)
     c->queued += b->len - before;
     return rc;
 }
+
+static int start_muxer(cp2p_conn_t *c, const char *sel);
 
 static int secured(cp2p_conn_t *c)
 {
@@ -363,16 +373,21 @@ static int secured(cp2p_conn_t *c)
     int rc = cp2p_pubkey_dup(rk, &c->remote_key);
     if (rc)
         return rc;
+    c->state = CONN_MUX_NEGOTIATING;
+    /* TLS may have settled the muxer in its handshake (inlined muxer
+     * negotiation): then there is no multistream-select round. */
+    const char *early = c->secvt == &cp2p_tls_vtable ? cp2p_tls_muxer(c->sec) : NULL;
+    if (early)
+        return start_muxer(c, early);
     const char *ids[CP2P_SWARM_MAX_MUXERS];
     for (size_t i = 0; i < c->cfg.n_muxers; i++)
         ids[i] = c->cfg.muxers[i]->protocol_id;
-    c->state = CONN_MUX_NEGOTIATING;
     return start_mss(c, ids, c->cfg.n_muxers);
 }
 
-static int start_muxer(cp2p_conn_t *c)
+/* sel: the muxer multistream-select or TLS's ALPN agreed on. */
+static int start_muxer(cp2p_conn_t *c, const char *sel)
 {
-    const char *sel = cp2p_mss_selected(c->mss);
     for (size_t i = 0; i < c->cfg.n_muxers; i++)
         if (sel && strcmp(sel, c->cfg.muxers[i]->protocol_id) == 0)
             c->muxvt = c->cfg.muxers[i];
@@ -383,19 +398,23 @@ static int start_muxer(cp2p_conn_t *c)
     cp2p_mux_config_t mc = {
         .max_streams = c->cfg.max_streams_per_conn,
         .max_window = c->cfg.max_stream_buffer,
-        .max_buffered = c->cfg.max_stream_buffer,
+        /* The streams stop the socket at max_stream_buffer; beyond the
+         * slack the remote ignored that and the muxer resets the stream. */
+        .max_buffered = c->cfg.max_stream_buffer + CP2P_CONN_INPUT_SLACK,
     };
     cp2p_mux_events_t ev;
     cp2p_conn_mux_events(c, &ev);
     int rc = c->muxvt->create(&c->mux, !c->inbound, &mc, &ev);
     if (rc)
         return rc;
-    size_t ln;
-    const uint8_t *lo = cp2p_mss_leftover(c->mss, &ln);
-    if ((rc = cp2p_buf_append(&c->plain, lo, ln)))
-        return rc;
-    cp2p_mss_free(c->mss);
-    c->mss = NULL;
+    if (c->mss) {
+        size_t ln;
+        const uint8_t *lo = cp2p_mss_leftover(c->mss, &ln);
+        if ((rc = cp2p_buf_append(&c->plain, lo, ln)))
+            return rc;
+        cp2p_mss_free(c->mss);
+        c->mss = NULL;
+    }
     c->state = CONN_OPEN;
     uv_timer_stop(&c->timer);
     char name[CP2P_PEER_ID_STRMAX];
@@ -423,7 +442,7 @@ static int plain_input(cp2p_conn_t *c)
             cp2p_buf_free(&in);
             if (rc != CP2P_MSS_DONE)
                 return rc;
-            if ((rc = start_muxer(c)))
+            if ((rc = start_muxer(c, cp2p_mss_selected(c->mss))))
                 return rc;
         } else if (c->state == CONN_OPEN) {
             rc = c->muxvt->input(c->mux, c->plain.data, c->plain.len);
@@ -508,6 +527,22 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     cp2p_conn_unref(c);
 }
 
+void cp2p_conn_hold_input(cp2p_conn_t *c, int hold)
+{
+    c->holds += hold ? 1 : -1;
+    if (uv_is_closing((uv_handle_t *)c->sock))
+        return;
+    /* A closing connection reads again: it waits for the remote's EOF. */
+    if (hold && c->holds == 1)
+        uv_read_stop(c->sock);
+    else if (!hold && c->holds == 0 && uv_read_start(c->sock, on_alloc, on_read)) {
+        if (c->state != CONN_CLOSED)
+            cp2p_conn_close_with(c, CP2P_EIO);
+        else
+            close_handles(c);
+    }
+}
+
 /* Output that the remote has not taken any of for a whole negotiation
  * timeout: it stopped reading (go-yamux's ConnectionWriteTimeout). Progress is
  * counted in bytes, so a slow link with a big backlog is not stalled. */
@@ -590,10 +625,10 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     c->timer.data = c;
     c->handles = 2;
 
-    const char *ids[sizeof securities / sizeof securities[0]];
-    for (size_t i = 0; i < sizeof securities / sizeof securities[0]; i++)
-        ids[i] = securities[i]->protocol_id;
-    int r = start_mss(c, ids, sizeof ids / sizeof ids[0]);
+    const char *ids[CP2P_SWARM_MAX_SECURITIES];
+    for (size_t i = 0; i < c->cfg.n_securities; i++)
+        ids[i] = c->cfg.securities[i]->protocol_id;
+    int r = start_mss(c, ids, c->cfg.n_securities);
     if (!r)
         r = uv_read_start(c->sock, on_alloc, on_read) ? CP2P_EIO : 0;
     if (!r)

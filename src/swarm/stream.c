@@ -10,6 +10,7 @@
 typedef struct wreq {
     struct wreq *next;
     size_t off, len;
+    int payload;       /* the application's, not multistream-select's */
     cp2p_stream_write_cb cb;
     void *arg;
     uint8_t data[];
@@ -39,6 +40,7 @@ struct cp2p_stream {
     cp2p_buf_t rbuf;   /* received, not yet delivered; consumed() not yet called */
     int eof, eof_told;
     int err;           /* to tell the reader when it starts */
+    int holding;       /* rbuf is over the limit: the connection stops reading */
 
     wreq_t *whead, *wtail;
     size_t wbytes;     /* bytes the muxer has not taken yet */
@@ -46,6 +48,20 @@ struct cp2p_stream {
     int close_pending, write_closed;
     int pumping;
 };
+
+/* The swarm's counters, or NULL once the swarm let go of the connection. */
+static cp2p_swarm_stats_t *stats_of(cp2p_stream_t *s)
+{
+    return s->conn->sw ? cp2p_swarm_stats(s->conn->sw) : NULL;
+}
+
+/* An open stream ends (closed, reset or dropped). */
+static void count_end(cp2p_stream_t *s)
+{
+    cp2p_swarm_stats_t *st = stats_of(s);
+    if (st && st->streams_open)
+        st->streams_open--;
+}
 
 static cp2p_stream_t *find(cp2p_conn_t *c, cp2p_mux_stream_id_t id)
 {
@@ -68,6 +84,17 @@ static void detach(cp2p_stream_t *s)
 static int mux_alive(const cp2p_stream_t *s)
 {
     return !s->released && s->conn->state == CONN_OPEN;
+}
+
+/* Only a muxer without flow control (mplex) lets rbuf pass the limit; yamux
+ * grants no window beyond it. */
+static void check_hold(cp2p_stream_t *s)
+{
+    int over = s->state != ST_DEAD && s->rbuf.len > s->conn->cfg.max_stream_buffer;
+    if (over != s->holding) {
+        s->holding = over;
+        cp2p_conn_hold_input(s->conn, over);
+    }
 }
 
 static cp2p_stream_t *stream_new(cp2p_conn_t *c, cp2p_mux_stream_id_t id, int inbound)
@@ -104,10 +131,16 @@ void cp2p_stream_unref(cp2p_stream_t *s)
     if (--s->refs > 0)
         return;
     cp2p_conn_t *c = s->conn;
+    if (s->state == ST_OPEN)
+        count_end(s);
     /* Dropping the last reference to a stream still open both ways aborts it. */
     if (mux_alive(s))
         c->muxvt->reset(c->mux, s->id);
     detach(s);
+    if (s->holding) {
+        s->holding = 0;
+        cp2p_conn_hold_input(c, 0);
+    }
     if (s->mss)
         cp2p_mss_free(s->mss);
     free(s->protocol);
@@ -132,11 +165,14 @@ static void stream_end(cp2p_stream_t *s, int status)
         return;
     stream_state_t was = s->state;
     s->state = ST_DEAD;
+    if (was == ST_OPEN)
+        count_end(s);
     s->refs++;
     if (mux_alive(s))
         s->conn->muxvt->reset(s->conn->mux, s->id);
     s->released = 1;
     detach(s);
+    check_hold(s);
     while (s->whead) {
         wreq_t *w = s->whead;
         s->whead = w->next;
@@ -187,6 +223,9 @@ static void pump(cp2p_stream_t *s)
             break; /* no window: stream_writable will call again */
         w->off += (size_t)k;
         s->wbytes -= (size_t)k;
+        cp2p_swarm_stats_t *st = w->payload ? stats_of(s) : NULL;
+        if (st)
+            st->bytes_out += (uint64_t)k;
         if (w->off == w->len) {
             s->whead = w->next;
             if (!s->whead)
@@ -222,6 +261,7 @@ static int enqueue(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_wri
         return CP2P_ENOMEM;
     memcpy(w->data, p, n);
     w->next = NULL;
+    w->payload = 0;
     w->off = 0;
     w->len = n;
     w->cb = cb;
@@ -250,6 +290,7 @@ int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_
     int rc = enqueue(s, p, n, cb, arg);
     if (rc)
         return rc;
+    s->wtail->payload = 1;
     pump(s);
     cp2p_conn_flush(s->conn);
     return 0;
@@ -301,6 +342,7 @@ static void drain(cp2p_stream_t *s)
         consumed(s, b.len);
         cp2p_buf_free(&b);
     }
+    check_hold(s);
     if (s->reading && s->eof && !s->eof_told && !s->rbuf.len) {
         s->eof_told = 1;
         s->rcb(s, CP2P_ECLOSED, NULL, 0, s->rarg);
@@ -394,6 +436,15 @@ static void negotiated(cp2p_stream_t *s)
     cp2p_mss_free(s->mss);
     s->mss = NULL;
     s->state = ST_OPEN;
+    cp2p_swarm_stats_t *st = stats_of(s);
+    if (st) {
+        st->streams_open++;
+        st->bytes_in += ln;
+        if (s->inbound)
+            st->streams_in++;
+        else
+            st->streams_out++;
+    }
     cp2p_swarm_t *sw = s->conn->sw;
     if (!s->inbound) {
         cp2p_stream_open_cb cb = s->open_cb;
@@ -419,8 +470,12 @@ static void negotiate_input(cp2p_stream_t *s, const uint8_t *p, size_t n)
     if (rc == CP2P_MSS_DONE)
         negotiated(s);
     else if (rc < 0) {
-        if (rc != CP2P_ENEGOTIATE)
+        cp2p_swarm_stats_t *st = stats_of(s);
+        if (rc != CP2P_ENEGOTIATE) {
             cp2p_conn_violation(s->conn, "stream negotiation", rc);
+            if (st)
+                st->streams_bad++;
+        }
         stream_end(s, rc);
     }
 }
@@ -507,18 +562,18 @@ static void ev_data(void *ctx, cp2p_mux_stream_id_t id, const uint8_t *p, size_t
     if (!s)
         return;
     s->refs++;
+    cp2p_swarm_stats_t *st = stats_of(s);
+    if (st && s->state == ST_OPEN)
+        st->bytes_in += n;
     if (s->state == ST_NEGOTIATING) {
         negotiate_input(s, p, n);
     } else if (s->reading && !s->rbuf.len && !s->delivering) {
         s->rcb(s, 0, p, n, s->rarg);
         consumed(s, n);
-    } else if (s->rbuf.len + n > s->conn->cfg.max_stream_buffer) {
-        /* Only a muxer without flow control (mplex) gets here; yamux refuses
-         * data beyond the window itself. Like go-libp2p, reset the stream. */
-        cp2p_log_debug("swarm", "stream receive buffer full, resetting");
-        stream_end(s, CP2P_EOVERFLOW);
     } else if (cp2p_buf_append(&s->rbuf, p, n)) {
         stream_end(s, CP2P_ENOMEM);
+    } else {
+        check_hold(s);
     }
     cp2p_stream_unref(s);
 }

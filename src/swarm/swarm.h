@@ -21,10 +21,15 @@
 #include "transport/transport.h"
 
 #define CP2P_SWARM_MAX_MUXERS 4
+#define CP2P_SWARM_MAX_SECURITIES 4
 /* Unsent wire bytes per connection above which streams stop feeding the
  * muxer, and below which they start again. */
 #define CP2P_CONN_HIGH_WATER (1024 * 1024)
 #define CP2P_CONN_LOW_WATER (256 * 1024)
+/* What a stream may still receive after its connection stopped reading for
+ * it: the rest of one socket read, decrypted, and one whole muxer frame
+ * (mplex: up to 1 MiB). */
+#define CP2P_CONN_INPUT_SLACK (2 * 1024 * 1024)
 /* Buffers handed to one uv_write. */
 #define CP2P_CONN_OUT_CHUNKS 8
 /* A connection closed on purpose gets this long to deliver what it queued
@@ -37,6 +42,8 @@ typedef struct cp2p_swarm_config {
     const cp2p_privkey_t *identity; /* borrowed */
     const cp2p_mux_vtable_t *muxers[CP2P_SWARM_MAX_MUXERS];
     size_t n_muxers;
+    const cp2p_sec_vtable_t *securities[CP2P_SWARM_MAX_SECURITIES]; /* preference order */
+    size_t n_securities;
     uint32_t max_connections, max_streams_per_conn, max_stream_buffer;
     uint32_t dial_timeout_ms, negotiate_timeout_ms;
 } cp2p_swarm_config_t;
@@ -58,13 +65,17 @@ typedef struct cp2p_swarm_stats {
     uint64_t conns_failed;   /* upgrade failed: protocol error, timeout, wrong peer */
     uint64_t conns_rejected; /* inbound over the connection limit */
     uint64_t conns_errored;  /* closed after a protocol violation once open */
+    uint64_t streams_in, streams_out; /* negotiated to a protocol */
+    uint64_t streams_open;   /* negotiated and not yet ended */
+    uint64_t streams_bad;    /* reset because the remote broke the negotiation */
+    uint64_t bytes_in, bytes_out; /* stream payload delivered / taken by the muxer */
 } cp2p_swarm_stats_t;
 
 /* ---- connections and streams (conn.c, stream.c) ---- */
 
 typedef enum {
     CONN_SEC_NEGOTIATING, /* multistream-select for the security protocol */
-    CONN_SECURING,        /* Noise handshake */
+    CONN_SECURING,        /* the security handshake (noise, tls, plaintext) */
     CONN_MUX_NEGOTIATING, /* multistream-select for the muxer, encrypted */
     CONN_OPEN,
     CONN_CLOSED
@@ -105,6 +116,7 @@ struct cp2p_conn {
     int warned;                  /* a violation was logged already */
     int pending_error;           /* failure to report from the timer */
     int goaway;                  /* the remote takes no new streams (yamux GoAway) */
+    int holds;                   /* streams over their buffer limit: the socket is not read */
 
     /* Output progress, to tell a slow remote from one that stopped reading. */
     uint64_t issued;             /* bytes ever handed to uv_write */
@@ -131,6 +143,10 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
  * was queued (after a yamux GoAway), within CP2P_CONN_CLOSE_TIMEOUT_MS; on
  * any other error the queued bytes get one non-blocking try. */
 void cp2p_conn_close_with(cp2p_conn_t *c, int status);
+/* A stream without flow control (mplex) buffered more than it may: stop
+ * reading the socket while any stream holds it (head-of-line blocking, the
+ * only backpressure mplex has); hold = 0 lets go again. */
+void cp2p_conn_hold_input(cp2p_conn_t *c, int hold);
 /* Put bytes on the wire (sealed once the connection is secured). */
 int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n);
 /* Hand pending bytes to the socket. Every entry point calls it before returning. */

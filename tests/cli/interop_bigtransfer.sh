@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 256 MiB through one /echo/1.0.0 stream between cp2p and js-libp2p, both
-# directions: the data must come back intact and cp2p's peak memory must stay
-# bounded (flow control end to end, not buffering).
+# directions, over yamux and mplex: the data must come back intact and cp2p's
+# peak memory must stay bounded (flow control end to end, or for mplex the
+# socket paused while the reader lags; not buffering).
 . "$(dirname "$0")/../interop/lib.sh"
 
 SIZE=$((256 * 1024 * 1024))
@@ -12,7 +13,7 @@ CP2P_MAX_KIB=$((64 * 1024))
 # Node frees stream buffers only when V8 collects; fed at cp2p's speed its peak
 # is ~600 MiB (160 MiB js to js), so this bound only catches runaway growth.
 JS_MAX_KIB=$((1024 * 1024))
-for mux in ${CP2P_BIG_MUXERS:-yamux}; do
+for mux in ${CP2P_BIG_MUXERS:-yamux mplex}; do
     echo "== $mux: js sends to cp2p"
     start_cp2p c-$mux --muxer "$mux" --echo
     run_measured "$TMP/j-$mux.out" "$TMP/j-$mux.err" \

@@ -233,6 +233,8 @@ static void test_bad_stream_negotiation(void **state)
     assert_int_equal(rp.resets, 1); /* the stream was reset... */
     assert_false(rp.eof || rp.err); /* ...the connection lives on */
     assert_int_equal(stats(&sv).conns_errored, 0);
+    assert_int_equal(stats(&sv).streams_bad, 1);
+    assert_int_equal(stats(&sv).streams_opened_in, 0);
     rp_free(&sv.w, &rp);
     check_one_warning(server_end(&sv), "stream negotiation");
 }

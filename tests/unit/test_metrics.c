@@ -364,6 +364,12 @@ static void test_metrics_move(void **state)
     assert_int_equal(sample(body, "cp2p_dht_routing_table_peers"), 0);
     assert_int_equal(sample(body, "cp2p_mdns_discovered_total"), -1); /* no mDNS given */
     assert_int_equal(sample(body, "cp2p_metrics_requests_total"), 0);
+    assert_int_equal(sample(body, "cp2p_streams_opened_total{direction=\"inbound\"}"), 0);
+    assert_int_equal(sample(body, "cp2p_streams_opened_total{direction=\"outbound\"}"), 0);
+    assert_int_equal(sample(body, "cp2p_streams"), 0);
+    assert_int_equal(sample(body, "cp2p_streams_bad_total"), 0);
+    assert_int_equal(sample(body, "cp2p_stream_bytes_in_total"), 0);
+    assert_int_equal(sample(body, "cp2p_stream_bytes_out_total"), 0);
     /* Every line is a comment or "name[{labels}] value". */
     for (const char *p = body; *p; p = strchr(p, '\n') + 1) {
         assert_non_null(strchr(p, '\n'));
@@ -394,6 +400,13 @@ static void test_metrics_move(void **state)
     assert_true(sample(body, "cp2p_dht_requests_in_total") >= 2); /* FIND_NODE, PUT_VALUE */
     assert_int_equal(sample(body, "cp2p_metrics_requests_total"), 1);
     assert_int_equal(sample(body, "cp2p_metrics_bad_requests_total"), 0);
+    /* A answered B's DHT streams: inbound, payload both ways, none bad. */
+    assert_true(sample(body, "cp2p_streams_opened_total{direction=\"inbound\"}") >= 2);
+    assert_int_equal(sample(body, "cp2p_streams_opened_total{direction=\"outbound\"}"), 0);
+    assert_true(sample(body, "cp2p_streams") >= 0);
+    assert_int_equal(sample(body, "cp2p_streams_bad_total"), 0);
+    assert_true(sample(body, "cp2p_stream_bytes_in_total") > 0);
+    assert_true(sample(body, "cp2p_stream_bytes_out_total") > 0);
     free(r);
 
     /* The same text straight from the renderer, with B's DHT too. */
@@ -402,6 +415,8 @@ static void test_metrics_move(void **state)
     cp2p_buf_append_byte(&b, 0);
     assert_true(sample((char *)b.data, "cp2p_dht_requests_out_total") >= 2);
     assert_int_equal(sample((char *)b.data, "cp2p_dht_routing_table_peers"), 1);
+    assert_true(sample((char *)b.data, "cp2p_streams_opened_total{direction=\"outbound\"}") >= 2);
+    assert_true(sample((char *)b.data, "cp2p_stream_bytes_out_total") > 0);
     cp2p_buf_free(&b);
     assert_int_equal(cp2p_metrics_render(NULL, NULL, NULL, &b), CP2P_EINVAL);
 
