@@ -122,12 +122,10 @@ int cp2p_dht_closest_peers(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
 size_t cp2p_dht_routing_table_size(const cp2p_dht_t *d);
 const cp2p_dht_stats_t *cp2p_dht_stats(const cp2p_dht_t *d);
 
-/* What the node holds now (for metrics): unexpired records and provider
- * records in its store, and peers in its routing table. */
+/* What the node's store holds now (for metrics): records and provider records. */
 typedef struct cp2p_dht_holdings {
     size_t records;
     size_t providers;
-    size_t routing_peers;
 } cp2p_dht_holdings_t;
 void cp2p_dht_holdings(const cp2p_dht_t *d, cp2p_dht_holdings_t *out);
 

@@ -153,6 +153,12 @@ int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t
         const cp2p_dht_stats_t *ds = cp2p_dht_stats(dht);
         rc = metric(b, "cp2p_dht_routing_table_peers", "gauge", "Peers in the routing table.",
                     cp2p_dht_routing_table_size(dht));
+        cp2p_dht_holdings_t ho;
+        cp2p_dht_holdings(dht, &ho);
+        rc = rc ? rc : metric(b, "cp2p_dht_records", "gauge", "Records in the DHT store.",
+                              ho.records);
+        rc = rc ? rc : metric(b, "cp2p_dht_provider_records", "gauge",
+                              "Provider records in the DHT store.", ho.providers);
         rc = rc ? rc : metric(b, "cp2p_dht_requests_in_total", "counter",
                               "DHT requests answered.", ds->requests_in);
         rc = rc ? rc : metric(b, "cp2p_dht_requests_out_total", "counter",

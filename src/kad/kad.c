@@ -891,5 +891,4 @@ void cp2p_dht_holdings(const cp2p_dht_t *d, cp2p_dht_holdings_t *out)
 {
     out->records = cp2p_kad_store_record_count(d->store);
     out->providers = cp2p_kad_store_provider_count(d->store);
-    out->routing_peers = cp2p_kad_table_size(d->table);
 }

@@ -362,6 +362,7 @@ static void test_metrics_move(void **state)
     assert_int_equal(sample(body, "cp2p_listen_addresses"), 1);
     assert_int_equal(sample(body, "cp2p_dht_requests_in_total"), 0);
     assert_int_equal(sample(body, "cp2p_dht_routing_table_peers"), 0);
+    assert_int_equal(sample(body, "cp2p_dht_records"), 0);
     assert_int_equal(sample(body, "cp2p_mdns_discovered_total"), -1); /* no mDNS given */
     assert_int_equal(sample(body, "cp2p_metrics_requests_total"), 0);
     assert_int_equal(sample(body, "cp2p_streams_opened_total{direction=\"inbound\"}"), 0);
@@ -398,6 +399,7 @@ static void test_metrics_move(void **state)
     assert_int_equal(sample(body, "cp2p_connections_opened_total"), 1);
     assert_int_equal(sample(body, "cp2p_connections"), 1);
     assert_true(sample(body, "cp2p_dht_requests_in_total") >= 2); /* FIND_NODE, PUT_VALUE */
+    assert_int_equal(sample(body, "cp2p_dht_records"), 1); /* A holds B's record */
     assert_int_equal(sample(body, "cp2p_metrics_requests_total"), 1);
     assert_int_equal(sample(body, "cp2p_metrics_bad_requests_total"), 0);
     /* A answered B's DHT streams: inbound, payload both ways, none bad. */
