@@ -30,6 +30,11 @@ typedef struct cp2p_host cp2p_host_t;
 #define CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS 10000            /* TCP connect, DNS included */
 #define CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS 10000       /* security + muxer, or one stream's protocol */
 #define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
+/* Connection manager watermarks (go-libp2p's defaults): once a new
+ * connection takes the count over high, the least valuable peers are
+ * disconnected down to low. */
+#define CP2P_HOST_DEFAULT_CONN_LOW_WATER 160
+#define CP2P_HOST_DEFAULT_CONN_HIGH_WATER 192
 
 typedef struct cp2p_host_config {
     cp2p_privkey_t *identity;     /* the host takes ownership; NULL = a fresh Ed25519 key */
@@ -45,6 +50,8 @@ typedef struct cp2p_host_config {
     uint32_t max_stream_buffer;   /* also the largest yamux receive window we grant */
     uint32_t dial_timeout_ms;
     uint32_t negotiate_timeout_ms; /* also: how long a remote may read none of our output */
+    uint32_t conn_low_water;      /* trim down to this many connections */
+    uint32_t conn_high_water;     /* trim when a new connection goes over this; low <= high */
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -83,14 +90,28 @@ int cp2p_host_remove_handler(cp2p_host_t *h, const char *protocol_id);
  * count. The strings are owned by the host and valid until the handler is removed. */
 size_t cp2p_host_protocols(cp2p_host_t *h, const char **out, size_t cap);
 
+/* Connection manager. A peer's value is the sum of its tag weights; tags
+ * outlive connections. tag is copied, 1..64 bytes; a peer has at most 16
+ * tags (else CP2P_ELIMIT); tagging again replaces the weight. Untagging a
+ * tag that is not there succeeds. */
+int cp2p_host_tag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag, int weight);
+int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag);
+/* Close every connection of the least valuable peers (lowest value first,
+ * untagged before tagged at equal value, then the longest connected) until
+ * at most conn_low_water connections remain. Returns the number of peers
+ * disconnected. The host also trims when a new connection takes the count
+ * over conn_high_water; a connect whose connection goes then ends with
+ * CP2P_ECLOSED. */
+size_t cp2p_host_trim(cp2p_host_t *h);
+
 /* status 0: connected to peer (peer is valid during the call only). */
 typedef void (*cp2p_connect_cb)(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
                                 void *arg);
 /* Dial addr (/ip4/../tcp/..[/p2p/<id>]). With /p2p/, the handshake must prove
  * that id (else CP2P_EPEERID) and an existing connection to it is reused.
  * Errors: CP2P_ECONNREFUSED, CP2P_EUNREACHABLE, CP2P_ETIMEOUT, CP2P_ENEGOTIATE,
- * CP2P_EPEERID, CP2P_ELIMIT, CP2P_EPROTO. cb runs exactly once, never before
- * this function returns. */
+ * CP2P_EPEERID, CP2P_ELIMIT, CP2P_EPROTO, CP2P_ECLOSED (trimmed at once).
+ * cb runs exactly once, never before this function returns. */
 int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb,
                       void *arg);
 /* Like cp2p_host_connect, but to a peer whose addresses are in the peerstore. */

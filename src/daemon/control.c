@@ -2,6 +2,7 @@
  * (go-libp2p-daemon specs/CONTROL.md, DHT.md, PUBSUB.md, CM.md). */
 #include "daemon/control.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "cp2p/cid.h"
@@ -110,6 +111,31 @@ static const char *check_dht(const P2pd__DHTRequest *r)
     }
 }
 
+static const char *check_connmanager(const P2pd__ConnManagerRequest *r)
+{
+    if (!r)
+        return "CONNMANAGER request without its body";
+    switch (r->type) {
+    case P2PD__CONN_MANAGER_REQUEST__TYPE__TRIM:
+        return NULL;
+    case P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER:
+        if (!r->has_weight)
+            return "missing weight";
+        /* The host keeps weights as int, like go-libp2p. */
+        if (r->weight < INT_MIN || r->weight > INT_MAX)
+            return "weight out of range";
+        /* fall through */
+    case P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER:
+        if (!r->has_peer || !valid_peer(&r->peer))
+            return "missing or invalid peer ID";
+        if (!r->tag || !*r->tag || strlen(r->tag) > CP2P_DAEMON_MAX_TAG_LEN)
+            return "missing or too long tag";
+        return NULL;
+    default:
+        return "unknown CONNMANAGER request type";
+    }
+}
+
 static const char *check(const P2pd__Request *r)
 {
     switch (r->type) {
@@ -140,7 +166,7 @@ static const char *check(const P2pd__Request *r)
     case P2PD__REQUEST__TYPE__DHT:
         return check_dht(r->dht);
     case P2PD__REQUEST__TYPE__CONNMANAGER:
-        return r->connmanager ? NULL : "CONNMANAGER request without its body";
+        return check_connmanager(r->connmanager);
     case P2PD__REQUEST__TYPE__DISCONNECT:
         return r->disconnect && valid_peer(&r->disconnect->peer) ? NULL
                                                                  : "missing or invalid peer ID";

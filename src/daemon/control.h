@@ -17,6 +17,7 @@
 #define CP2P_DAEMON_MAX_PROTOCOL_LEN 1024
 #define CP2P_DAEMON_MAX_ADDRS 64              /* multiaddrs in one CONNECT */
 #define CP2P_DAEMON_MAX_KEY 1024              /* a DHT key */
+#define CP2P_DAEMON_MAX_TAG_LEN 64            /* a connection manager tag, as the host allows */
 
 /* Find the next frame in p[0..n): on success returns the bytes it takes
  * (prefix included, > 0) and points *msg at its body. CP2P_ETRUNC: more

@@ -745,6 +745,27 @@ static void do_peerstore(cp2p_daemon_client_t *c, const P2pd__PeerstoreRequest *
     cp2p_daemon_reply(c, &b, cp2p_daemon_message_append(&b, &resp.base));
 }
 
+/* Validated by the codec: TAG_PEER has a peer, a tag and a weight in int range. */
+static void do_connmanager(cp2p_daemon_client_t *c, const P2pd__ConnManagerRequest *r)
+{
+    cp2p_peer_id_t peer;
+    int rc = 0;
+    switch (r->type) {
+    case P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER:
+        cp2p_daemon_peer(&r->peer, &peer);
+        rc = cp2p_host_tag_peer(c->d->h, &peer, r->tag, (int)r->weight);
+        break;
+    case P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER:
+        cp2p_daemon_peer(&r->peer, &peer);
+        rc = cp2p_host_untag_peer(c->d->h, &peer, r->tag);
+        break;
+    default: /* TRIM */
+        cp2p_host_trim(c->d->h);
+        break;
+    }
+    cp2p_daemon_reply_status(c, rc ? cp2p_strerror(rc) : NULL);
+}
+
 static void dispatch(cp2p_daemon_client_t *c, const P2pd__Request *r)
 {
     c->state = C_BUSY;
@@ -774,7 +795,7 @@ static void dispatch(cp2p_daemon_client_t *c, const P2pd__Request *r)
         do_peerstore(c, r->peerstore);
         break;
     case P2PD__REQUEST__TYPE__CONNMANAGER:
-        cp2p_daemon_reply_status(c, "connection manager not supported by cp2pd");
+        do_connmanager(c, r->connmanager);
         break;
     case P2PD__REQUEST__TYPE__PUBSUB:
         cp2p_daemon_reply_status(c, "pubsub not supported by cp2pd yet");

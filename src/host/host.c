@@ -6,6 +6,7 @@
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/log.h"
+#include "host/connmgr.h"
 #include "swarm/swarm.h"
 
 #define MAX_DIAL_ADDRS 16
@@ -28,6 +29,8 @@ struct cp2p_host {
     char *agent;
     cp2p_peerstore_t *ps;
     cp2p_swarm_t *sw;
+    cp2p_connmgr_t *cm;
+    uint32_t low_water, high_water;
     handler_t *handlers;
     size_t nhandlers;
     subscriber_t *subs;
@@ -94,14 +97,21 @@ static void hook_connected(void *ctx, cp2p_conn_t *c)
     else
         cp2p_peerstore_touch(h->ps, peer);
     cp2p_peerstore_set_pubkey(h->ps, peer, cp2p_conn_remote_key(c));
+    if (cp2p_connmgr_connected(h->cm, peer))
+        cp2p_log_warn("host", "connection manager full: a peer is not tracked");
     cp2p_event_t ev = {.type = CP2P_EVENT_CONNECTED, .peer = peer, .conn = c};
     cp2p_host_emit(h, &ev);
+    /* After the event, so that subscribers never see a connection closed
+     * before they heard of it. */
+    if (!h->closing && cp2p_swarm_conn_count(h->sw) > h->high_water)
+        cp2p_host_trim(h);
 }
 
 static void hook_disconnected(void *ctx, cp2p_conn_t *c)
 {
     cp2p_host_t *h = ctx;
     const cp2p_peer_id_t *peer = cp2p_conn_peer(c);
+    cp2p_connmgr_disconnected(h->cm, peer);
     if (!cp2p_swarm_conn_to(h->sw, peer))
         cp2p_peerstore_update_addrs_ttl(h->ps, peer, CP2P_TTL_CONNECTED,
                                         CP2P_TTL_RECENTLY_CONNECTED, uv_now(h->loop));
@@ -118,6 +128,7 @@ static void host_free(cp2p_host_t *h)
     free(h->handlers);
     free(h->subs);
     free(h->agent);
+    cp2p_connmgr_free(h->cm);
     if (h->ps)
         cp2p_peerstore_free(h->ps);
     if (h->identity)
@@ -197,6 +208,14 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
         rc = CP2P_ENOMEM;
     if (!rc)
         rc = cp2p_peerstore_new(0, &h->ps);
+    if (!rc)
+        rc = cp2p_connmgr_new(&h->cm);
+    h->low_water = or_default(cfg, offsetof(cp2p_host_config_t, conn_low_water),
+                              CP2P_HOST_DEFAULT_CONN_LOW_WATER);
+    h->high_water = or_default(cfg, offsetof(cp2p_host_config_t, conn_high_water),
+                               CP2P_HOST_DEFAULT_CONN_HIGH_WATER);
+    if (!rc && h->low_water > h->high_water)
+        rc = CP2P_EINVAL;
 
     cp2p_swarm_config_t sc = {.identity = h->identity};
     if (!rc)
@@ -302,6 +321,43 @@ void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out)
 cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer)
 {
     return cp2p_swarm_conn_to(h->sw, peer);
+}
+
+/* ---- connection manager ---- */
+
+int cp2p_host_tag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag, int weight)
+{
+    return cp2p_connmgr_tag(h->cm, peer, tag, weight);
+}
+
+int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag)
+{
+    return cp2p_connmgr_untag(h->cm, peer, tag);
+}
+
+size_t cp2p_host_trim(cp2p_host_t *h)
+{
+    size_t count = cp2p_swarm_conn_count(h->sw);
+    if (count <= h->low_water)
+        return 0;
+    size_t excess = count - h->low_water;
+    /* The victims are copied out first: closing may run the disconnected
+     * hook, which changes the table. */
+    cp2p_peer_id_t *victims = malloc(excess * sizeof *victims);
+    if (!victims)
+        return 0;
+    size_t n = cp2p_connmgr_victims(h->cm, excess, victims, excess);
+    for (size_t i = 0; i < n; i++) {
+        cp2p_conn_t *c;
+        /* Closing unlinks the connection at once, so this ends. */
+        while ((c = cp2p_swarm_conn_to(h->sw, &victims[i])) != NULL)
+            cp2p_conn_close(c);
+    }
+    free(victims);
+    if (n)
+        cp2p_log_debug("host", "trimmed %zu peers (%zu connections, low water %u)", n, count,
+                       (unsigned)h->low_water);
+    return n;
 }
 
 /* ---- listening ---- */

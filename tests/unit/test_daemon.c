@@ -1,4 +1,5 @@
-/* Unit tests for the cp2pd control protocol codec (src/daemon/control.c). */
+/* Unit tests for the cp2pd control protocol codec (src/daemon/control.c),
+ * and the CONNMANAGER requests against a live daemon (src/daemon/daemon.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,10 +8,16 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "cp2p/error.h"
 #include "cp2p/keys.h"
 #include "cp2p/multiaddr.h"
 #include "daemon/control.h"
+#include "daemon/daemon.h"
+#include "host_harness.h"
 
 static cp2p_buf_t packed(const ProtobufCMessage *m)
 {
@@ -195,6 +202,169 @@ static void test_dht_requests(void **state)
     cp2p_buf_free(&b);
 }
 
+static void test_connmanager_requests(void **state)
+{
+    cp2p_peer_id_t id;
+    peer_of_fresh_key(&id);
+    P2pd__Request r = P2PD__REQUEST__INIT;
+    P2pd__ConnManagerRequest cm = P2PD__CONN_MANAGER_REQUEST__INIT;
+    r.type = P2PD__REQUEST__TYPE__CONNMANAGER;
+    r.connmanager = &cm;
+    P2pd__Request *out = NULL;
+    const char *why;
+    char tag[] = "important";
+    char longtag[CP2P_DAEMON_MAX_TAG_LEN + 2];
+    memset(longtag, 'x', sizeof longtag - 1);
+    longtag[sizeof longtag - 1] = 0;
+    struct {
+        int type, has_peer, has_weight;
+        char *tag;
+        int64_t weight;
+        int want;
+    } cases[] = {
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, tag, 5, 0},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 0, 1, tag, 5, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 0, tag, 5, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, NULL, 5, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, longtag, 5, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, tag, INT64_C(1) << 40, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER, 1, 0, tag, 0, 0},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER, 1, 0, NULL, 0, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER, 0, 0, tag, 0, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TRIM, 0, 0, NULL, 0, 0},
+        {42, 0, 0, NULL, 0, CP2P_EPARSE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cm.type = cases[i].type;
+        cm.has_peer = cases[i].has_peer;
+        cm.peer = (ProtobufCBinaryData){.data = id.bytes, .len = id.len};
+        cm.has_weight = cases[i].has_weight;
+        cm.weight = cases[i].weight;
+        cm.tag = cases[i].tag;
+        cp2p_buf_t b = packed(&r.base);
+        assert_int_equal(decode(&b, &out, &why), cases[i].want);
+        if (!cases[i].want)
+            p2pd__request__free_unpacked(out, NULL);
+        cp2p_buf_free(&b);
+    }
+    r.connmanager = NULL;
+    cp2p_buf_t b = packed(&r.base);
+    assert_int_equal(decode(&b, &out, &why), CP2P_EPARSE);
+    cp2p_buf_free(&b);
+}
+
+/* ---- a live daemon ---- */
+
+/* A blocking client socket is enough: the daemon's answers are read while
+ * the loop runs. */
+static int control_connect(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* Send one request and run the loop until its response is in; returns the
+ * response type. */
+static int control_call(world_t *w, int fd, const P2pd__Request *r)
+{
+    cp2p_buf_t b = packed(&r->base);
+    assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+    cp2p_buf_free(&b);
+    uint8_t in[4096];
+    size_t n = 0;
+    const uint8_t *msg;
+    size_t len;
+    for (int tries = 0; cp2p_daemon_frame(in, n, &msg, &len) == CP2P_ETRUNC; tries++) {
+        assert_true(tries < 1000);
+        uv_run(&w->loop, UV_RUN_NOWAIT);
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            ssize_t k = read(fd, in + n, sizeof in - n);
+            assert_true(k > 0);
+            n += (size_t)k;
+        }
+    }
+    P2pd__Response *resp = p2pd__response__unpack(NULL, len, msg);
+    assert_non_null(resp);
+    int type = resp->type;
+    p2pd__response__free_unpacked(resp, NULL);
+    return type;
+}
+
+static int cm_call(world_t *w, int fd, int type, const cp2p_peer_id_t *peer, char *tag,
+                   int64_t weight)
+{
+    P2pd__Request r = P2PD__REQUEST__INIT;
+    P2pd__ConnManagerRequest cm = P2PD__CONN_MANAGER_REQUEST__INIT;
+    r.type = P2PD__REQUEST__TYPE__CONNMANAGER;
+    r.connmanager = &cm;
+    cm.type = type;
+    if (peer) {
+        cm.has_peer = 1;
+        cm.peer = (ProtobufCBinaryData){.data = (uint8_t *)peer->bytes, .len = peer->len};
+    }
+    cm.tag = tag;
+    cm.has_weight = type == P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER;
+    cm.weight = weight;
+    return control_call(w, fd, &r);
+}
+
+static void test_connmanager_live(void **state)
+{
+    world_t w;
+    world_init(&w);
+    /* Trim keeps one connection; nothing trims by itself with two. */
+    cp2p_host_config_t cfg = {.conn_low_water = 1, .conn_high_water = 8};
+    cp2p_host_t *a = host_new(&w, &cfg), *b = host_new(&w, NULL), *c = host_new(&w, NULL);
+    cp2p_multiaddr_t addr_b, addr_c;
+    unsigned port;
+    host_listen(b, &port, &addr_b);
+    host_listen(c, &port, &addr_c);
+    assert_int_equal(host_connect_wait(&w, a, &addr_b), 0);
+    assert_int_equal(host_connect_wait(&w, a, &addr_c), 0);
+    const cp2p_peer_id_t *pb = cp2p_host_peer_id(b), *pc = cp2p_host_peer_id(c);
+
+    char path[64], control[80];
+    snprintf(path, sizeof path, "/tmp/cp2p-test-cm-%d.sock", (int)getpid());
+    snprintf(control, sizeof control, "/unix%s", path);
+    cp2p_daemon_config_t dc = {.control = control};
+    cp2p_daemon_t *d;
+    assert_int_equal(cp2p_daemon_new(a, &dc, &d), 0);
+    int fd = control_connect(path);
+
+    enum { OK = P2PD__RESPONSE__TYPE__OK, ERR = P2PD__RESPONSE__TYPE__ERROR };
+    enum {
+        TAG = P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER,
+        UNTAG = P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER,
+        TRIM = P2PD__CONN_MANAGER_REQUEST__TYPE__TRIM
+    };
+    char keep[] = "keep", gone[] = "gone";
+    assert_int_equal(cm_call(&w, fd, TAG, pb, keep, 10), OK);
+    assert_int_equal(cm_call(&w, fd, TAG, pc, gone, 50), OK);
+    assert_int_equal(cm_call(&w, fd, UNTAG, pc, gone, 0), OK);
+    assert_int_equal(cm_call(&w, fd, TAG, pb, NULL, 1), ERR);   /* no tag */
+    assert_int_equal(cm_call(&w, fd, UNTAG, NULL, keep, 0), ERR); /* no peer */
+    assert_int_equal(cm_call(&w, fd, TRIM, NULL, NULL, 0), OK);
+    assert_null(cp2p_host_conn_to(a, pc));
+    assert_non_null(cp2p_host_conn_to(a, pb));
+    assert_int_equal(cp2p_host_conn_count(a), 1);
+
+    close(fd);
+    int done = 0;
+    cp2p_daemon_close(d, set_flag, &done);
+    world_run_until(&w, &done, 10000);
+    host_close_wait(&w, a);
+    host_close_wait(&w, b);
+    host_close_wait(&w, c);
+    cp2p_multiaddr_free(&addr_b);
+    cp2p_multiaddr_free(&addr_c);
+    world_end(&w);
+}
+
 static void test_status(void **state)
 {
     cp2p_buf_t b = {0};
@@ -218,6 +388,8 @@ int main(void)
         cmocka_unit_test(test_stream_requests),
         cmocka_unit_test(test_dht_requests),
         cmocka_unit_test(test_status),
+        cmocka_unit_test(test_connmanager_requests),
+        cmocka_unit_test(test_connmanager_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -562,6 +562,46 @@ static void test_close_is_bounded(void **state)
     world_end(&w);
 }
 
+/* A new connection over the high watermark trims down to the low one: the
+ * untagged peer goes, the tagged one stays. */
+static void test_conn_manager_trims_over_high_water(void **state)
+{
+    world_t w;
+    world_init(&w);
+    cp2p_host_t *bad;
+    cp2p_host_config_t inverted = {.conn_low_water = 5, .conn_high_water = 4};
+    assert_int_equal(cp2p_host_new(&w.loop, &inverted, &bad), CP2P_EINVAL);
+
+    cp2p_host_config_t cfg = {.conn_low_water = 1, .conn_high_water = 1};
+    cp2p_host_t *a = host_new(&w, &cfg), *b = host_new(&w, NULL), *c = host_new(&w, NULL);
+    cp2p_multiaddr_t addr_b, addr_c;
+    unsigned port;
+    host_listen(b, &port, &addr_b);
+    host_listen(c, &port, &addr_c);
+    const cp2p_peer_id_t *pb = cp2p_host_peer_id(b), *pc = cp2p_host_peer_id(c);
+    assert_int_equal(cp2p_host_tag_peer(a, pb, "friend", 10), 0);
+    assert_int_equal(cp2p_host_tag_peer(a, pc, "", 10), CP2P_EINVAL);
+    assert_int_equal(host_connect_wait(&w, a, &addr_b), 0);
+    assert_int_equal(cp2p_host_trim(a), 0); /* at the low watermark already */
+    /* the dial saw its own connection trimmed */
+    assert_int_equal(host_connect_wait(&w, a, &addr_c), CP2P_ECLOSED);
+    assert_null(cp2p_host_conn_to(a, pc));
+    assert_non_null(cp2p_host_conn_to(a, pb));
+
+    /* untagged, b is worth no more than c: the older one goes first */
+    assert_int_equal(cp2p_host_untag_peer(a, pb, "friend"), 0);
+    assert_int_equal(host_connect_wait(&w, a, &addr_c), 0);
+    assert_null(cp2p_host_conn_to(a, pb));
+    assert_non_null(cp2p_host_conn_to(a, pc));
+
+    host_close_wait(&w, a);
+    host_close_wait(&w, b);
+    host_close_wait(&w, c);
+    cp2p_multiaddr_free(&addr_b);
+    cp2p_multiaddr_free(&addr_c);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_close_flushes_socket_backlog),
         cmocka_unit_test(test_close_sends_goaway),
         cmocka_unit_test(test_close_is_bounded),
+        cmocka_unit_test(test_conn_manager_trims_over_high_water),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
