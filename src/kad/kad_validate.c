@@ -1,10 +1,12 @@
 /* Record validators and selectors per key namespace (libp2p kad-dht spec,
- * "Entry validation"). */
+ * "Entry validation"; IPNS records per ipfs/specs ipns-record.md). */
 #include <string.h>
+#include <time.h>
 
 #include "cp2p/error.h"
 #include "cp2p/keys.h"
 #include "cp2p/peer.h"
+#include "kad/ipns.h"
 #include "kad/kad_validate.h"
 
 /* "/ns/rest": sets the namespace and the rest; 0 when key has no namespace. */
@@ -36,7 +38,13 @@ static int validate_pk(const uint8_t *id_bytes, size_t id_len, const uint8_t *va
     return ok ? 0 : CP2P_EPEERID;
 }
 
-int cp2p_kad_validate(const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)
+static int is_ns(const uint8_t *ns, size_t ns_len, const char *name)
+{
+    return ns_len == strlen(name) && !memcmp(ns, name, ns_len);
+}
+
+int cp2p_kad_validate_at(const uint8_t *key, size_t key_len, const uint8_t *value,
+                         size_t value_len, int64_t now)
 {
     if ((!key && key_len) || (!value && value_len))
         return CP2P_EINVAL;
@@ -44,18 +52,44 @@ int cp2p_kad_validate(const uint8_t *key, size_t key_len, const uint8_t *value, 
     size_t ns_len, rest_len;
     if (!split(key, key_len, &ns, &ns_len, &rest, &rest_len))
         return 0;
-    if (ns_len == 2 && !memcmp(ns, "pk", 2))
+    if (is_ns(ns, ns_len, "pk"))
         return validate_pk(rest, rest_len, value, value_len);
+    if (is_ns(ns, ns_len, "ipns"))
+        return cp2p_ipns_validate(rest, rest_len, value, value_len, now, NULL);
     return CP2P_EUNSUPPORTED;
+}
+
+int cp2p_kad_validate(const uint8_t *key, size_t key_len, const uint8_t *value, size_t value_len)
+{
+    return cp2p_kad_validate_at(key, key_len, value, value_len, (int64_t)time(NULL));
+}
+
+int cp2p_kad_select_at(const uint8_t *key, size_t key_len, const uint8_t *const *values,
+                       const size_t *lens, size_t n, int64_t now)
+{
+    if ((!key && key_len) || (n && (!values || !lens)))
+        return CP2P_EINVAL;
+    const uint8_t *ns, *rest;
+    size_t ns_len, rest_len;
+    if (split(key, key_len, &ns, &ns_len, &rest, &rest_len) && is_ns(ns, ns_len, "ipns")) {
+        int best = CP2P_ENOTFOUND;
+        cp2p_ipns_data_t best_d = {0}, d;
+        for (size_t i = 0; i < n && i <= INT32_MAX; i++)
+            if (cp2p_ipns_validate(rest, rest_len, values[i], lens[i], now, &d) == 0 &&
+                (best < 0 || cp2p_ipns_compare(&d, &best_d) > 0)) {
+                best = (int)i;
+                best_d = d;
+            }
+        return best;
+    }
+    for (size_t i = 0; i < n && i <= INT32_MAX; i++)
+        if (cp2p_kad_validate_at(key, key_len, values[i], lens[i], now) == 0)
+            return (int)i;
+    return CP2P_ENOTFOUND;
 }
 
 int cp2p_kad_select(const uint8_t *key, size_t key_len, const uint8_t *const *values,
                     const size_t *lens, size_t n)
 {
-    if ((!key && key_len) || (n && (!values || !lens)))
-        return CP2P_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (cp2p_kad_validate(key, key_len, values[i], lens[i]) == 0)
-            return (int)i;
-    return CP2P_ENOTFOUND;
+    return cp2p_kad_select_at(key, key_len, values, lens, n, (int64_t)time(NULL));
 }
