@@ -35,6 +35,8 @@ typedef struct cp2p_host cp2p_host_t;
  * disconnected down to low. */
 #define CP2P_HOST_DEFAULT_CONN_LOW_WATER 160
 #define CP2P_HOST_DEFAULT_CONN_HIGH_WATER 192
+#define CP2P_HOST_DEFAULT_CONN_GRACE_MS 20000
+#define CP2P_HOST_NO_GRACE UINT32_MAX /* conn_grace_ms: trim new connections too */
 
 typedef struct cp2p_host_config {
     cp2p_privkey_t *identity;     /* the host takes ownership; NULL = a fresh Ed25519 key */
@@ -52,6 +54,8 @@ typedef struct cp2p_host_config {
     uint32_t negotiate_timeout_ms; /* also: how long a remote may read none of our output */
     uint32_t conn_low_water;      /* trim down to this many connections */
     uint32_t conn_high_water;     /* trim when a new connection goes over this; low <= high */
+    uint32_t conn_grace_ms;       /* trimming over high water spares connections younger than
+                                     this; CP2P_HOST_NO_GRACE for none */
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -100,8 +104,10 @@ int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char 
  * untagged before tagged at equal value, then the longest connected) until
  * at most conn_low_water connections remain. Returns the number of peers
  * disconnected. The host also trims when a new connection takes the count
- * over conn_high_water; a connect whose connection goes then ends with
- * CP2P_ECLOSED. */
+ * over conn_high_water, sparing peers connected for less than conn_grace_ms
+ * (as go-libp2p does: a new connection is not cut in the middle of its first
+ * requests); a connect whose connection goes then ends with CP2P_ECLOSED.
+ * This explicit call spares nobody. */
 size_t cp2p_host_trim(cp2p_host_t *h);
 
 /* status 0: connected to peer (peer is valid during the call only). */

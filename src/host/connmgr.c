@@ -17,6 +17,7 @@ typedef struct entry {
     size_t ntags;
     uint32_t conns;
     uint64_t since; /* order of connection: a counter, not a clock, so tests are exact */
+    uint64_t connected_ms;
 } entry_t;
 
 struct cp2p_connmgr {
@@ -128,13 +129,15 @@ int64_t cp2p_connmgr_value(const cp2p_connmgr_t *m, const cp2p_peer_id_t *peer)
     return e ? value_of(e) : 0;
 }
 
-int cp2p_connmgr_connected(cp2p_connmgr_t *m, const cp2p_peer_id_t *peer)
+int cp2p_connmgr_connected(cp2p_connmgr_t *m, const cp2p_peer_id_t *peer, uint64_t now_ms)
 {
     entry_t *e = find(m, peer);
     if (!e && !(e = add(m, peer)))
         return m->n == CP2P_CONNMGR_MAX_PEERS ? CP2P_ELIMIT : CP2P_ENOMEM;
-    if (e->conns++ == 0)
+    if (e->conns++ == 0) {
         e->since = m->seq++;
+        e->connected_ms = now_ms;
+    }
     return 0;
 }
 
@@ -159,8 +162,8 @@ static int less_valuable(const entry_t *a, const entry_t *b)
     return a->since < b->since;
 }
 
-size_t cp2p_connmgr_victims(const cp2p_connmgr_t *m, size_t excess, cp2p_peer_id_t *out,
-                            size_t cap)
+size_t cp2p_connmgr_victims(const cp2p_connmgr_t *m, size_t excess, uint64_t spare_after_ms,
+                            cp2p_peer_id_t *out, size_t cap)
 {
     /* Selection by repeated minimum: O(n * picks), and both are bounded by
      * the connection limit, so no scratch array is needed. */
@@ -170,7 +173,8 @@ size_t cp2p_connmgr_victims(const cp2p_connmgr_t *m, size_t excess, cp2p_peer_id
         const entry_t *best = NULL;
         for (size_t i = 0; i < m->n; i++) {
             const entry_t *e = &m->peers[i];
-            if (e->conns == 0 || (last && !less_valuable(last, e)))
+            if (e->conns == 0 || e->connected_ms > spare_after_ms ||
+                (last && !less_valuable(last, e)))
                 continue;
             if (!best || less_valuable(e, best))
                 best = e;

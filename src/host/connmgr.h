@@ -27,15 +27,16 @@ int cp2p_connmgr_untag(cp2p_connmgr_t *m, const cp2p_peer_id_t *peer, const char
 /* Sum of peer's tag weights (0 if untracked). */
 int64_t cp2p_connmgr_value(const cp2p_connmgr_t *m, const cp2p_peer_id_t *peer);
 
-/* One more or one less open connection to peer. A peer that cannot be
- * tracked (CP2P_ELIMIT) is simply never picked by trim. */
-int cp2p_connmgr_connected(cp2p_connmgr_t *m, const cp2p_peer_id_t *peer);
+/* One more or one less open connection to peer (now_ms: when). A peer that
+ * cannot be tracked (CP2P_ELIMIT) is simply never picked by trim. */
+int cp2p_connmgr_connected(cp2p_connmgr_t *m, const cp2p_peer_id_t *peer, uint64_t now_ms);
 void cp2p_connmgr_disconnected(cp2p_connmgr_t *m, const cp2p_peer_id_t *peer);
 
 /* The connected peers to disconnect so that at least excess connections go:
  * lowest value first, untagged before tagged at equal value, then the
- * longest connected first. Fills out[0..cap) and returns how many. */
-size_t cp2p_connmgr_victims(const cp2p_connmgr_t *m, size_t excess, cp2p_peer_id_t *out,
-                            size_t cap);
+ * longest connected first. Peers connected after spare_after_ms are spared
+ * (a grace period: UINT64_MAX spares none). Fills out[0..cap) and returns how many. */
+size_t cp2p_connmgr_victims(const cp2p_connmgr_t *m, size_t excess, uint64_t spare_after_ms,
+                            cp2p_peer_id_t *out, size_t cap);
 
 #endif

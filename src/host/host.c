@@ -30,7 +30,7 @@ struct cp2p_host {
     cp2p_peerstore_t *ps;
     cp2p_swarm_t *sw;
     cp2p_connmgr_t *cm;
-    uint32_t low_water, high_water;
+    uint32_t low_water, high_water, grace_ms;
     handler_t *handlers;
     size_t nhandlers;
     subscriber_t *subs;
@@ -85,6 +85,8 @@ static void hook_inbound_stream(void *ctx, cp2p_stream_t *s)
     hd->fn(s, hd->arg);
 }
 
+static size_t trim(cp2p_host_t *h, uint64_t spare_after_ms);
+
 static void hook_connected(void *ctx, cp2p_conn_t *c)
 {
     cp2p_host_t *h = ctx;
@@ -97,14 +99,14 @@ static void hook_connected(void *ctx, cp2p_conn_t *c)
     else
         cp2p_peerstore_touch(h->ps, peer);
     cp2p_peerstore_set_pubkey(h->ps, peer, cp2p_conn_remote_key(c));
-    if (cp2p_connmgr_connected(h->cm, peer))
+    if (cp2p_connmgr_connected(h->cm, peer, now))
         cp2p_log_warn("host", "connection manager full: a peer is not tracked");
     cp2p_event_t ev = {.type = CP2P_EVENT_CONNECTED, .peer = peer, .conn = c};
     cp2p_host_emit(h, &ev);
     /* After the event, so that subscribers never see a connection closed
      * before they heard of it. */
     if (!h->closing && cp2p_swarm_conn_count(h->sw) > h->high_water)
-        cp2p_host_trim(h);
+        trim(h, now >= h->grace_ms ? now - h->grace_ms : 0);
 }
 
 static void hook_disconnected(void *ctx, cp2p_conn_t *c)
@@ -214,6 +216,10 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
                               CP2P_HOST_DEFAULT_CONN_LOW_WATER);
     h->high_water = or_default(cfg, offsetof(cp2p_host_config_t, conn_high_water),
                                CP2P_HOST_DEFAULT_CONN_HIGH_WATER);
+    h->grace_ms = cfg && cfg->conn_grace_ms == CP2P_HOST_NO_GRACE
+                      ? 0
+                      : or_default(cfg, offsetof(cp2p_host_config_t, conn_grace_ms),
+                                   CP2P_HOST_DEFAULT_CONN_GRACE_MS);
     if (!rc && h->low_water > h->high_water)
         rc = CP2P_EINVAL;
 
@@ -335,7 +341,7 @@ int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char 
     return cp2p_connmgr_untag(h->cm, peer, tag);
 }
 
-size_t cp2p_host_trim(cp2p_host_t *h)
+static size_t trim(cp2p_host_t *h, uint64_t spare_after_ms)
 {
     size_t count = cp2p_swarm_conn_count(h->sw);
     if (count <= h->low_water)
@@ -346,7 +352,7 @@ size_t cp2p_host_trim(cp2p_host_t *h)
     cp2p_peer_id_t *victims = malloc(excess * sizeof *victims);
     if (!victims)
         return 0;
-    size_t n = cp2p_connmgr_victims(h->cm, excess, victims, excess);
+    size_t n = cp2p_connmgr_victims(h->cm, excess, spare_after_ms, victims, excess);
     for (size_t i = 0; i < n; i++) {
         cp2p_conn_t *c;
         /* Closing unlinks the connection at once, so this ends. */
@@ -358,6 +364,11 @@ size_t cp2p_host_trim(cp2p_host_t *h)
         cp2p_log_debug("host", "trimmed %zu peers (%zu connections, low water %u)", n, count,
                        (unsigned)h->low_water);
     return n;
+}
+
+size_t cp2p_host_trim(cp2p_host_t *h)
+{
+    return trim(h, UINT64_MAX);
 }
 
 /* ---- listening ---- */

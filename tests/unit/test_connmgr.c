@@ -64,11 +64,11 @@ static void test_peer_limit(void **state)
     }
     cp2p_peer_id_t extra = peer(CP2P_CONNMGR_MAX_PEERS);
     assert_int_equal(cp2p_connmgr_tag(m, &extra, "t", 1), CP2P_ELIMIT);
-    assert_int_equal(cp2p_connmgr_connected(m, &extra), CP2P_ELIMIT);
+    assert_int_equal(cp2p_connmgr_connected(m, &extra, 0), CP2P_ELIMIT);
     /* an untagged, unconnected peer leaves the table: room again */
     cp2p_peer_id_t first = peer(0);
     assert_int_equal(cp2p_connmgr_untag(m, &first, "t"), 0);
-    assert_int_equal(cp2p_connmgr_connected(m, &extra), 0);
+    assert_int_equal(cp2p_connmgr_connected(m, &extra, 0), 0);
     cp2p_connmgr_disconnected(m, &extra);
     cp2p_connmgr_disconnected(m, &extra); /* more than connected: ignored */
     cp2p_connmgr_free(m);
@@ -81,9 +81,9 @@ static void test_victims(void **state)
     cp2p_peer_id_t p[5], out[5];
     for (int i = 0; i < 5; i++) {
         p[i] = peer(i);
-        assert_int_equal(cp2p_connmgr_connected(m, &p[i]), 0); /* p0 oldest */
+        assert_int_equal(cp2p_connmgr_connected(m, &p[i], 0), 0); /* p0 oldest */
     }
-    assert_int_equal(cp2p_connmgr_connected(m, &p[4]), 0); /* p4: two connections */
+    assert_int_equal(cp2p_connmgr_connected(m, &p[4], 0), 0); /* p4: two connections */
     assert_int_equal(cp2p_connmgr_tag(m, &p[0], "keep", 10), 0);
     assert_int_equal(cp2p_connmgr_tag(m, &p[1], "zero", 0), 0);
     assert_int_equal(cp2p_connmgr_tag(m, &p[2], "bad", -5), 0);
@@ -91,20 +91,36 @@ static void test_victims(void **state)
     assert_int_equal(cp2p_connmgr_tag(m, &gone, "x", -100), 0); /* not connected: never picked */
 
     /* order: p2 (-5), p3 (untagged 0), p4 (untagged 0, newer), p1 (tagged 0), p0 (10) */
-    assert_int_equal(cp2p_connmgr_victims(m, 6, out, 5), 5);
+    assert_int_equal(cp2p_connmgr_victims(m, 6, UINT64_MAX, out, 5), 5);
     int want[] = {2, 3, 4, 1, 0};
     for (int i = 0; i < 5; i++)
         assert_true(cp2p_peer_id_equal(&out[i], &p[want[i]]));
     /* p4 frees two connections */
-    assert_int_equal(cp2p_connmgr_victims(m, 4, out, 5), 3);
-    assert_int_equal(cp2p_connmgr_victims(m, 0, out, 5), 0);
-    assert_int_equal(cp2p_connmgr_victims(m, 6, out, 2), 2); /* capped */
+    assert_int_equal(cp2p_connmgr_victims(m, 4, UINT64_MAX, out, 5), 3);
+    assert_int_equal(cp2p_connmgr_victims(m, 0, UINT64_MAX, out, 5), 0);
+    assert_int_equal(cp2p_connmgr_victims(m, 6, UINT64_MAX, out, 2), 2); /* capped */
 
     /* a peer that reconnects becomes the newest */
     cp2p_connmgr_disconnected(m, &p[3]);
-    assert_int_equal(cp2p_connmgr_connected(m, &p[3]), 0);
-    assert_int_equal(cp2p_connmgr_victims(m, 2, out, 5), 2);
+    assert_int_equal(cp2p_connmgr_connected(m, &p[3], 0), 0);
+    assert_int_equal(cp2p_connmgr_victims(m, 2, UINT64_MAX, out, 5), 2);
     assert_true(cp2p_peer_id_equal(&out[1], &p[4]));
+    cp2p_connmgr_free(m);
+}
+
+/* Peers connected within the grace period are spared by an automatic trim. */
+static void test_grace(void **state)
+{
+    cp2p_connmgr_t *m;
+    assert_int_equal(cp2p_connmgr_new(&m), 0);
+    cp2p_peer_id_t old = peer(1), young = peer(2);
+    assert_int_equal(cp2p_connmgr_connected(m, &old, 1000), 0);
+    assert_int_equal(cp2p_connmgr_connected(m, &young, 5000), 0);
+    cp2p_peer_id_t out[2];
+    assert_int_equal(cp2p_connmgr_victims(m, 2, 4000, out, 2), 1);
+    assert_true(cp2p_peer_id_equal(&out[0], &old));
+    assert_int_equal(cp2p_connmgr_victims(m, 2, 999, out, 2), 0);
+    assert_int_equal(cp2p_connmgr_victims(m, 2, UINT64_MAX, out, 2), 2);
     cp2p_connmgr_free(m);
 }
 
@@ -114,6 +130,7 @@ int main(void)
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_peer_limit),
         cmocka_unit_test(test_victims),
+        cmocka_unit_test(test_grace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -572,7 +572,8 @@ static void test_conn_manager_trims_over_high_water(void **state)
     cp2p_host_config_t inverted = {.conn_low_water = 5, .conn_high_water = 4};
     assert_int_equal(cp2p_host_new(&w.loop, &inverted, &bad), CP2P_EINVAL);
 
-    cp2p_host_config_t cfg = {.conn_low_water = 1, .conn_high_water = 1};
+    cp2p_host_config_t cfg = {.conn_low_water = 1, .conn_high_water = 1,
+                              .conn_grace_ms = CP2P_HOST_NO_GRACE};
     cp2p_host_t *a = host_new(&w, &cfg), *b = host_new(&w, NULL), *c = host_new(&w, NULL);
     cp2p_multiaddr_t addr_b, addr_c;
     unsigned port;
