@@ -54,6 +54,92 @@ static int take(cbor_t *c, uint64_t len, const uint8_t **s)
     return 0;
 }
 
+/* DAG-CBOR map keys are text, sorted by length then bytewise; this also
+ * forbids duplicates. */
+static int key_after(const uint8_t *k, uint64_t klen, const uint8_t *prev, size_t prev_len)
+{
+    return !prev || klen > prev_len || (klen == prev_len && memcmp(k, prev, klen) > 0);
+}
+
+/* Bounds for values under keys we do not know: depth keeps the recursion
+ * off the stack's edge, the item budget keeps hostile input from costing
+ * more than a fixed amount of work per record. */
+enum { SKIP_DEPTH = 8, SKIP_ITEMS = 1024 };
+
+/* Step over one well-formed DAG-CBOR value; malformed input stays an error. */
+static int skip(cbor_t *c, unsigned depth, unsigned *budget)
+{
+    const uint8_t *s;
+    uint64_t v;
+    int major, rc;
+    if (!depth || !*budget)
+        return CP2P_EPARSE;
+    (*budget)--;
+    if (c->off >= c->n)
+        return CP2P_ETRUNC;
+    if (c->p[c->off] >> 5 == 7) {
+        /* Only false, true, null and 64-bit floats exist in DAG-CBOR; a
+         * float's bits are not a length, so head()'s shortest-form rule
+         * does not apply. */
+        unsigned ai = c->p[c->off++] & 31u;
+        if (ai >= 20 && ai <= 22)
+            return 0;
+        if (ai != 27)
+            return CP2P_EPARSE;
+        return take(c, 8, &s);
+    }
+    if ((rc = head(c, &major, &v)))
+        return rc;
+    switch (major) {
+    case 0:
+    case 1:
+        return 0;
+    case 2:
+    case 3:
+        return take(c, v, &s);
+    case 4:
+        if (v > c->n - c->off)
+            return CP2P_ETRUNC;
+        for (uint64_t i = 0; i < v; i++)
+            if ((rc = skip(c, depth - 1, budget)))
+                return rc;
+        return 0;
+    case 5: {
+        if (v > (c->n - c->off) / 2)
+            return CP2P_ETRUNC;
+        const uint8_t *prev = NULL;
+        size_t prev_len = 0;
+        for (uint64_t i = 0; i < v; i++) {
+            const uint8_t *k;
+            uint64_t klen;
+            if ((rc = head(c, &major, &klen)))
+                return rc;
+            if (major != 3)
+                return CP2P_EPARSE;
+            if ((rc = take(c, klen, &k)))
+                return rc;
+            if (!key_after(k, klen, prev, prev_len))
+                return CP2P_EPARSE;
+            prev = k;
+            prev_len = (size_t)klen;
+            if ((rc = skip(c, depth - 1, budget)))
+                return rc;
+        }
+        return 0;
+    }
+    case 6:
+        /* Tag 42 (a CID) over a byte string is the only tag DAG-CBOR has. */
+        if (v != 42)
+            return CP2P_EPARSE;
+        if ((rc = head(c, &major, &v)))
+            return rc;
+        if (major != 2)
+            return CP2P_EPARSE;
+        return take(c, v, &s);
+    }
+    return CP2P_EPARSE;
+}
+
 static int key_is(const uint8_t *k, size_t n, const char *name)
 {
     return n == strlen(name) && !memcmp(k, name, n);
@@ -78,7 +164,7 @@ int cp2p_ipns_data_decode(const uint8_t *p, size_t n, cp2p_ipns_data_t *out)
         return CP2P_ETRUNC;
     const uint8_t *prev = NULL;
     size_t prev_len = 0;
-    unsigned seen = 0;
+    unsigned seen = 0, budget = SKIP_ITEMS;
     for (uint64_t i = 0; i < count; i++) {
         const uint8_t *k, *s = NULL;
         uint64_t klen, v;
@@ -90,10 +176,19 @@ int cp2p_ipns_data_decode(const uint8_t *p, size_t n, cp2p_ipns_data_t *out)
             return rc;
         /* DAG-CBOR sorts keys by length, then bytewise; this also forbids
          * duplicates, so no field can be given twice with two meanings. */
-        if (prev && (klen < prev_len || (klen == prev_len && memcmp(k, prev, klen) <= 0)))
+        if (!key_after(k, klen, prev, prev_len))
             return CP2P_EPARSE;
         prev = k;
         prev_len = (size_t)klen;
+        int known = key_is(k, klen, "Value") || key_is(k, klen, "Validity") ||
+                    key_is(k, klen, "ValidityType") || key_is(k, klen, "Sequence") ||
+                    key_is(k, klen, "TTL");
+        if (!known) {
+            /* The spec says unknown fields are ignored, whatever their shape. */
+            if ((rc = skip(&c, SKIP_DEPTH, &budget)))
+                return rc;
+            continue;
+        }
         if ((rc = head(&c, &major, &v)))
             return rc;
         if (major == 2 || major == 3) {

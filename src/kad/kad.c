@@ -45,6 +45,7 @@ struct kad_op {
     cp2p_kad_query_t *q;
     uint64_t deadline;
     int phase;           /* 0: lookup, 1: storing at the closest */
+    int started;         /* stepped once: answers and failures drive it now */
     size_t pending, ok, need;
     value_t *vals;
     size_t n_vals, max_vals;
@@ -150,6 +151,19 @@ static void on_tick(uv_timer_t *t)
     }
     if (!d->ops && !kad_rpc_busy(d))
         uv_timer_stop(&d->tick);
+}
+
+/* New operations take their first step here, out of the API call that made
+ * them (callbacks never run inside it) yet without waiting for a tick. */
+static void on_kick(uv_timer_t *t)
+{
+    cp2p_dht_t *d = t->data;
+    kad_op_t *next;
+    for (kad_op_t *op = d->ops; op; op = next) {
+        next = op->next;
+        if (!op->started)
+            step(op);
+    }
 }
 
 void kad_arm_tick(cp2p_dht_t *d)
@@ -444,6 +458,7 @@ static void step(kad_op_t *op)
 {
     cp2p_dht_t *d = op->d;
     uint64_t now = uv_now(d->loop);
+    op->started = 1;
     if (op->phase == 1) {
         if (op->ok >= op->need && op->need)
             finish(op, 0);
@@ -470,7 +485,7 @@ static void step(kad_op_t *op)
         lookup_done(op);
 }
 
-/* The caller sets the callback and what the kind needs before the next tick. */
+/* The caller sets the callback and what the kind needs before the next loop turn. */
 static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t key_len,
                     kad_op_t **out)
 {
@@ -508,6 +523,7 @@ static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t ke
     op->next = d->ops;
     d->ops = op;
     kad_arm_tick(d);
+    uv_timer_start(&d->kick, on_kick, 0, 0);
     if (out)
         *out = op;
     return 0;
@@ -577,7 +593,7 @@ static void on_maint(uv_timer_t *t)
                                       kad_wall_ms());
             if (op_start(d, OP_PUT, o->key, o->key_len, &op) == 0 &&
                 value_copy(op, o->value, o->value_len) < 0)
-                op->deadline = 0; /* fails at the next tick */
+                op->deadline = 0; /* fails at its first step */
         }
     }
     unsigned cpls[MAX_REFRESHES];
@@ -677,8 +693,9 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
         cp2p_kad_table_add(d->table, &saved[i], uv_now(d->loop), NULL);
     uv_timer_init(d->loop, &d->tick);
     uv_timer_init(d->loop, &d->maint);
-    d->tick.data = d->maint.data = d;
-    d->open_handles = 2;
+    uv_timer_init(d->loop, &d->kick);
+    d->tick.data = d->maint.data = d->kick.data = d;
+    d->open_handles = 3;
     uint64_t period = d->refresh_ms;
     if (d->record_republish_ms < period)
         period = d->record_republish_ms;
@@ -728,6 +745,7 @@ void cp2p_dht_free(cp2p_dht_t *d)
     free(d->protocol);
     uv_close((uv_handle_t *)&d->tick, on_handle_closed);
     uv_close((uv_handle_t *)&d->maint, on_handle_closed);
+    uv_close((uv_handle_t *)&d->kick, on_handle_closed);
 }
 
 int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
@@ -779,7 +797,7 @@ int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_
     op->cb.done = cb;
     op->arg = arg;
     if (value_copy(op, value, value_len) < 0)
-        op->deadline = 0; /* fails at the next tick */
+        op->deadline = 0; /* fails at its first step */
     return 0;
 }
 

@@ -54,7 +54,9 @@ struct cp2p_dht {
     cp2p_kad_table_t *table;
     cp2p_kad_store_t *store;
     cp2p_dht_stats_t stats;
-    uv_timer_t tick, maint;
+    /* tick only enforces deadlines; kick starts new operations on the next
+     * loop turn, so a lookup never waits for a tick that is already running. */
+    uv_timer_t tick, maint, kick;
     int open_handles;
     kad_rpc_t *rpcs;
     kad_srv_t *srvs;

@@ -14,6 +14,7 @@
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
 #include "cp2p/multiaddr.h"
+#include "kad/kad_rpc.h"
 
 #define N 5
 #define TIMEOUT_MS 400
@@ -256,12 +257,49 @@ static void test_free_cancels(void **state)
     end_world(&w);
 }
 
+static void tick_fired(uv_timer_t *t)
+{
+    (*(int *)t->data)++;
+}
+
+/* Lookups must move on answers, not on the deadline tick: with every tick
+ * parked on a callback that only counts, a put and a get still finish. */
+static void test_lookup_not_paced_by_tick(void **state)
+{
+    world_t w;
+    make_world(&w);
+    int fired = 0;
+    for (int i = 0; i < N; i++) {
+        uv_timer_stop(&w.d[i]->tick);
+        w.d[i]->tick.data = &fired;
+        uv_timer_start(&w.d[i]->tick, tick_fired, 10000, 0);
+    }
+    result_t r = {0}, g = {0};
+    assert_int_equal(cp2p_dht_put(w.d[N - 1], (const uint8_t *)"k", 1, (const uint8_t *)"v", 1,
+                                  on_done, &r), 0);
+    while (!r.done && !fired)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(cp2p_dht_get(w.d[0], (const uint8_t *)"k", 1, on_value, &g), 0);
+    while (!g.done && !fired)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(fired, 0);
+    assert_int_equal(g.status, 0);
+    assert_memory_equal(g.value, "v", 1);
+    for (int i = 0; i < N; i++) {
+        uv_timer_stop(&w.d[i]->tick);
+        w.d[i]->tick.data = w.d[i];
+    }
+    end_world(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_providers_find),
         cmocka_unit_test(test_hostile_peers_do_not_stall),
         cmocka_unit_test(test_free_cancels),
+        cmocka_unit_test(test_lookup_not_paced_by_tick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,6 +247,25 @@ static void test_truncated(void **state)
     cp2p_privkey_free(a);
 }
 
+/* A valid data map with an extra first key "_x" whose value is x. */
+static void extra_key(cp2p_buf_t *b, const uint8_t *x, size_t n)
+{
+    cp2p_buf_reset(b);
+    cbor_head(b, 5, 6);
+    cbor_str(b, 3, "_x");
+    assert_int_equal(cp2p_buf_append(b, x, n), 0);
+    cbor_str(b, 3, "TTL");
+    cbor_head(b, 0, 1);
+    cbor_str(b, 3, "Value");
+    cbor_str(b, 2, "v");
+    cbor_str(b, 3, "Sequence");
+    cbor_head(b, 0, 1000000);
+    cbor_str(b, 3, "Validity");
+    cbor_str(b, 2, LATER);
+    cbor_str(b, 3, "ValidityType");
+    cbor_head(b, 0, 0);
+}
+
 static void test_cbor_rules(void **state)
 {
     cp2p_ipns_data_t d;
@@ -266,25 +285,32 @@ static void test_cbor_rules(void **state)
     assert_int_equal(cp2p_ipns_data_decode(indef, sizeof indef, &d), CP2P_EPARSE);
     static const uint8_t many[] = {0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     assert_int_equal(cp2p_ipns_data_decode(many, sizeof many, &d), CP2P_ETRUNC);
-    /* Unknown extra keys with simple values are ignored; nested ones refused. */
-    cp2p_buf_reset(&b);
-    cbor_head(&b, 5, 6);
-    cbor_str(&b, 3, "_x");
-    cbor_str(&b, 3, "hi");
-    cbor_str(&b, 3, "TTL");
-    cbor_head(&b, 0, 1);
-    cbor_str(&b, 3, "Value");
-    cbor_str(&b, 2, "v");
-    cbor_str(&b, 3, "Sequence");
-    cbor_head(&b, 0, 1000000);
-    cbor_str(&b, 3, "Validity");
-    cbor_str(&b, 2, LATER);
-    cbor_str(&b, 3, "ValidityType");
-    cbor_head(&b, 0, 0);
+    /* Unknown extra keys are ignored whatever their value's shape. */
+    static const uint8_t str[] = {0x62, 'h', 'i'};
+    extra_key(&b, str, sizeof str);
     assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), 0);
     assert_true(d.sequence == 1000000 && d.value_len == 1 && d.value[0] == 'v');
-    b.data[4] = 0xa0; /* "_x" -> empty map */
-    assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), CP2P_EUNSUPPORTED);
+    /* {"a": [1, {"b": null}], "bb": 42(h'01'), "ccc": 1.0} like _namespace. */
+    static const uint8_t nested[] = {0xa3, 0x61, 'a',  0x82, 0x01, 0xa1, 0x61, 'b',
+                                     0xf6, 0x62, 'b',  'b',  0xd8, 0x2a, 0x41, 0x01,
+                                     0x63, 'c',  'c',  'c',  0xfb, 0x3f, 0xf0, 0,
+                                     0,    0,    0,    0,    0};
+    extra_key(&b, nested, sizeof nested);
+    assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), 0);
+    assert_true(d.sequence == 1000000 && d.value_len == 1 && d.value[0] == 'v');
+    /* Nine nested arrays: past the depth bound, refused. */
+    static const uint8_t deep[] = {0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x81, 0x80};
+    extra_key(&b, deep, sizeof deep);
+    assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), CP2P_EPARSE);
+    extra_key(&b, deep + 1, sizeof deep - 1);
+    assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), 0);
+    /* Malformed nested values stay errors: unsorted keys, a bad tag. */
+    static const uint8_t unsorted[] = {0xa2, 0x61, 'b', 0x01, 0x61, 'a', 0x01};
+    extra_key(&b, unsorted, sizeof unsorted);
+    assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), CP2P_EPARSE);
+    static const uint8_t tag[] = {0xc1, 0x01};
+    extra_key(&b, tag, sizeof tag);
+    assert_int_equal(cp2p_ipns_data_decode(b.data, b.len, &d), CP2P_EPARSE);
     cp2p_buf_free(&b);
 }
 
