@@ -2,6 +2,7 @@
 # 100 records are put from random nodes and read from random nodes; then a
 # third of the nodes are stopped at random and every record is read again.
 # Prints the lookup hops and latency percentiles of the reads.
+# ctest: run-serial
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 CP2P=$BUILD/cp2p

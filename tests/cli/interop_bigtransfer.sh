@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# ctest: run-serial
 # 256 MiB through one /echo/1.0.0 stream between cp2p and js-libp2p, both
 # directions, over yamux and mplex: the data must come back intact and cp2p's
 # peak memory must stay bounded (flow control end to end, or for mplex the
