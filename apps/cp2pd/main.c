@@ -1,6 +1,8 @@
 /* cp2pd: the daemon, a drop-in for go-libp2p-daemon (p2pd): its flags, its
  * start-up output and its control protocol (go-libp2p-daemon specs/CONTROL.md). */
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,44 +22,80 @@
 #define MAX_ADDRS 16
 
 /* Flags as p2pd (Go's flag package) takes them: -name or --name; booleans as
- * -name or -name=false, the others as -name value or -name=value. */
+ * -name or -name=false, the others as -name value or -name=value. Every p2pd
+ * flag is known, so scripts written for p2pd start cp2pd; the ones for features
+ * cp2p lacks are accepted with a warning (see unsupported below). */
 typedef struct opts {
     const char *listen, *host_addrs, *id, *muxer, *bootstrap_peers, *pubsub_router;
     const char *metrics_addr, *dht_datastore; /* cp2pd's own: p2pd has neither */
+    const char *announce_addrs, *config_file;
     int no_listen, noise, tls, plaintext, dht, dht_client, dht_server, bootstrap, pubsub, relay,
-        quiet;
+        quiet, conn_manager, config_stdin;
+    long conn_lo, conn_hi;
+    uint64_t conn_grace_ms, idle_timeout_ms;
+    /* accepted, no effect in cp2p */
+    int nat_port_map, autonat, auto_relay, force_public, force_private, pprof, pubsub_sign,
+        pubsub_sign_strict, deprecated;
+    long relay_hop_limit, pprof_port, persistent_max;
+    uint64_t gossip_interval_ms, gossip_delay_ms;
 } opts_t;
+
+enum kind { STR, BOOL, INT, DUR };
 
 static const struct flag {
     const char *name;
-    int is_bool;
+    enum kind kind;
     size_t off;
-    const char *help;
+    const char *help; /* NULL: no effect in cp2p; warn when set */
 } flags[] = {
-#define S(n, f, h) {n, 0, offsetof(opts_t, f), h}
-#define B(n, f, h) {n, 1, offsetof(opts_t, f), h}
-    S("listen", listen, "control socket multiaddr: /unix/<path> or /ip4/<ip>/tcp/<port> (default /unix/tmp/p2pd.sock)"),
-    S("hostAddrs", host_addrs, "comma separated multiaddrs the host listens on (default /ip4/0.0.0.0/tcp/0)"),
-    B("noListenAddrs", no_listen, "listen on no address (dial only)"),
-    S("id", id, "identity: a private key file in the libp2p protobuf format (default: a fresh Ed25519 key)"),
-    B("noise", noise, "offer /noise (default true)"),
-    B("tls", tls, "offer /tls/1.0.0 (default true)"),
-    B("plaintext", plaintext, "offer /plaintext/2.0.0 (default true)"),
-    S("muxer", muxer, "yamux or mplex (default yamux)"),
-    B("dht", dht, "enable the DHT in server mode"),
-    B("dhtClient", dht_client, "enable the DHT in client mode"),
-    B("dhtServer", dht_server, "enable the DHT in server mode"),
-    B("bootstrap", bootstrap, "connect to the bootstrap peers and bootstrap the DHT"),
-    B("b", bootstrap, "same as -bootstrap"),
-    S("bootstrapPeers", bootstrap_peers, "comma separated bootstrap peer multiaddrs with /p2p/<id>"),
-    B("pubsub", pubsub, "enable pubsub (not available yet: PUBSUB requests answer an error)"),
-    S("pubsubRouter", pubsub_router, "gossipsub or floodsub"),
-    B("relay", relay, "circuit relay (accepted for compatibility; cp2p has no relay yet)"),
-    B("q", quiet, "be quiet: print nothing at start-up"),
-    S("metricsAddr", metrics_addr, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT (cp2pd only)"),
-    S("dhtDatastore", dht_datastore, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
-#undef S
-#undef B
+#define F(k, n, f, h) {n, k, offsetof(opts_t, f), h}
+    F(STR, "listen", listen, "control socket multiaddr: /unix/<path> or /ip4/<ip>/tcp/<port> (default /unix/tmp/p2pd.sock)"),
+    F(STR, "hostAddrs", host_addrs, "comma separated multiaddrs the host listens on (default /ip4/0.0.0.0/tcp/0)"),
+    F(BOOL, "noListenAddrs", no_listen, "listen on no address (dial only)"),
+    F(STR, "id", id, "identity: a private key file in the libp2p protobuf format (default: a fresh Ed25519 key)"),
+    F(BOOL, "noise", noise, "offer /noise (default true)"),
+    F(BOOL, "tls", tls, "offer /tls/1.0.0 (default true)"),
+    F(BOOL, "plaintext", plaintext, "offer /plaintext/2.0.0: no encryption, for tests (default false; cp2pd only)"),
+    F(STR, "muxer", muxer, "yamux or mplex (default yamux; cp2pd only)"),
+    F(BOOL, "dht", dht, "enable the DHT in server mode"),
+    F(BOOL, "dhtClient", dht_client, "enable the DHT in client mode"),
+    F(BOOL, "dhtServer", dht_server, "enable the DHT in server mode"),
+    F(BOOL, "bootstrap", bootstrap, "connect to the bootstrap peers and bootstrap the DHT"),
+    F(BOOL, "b", bootstrap, "same as -bootstrap"),
+    F(STR, "bootstrapPeers", bootstrap_peers, "comma separated bootstrap peer multiaddrs with /p2p/<id>"),
+    F(BOOL, "connManager", conn_manager, "use -connLo, -connHi and -connGrace for the connection manager (without it: 160, 192, 20s)"),
+    F(INT, "connLo", conn_lo, "connection manager low water mark (default 256)"),
+    F(INT, "connHi", conn_hi, "connection manager high water mark (default 512)"),
+    F(DUR, "connGrace", conn_grace_ms, "connection manager grace period, a Go duration (default 2m0s)"),
+    F(DUR, "idleTimeout", idle_timeout_ms, "exit when no client has been connected for this long (default 0: never)"),
+    F(BOOL, "pubsub", pubsub, "enable pubsub (not available yet: PUBSUB requests answer an error)"),
+    F(STR, "pubsubRouter", pubsub_router, "gossipsub or floodsub"),
+    F(BOOL, "relay", relay, "circuit relay (accepted for compatibility; cp2p has no relay yet)"),
+    F(BOOL, "q", quiet, "be quiet: print nothing at start-up"),
+    F(STR, "metricsAddr", metrics_addr, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT"),
+    F(STR, "dhtDatastore", dht_datastore, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
+    F(STR, "announceAddrs", announce_addrs, "comma separated multiaddrs to announce instead of the listen addresses (not available yet: an error)"),
+    F(STR, "f", config_file, "a JSON config file (not available: an error; use flags)"),
+    F(BOOL, "i", config_stdin, "read a JSON config from stdin (not available: an error; use flags)"),
+    F(BOOL, "natPortMap", nat_port_map, NULL),
+    F(BOOL, "autonat", autonat, NULL),
+    F(BOOL, "autoRelay", auto_relay, NULL),
+    F(INT, "relayHopLimit", relay_hop_limit, NULL),
+    F(BOOL, "forceReachabilityPublic", force_public, NULL),
+    F(BOOL, "forceReachabilityPrivate", force_private, NULL),
+    F(BOOL, "pprof", pprof, NULL),
+    F(INT, "pprofPort", pprof_port, NULL),
+    F(BOOL, "pubsubSign", pubsub_sign, NULL),
+    F(BOOL, "pubsubSignStrict", pubsub_sign_strict, NULL),
+    F(DUR, "gossipsubHeartbeatInterval", gossip_interval_ms, NULL),
+    F(DUR, "gossipsubHeartbeatInitialDelay", gossip_delay_ms, NULL),
+    F(INT, "persistentConnMaxMsgSize", persistent_max, NULL),
+    /* deprecated in p2pd itself, where they do nothing either */
+    F(BOOL, "quic", deprecated, ""),
+    F(BOOL, "relayActive", deprecated, ""),
+    F(BOOL, "relayHop", deprecated, ""),
+    F(BOOL, "relayDiscovery", deprecated, ""),
+#undef F
 };
 
 static void usage(FILE *f)
@@ -65,8 +103,13 @@ static void usage(FILE *f)
     fprintf(f, "usage: cp2pd [flags]\n"
                "A libp2p daemon driven through the go-libp2p-daemon control protocol.\n");
     for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
-        fprintf(f, "  -%-15s %s\n", flags[i].name, flags[i].help);
-    fprintf(f, "set CP2P_LOG=error|warn|info|debug|trace for logs on stderr\n");
+        if (flags[i].help && *flags[i].help)
+            fprintf(f, "  -%-15s %s\n", flags[i].name, flags[i].help);
+    fprintf(f, "accepted for p2pd compatibility, no effect in cp2p (a warning when set):\n ");
+    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+        if (!flags[i].help)
+            fprintf(f, " -%s", flags[i].name);
+    fprintf(f, "\nset CP2P_LOG=error|warn|info|debug|trace for logs on stderr\n");
 }
 
 static int parse_bool(const char *v, int *out)
@@ -80,6 +123,53 @@ static int parse_bool(const char *v, int *out)
             return *out = 0, 0;
     }
     return -1;
+}
+
+static int parse_int(const char *v, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 0);
+    if (errno || end == v || *end)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* A Go time.Duration string ("90s", "1h30m", "250ms", "0") in milliseconds. */
+static int parse_duration(const char *v, uint64_t *out_ms)
+{
+    static const struct { const char *unit; double ms; } units[] = {
+        {"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1}, {"s", 1e3}, {"m", 6e4}, {"h", 3.6e6}};
+    if (!strcmp(v, "0"))
+        return *out_ms = 0, 0;
+    double total = 0;
+    const char *p = v;
+    if (!*p)
+        return -1;
+    while (*p) {
+        char *end;
+        if (!(*p >= '0' && *p <= '9') && *p != '.')
+            return -1;
+        double n = strtod(p, &end);
+        if (end == p)
+            return -1;
+        p = end;
+        size_t best = 0, best_len = 0;
+        for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+            size_t l = strlen(units[i].unit);
+            if (!strncmp(p, units[i].unit, l) && l > best_len)
+                best = i, best_len = l;
+        }
+        if (!best_len)
+            return -1;
+        total += n * units[best].ms;
+        p += best_len;
+    }
+    if (total > 1e15)
+        return -1;
+    *out_ms = (uint64_t)total;
+    return 0;
 }
 
 static int parse_flags(int argc, char **argv, opts_t *o)
@@ -107,19 +197,29 @@ static int parse_flags(int argc, char **argv, opts_t *o)
             return 2;
         }
         void *field = (char *)o + f->off;
-        if (f->is_bool) {
-            if (parse_bool(eq ? eq + 1 : "true", field) < 0) {
-                fprintf(stderr, "cp2pd: invalid boolean value %s for -%s\n", eq + 1, f->name);
-                return 2;
-            }
-        } else if (eq) {
-            *(const char **)field = eq + 1;
-        } else if (i + 1 < argc) {
-            *(const char **)field = argv[++i];
-        } else {
+        const char *v = eq ? eq + 1 : NULL;
+        if (f->kind == BOOL && !v)
+            v = "true";
+        if (!v && i + 1 < argc)
+            v = argv[++i];
+        if (!v) {
             fprintf(stderr, "cp2pd: flag needs an argument: -%s\n", f->name);
             return 2;
         }
+        int bad = 0;
+        switch (f->kind) {
+        case STR: *(const char **)field = v; break;
+        case BOOL: bad = parse_bool(v, field) < 0; break;
+        case INT: bad = parse_int(v, field) < 0; break;
+        case DUR: bad = parse_duration(v, field) < 0; break;
+        }
+        if (bad) {
+            fprintf(stderr, "cp2pd: invalid value \"%s\" for flag -%s\n", v, f->name);
+            return 2;
+        }
+        if (!f->help && !o->quiet && strcmp(v, "false") && strcmp(v, "0"))
+            fprintf(stderr, "cp2pd: -%s has no effect: cp2p does not have this feature yet\n",
+                    f->name);
     }
     return 0;
 }
@@ -132,6 +232,8 @@ typedef struct app {
     cp2p_daemon_t *daemon;
     cp2p_metrics_t *metrics;
     uv_signal_t sigint, sigterm;
+    uv_timer_t idle;
+    uint64_t idle_timeout_ms, idle_since;
     int closing;
 } app_t;
 
@@ -139,11 +241,16 @@ static void on_closed_handle(uv_handle_t *hd)
 {
 }
 
-static void host_closed(void *arg)
+static void close_handles(app_t *a)
 {
-    app_t *a = arg;
     uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
     uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+    uv_close((uv_handle_t *)&a->idle, on_closed_handle);
+}
+
+static void host_closed(void *arg)
+{
+    close_handles(arg);
 }
 
 static void daemon_closed(void *arg)
@@ -176,6 +283,23 @@ static void shutdown_app(app_t *a)
 static void on_signal(uv_signal_t *sig, int signum)
 {
     shutdown_app(sig->data);
+}
+
+/* -idleTimeout: p2pd exits when no client has used it for that long. */
+static void on_idle_check(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    cp2p_daemon_stats_t st;
+    cp2p_daemon_stats(a->daemon, &st);
+    uint64_t now = uv_now(&a->loop);
+    if (st.open_clients > 0) {
+        a->idle_since = now;
+    } else if (now - a->idle_since >= a->idle_timeout_ms) {
+        cp2p_log_info("cp2pd", "no client for %llu ms (-idleTimeout): exiting",
+                      (unsigned long long)(now - a->idle_since));
+        uv_timer_stop(t);
+        shutdown_app(a);
+    }
 }
 
 static int fail(app_t *a, const char *what, const char *detail)
@@ -286,8 +410,10 @@ static void print_startup(app_t *a, const opts_t *o)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.listen = "/unix/tmp/p2pd.sock", .noise = 1, .tls = 1, .plaintext = 1, .relay = 1,
-                .muxer = "yamux", .pubsub_router = "gossipsub"};
+    opts_t o = {.listen = "/unix/tmp/p2pd.sock", .noise = 1, .tls = 1, .relay = 1,
+                .muxer = "yamux", .pubsub_router = "gossipsub", .conn_lo = 256, .conn_hi = 512,
+                .conn_grace_ms = 120000, .pubsub_sign = 1, .pubsub_sign_strict = 1,
+                .persistent_max = 4 << 20};
     int rc = parse_flags(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
@@ -296,6 +422,13 @@ int main(int argc, char **argv)
         return fail(&a, "-muxer", "must be yamux or mplex");
     if (strcmp(o.pubsub_router, "gossipsub") && strcmp(o.pubsub_router, "floodsub"))
         return fail(&a, "-pubsubRouter", "must be gossipsub or floodsub");
+    if (o.config_file || o.config_stdin)
+        return fail(&a, o.config_file ? "-f" : "-i", "JSON configs are not available in cp2pd: use flags");
+    if (o.announce_addrs)
+        return fail(&a, "-announceAddrs", "not available yet in cp2pd");
+    if (o.conn_manager && (o.conn_lo < 0 || o.conn_hi <= 0 || o.conn_lo > o.conn_hi ||
+                           o.conn_hi > 1000000))
+        return fail(&a, "-connLo/-connHi", "need 0 <= low <= high <= 1000000");
     /* Offered in p2pd's order; a daemon that could secure nothing would only
      * fail every connection later. */
     const char *sec_id[3];
@@ -314,6 +447,17 @@ int main(int argc, char **argv)
     const char *mux_id[1] = {!strcmp(o.muxer, "yamux") ? "/yamux/1.0.0" : "/mplex/6.7.0"};
     cp2p_host_config_t cfg = {.muxers = mux_id, .n_muxers = 1, .security = sec_id,
                               .n_security = n_sec};
+    if (o.conn_manager) {
+        cfg.conn_low_water = o.conn_lo ? (uint32_t)o.conn_lo : 1; /* 0 would mean "default" */
+        cfg.conn_high_water = (uint32_t)o.conn_hi;
+        cfg.conn_grace_ms = o.conn_grace_ms == 0 ? CP2P_HOST_NO_GRACE
+                            : o.conn_grace_ms >= UINT32_MAX ? UINT32_MAX - 1
+                                                            : (uint32_t)o.conn_grace_ms;
+        /* room to go over high water, or the trim would never be reached */
+        uint32_t room = cfg.conn_high_water + cfg.conn_high_water / 4 + 8;
+        if (room > CP2P_HOST_DEFAULT_MAX_CONNECTIONS)
+            cfg.max_connections = room;
+    }
     if (o.id && (rc = cp2p_privkey_load_file(o.id, &cfg.identity)) < 0)
         return fail(&a, o.id, cp2p_strerror(rc));
 
@@ -321,7 +465,8 @@ int main(int argc, char **argv)
     uv_loop_init(&a.loop);
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
+    uv_timer_init(&a.loop, &a.idle);
+    a.sigint.data = a.sigterm.data = a.idle.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
 
@@ -329,8 +474,7 @@ int main(int argc, char **argv)
     rc = cp2p_host_new(&a.loop, &cfg, &a.h);
     if (rc < 0) {
         fail(&a, what, cp2p_strerror(rc));
-        uv_close((uv_handle_t *)&a.sigint, on_closed_handle);
-        uv_close((uv_handle_t *)&a.sigterm, on_closed_handle);
+        close_handles(&a);
         uv_run(&a.loop, UV_RUN_DEFAULT);
         uv_loop_close(&a.loop);
         return 1;
@@ -373,8 +517,15 @@ int main(int argc, char **argv)
                  cp2p_strerror(rc));
         code = fail(&a, what, detail);
         shutdown_app(&a);
-    } else if (!o.quiet) {
-        print_startup(&a, &o);
+    } else {
+        if (!o.quiet)
+            print_startup(&a, &o);
+        if (o.idle_timeout_ms) {
+            a.idle_timeout_ms = o.idle_timeout_ms;
+            a.idle_since = uv_now(&a.loop);
+            uint64_t every = o.idle_timeout_ms < 1000 ? o.idle_timeout_ms : 1000;
+            uv_timer_start(&a.idle, on_idle_check, every, every);
+        }
     }
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);

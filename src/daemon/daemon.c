@@ -996,6 +996,7 @@ int cp2p_daemon_control_addr(const cp2p_daemon_t *d, cp2p_multiaddr_t *out)
 void cp2p_daemon_stats(const cp2p_daemon_t *d, cp2p_daemon_stats_t *out)
 {
     *out = d->stats;
+    out->open_clients = d->n_clients;
 }
 
 void cp2p_daemon_close(cp2p_daemon_t *d, void (*done)(void *arg), void *arg)

@@ -24,6 +24,7 @@ typedef struct cp2p_daemon_config {
 typedef struct cp2p_daemon_stats {
     uint64_t clients;          /* control connections accepted */
     uint64_t clients_rejected; /* closed at once: over max_clients */
+    uint64_t open_clients;     /* control connections and bridged streams open now */
     uint64_t bad_requests;     /* malformed or invalid requests, broken framing */
     uint64_t streams;          /* host streams bridged to a client socket */
     uint64_t handler_failures; /* inbound streams whose handler address did not answer */

@@ -37,65 +37,17 @@ start b; B_CTL=$CTL; B_ID=$ID
 sleep 0.5; [ ! -s "$TMP/q.out" ] || fail "-q printed: $(cat "$TMP/q.out")"
 [ -S "$TMP/q.sock" ] || fail "unix control socket missing"
 
-python3 - "$A_CTL" "$B_CTL" "$TMP/q.sock" <<'PY'
-import os, socket, sys, time
+PYTHONPATH=$(dirname "$0") python3 - "$A_CTL" "$B_CTL" "$TMP/q.sock" <<'PY'
+import os, sys, time
+from p2pd_client import varint, field, parse, frame, conn, read_msg, identify, connect
 A, B, QSOCK = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 
-def varint(n):
-    out = b''
-    while True:
-        b = n & 0x7f; n >>= 7
-        out += bytes([b | (0x80 if n else 0)])
-        if not n: return out
-def field(num, wt, payload):
-    return varint(num << 3 | wt) + (varint(payload) if wt == 0 else varint(len(payload)) + payload)
-def parse(b):
-    i, out = 0, {}
-    while i < len(b):
-        k, i = rd(b, i); num, wt = k >> 3, k & 7
-        if wt == 0: v, i = rd(b, i)
-        else:
-            l, i = rd(b, i); v = b[i:i+l]; i += l
-        out.setdefault(num, []).append(v)
-    return out
-def rd(b, i):
-    n = s = 0
-    while True:
-        c = b[i]; i += 1; n |= (c & 0x7f) << s; s += 7
-        if c < 0x80: return n, i
-def frame(m): return varint(len(m)) + m
-def conn(port=None):
-    if port is None:
-        s = socket.socket(socket.AF_UNIX); s.connect(QSOCK)
-    else:
-        s = socket.create_connection(('127.0.0.1', port))
-    s.settimeout(20)
-    return s
-pending = {}
-def read_msg(s):
-    buf = pending.pop(s, b'')
-    while True:
-        try: n, i = rd(buf, 0)
-        except IndexError: n = None
-        if n is not None and len(buf) - i >= n:
-            pending[s] = buf[i+n:]
-            return parse(buf[i:i+n])
-        c = s.recv(65536)
-        if not c: raise EOFError('closed')
-        buf += c
-def identify(port=None):
-    s = conn(port); s.sendall(frame(field(1, 0, 0))); r = read_msg(s); s.close()
-    assert r[1] == [0], r
-    info = parse(r[4][0])
-    return info[1][0], info.get(2, [])
 def check(what):
-    identify(A); identify(B); identify()
+    identify(A); identify(B); identify(QSOCK)
     print('ok', what, flush=True)
 
 b_id, b_addrs = identify(B)
-s = conn(A)
-s.sendall(frame(field(1, 0, 1) + field(2, 2, field(1, 2, b_id) + b''.join(field(2, 2, a) for a in b_addrs))))
-r = read_msg(s); s.close()
+r = connect(A, b_id, b_addrs)
 assert r[1] == [0], r
 check('identify over tcp and unix, connect')
 

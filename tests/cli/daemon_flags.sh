@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# cp2pd takes every p2pd flag: -connManager/-connLo/-connHi/-connGrace trim
+# connections (and spare tagged peers), -idleTimeout ends an unused daemon,
+# features cp2p lacks are accepted with a warning, bad values exit 2.
+set -euo pipefail
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+D=$BUILD/cp2pd
+fail() { echo "FAIL: $*" >&2; exit 1; }
+command -v python3 >/dev/null || fail "python3 is needed"
+TMP=$(mktemp -d)
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
+
+echo "== flag values"
+for bad in "-connGrace 5x" "-connLo many" "-idleTimeout -1s" "-natPortMap=maybe"; do
+    rc=0; "$D" $bad -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+    [ $rc = 2 ] && grep -q 'invalid value' "$TMP/e" || fail "$bad: rc $rc: $(cat "$TMP/e")"
+done
+rc=0; "$D" -f "$TMP/none.json" 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q 'JSON' "$TMP/e" || fail "-f: rc $rc"
+rc=0; "$D" -connManager -connLo 10 -connHi 5 -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q 'connLo' "$TMP/e" || fail "-connLo > -connHi: rc $rc"
+
+start() { # NAME ARGS...: sets CTL (control port)
+    "$D" -listen /ip4/127.0.0.1/tcp/0 -hostAddrs=/ip4/127.0.0.1/tcp/0 "${@:2}" >"$TMP/$1.out" 2>"$TMP/$1.err" &
+    PIDS+=($!)
+    for _ in $(seq 50); do grep -q '^Peer Addrs:' "$TMP/$1.out" && break; sleep 0.1; done
+    grep -q '^Peer Addrs:' "$TMP/$1.out" || { cat "$TMP/$1.err"; fail "$1 did not start"; }
+    CTL=$(sed -n 's#^Control socket: /ip4/127.0.0.1/tcp/##p' "$TMP/$1.out")
+}
+
+echo "== accepted p2pd flags without effect"
+start w -natPortMap -autonat -pprofPort 6061 -quic -relayHop -gossipsubHeartbeatInterval 700ms
+grep -q -- '-natPortMap has no effect' "$TMP/w.err" || fail "no warning for -natPortMap"
+grep -q -- '-quic' "$TMP/w.err" && fail "a warning for -quic, which p2pd deprecated itself"
+W=$CTL
+
+echo "== -idleTimeout"
+start idle -idleTimeout 1500ms
+IDLE_PID=${PIDS[-1]}
+exec 3<>/dev/tcp/127.0.0.1/$CTL # a client holds it open
+sleep 2.5
+kill -0 $IDLE_PID 2>/dev/null || fail "-idleTimeout ended a daemon that had a client"
+exec 3>&-
+for _ in $(seq 50); do kill -0 $IDLE_PID 2>/dev/null || break; sleep 0.1; done
+kill -0 $IDLE_PID 2>/dev/null && fail "-idleTimeout 1500ms: still running 5 s after its last client left"
+wait $IDLE_PID || fail "-idleTimeout exit status $?"
+
+echo "== -connManager"
+PEERS=()
+for i in 0 1 2 3; do start p$i; PEERS+=($CTL); done
+start trim -connManager -connLo 1 -connHi 2 -connGrace 0; T=$CTL
+start keep; K=$CTL
+PYTHONPATH=$(dirname "$0") python3 - "$T" "$K" "$W" "${PEERS[@]}" <<'PY'
+import sys, time
+from p2pd_client import identify, connect, list_peers, tag_peer
+T, K, W, peers = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), [int(p) for p in sys.argv[4:]]
+infos = [identify(p) for p in peers]
+
+def connect_all(where):
+    for i, (pid, addrs) in enumerate(infos):
+        r = connect(where, pid, addrs)  # may answer "closed" once trims begin
+        if i == 0:
+            assert r[1] == [0], r
+            assert tag_peer(where, pid, 'precious', 100)[1] == [0]
+
+def settle(where, want):
+    for _ in range(50):
+        got = list_peers(where)
+        if want(got): return got
+        time.sleep(0.1)
+    return got
+
+connect_all(T)
+got = settle(T, lambda g: len(g) <= 2)
+assert len(got) <= 2, 'over -connHi 2 and not trimmed: %d peers' % len(got)
+assert infos[0][0] in got, 'the tagged peer was trimmed'
+connect_all(K)   # no -connManager: the defaults (160/192) keep all four
+got = settle(K, lambda g: len(g) >= 4)
+assert len(got) == 4, 'without -connManager: %d peers' % len(got)
+identify(W)
+print('ok: -connManager trimmed to %d and kept the tagged peer; defaults kept 4' % len(list_peers(T)))
+PY
+echo PASS
