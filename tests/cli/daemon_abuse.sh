@@ -2,14 +2,9 @@
 # cp2pd as p2pd: flags and start-up output, then hostile control clients
 # (garbage, oversized frames, disconnects mid-request, thousands of streams and
 # connections): after each, the daemon must still answer IDENTIFY.
-set -euo pipefail
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 D=$BUILD/cp2pd
-fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v python3 >/dev/null || fail "python3 is needed"
-TMP=$(mktemp -d)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
 echo "== flags"
 "$D" -h | grep -q -- '-hostAddrs' || fail "-h lacks -hostAddrs"
@@ -19,19 +14,11 @@ rc=0; "$D" -nosuchflag 2>"$TMP/e" || rc=$?
 rc=0; "$D" -muxer spdy 2>/dev/null || rc=$?; [ $rc = 1 ] || fail "bad -muxer accepted"
 rc=0; "$D" -listen /unix/$TMP/x.sock -id /nonexistent 2>/dev/null || rc=$?; [ $rc = 1 ] || fail "missing -id accepted"
 
-start() { # NAME ARGS...: sets CTL (control port) and ID
-    "$D" -listen /ip4/127.0.0.1/tcp/0 -hostAddrs=/ip4/127.0.0.1/tcp/0 "${@:2}" >"$TMP/$1.out" 2>"$TMP/$1.err" &
-    PIDS+=($!)
-    for _ in $(seq 50); do grep -q '^Peer Addrs:' "$TMP/$1.out" && break; sleep 0.1; done
-    grep -q '^Peer Addrs:' "$TMP/$1.out" || { cat "$TMP/$1.err"; fail "$1 did not start"; }
-    CTL=$(sed -n 's#^Control socket: /ip4/127.0.0.1/tcp/##p' "$TMP/$1.out")
-    ID=$(sed -n 's/^Peer ID: //p' "$TMP/$1.out")
-}
-start a -id "$(dirname "$0")/../fixtures/keys/rsa-2048.key"
+start_cp2pd a -id "$(dirname "$0")/../fixtures/keys/rsa-2048.key"
 A_CTL=$CTL; A_ID=$ID
 [[ $A_ID == Qm* ]] || fail "-id with an RSA key gave peer ID $A_ID"
 grep -E -q '^/ip4/127\.0\.0\.1/tcp/[0-9]+$' "$TMP/a.out" || fail "no host address under Peer Addrs"
-start b; B_CTL=$CTL; B_ID=$ID
+start_cp2pd b; B_CTL=$CTL; B_ID=$ID
 [ "$A_ID" != "$B_ID" ] || fail "two daemons with one ID"
 "$D" -q -listen /unix/$TMP/q.sock -noListenAddrs >"$TMP/q.out" 2>&1 & PIDS+=($!)
 sleep 0.5; [ ! -s "$TMP/q.out" ] || fail "-q printed: $(cat "$TMP/q.out")"

@@ -2,14 +2,9 @@
 # cp2pd takes every p2pd flag: -connManager/-connLo/-connHi/-connGrace trim
 # connections (and spare tagged peers), -idleTimeout ends an unused daemon,
 # features cp2p lacks are accepted with a warning, bad values exit 2.
-set -euo pipefail
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 D=$BUILD/cp2pd
-fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v python3 >/dev/null || fail "python3 is needed"
-TMP=$(mktemp -d)
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
 echo "== flag values"
 for bad in "-connGrace 5x" "-connLo many" "-idleTimeout -1s" "-natPortMap=maybe"; do
@@ -21,23 +16,16 @@ rc=0; "$D" -f "$TMP/none.json" 2>"$TMP/e" || rc=$?
 rc=0; "$D" -connManager -connLo 10 -connHi 5 -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
 [ $rc = 1 ] && grep -q 'connLo' "$TMP/e" || fail "-connLo > -connHi: rc $rc"
 
-start() { # NAME ARGS...: sets CTL (control port)
-    "$D" -listen /ip4/127.0.0.1/tcp/0 -hostAddrs=/ip4/127.0.0.1/tcp/0 "${@:2}" >"$TMP/$1.out" 2>"$TMP/$1.err" &
-    PIDS+=($!)
-    for _ in $(seq 50); do grep -q '^Peer Addrs:' "$TMP/$1.out" && break; sleep 0.1; done
-    grep -q '^Peer Addrs:' "$TMP/$1.out" || { cat "$TMP/$1.err"; fail "$1 did not start"; }
-    CTL=$(sed -n 's#^Control socket: /ip4/127.0.0.1/tcp/##p' "$TMP/$1.out")
-}
 
 echo "== accepted p2pd flags without effect"
-start w -natPortMap -autonat -pprofPort 6061 -quic -relayHop -gossipsubHeartbeatInterval 700ms
+start_cp2pd w -natPortMap -autonat -pprofPort 6061 -quic -relayHop -gossipsubHeartbeatInterval 700ms
 grep -q -- '-natPortMap has no effect' "$TMP/w.err" || fail "no warning for -natPortMap"
 grep -q -- '-quic' "$TMP/w.err" && fail "a warning for -quic, which p2pd deprecated itself"
 W=$CTL
 
 echo "== -idleTimeout"
-start idle -idleTimeout 1500ms
-IDLE_PID=${PIDS[-1]}
+start_cp2pd idle -idleTimeout 1500ms
+IDLE_PID=$DAEMON_PID
 exec 3<>/dev/tcp/127.0.0.1/$CTL # a client holds it open
 sleep 2.5
 kill -0 $IDLE_PID 2>/dev/null || fail "-idleTimeout ended a daemon that had a client"
@@ -48,9 +36,9 @@ wait $IDLE_PID || fail "-idleTimeout exit status $?"
 
 echo "== -connManager"
 PEERS=()
-for i in 0 1 2 3; do start p$i; PEERS+=($CTL); done
-start trim -connManager -connLo 1 -connHi 2 -connGrace 0; T=$CTL
-start keep; K=$CTL
+for i in 0 1 2 3; do start_cp2pd p$i; PEERS+=($CTL); done
+start_cp2pd trim -connManager -connLo 1 -connHi 2 -connGrace 0; T=$CTL
+start_cp2pd keep; K=$CTL
 PYTHONPATH=$(dirname "$0") python3 - "$T" "$K" "$W" "${PEERS[@]}" <<'PY'
 import sys, time
 from p2pd_client import identify, connect, list_peers, tag_peer

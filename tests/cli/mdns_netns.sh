@@ -4,30 +4,14 @@
 # find each other over IPv4 and IPv6, addresses of a stopped or killed host
 # expire, hostile packets are counted and survived, and cp2p and js-libp2p
 # (@libp2p/mdns) find each other both ways.
-set -euo pipefail
-
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 INTEROP=$(cd "$(dirname "$0")/../interop" && pwd)
 P=cp2pm$$ # namespace prefix, unique per run
 SW=${P}sw
 N=4
-TMP=$(mktemp -d)
-PIDS=()
 NSS=()
-
-SHOW_ON_FAIL=() # more files to print when a check fails
-
-show() { for f in "$@"; do echo "--- $f:" >&2; cat "$TMP/$f" >&2 2>/dev/null || true; done; }
-fail() { show "${SHOW_ON_FAIL[@]}"; echo "FAIL: $*" >&2; exit 1; }
-
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+cleanup_more() { for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done; }
 
 [ -x "$CP2P" ] || fail "$CP2P not built"
 if ! ip netns add "$SW" 2>/dev/null; then
@@ -64,16 +48,6 @@ start_cp2p() {
     printf -v "ID_$name" %s "$id"
 }
 
-# wait_line FILE REGEX [SECONDS]: print the first matching line once it appears.
-wait_line() {
-    local i
-    for ((i = 0; i < ${3:-20} * 10; i++)); do
-        if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "--- $1:" >&2; cat "$1" >&2 || true
-    fail "no line matching '$2' in $1"
-}
 
 echo "== cp2p hosts discover each other"
 start_cp2p 0 a --listen /ip4/0.0.0.0/tcp/0 --listen /ip6/::/tcp/0

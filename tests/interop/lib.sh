@@ -1,13 +1,9 @@
 # Shared by tests/cli/interop_*.sh: start cp2p and js-libp2p peers and check
 # their output. Sourced with the build directory as $1.
-set -euo pipefail
-
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib/common.sh"
 INTEROP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CP2P=$BUILD/cp2p
 MUXERS=${CP2P_INTEROP_MUXERS:-"yamux mplex"}
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # A missing js side is a failure, not a skip: a skipped interop test looks green.
 [ -f "$INTEROP/node_modules/libp2p/package.json" ] ||
@@ -15,27 +11,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 command -v node >/dev/null || fail "node is not installed (node 20 or later is needed)"
 [ -x "$CP2P" ] || fail "$CP2P not built"
 
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
 js() { (cd "$INTEROP" && exec node --import ./polyfill.mjs peer.mjs "$@"); }
-
-# wait_line FILE REGEX [SECONDS]: print the first matching line once it appears.
-wait_line() {
-    local i
-    for ((i = 0; i < ${3:-20} * 10; i++)); do
-        if grep -m1 -E "$2" "$1" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "--- $1:" >&2; cat "$1" >&2 || true
-    fail "no line matching '$2' in $1"
-}
 
 # start_js NAME ARGS...: a js peer listening on loopback; sets JS_ADDR and JS_ID.
 start_js() {
@@ -74,4 +50,3 @@ run_measured() {
     RC=0; wait "$pid" || RC=$?
 }
 
-show() { for f in "$@"; do echo "--- $f:"; cat "$TMP/$f" 2>/dev/null || true; done; }
