@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "cp2p/host.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/peer.h"
 
@@ -128,6 +129,9 @@ typedef struct cp2p_dht_holdings {
     size_t providers;
 } cp2p_dht_holdings_t;
 void cp2p_dht_holdings(const cp2p_dht_t *d, cp2p_dht_holdings_t *out);
+
+/* The DHT's samples for /metrics: a cp2p_metrics_collect_fn taking a cp2p_dht_t. */
+size_t cp2p_dht_metrics(const void *dht, cp2p_metric_t *out, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cp2p/host.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/peer.h"
 
@@ -63,6 +64,8 @@ int cp2p_mdns_start(cp2p_host_t *h, const cp2p_mdns_config_t *cfg, cp2p_mdns_eve
  * NULL) runs once m is freed. No event is delivered after this call. */
 void cp2p_mdns_stop(cp2p_mdns_t *m, void (*done)(void *arg), void *arg);
 void cp2p_mdns_stats(const cp2p_mdns_t *m, cp2p_mdns_stats_t *out);
+/* The samples for /metrics: a cp2p_metrics_collect_fn taking a cp2p_mdns_t. */
+size_t cp2p_mdns_metrics(const void *mdns, cp2p_metric_t *out, size_t cap);
 /* The random (or configured) name we answer with. */
 const char *cp2p_mdns_peer_name(const cp2p_mdns_t *m);
 

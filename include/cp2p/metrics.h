@@ -1,7 +1,9 @@
 /* Health and metrics over HTTP: a tiny HTTP/1.1 server on the host's loop
  * answering GET /healthz (for liveness and readiness probes) and GET /metrics
- * (Prometheus text format 0.0.4) from the host's counters and, when given,
- * the DHT's and mDNS's. Loop thread only.
+ * (Prometheus text format 0.0.4) from the host's counters and those of the
+ * sources it is given: subsystems above the host (the DHT, mDNS...) each
+ * offer a cp2p_metrics_collect_fn, so the host knows none of them. Loop
+ * thread only.
  *
  * Every client is hostile: a request is at most CP2P_METRICS_MAX_REQUEST
  * bytes and must arrive within the idle timeout, clients beyond max_clients
@@ -13,9 +15,7 @@
 #include <stdint.h>
 
 #include "cp2p/buf.h"
-#include "cp2p/dht.h"
 #include "cp2p/host.h"
-#include "cp2p/mdns.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,13 +24,32 @@ extern "C" {
 #define CP2P_METRICS_MAX_REQUEST 4096          /* request line and headers */
 #define CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS 5000 /* from accept to a whole request */
 #define CP2P_METRICS_DEFAULT_MAX_CLIENTS 64
+#define CP2P_METRICS_MAX_SOURCES 8
+#define CP2P_METRICS_MAX_PER_SOURCE 32
 
 typedef struct cp2p_metrics cp2p_metrics_t;
 
+/* One sample a subsystem reports; the strings are static. */
+typedef struct cp2p_metric {
+    const char *name; /* e.g. "cp2p_dht_records" */
+    const char *type; /* "counter" or "gauge" */
+    const char *help;
+    uint64_t value;
+} cp2p_metric_t;
+
+/* Fills out[0..cap) with the subsystem's samples and returns how many it
+ * filled. */
+typedef size_t (*cp2p_metrics_collect_fn)(const void *subsystem, cp2p_metric_t *out, size_t cap);
+
+typedef struct cp2p_metrics_source {
+    cp2p_metrics_collect_fn collect;
+    const void *subsystem; /* borrowed: must outlive the server */
+} cp2p_metrics_source_t;
+
 typedef struct cp2p_metrics_config {
     const char *listen;          /* "IP:PORT", e.g. "0.0.0.0:8080", "[::]:8080", "127.0.0.1:0" */
-    const cp2p_dht_t *dht;       /* optional, borrowed: must outlive the server */
-    const cp2p_mdns_t *mdns;     /* optional, borrowed: must outlive the server */
+    /* e.g. {cp2p_dht_metrics, dht}, {cp2p_mdns_metrics, mdns}; a NULL collect ends the list */
+    cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
     uint32_t idle_timeout_ms;    /* 0 = CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS */
     uint32_t max_clients;        /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS */
 } cp2p_metrics_config_t;
@@ -52,10 +71,9 @@ void cp2p_metrics_stats(const cp2p_metrics_t *m, cp2p_metrics_stats_t *out);
 /* Close the listener and every client; done (may be NULL) runs once m is freed. */
 void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg);
 
-/* The /metrics body: appends the Prometheus text for h, and dht and mdns
- * when not NULL, to out. */
-int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t *mdns,
-                        cp2p_buf_t *out);
+/* The /metrics body: appends the Prometheus text for h and the sources (up
+ * to CP2P_METRICS_MAX_SOURCES; a NULL collect ends the list) to out. */
+int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp2p_buf_t *out);
 
 #ifdef __cplusplus
 }

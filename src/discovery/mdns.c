@@ -876,6 +876,24 @@ void cp2p_mdns_stats(const cp2p_mdns_t *m, cp2p_mdns_stats_t *out)
     *out = *cp2p_mdns_engine_stats(m->e);
 }
 
+size_t cp2p_mdns_metrics(const void *mdns, cp2p_metric_t *out, size_t cap)
+{
+    cp2p_mdns_stats_t s;
+    cp2p_mdns_stats(mdns, &s);
+    const cp2p_metric_t all[] = {
+        {"cp2p_mdns_discovered_total", "counter", "Peer addresses discovered with mDNS.", s.discovered},
+        {"cp2p_mdns_expired_total", "counter", "Peer addresses expired.", s.expired},
+        {"cp2p_mdns_packets_received_total", "counter", "mDNS packets received.", s.rx_packets},
+        {"cp2p_mdns_packets_malformed_total", "counter", "mDNS packets dropped as malformed.", s.rx_malformed},
+        {"cp2p_mdns_packets_rejected_total", "counter", "mDNS records for our service dropped as wrong.", s.rx_rejected},
+        {"cp2p_mdns_packets_sent_total", "counter", "mDNS packets sent.", s.tx_packets},
+        {"cp2p_mdns_send_errors_total", "counter", "mDNS packets that could not be sent.", s.tx_errors},
+    };
+    size_t n = sizeof all / sizeof *all < cap ? sizeof all / sizeof *all : cap;
+    memcpy(out, all, n * sizeof *out);
+    return n;
+}
+
 const char *cp2p_mdns_peer_name(const cp2p_mdns_t *m)
 {
     return cp2p_mdns_engine_peer_name(m->e);

@@ -1,7 +1,7 @@
 /* Health and metrics over HTTP/1.1 (RFC 9112, the subset a probe and a
  * Prometheus scraper use) on the host's loop; the body of /metrics is the
- * Prometheus text exposition format 0.0.4. It reads the DHT's and mDNS's
- * counters through their public headers: it sits beside the programs, on top. */
+ * Prometheus text exposition format 0.0.4. Subsystems above the host give
+ * their samples through cp2p_metrics_source_t. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "cp2p/error.h"
 #include "cp2p/log.h"
 #include "cp2p/metrics.h"
+#include "cp2p/multiaddr.h"
 
 #define MAX_METHOD 16
 #define MAX_TARGET 2048
@@ -18,8 +19,7 @@ typedef struct client client_t;
 
 struct cp2p_metrics {
     cp2p_host_t *h;
-    const cp2p_dht_t *dht;
-    const cp2p_mdns_t *mdns;
+    cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
     uv_tcp_t listener;
     uint32_t idle_ms, max_clients, n_clients;
     client_t *clients;
@@ -107,8 +107,7 @@ static size_t listen_addr_count(cp2p_host_t *h)
     return n;
 }
 
-int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t *mdns,
-                        cp2p_buf_t *b)
+int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp2p_buf_t *b)
 {
     if (!h || !b)
         return CP2P_EINVAL;
@@ -149,44 +148,11 @@ int cp2p_metrics_render(cp2p_host_t *h, const cp2p_dht_t *dht, const cp2p_mdns_t
                           "Stream payload bytes sent.", hs.bytes_out);
     rc = rc ? rc : metric(b, "cp2p_peerstore_peers", "gauge", "Peers in the peerstore.",
                           cp2p_peerstore_count(cp2p_host_peerstore(h)));
-    if (!rc && dht) {
-        const cp2p_dht_stats_t *ds = cp2p_dht_stats(dht);
-        rc = metric(b, "cp2p_dht_routing_table_peers", "gauge", "Peers in the routing table.",
-                    cp2p_dht_routing_table_size(dht));
-        cp2p_dht_holdings_t ho;
-        cp2p_dht_holdings(dht, &ho);
-        rc = rc ? rc : metric(b, "cp2p_dht_records", "gauge", "Records in the DHT store.",
-                              ho.records);
-        rc = rc ? rc : metric(b, "cp2p_dht_provider_records", "gauge",
-                              "Provider records in the DHT store.", ho.providers);
-        rc = rc ? rc : metric(b, "cp2p_dht_requests_in_total", "counter",
-                              "DHT requests answered.", ds->requests_in);
-        rc = rc ? rc : metric(b, "cp2p_dht_requests_out_total", "counter",
-                              "DHT requests sent.", ds->requests_out);
-        rc = rc ? rc : metric(b, "cp2p_dht_request_timeouts_total", "counter",
-                              "DHT requests that timed out.", ds->timeouts);
-        rc = rc ? rc : metric(b, "cp2p_dht_bad_messages_total", "counter",
-                              "Malformed or oversized DHT messages received.", ds->bad_messages);
-        rc = rc ? rc : metric(b, "cp2p_dht_invalid_records_total", "counter",
-                              "Records refused by validation.", ds->invalid_records);
-    }
-    if (!rc && mdns) {
-        cp2p_mdns_stats_t ms;
-        cp2p_mdns_stats(mdns, &ms);
-        rc = metric(b, "cp2p_mdns_discovered_total", "counter",
-                    "Peer addresses discovered with mDNS.", ms.discovered);
-        rc = rc ? rc : metric(b, "cp2p_mdns_expired_total", "counter",
-                              "Peer addresses expired.", ms.expired);
-        rc = rc ? rc : metric(b, "cp2p_mdns_packets_received_total", "counter",
-                              "mDNS packets received.", ms.rx_packets);
-        rc = rc ? rc : metric(b, "cp2p_mdns_packets_malformed_total", "counter",
-                              "mDNS packets dropped as malformed.", ms.rx_malformed);
-        rc = rc ? rc : metric(b, "cp2p_mdns_packets_rejected_total", "counter",
-                              "mDNS records for our service dropped as wrong.", ms.rx_rejected);
-        rc = rc ? rc : metric(b, "cp2p_mdns_packets_sent_total", "counter",
-                              "mDNS packets sent.", ms.tx_packets);
-        rc = rc ? rc : metric(b, "cp2p_mdns_send_errors_total", "counter",
-                              "mDNS packets that could not be sent.", ms.tx_errors);
+    for (size_t i = 0; !rc && sources && i < CP2P_METRICS_MAX_SOURCES && sources[i].collect; i++) {
+        cp2p_metric_t ms[CP2P_METRICS_MAX_PER_SOURCE];
+        size_t n = sources[i].collect(sources[i].subsystem, ms, CP2P_METRICS_MAX_PER_SOURCE);
+        for (size_t k = 0; !rc && k < n && k < CP2P_METRICS_MAX_PER_SOURCE; k++)
+            rc = metric(b, ms[k].name, ms[k].type, ms[k].help, ms[k].value);
     }
     return rc;
 }
@@ -359,7 +325,7 @@ static void handle_request(client_t *c)
         cp2p_buf_append(&body, "ok\n", 3);
         respond(c, 200, "OK", "text/plain; charset=utf-8", NULL, &body, head);
     } else {
-        int rc = cp2p_metrics_render(m->h, m->dht, m->mdns, &body);
+        int rc = cp2p_metrics_render(m->h, m->sources, &body);
         if (!rc)
             rc = render_own(m, &body);
         if (rc) {
@@ -496,8 +462,7 @@ int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_me
     if (!m)
         return CP2P_ENOMEM;
     m->h = h;
-    m->dht = cfg->dht;
-    m->mdns = cfg->mdns;
+    memcpy(m->sources, cfg->sources, sizeof m->sources);
     m->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS;
     m->max_clients = cfg->max_clients ? cfg->max_clients : CP2P_METRICS_DEFAULT_MAX_CLIENTS;
     uv_tcp_init(cp2p_host_loop(h), &m->listener);
