@@ -54,9 +54,9 @@ typedef struct echo_client {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: cp2p ping [--listen MULTIADDR]... [--dial MULTIADDR] [options]\n"
+            "usage: cp2p ping [--listen MULTIADDR]... [--dial MULTIADDR | MULTIADDR] [options]\n"
             "  --listen MA       listen on MA (e.g. /ip4/0.0.0.0/tcp/4242); repeatable\n"
-            "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..)\n"
+            "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..); also as the last argument\n"
             "  --count N         exit after N replies (default: until interrupted)\n"
             "  --interval S      seconds between pings (default 1)\n"
             "  --timeout S       dial timeout in seconds (default 10)\n"
@@ -371,6 +371,11 @@ int cmd_ping(int argc, char **argv)
         } else if (!strcmp(o, "--echo")) {
             echo = 1;
             continue;
+        } else if (o[0] == '/' && !a.dial) { /* as rust-libp2p's ping example takes it */
+            a.dial = o;
+            continue;
+        } else if (o[0] != '-') {
+            return cli_usage("ping", "unexpected argument %s", o);
         } else if (!v) {
             return cli_usage("ping", "%s needs a value", o);
         }
