@@ -17,6 +17,10 @@
 #define MAX_DEPTHS 512       /* peers whose hop count a lookup remembers */
 #define MAX_REFRESHES 4      /* bucket refreshes started per maintenance round */
 #define MAINT_MAX_MS 60000
+/* A put or provide that found too few peers to store at (a table still
+ * filling, peers busy or gone) looks again this many times, after a pause. */
+#define STORE_RETRIES 2
+#define STORE_RETRY_MS 1000
 /* go-libp2p's connection manager tag for routing-table members: trims spare them. */
 #define TABLE_TAG "kbucket"
 #define TABLE_TAG_WEIGHT 5
@@ -51,6 +55,8 @@ struct kad_op {
     int started;         /* stepped once: answers and failures drive it now */
     int storing;         /* our own copy is being committed; the lookup waits */
     int store_rc;        /* how committing our own copy failed */
+    int retries;
+    uint64_t retry_at;   /* the next lookup of a retried store starts then */
     size_t pending, ok, need;
     value_t *vals;
     size_t n_vals, max_vals;
@@ -77,6 +83,8 @@ struct kad_own {
 };
 
 static void step(kad_op_t *op);
+static int store_again(kad_op_t *op, uint64_t now);
+static int op_query(kad_op_t *op);
 
 /* ---- shared with kad_rpc.c ---- */
 
@@ -445,7 +453,7 @@ static void lookup_done(kad_op_t *op)
     }
     size_t quorum = d->quorum ? d->quorum : d->k / 2 + 1;
     op->need = op->pending < quorum ? op->pending : quorum;
-    if (!op->pending)
+    if (!op->pending && !store_again(op, uv_now(d->loop)))
         finish(op, CP2P_EUNREACHABLE);
 }
 
@@ -474,9 +482,19 @@ static void step(kad_op_t *op)
     if (op->phase == 1) {
         if (op->ok >= op->need && op->need)
             finish(op, 0);
-        else if (!op->pending || now >= op->deadline)
+        else if ((!op->pending && !store_again(op, now)) || now >= op->deadline)
             finish(op, CP2P_EUNREACHABLE);
         return;
+    }
+    if (op->retry_at) {
+        if (now < op->retry_at)
+            return;
+        op->retry_at = 0;
+        int rc = op_query(op);
+        if (rc < 0) {
+            finish(op, rc);
+            return;
+        }
     }
     if (now >= op->deadline)
         cp2p_kad_query_stop(op->q);
@@ -497,6 +515,46 @@ static void step(kad_op_t *op)
         lookup_done(op);
 }
 
+/* A new lookup for op, seeded from the routing table. */
+static int op_query(kad_op_t *op)
+{
+    cp2p_dht_t *d = op->d;
+    cp2p_kad_query_config_t qc = {.k = d->k, .alpha = d->alpha,
+                                  .request_timeout_ms = d->request_timeout_ms,
+                                  .self = cp2p_host_peer_id(d->h)};
+    cp2p_kad_query_t *q;
+    int rc = cp2p_kad_query_new(&op->target, &qc, &q);
+    cp2p_peer_id_t seeds[CP2P_KAD_MAX_K];
+    size_t n = rc ? 0 : cp2p_kad_table_closest(d->table, &op->target, seeds, d->k);
+    if (!rc)
+        rc = cp2p_kad_query_add_peers(q, seeds, n);
+    if (rc) {
+        cp2p_kad_query_free(q);
+        return rc;
+    }
+    cp2p_kad_query_free(op->q);
+    op->q = q;
+    op->n_depths = 0;
+    for (size_t i = 0; i < n; i++)
+        note_depth(op, &seeds[i], 1);
+    return 0;
+}
+
+/* Storing reached too few peers: look again later rather than fail while
+ * time is left (under load a table may still be filling). 1 if retrying. */
+static int store_again(kad_op_t *op, uint64_t now)
+{
+    if (op->retries >= STORE_RETRIES || now + STORE_RETRY_MS >= op->deadline)
+        return 0;
+    op->retries++;
+    op->phase = 0;
+    op->ok = op->pending = op->need = 0;
+    op->retry_at = now + STORE_RETRY_MS;
+    kad_rpc_forget_op(op->d, op); /* late acknowledgements count no more */
+    kad_arm_tick(op->d);
+    return 1;
+}
+
 /* The caller sets the callback and what the kind needs before the next loop turn. */
 static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t key_len,
                     kad_op_t **out)
@@ -511,22 +569,13 @@ static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t ke
     op->key = malloc(key_len);
     op->depths = calloc(MAX_DEPTHS, sizeof *op->depths);
     op->key_len = key_len;
-    cp2p_kad_query_config_t qc = {.k = d->k, .alpha = d->alpha,
-                                  .request_timeout_ms = d->request_timeout_ms,
-                                  .self = cp2p_host_peer_id(d->h)};
     int rc = op->key && op->depths ? 0 : CP2P_ENOMEM;
     if (!rc) {
         memcpy(op->key, key, key_len);
         rc = cp2p_kad_key_of(key, key_len, &op->target);
     }
     if (!rc)
-        rc = cp2p_kad_query_new(&op->target, &qc, &op->q);
-    cp2p_peer_id_t seeds[CP2P_KAD_MAX_K];
-    size_t n = rc ? 0 : cp2p_kad_table_closest(d->table, &op->target, seeds, d->k);
-    if (!rc)
-        rc = cp2p_kad_query_add_peers(op->q, seeds, n);
-    for (size_t i = 0; i < n; i++)
-        note_depth(op, &seeds[i], 1);
+        rc = op_query(op);
     if (rc) {
         op_free(op);
         return rc;

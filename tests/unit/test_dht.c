@@ -357,6 +357,42 @@ static void test_table_peers_spared_by_trim(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* A put that finds nobody to store at (its table still empty) looks again a
+ * moment later instead of failing: here the table fills in the meantime. */
+static void test_put_retries_when_nobody_found(void **state)
+{
+    world_t w;
+    make_world(&w);
+    cp2p_host_t *h;
+    cp2p_dht_t *d;
+    cp2p_multiaddr_t l;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    assert_int_equal(cp2p_host_new(&w.loop, NULL, &h), 0);
+    assert_int_equal(cp2p_host_listen(h, &l), 0);
+    cp2p_dht_config_t cfg = {.quorum = 2};
+    assert_int_equal(cp2p_dht_new(h, &cfg, &d), 0);
+    result_t r = {0};
+    assert_int_equal(cp2p_dht_put(d, (const uint8_t *)"late", 4, (const uint8_t *)"v", 1, on_done,
+                                  &r), 0);
+    uint64_t until = uv_now(&w.loop) + 300;
+    while (!r.done && uv_now(&w.loop) < until)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_false(r.done);
+    assert_int_equal(cp2p_dht_add_peer(d, cp2p_host_peer_id(w.h[0]), &w.addr[0], 1), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    result_t g = {0};
+    assert_int_equal(cp2p_dht_get(w.d[N - 1], (const uint8_t *)"late", 4, on_value, &g), 0);
+    run_until(&w, &g, 10000);
+    assert_int_equal(g.status, 0);
+    cp2p_dht_free(d);
+    int closed = 0;
+    cp2p_host_close(h, set_flag, &closed);
+    cp2p_multiaddr_free(&l);
+    end_world(&w);
+    assert_int_equal(closed, 1);
+}
+
 typedef struct wlog {
     int n, order_ok, failed;
 } wlog_t;
@@ -460,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_lookup_not_paced_by_tick),
         cmocka_unit_test(test_table_peers_spared_by_trim),
         cmocka_unit_test(test_store_writes),
+        cmocka_unit_test(test_put_retries_when_nobody_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
