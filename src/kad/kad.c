@@ -810,8 +810,8 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
         free(d);
         return rc;
     }
+    cp2p_kad_table_on_change(d->table, on_table_change, d); /* the saved peers are tagged too */
     load_table(d);
-    cp2p_kad_table_on_change(d->table, on_table_change, d);
     uv_timer_init(d->loop, &d->tick);
     uv_timer_init(d->loop, &d->maint);
     uv_timer_init(d->loop, &d->kick);
