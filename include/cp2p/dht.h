@@ -1,8 +1,9 @@
 /* Kademlia DHT (libp2p kad-dht spec) on a host: peer routing, values and
  * provider records over /ipfs/kad/1.0.0. Loop thread only.
  *
- * Implemented by src/kad/kad.c (operations) and src/kad/kad_rpc.c (the
- * wire) on top of the sans-I/O engines in src/kad.
+ * Implemented by src/kad/kad.c (operations), src/kad/kad_rpc.c (the wire)
+ * and src/kad/kad_write.c (store writes on libuv's pool) on top of the
+ * sans-I/O engines in src/kad.
  *
  * Every asynchronous call takes a callback that runs exactly once, never
  * before the call returns; cp2p_dht_free() runs pending ones with

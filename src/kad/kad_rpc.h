@@ -88,8 +88,9 @@ void kad_arm_tick(cp2p_dht_t *d);
 
 /* rc is the store's answer; runs on the loop after the commit returned. */
 typedef void (*kad_write_done_fn)(cp2p_dht_t *d, int rc, void *arg);
-/* Queue a write; done (may be NULL) runs exactly once later, never during
- * the call. CP2P_ELIMIT past KAD_MAX_WRITES queued. */
+/* Queue a write; done (may be NULL) runs once later, never during the call,
+ * unless kad_write_forget() or kad_write_close() came first. CP2P_ELIMIT past
+ * KAD_MAX_WRITES queued. */
 int kad_write_record(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
                      size_t value_len, uint64_t now_ms, kad_write_done_fn done, void *arg);
 int kad_write_provider(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
