@@ -536,7 +536,8 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
         cli_print_peer_id(n->h);
         cli_print_listen_addrs(n->h, "Listening on ");
     }
-    if (o->n_boot || n->idx)
+    /* A table saved in --datastore is as good a start as --bootstrap. */
+    if (o->n_boot || n->idx || cp2p_dht_routing_table_size(n->dht))
         cp2p_dht_bootstrap(n->dht, on_bootstrapped, n);
     return 0;
 }

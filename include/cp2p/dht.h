@@ -1,8 +1,9 @@
 /* Kademlia DHT (libp2p kad-dht spec) on a host: peer routing, values and
  * provider records over /ipfs/kad/1.0.0. Loop thread only.
  *
- * Implemented by src/kad/kad.c (operations) and src/kad/kad_rpc.c (the
- * wire) on top of the sans-I/O engines in src/kad.
+ * Implemented by src/kad/kad.c (operations), src/kad/kad_rpc.c (the wire)
+ * and src/kad/kad_write.c (store writes on libuv's pool) on top of the
+ * sans-I/O engines in src/kad.
  *
  * Every asynchronous call takes a callback that runs exactly once, never
  * before the call returns; cp2p_dht_free() runs pending ones with
@@ -28,7 +29,8 @@ extern "C" {
 
 #define CP2P_DHT_PROTOCOL "/ipfs/kad/1.0.0"
 
-/* Defaults for the zero fields of cp2p_dht_config_t (the spec's and go's). */
+/* Defaults for the zero fields of cp2p_dht_config_t (the spec's and go's);
+ * src/kad uses these too. */
 #define CP2P_DHT_DEFAULT_K 20
 #define CP2P_DHT_DEFAULT_ALPHA 3
 #define CP2P_DHT_DEFAULT_REQUEST_TIMEOUT_MS 10000
@@ -53,7 +55,10 @@ typedef struct cp2p_dht_config {
     uint32_t quorum;               /* put: stores that must succeed; get: values to collect;
                                       0 = a majority of k */
     const char *datastore;         /* NULL = memory; a directory = LMDB (records, providers,
-                                      routing table) */
+                                      routing table with a few addresses per peer, so a
+                                      restart needs no bootstrap). Writes run on libuv's
+                                      pool; a PUT_VALUE is acknowledged, and a put or
+                                      provide reported, only after its commit. */
     uint64_t refresh_ms;           /* routing table bucket refresh */
     uint64_t record_republish_ms;  /* records we put */
     uint64_t provider_republish_ms;/* keys we provide */
@@ -76,7 +81,9 @@ typedef struct cp2p_dht_stats {
 /* cfg may be NULL. In server mode the protocol handler is registered on h.
  * A datastore that cannot be opened is an error (CP2P_EPARSE, CP2P_EIO). */
 int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out);
-/* Unregisters the handler, cancels operations, closes the datastore. */
+/* Unregisters the handler, cancels operations, untags the routing table's
+ * peers and closes the datastore once its last write ended: keep running the
+ * loop afterwards (as for the host's handles). */
 void cp2p_dht_free(cp2p_dht_t *d);
 
 typedef void (*cp2p_dht_done_cb)(cp2p_dht_t *d, int status, void *arg);
@@ -96,8 +103,10 @@ int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_mult
 int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
 
 /* Validate, store locally and PUT_VALUE at the k closest peers; status 0
- * once quorum peers took it (all of them when fewer than quorum were found;
- * CP2P_EUNREACHABLE when none was). Republished every record_republish_ms. */
+ * once quorum peers took it (all of them when fewer than quorum were found).
+ * Reaching too few, it looks again up to twice, a second apart, within
+ * query_timeout_ms; then CP2P_EUNREACHABLE. Republished every
+ * record_republish_ms. */
 int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
                  size_t value_len, cp2p_dht_done_cb cb, void *arg);
 /* GET_VALUE toward the k closest; the best valid value once quorum values
@@ -105,7 +114,8 @@ int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_
  * older value are sent the best one. */
 int cp2p_dht_get(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_value_cb cb,
                  void *arg);
-/* ADD_PROVIDER to the k closest peers; renewed every provider_republish_ms. */
+/* ADD_PROVIDER to the k closest peers (retried as a put is); renewed every
+ * provider_republish_ms. */
 int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_done_cb cb,
                      void *arg);
 /* GET_PROVIDERS until max providers (0 = CP2P_DHT_MAX_PROVIDERS) are known

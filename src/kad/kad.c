@@ -17,6 +17,13 @@
 #define MAX_DEPTHS 512       /* peers whose hop count a lookup remembers */
 #define MAX_REFRESHES 4      /* bucket refreshes started per maintenance round */
 #define MAINT_MAX_MS 60000
+/* A put or provide that found too few peers to store at (a table still
+ * filling, peers busy or gone) looks again this many times, after a pause. */
+#define STORE_RETRIES 2
+#define STORE_RETRY_MS 1000
+/* go-libp2p's connection manager tag for routing-table members: trims spare them. */
+#define TABLE_TAG "kbucket"
+#define TABLE_TAG_WEIGHT 5
 
 typedef enum {
     OP_CLOSEST, OP_FIND_PEER, OP_GET, OP_PUT, OP_PROVIDE, OP_PROVIDERS, OP_BOOTSTRAP, OP_REFRESH
@@ -46,6 +53,10 @@ struct kad_op {
     uint64_t deadline;
     int phase;           /* 0: lookup, 1: storing at the closest */
     int started;         /* stepped once: answers and failures drive it now */
+    int storing;         /* our own copy is being committed; the lookup waits */
+    int store_rc;        /* how committing our own copy failed */
+    int retries;
+    uint64_t retry_at;   /* the next lookup of a retried store starts then */
     size_t pending, ok, need;
     value_t *vals;
     size_t n_vals, max_vals;
@@ -72,6 +83,8 @@ struct kad_own {
 };
 
 static void step(kad_op_t *op);
+static int store_again(kad_op_t *op, uint64_t now);
+static int op_query(kad_op_t *op);
 
 /* ---- shared with kad_rpc.c ---- */
 
@@ -259,6 +272,7 @@ static void finish(kad_op_t *op, int status)
             break;
         }
     kad_rpc_forget_op(d, op);
+    kad_write_forget(d, op);
     cp2p_kad_table_mark_refreshed(d->table, &op->target, uv_now(d->loop));
     d->stats.last_hops = op->answer_hops;
     cp2p_peer_id_t closest[CP2P_KAD_MAX_K];
@@ -439,7 +453,7 @@ static void lookup_done(kad_op_t *op)
     }
     size_t quorum = d->quorum ? d->quorum : d->k / 2 + 1;
     op->need = op->pending < quorum ? op->pending : quorum;
-    if (!op->pending)
+    if (!op->pending && !store_again(op, uv_now(d->loop)))
         finish(op, CP2P_EUNREACHABLE);
 }
 
@@ -458,13 +472,29 @@ static void step(kad_op_t *op)
 {
     cp2p_dht_t *d = op->d;
     uint64_t now = uv_now(d->loop);
+    if (op->storing)
+        return;
     op->started = 1;
+    if (op->store_rc < 0) {
+        finish(op, op->store_rc);
+        return;
+    }
     if (op->phase == 1) {
         if (op->ok >= op->need && op->need)
             finish(op, 0);
-        else if (!op->pending || now >= op->deadline)
+        else if ((!op->pending && !store_again(op, now)) || now >= op->deadline)
             finish(op, CP2P_EUNREACHABLE);
         return;
+    }
+    if (op->retry_at) {
+        if (now < op->retry_at)
+            return;
+        op->retry_at = 0;
+        int rc = op_query(op);
+        if (rc < 0) {
+            finish(op, rc);
+            return;
+        }
     }
     if (now >= op->deadline)
         cp2p_kad_query_stop(op->q);
@@ -485,6 +515,46 @@ static void step(kad_op_t *op)
         lookup_done(op);
 }
 
+/* A new lookup for op, seeded from the routing table. */
+static int op_query(kad_op_t *op)
+{
+    cp2p_dht_t *d = op->d;
+    cp2p_kad_query_config_t qc = {.k = d->k, .alpha = d->alpha,
+                                  .request_timeout_ms = d->request_timeout_ms,
+                                  .self = cp2p_host_peer_id(d->h)};
+    cp2p_kad_query_t *q;
+    int rc = cp2p_kad_query_new(&op->target, &qc, &q);
+    cp2p_peer_id_t seeds[CP2P_KAD_MAX_K];
+    size_t n = rc ? 0 : cp2p_kad_table_closest(d->table, &op->target, seeds, d->k);
+    if (!rc)
+        rc = cp2p_kad_query_add_peers(q, seeds, n);
+    if (rc) {
+        cp2p_kad_query_free(q);
+        return rc;
+    }
+    cp2p_kad_query_free(op->q);
+    op->q = q;
+    op->n_depths = 0;
+    for (size_t i = 0; i < n; i++)
+        note_depth(op, &seeds[i], 1);
+    return 0;
+}
+
+/* Storing reached too few peers: look again later rather than fail while
+ * time is left (under load a table may still be filling). 1 if retrying. */
+static int store_again(kad_op_t *op, uint64_t now)
+{
+    if (op->retries >= STORE_RETRIES || now + STORE_RETRY_MS >= op->deadline)
+        return 0;
+    op->retries++;
+    op->phase = 0;
+    op->ok = op->pending = op->need = 0;
+    op->retry_at = now + STORE_RETRY_MS;
+    kad_rpc_forget_op(op->d, op); /* late acknowledgements count no more */
+    kad_arm_tick(op->d);
+    return 1;
+}
+
 /* The caller sets the callback and what the kind needs before the next loop turn. */
 static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t key_len,
                     kad_op_t **out)
@@ -499,22 +569,13 @@ static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t ke
     op->key = malloc(key_len);
     op->depths = calloc(MAX_DEPTHS, sizeof *op->depths);
     op->key_len = key_len;
-    cp2p_kad_query_config_t qc = {.k = d->k, .alpha = d->alpha,
-                                  .request_timeout_ms = d->request_timeout_ms,
-                                  .self = cp2p_host_peer_id(d->h)};
     int rc = op->key && op->depths ? 0 : CP2P_ENOMEM;
     if (!rc) {
         memcpy(op->key, key, key_len);
         rc = cp2p_kad_key_of(key, key_len, &op->target);
     }
     if (!rc)
-        rc = cp2p_kad_query_new(&op->target, &qc, &op->q);
-    cp2p_peer_id_t seeds[CP2P_KAD_MAX_K];
-    size_t n = rc ? 0 : cp2p_kad_table_closest(d->table, &op->target, seeds, d->k);
-    if (!rc)
-        rc = cp2p_kad_query_add_peers(op->q, seeds, n);
-    for (size_t i = 0; i < n; i++)
-        note_depth(op, &seeds[i], 1);
+        rc = op_query(op);
     if (rc) {
         op_free(op);
         return rc;
@@ -577,20 +638,20 @@ static void on_maint(uv_timer_t *t)
 {
     cp2p_dht_t *d = t->data;
     uint64_t now = uv_now(d->loop);
-    cp2p_kad_store_expire(d->store, kad_wall_ms());
+    kad_write_expire(d, kad_wall_ms());
     for (kad_own_t *o = d->own; o; o = o->next) {
         if (o->due > now)
             continue;
         kad_op_t *op;
         if (o->provider) {
             o->due = now + d->provider_republish_ms;
-            cp2p_kad_store_add_provider(d->store, o->key, o->key_len, cp2p_host_peer_id(d->h),
-                                        kad_wall_ms());
+            kad_write_provider(d, o->key, o->key_len, cp2p_host_peer_id(d->h), kad_wall_ms(),
+                               NULL, NULL);
             op_start(d, OP_PROVIDE, o->key, o->key_len, NULL);
         } else {
             o->due = now + d->record_republish_ms;
-            cp2p_kad_store_put_record(d->store, o->key, o->key_len, o->value, o->value_len,
-                                      kad_wall_ms());
+            kad_write_record(d, o->key, o->key_len, o->value, o->value_len, kad_wall_ms(), NULL,
+                             NULL);
             if (op_start(d, OP_PUT, o->key, o->key_len, &op) == 0 &&
                 value_copy(op, o->value, o->value_len) < 0)
                 op->deadline = 0; /* fails at its first step */
@@ -606,10 +667,74 @@ static void on_maint(uv_timer_t *t)
         if (cp2p_kad_table_refresh_target(d->table, cpls[i], &target) == 0)
             op_start(d, OP_REFRESH, target.bytes, target.len, NULL);
     }
-    cp2p_peer_id_t peers[CP2P_KAD_MAX_K * 16];
-    size_t np = cp2p_kad_table_peers(d->table, peers, sizeof peers / sizeof *peers);
-    cp2p_kad_store_save_peers(d->store, peers, np < sizeof peers / sizeof *peers
-                                                   ? np : sizeof peers / sizeof *peers);
+    kad_write_table(d);
+}
+
+/* ---- the saved routing table ---- */
+
+#define MAX_SAVED (CP2P_KAD_MAX_K * 16)
+
+int kad_snapshot_peers(cp2p_dht_t *d, cp2p_kad_saved_peer_t **out, size_t *n)
+{
+    cp2p_peer_id_t ids[MAX_SAVED];
+    size_t np = cp2p_kad_table_peers(d->table, ids, MAX_SAVED);
+    if (np > MAX_SAVED)
+        np = MAX_SAVED;
+    cp2p_kad_saved_peer_t *v = calloc(np ? np : 1, sizeof *v);
+    if (!v)
+        return CP2P_ENOMEM;
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
+    for (size_t i = 0; i < np; i++) {
+        cp2p_multiaddr_t addrs[CP2P_KAD_SAVED_ADDRS];
+        size_t na = cp2p_peerstore_addrs(ps, &ids[i], uv_now(d->loop), addrs,
+                                         CP2P_KAD_SAVED_ADDRS);
+        if (na > CP2P_KAD_SAVED_ADDRS)
+            na = CP2P_KAD_SAVED_ADDRS;
+        v[i].id = ids[i];
+        cp2p_kad_saved_peer_set_addrs(&v[i], addrs, na);
+    }
+    *out = v;
+    *n = np;
+    return 0;
+}
+
+/* Where the saved table's peers were: a peer restarted on its datastore
+ * reaches them without a bootstrap. Identify and lookups correct them. */
+static void load_table(cp2p_dht_t *d)
+{
+    cp2p_kad_saved_peer_t *saved = calloc(MAX_SAVED, sizeof *saved);
+    int ns = saved ? cp2p_kad_store_load_peers(d->store, saved, MAX_SAVED) : 0;
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
+    for (int i = 0; i < ns; i++) {
+        cp2p_multiaddr_t addrs[CP2P_KAD_SAVED_ADDRS];
+        size_t na = cp2p_kad_saved_peer_addrs(&saved[i], addrs, CP2P_KAD_SAVED_ADDRS);
+        if (na)
+            cp2p_peerstore_add_addrs(ps, &saved[i].id, addrs, na, CP2P_TTL_ADDRESS,
+                                     uv_now(d->loop));
+        for (size_t j = 0; j < na; j++)
+            cp2p_multiaddr_free(&addrs[j]);
+        cp2p_kad_table_add(d->table, &saved[i].id, uv_now(d->loop), NULL);
+    }
+    free(saved);
+}
+
+static void on_table_change(const cp2p_peer_id_t *peer, int member, void *arg)
+{
+    cp2p_dht_t *d = arg;
+    if (member)
+        cp2p_host_tag_peer(d->h, peer, TABLE_TAG, TABLE_TAG_WEIGHT);
+    else
+        cp2p_host_untag_peer(d->h, peer, TABLE_TAG);
+    if (!d->writes_closing)
+        kad_write_table(d);
+}
+
+void kad_store_closed(cp2p_dht_t *d)
+{
+    cp2p_kad_store_free(d->store);
+    d->store = NULL;
+    if (--d->open_handles == 0)
+        free(d);
 }
 
 /* ---- membership: identify tells who serves the protocol ---- */
@@ -685,17 +810,13 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
         free(d);
         return rc;
     }
-    /* The saved table has no addresses: its peers are worth a try only once
-     * the peerstore learns where they are (bootstrap, mDNS, identify). */
-    cp2p_peer_id_t saved[CP2P_KAD_MAX_K * 16];
-    int ns = cp2p_kad_store_load_peers(d->store, saved, sizeof saved / sizeof *saved);
-    for (int i = 0; i < ns; i++)
-        cp2p_kad_table_add(d->table, &saved[i], uv_now(d->loop), NULL);
+    cp2p_kad_table_on_change(d->table, on_table_change, d); /* the saved peers are tagged too */
+    load_table(d);
     uv_timer_init(d->loop, &d->tick);
     uv_timer_init(d->loop, &d->maint);
     uv_timer_init(d->loop, &d->kick);
     d->tick.data = d->maint.data = d->kick.data = d;
-    d->open_handles = 3;
+    d->open_handles = 4; /* three timers and the store (kad_store_closed) */
     uint64_t period = d->refresh_ms;
     if (d->record_republish_ms < period)
         period = d->record_republish_ms;
@@ -725,11 +846,14 @@ void cp2p_dht_free(cp2p_dht_t *d)
     while (d->ops)
         finish(d->ops, CP2P_ECANCELED);
     kad_rpc_shutdown(d);
-    cp2p_peer_id_t peers[CP2P_KAD_MAX_K * 16];
-    size_t np = cp2p_kad_table_peers(d->table, peers, sizeof peers / sizeof *peers);
-    if (np)
-        cp2p_kad_store_save_peers(d->store, peers, np < sizeof peers / sizeof *peers
-                                                       ? np : sizeof peers / sizeof *peers);
+    if (cp2p_kad_table_size(d->table))
+        kad_write_table(d);
+    /* The host may live on: our tags go with the table. */
+    cp2p_peer_id_t peers[MAX_SAVED];
+    size_t np = cp2p_kad_table_peers(d->table, peers, MAX_SAVED);
+    for (size_t i = 0; i < np && i < MAX_SAVED; i++)
+        cp2p_host_untag_peer(d->h, &peers[i], TABLE_TAG);
+    kad_write_close(d); /* the store goes once the last write ended */
     while (d->own) {
         kad_own_t *o = d->own;
         d->own = o->next;
@@ -737,8 +861,8 @@ void cp2p_dht_free(cp2p_dht_t *d)
         free(o->value);
         free(o);
     }
-    cp2p_kad_store_free(d->store);
     cp2p_kad_table_free(d->table);
+    d->table = NULL;
     for (size_t i = 0; i < d->n_open_ns; i++)
         free(d->open_ns[i]);
     free(d->open_ns);
@@ -779,14 +903,27 @@ int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg)
     return 0;
 }
 
+/* A put or provide is reported only after our own copy is committed. */
+static void on_stored(cp2p_dht_t *d, int rc, void *arg)
+{
+    kad_op_t *op = arg;
+    op->storing = 0;
+    op->store_rc = rc < 0 ? rc : 0;
+    step(op);
+}
+
+static void store_first(kad_op_t *op, int queued)
+{
+    op->storing = queued == 0;
+    op->store_rc = queued;
+}
+
 int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
                  size_t value_len, cp2p_dht_done_cb cb, void *arg)
 {
     if (!d || !cb || !key || !key_len || (!value && value_len) || value_len > CP2P_KAD_MAX_VALUE)
         return CP2P_EINVAL;
     int rc = kad_validate(d, key, key_len, value, value_len);
-    if (!rc)
-        rc = cp2p_kad_store_put_record(d->store, key, key_len, value, value_len, kad_wall_ms());
     if (!rc)
         rc = own_add(d, 0, key, key_len, value, value_len);
     kad_op_t *op;
@@ -798,6 +935,9 @@ int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_
     op->arg = arg;
     if (value_copy(op, value, value_len) < 0)
         op->deadline = 0; /* fails at its first step */
+    else
+        store_first(op, kad_write_record(d, key, key_len, value, value_len, kad_wall_ms(),
+                                         on_stored, op));
     return 0;
 }
 
@@ -832,10 +972,7 @@ int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht
 {
     if (!d || !cb || !key || !key_len || key_len > CP2P_KAD_MAX_KEY)
         return CP2P_EINVAL;
-    int rc = cp2p_kad_store_add_provider(d->store, key, key_len, cp2p_host_peer_id(d->h),
-                                         kad_wall_ms());
-    if (!rc)
-        rc = own_add(d, 1, key, key_len, NULL, 0);
+    int rc = own_add(d, 1, key, key_len, NULL, 0);
     kad_op_t *op;
     if (!rc)
         rc = op_start(d, OP_PROVIDE, key, key_len, &op);
@@ -843,6 +980,8 @@ int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht
         return rc;
     op->cb.done = cb;
     op->arg = arg;
+    store_first(op, kad_write_provider(d, key, key_len, cp2p_host_peer_id(d->h), kad_wall_ms(),
+                                       on_stored, op));
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cp2p/dht.h"
 #include "cp2p/error.h"
 #include "kad/kad_query.h"
 
@@ -38,10 +39,10 @@ int cp2p_kad_query_new(const cp2p_kad_key_t *target, const cp2p_kad_query_config
     if (!q)
         return CP2P_ENOMEM;
     q->target = *target;
-    q->k = cfg->k ? cfg->k : CP2P_KAD_DEFAULT_K;
-    q->alpha = cfg->alpha ? cfg->alpha : CP2P_KAD_DEFAULT_ALPHA;
+    q->k = cfg->k ? cfg->k : CP2P_DHT_DEFAULT_K;
+    q->alpha = cfg->alpha ? cfg->alpha : CP2P_DHT_DEFAULT_ALPHA;
     q->timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms
-                                            : CP2P_KAD_DEFAULT_REQUEST_TIMEOUT_MS;
+                                            : CP2P_DHT_DEFAULT_REQUEST_TIMEOUT_MS;
     q->max = cfg->max_candidates ? cfg->max_candidates : CP2P_KAD_DEFAULT_MAX_CANDIDATES;
     if (q->max < q->k)
         q->max = q->k;

@@ -17,15 +17,13 @@
 #include "cp2p/peer.h"
 #include "kad/kad_table.h"
 
-#define CP2P_KAD_DEFAULT_ALPHA 3
-#define CP2P_KAD_DEFAULT_REQUEST_TIMEOUT_MS 10000
 #define CP2P_KAD_DEFAULT_MAX_CANDIDATES 256
 #define CP2P_KAD_MAX_ALPHA 32
 #define CP2P_KAD_MAX_CANDIDATES 4096
 
 /* Zero fields take the defaults. */
 typedef struct cp2p_kad_query_config {
-    size_t k;                    /* CP2P_KAD_DEFAULT_K */
+    size_t k;                    /* CP2P_DHT_DEFAULT_K (cp2p/dht.h, as alpha and the timeout) */
     size_t alpha;                /* requests in flight at once */
     uint64_t request_timeout_ms;
     size_t max_candidates;       /* at least k */

@@ -18,7 +18,15 @@ struct kad_srv {
     cp2p_stream_t *s;
     cp2p_buf_t in;
     uint64_t deadline;
+    /* A PUT_VALUE or ADD_PROVIDER is being committed: reading stops and
+     * reply (the acknowledgement) waits for the commit. */
+    int storing, stopped, eof;
+    cp2p_kad_msg_type_t storing_type;
+    cp2p_buf_t reply;
 };
+
+/* answer() queued a store write: the reply comes from srv_stored(). */
+#define STORING 1
 
 static void log_peer(const char *what, const cp2p_peer_id_t *peer, const char *why)
 {
@@ -40,6 +48,8 @@ static void srv_end(kad_srv_t *v, int reset)
             break;
         }
     d->n_srvs--;
+    kad_write_forget(d, v);
+    cp2p_buf_free(&v->reply);
     cp2p_stream_read_stop(v->s);
     if (reset)
         cp2p_stream_reset(v->s);
@@ -64,10 +74,14 @@ static void rfc3339(uint64_t ms, char *out, size_t cap)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (unsigned)(ms % 1000));
 }
 
-/* Answer one request into out; CP2P_EPROTO when the request is unacceptable. */
-static int answer(cp2p_dht_t *d, const cp2p_peer_id_t *from, const cp2p_kad_msg_t *req,
+static void srv_stored(cp2p_dht_t *d, int rc, void *arg);
+
+/* Answer one request into out, or STORING when the answer waits for a store
+ * write; CP2P_EPROTO when the request is unacceptable. */
+static int answer(kad_srv_t *v, const cp2p_peer_id_t *from, const cp2p_kad_msg_t *req,
                   cp2p_buf_t *out)
 {
+    cp2p_dht_t *d = v->d;
     uint64_t now = kad_wall_ms();
     cp2p_kad_msg_t resp = {.type = req->type};
     if (req->type == CP2P_KAD_PING)
@@ -84,25 +98,31 @@ static int answer(cp2p_dht_t *d, const cp2p_peer_id_t *from, const cp2p_kad_msg_
             d->stats.invalid_records++;
             return CP2P_EPROTO;
         }
-        int rc = cp2p_kad_store_put_record(d->store, req->key, req->key_len, req->rec_value,
-                                           req->rec_value_len, now);
-        if (rc < 0)
+        /* The spec's acknowledgement is the request echoed, once stored. */
+        int rc = cp2p_kad_msg_write(req, &v->reply);
+        if (!rc)
+            rc = kad_write_record(d, req->key, req->key_len, req->rec_value, req->rec_value_len,
+                                  now, srv_stored, v);
+        if (rc < 0) {
             cp2p_log_warn(LOG, "cannot store a record: %s", cp2p_strerror(rc));
-        /* The spec's acknowledgement is the request echoed. */
-        return rc < 0 ? rc : cp2p_kad_msg_write(req, out);
+            return rc;
+        }
+        return STORING;
     }
     if (req->type == CP2P_KAD_ADD_PROVIDER) {
         cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
-        /* A peer may only announce itself. */
+        /* A peer may only announce itself (once). ADD_PROVIDER has no
+         * answer, but the next request on the stream waits for the commit. */
         for (size_t i = 0; i < req->n_providers; i++) {
             const cp2p_kad_peer_t *p = &req->providers[i];
             if (!cp2p_peer_id_equal(&p->id, from))
                 continue;
             cp2p_peerstore_add_addrs(ps, from, p->addrs, p->n_addrs, CP2P_TTL_ADDRESS,
                                      uv_now(d->loop));
-            int rc = cp2p_kad_store_add_provider(d->store, req->key, req->key_len, from, now);
+            int rc = kad_write_provider(d, req->key, req->key_len, from, now, srv_stored, v);
             if (rc < 0)
                 cp2p_log_warn(LOG, "cannot store a provider: %s", cp2p_strerror(rc));
+            return rc < 0 ? 0 : STORING;
         }
         return 0;
     }
@@ -149,13 +169,99 @@ static int answer(cp2p_dht_t *d, const cp2p_peer_id_t *from, const cp2p_kad_msg_
     return rc;
 }
 
+static void srv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg);
+
+/* Answer the complete requests buffered, one at a time; a request that
+ * stores holds the next ones (and reading) until its commit returned. */
+static void srv_process(kad_srv_t *v)
+{
+    cp2p_dht_t *d = v->d;
+    while (!v->storing) {
+        const uint8_t *body;
+        size_t body_len;
+        int used = cp2p_kad_msg_frame(v->in.data, v->in.len, &body, &body_len);
+        if (used == CP2P_ETRUNC)
+            break;
+        if (used < 0 || body_len > KAD_MAX_REQUEST) {
+            srv_bad(v, "bad length prefix");
+            return;
+        }
+        cp2p_kad_msg_t req = {0};
+        if (cp2p_kad_msg_decode(body, body_len, &req) < 0) {
+            srv_bad(v, "malformed message");
+            return;
+        }
+        cp2p_buf_t out = {0};
+        int rc = answer(v, cp2p_stream_peer(v->s), &req, &out);
+        v->storing_type = req.type;
+        cp2p_kad_msg_clear(&req);
+        if (rc == 0 && out.len)
+            rc = cp2p_stream_write(v->s, out.data, out.len, NULL, NULL);
+        cp2p_buf_free(&out);
+        if (rc < 0) {
+            srv_bad(v, rc == CP2P_EPROTO ? "unacceptable request" : cp2p_strerror(rc));
+            return;
+        }
+        cp2p_buf_consume(&v->in, (size_t)used);
+        if (rc == STORING) {
+            v->storing = 1;
+            if (!v->stopped && !v->eof) {
+                v->stopped = 1;
+                cp2p_stream_read_stop(v->s);
+            }
+            return;
+        }
+        d->stats.requests_in++;
+    }
+    if (v->eof && !v->storing) {
+        cp2p_stream_close_write(v->s);
+        srv_end(v, 0);
+    } else if (v->stopped) {
+        /* Last: buffered data and EOF are delivered (and v may end) inside,
+         * so its result cannot be acted on here; a stream that could not
+         * resume is reset at its deadline. */
+        v->stopped = 0;
+        cp2p_stream_t *s = v->s;
+        cp2p_stream_ref(s); /* read_start touches s after delivering */
+        cp2p_stream_read_start(s, srv_read, v);
+        cp2p_stream_unref(s);
+    }
+}
+
+static void srv_stored(cp2p_dht_t *d, int rc, void *arg)
+{
+    kad_srv_t *v = arg;
+    v->storing = 0;
+    if (rc < 0) {
+        cp2p_log_warn(LOG, "cannot store a %s: %s",
+                      v->storing_type == CP2P_KAD_PUT_VALUE ? "record" : "provider",
+                      cp2p_strerror(rc));
+        if (v->storing_type == CP2P_KAD_PUT_VALUE) {
+            srv_end(v, 1); /* no acknowledgement: the putter counts a failure */
+            return;
+        }
+    }
+    if (v->reply.len) {
+        int wrc = cp2p_stream_write(v->s, v->reply.data, v->reply.len, NULL, NULL);
+        cp2p_buf_free(&v->reply);
+        if (wrc < 0) {
+            srv_end(v, 1);
+            return;
+        }
+    }
+    d->stats.requests_in++;
+    v->deadline = uv_now(d->loop) + d->request_timeout_ms;
+    srv_process(v);
+}
+
 static void srv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
 {
     kad_srv_t *v = arg;
     cp2p_dht_t *d = v->d;
     if (status == CP2P_ECLOSED) {
-        cp2p_stream_close_write(s);
-        srv_end(v, 0);
+        v->eof = 1;
+        if (!v->storing)
+            srv_process(v);
         return;
     }
     if (status < 0) {
@@ -171,34 +277,8 @@ static void srv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, v
         return;
     }
     v->deadline = uv_now(d->loop) + d->request_timeout_ms;
-    for (;;) {
-        const uint8_t *body;
-        size_t body_len;
-        int used = cp2p_kad_msg_frame(v->in.data, v->in.len, &body, &body_len);
-        if (used == CP2P_ETRUNC)
-            return;
-        if (used < 0 || body_len > KAD_MAX_REQUEST) {
-            srv_bad(v, "bad length prefix");
-            return;
-        }
-        cp2p_kad_msg_t req = {0};
-        if (cp2p_kad_msg_decode(body, body_len, &req) < 0) {
-            srv_bad(v, "malformed message");
-            return;
-        }
-        cp2p_buf_t out = {0};
-        int rc = answer(d, cp2p_stream_peer(s), &req, &out);
-        cp2p_kad_msg_clear(&req);
-        if (rc == 0 && out.len)
-            rc = cp2p_stream_write(s, out.data, out.len, NULL, NULL);
-        cp2p_buf_free(&out);
-        if (rc < 0) {
-            srv_bad(v, rc == CP2P_EPROTO ? "unacceptable request" : cp2p_strerror(rc));
-            return;
-        }
-        d->stats.requests_in++;
-        cp2p_buf_consume(&v->in, (size_t)used);
-    }
+    if (!v->storing)
+        srv_process(v);
 }
 
 void kad_rpc_serve(cp2p_stream_t *s, void *arg)

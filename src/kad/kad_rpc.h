@@ -18,11 +18,14 @@
 /* Inbound streams served at once; more are reset. */
 #define KAD_MAX_SERVED 1024
 #define KAD_TICK_MS 50
+/* Store writes queued at once (kad_write.c); more are refused (CP2P_ELIMIT). */
+#define KAD_MAX_WRITES 256
 
 typedef struct kad_rpc kad_rpc_t;
 typedef struct kad_srv kad_srv_t;
 typedef struct kad_op kad_op_t;
 typedef struct kad_own kad_own_t;
+typedef struct kad_write kad_write_t;
 
 /* status 0: resp is the answer (NULL for ADD_PROVIDER, which has none). */
 typedef void (*kad_rpc_done_fn)(cp2p_dht_t *d, kad_rpc_t *r, int status,
@@ -63,6 +66,9 @@ struct cp2p_dht {
     size_t n_srvs;
     kad_op_t *ops;
     kad_own_t *own;           /* records we put and keys we provide, for republishing */
+    kad_write_t *writes, *writes_tail, *writing; /* queued store writes, the one running */
+    size_t n_writes;
+    int writes_closing;
 };
 
 /* Milliseconds since the Unix epoch: stored entries outlive the process. */
@@ -77,6 +83,31 @@ void kad_peer_seen(cp2p_dht_t *d, const cp2p_peer_id_t *peer, int ok);
 void kad_fill_peers(cp2p_dht_t *d, const cp2p_peer_id_t *ids, size_t n, cp2p_kad_peer_t *out,
                     cp2p_multiaddr_t (*addrs)[CP2P_KAD_MAX_PEER_ADDRS]);
 void kad_arm_tick(cp2p_dht_t *d);
+
+/* ---- store writes on libuv's pool (kad_write.c) ---- */
+
+/* rc is the store's answer; runs on the loop after the commit returned. */
+typedef void (*kad_write_done_fn)(cp2p_dht_t *d, int rc, void *arg);
+/* Queue a write; done (may be NULL) runs once later, never during the call,
+ * unless kad_write_forget() or kad_write_close() came first. CP2P_ELIMIT past
+ * KAD_MAX_WRITES queued. */
+int kad_write_record(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
+                     size_t value_len, uint64_t now_ms, kad_write_done_fn done, void *arg);
+int kad_write_provider(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
+                       const cp2p_peer_id_t *peer, uint64_t now_ms, kad_write_done_fn done,
+                       void *arg);
+int kad_write_expire(cp2p_dht_t *d, uint64_t now_ms);
+/* Save the routing table (as it is when the write starts). */
+int kad_write_table(cp2p_dht_t *d);
+/* The owner arg is going away: its writes go on without a callback. */
+void kad_write_forget(cp2p_dht_t *d, void *arg);
+/* Drop queued writes but the table save, let the running one end, then call
+ * kad_store_closed(). */
+void kad_write_close(cp2p_dht_t *d);
+/* kad.c: the routing table with addresses from the peerstore (malloc'd). */
+int kad_snapshot_peers(cp2p_dht_t *d, cp2p_kad_saved_peer_t **out, size_t *n);
+/* kad.c: no write is left; the store may go. */
+void kad_store_closed(cp2p_dht_t *d);
 
 /* Send m to peer; done runs exactly once later (never during this call). */
 int kad_rpc_send(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_kad_msg_t *m,

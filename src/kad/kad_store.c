@@ -93,19 +93,53 @@ size_t cp2p_kad_store_provider_count(cp2p_kad_store_t *s)
     return s ? s->ops->provider_count(s) : 0;
 }
 
-int cp2p_kad_store_save_peers(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size_t n)
+int cp2p_kad_store_save_peers(cp2p_kad_store_t *s, const cp2p_kad_saved_peer_t *peers, size_t n)
 {
     if (!s || (!peers && n))
         return CP2P_EINVAL;
     if (n > s->limits.max_peers)
         return CP2P_ELIMIT;
     for (size_t i = 0; i < n; i++)
-        if (peers[i].len == 0 || peers[i].len > CP2P_PEER_ID_MAX)
+        if (peers[i].id.len == 0 || peers[i].id.len > CP2P_PEER_ID_MAX ||
+            peers[i].addrs_len > CP2P_KAD_SAVED_ADDR_BYTES)
             return CP2P_EINVAL;
     return s->ops->save_peers(s, peers, n);
 }
 
-int cp2p_kad_store_load_peers(cp2p_kad_store_t *s, cp2p_peer_id_t *out, size_t cap)
+void cp2p_kad_saved_peer_set_addrs(cp2p_kad_saved_peer_t *p, const cp2p_multiaddr_t *addrs,
+                                   size_t n)
+{
+    size_t off = 0, kept = 0;
+    for (size_t i = 0; i < n && kept < CP2P_KAD_SAVED_ADDRS; i++) {
+        size_t len = addrs[i].len;
+        if (!len || len > 255 || off + 1 + len > CP2P_KAD_SAVED_ADDR_BYTES)
+            continue;
+        p->addrs[off] = (uint8_t)len;
+        memcpy(p->addrs + off + 1, addrs[i].bytes, len);
+        off += 1 + len;
+        kept++;
+    }
+    p->addrs_len = (uint16_t)off;
+}
+
+size_t cp2p_kad_saved_peer_addrs(const cp2p_kad_saved_peer_t *p, cp2p_multiaddr_t *out,
+                                 size_t cap)
+{
+    size_t off = 0, n = 0;
+    size_t end = p->addrs_len < CP2P_KAD_SAVED_ADDR_BYTES ? p->addrs_len
+                                                          : CP2P_KAD_SAVED_ADDR_BYTES;
+    while (n < cap && off < end) {
+        size_t len = p->addrs[off];
+        if (!len || off + 1 + len > end ||
+            cp2p_multiaddr_from_bytes(p->addrs + off + 1, len, &out[n]) < 0)
+            break;
+        off += 1 + len;
+        n++;
+    }
+    return n;
+}
+
+int cp2p_kad_store_load_peers(cp2p_kad_store_t *s, cp2p_kad_saved_peer_t *out, size_t cap)
 {
     if (!s || (!out && cap))
         return CP2P_EINVAL;
@@ -148,7 +182,7 @@ typedef struct mem {
     pkey_t *pkeys[NBUCKETS];
     size_t n_recs, n_provs;
     uint64_t bytes;
-    cp2p_peer_id_t *peers;
+    cp2p_kad_saved_peer_t *peers;
     size_t n_peers;
 } mem_t;
 
@@ -352,10 +386,10 @@ static size_t mem_provider_count(cp2p_kad_store_t *s)
     return ((mem_t *)s)->n_provs;
 }
 
-static int mem_save_peers(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size_t n)
+static int mem_save_peers(cp2p_kad_store_t *s, const cp2p_kad_saved_peer_t *peers, size_t n)
 {
     mem_t *m = (mem_t *)s;
-    cp2p_peer_id_t *copy = NULL;
+    cp2p_kad_saved_peer_t *copy = NULL;
     if (n && !(copy = malloc(n * sizeof *copy)))
         return CP2P_ENOMEM;
     if (n)
@@ -366,7 +400,7 @@ static int mem_save_peers(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size
     return 0;
 }
 
-static int mem_load_peers(cp2p_kad_store_t *s, cp2p_peer_id_t *out, size_t cap)
+static int mem_load_peers(cp2p_kad_store_t *s, cp2p_kad_saved_peer_t *out, size_t cap)
 {
     mem_t *m = (mem_t *)s;
     size_t n = m->n_peers < cap ? m->n_peers : cap;

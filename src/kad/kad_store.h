@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "cp2p/buf.h"
+#include "cp2p/multiaddr.h"
 #include "cp2p/peer.h"
 #include "kad/kad_msg.h"
 
@@ -33,6 +34,25 @@
 #define CP2P_KAD_STORE_DEFAULT_MAX_PROVIDERS_PER_KEY 256
 #define CP2P_KAD_STORE_DEFAULT_MAX_PEERS 8192
 #define CP2P_KAD_STORE_DEFAULT_MAX_BYTES (256ULL * 1024 * 1024)
+
+/* A saved routing-table member with a few of its addresses, so that a peer
+ * restarted on its datastore reaches its table without a bootstrap. addrs
+ * holds binary multiaddrs, each behind a one-byte length. */
+#define CP2P_KAD_SAVED_ADDRS 8
+#define CP2P_KAD_SAVED_ADDR_BYTES 512
+typedef struct cp2p_kad_saved_peer {
+    cp2p_peer_id_t id;
+    uint16_t addrs_len;
+    uint8_t addrs[CP2P_KAD_SAVED_ADDR_BYTES];
+} cp2p_kad_saved_peer_t;
+
+/* Pack up to CP2P_KAD_SAVED_ADDRS of addrs[0..n) (those that fit) into p. */
+void cp2p_kad_saved_peer_set_addrs(cp2p_kad_saved_peer_t *p, const cp2p_multiaddr_t *addrs,
+                                   size_t n);
+/* Parse p's addresses into out[0..cap) (the caller frees them); a damaged
+ * one ends the list. Returns how many. */
+size_t cp2p_kad_saved_peer_addrs(const cp2p_kad_saved_peer_t *p, cp2p_multiaddr_t *out,
+                                 size_t cap);
 
 typedef struct cp2p_kad_store_limits {
     size_t max_records;
@@ -77,9 +97,9 @@ size_t cp2p_kad_store_record_count(cp2p_kad_store_t *s);
 size_t cp2p_kad_store_provider_count(cp2p_kad_store_t *s);
 
 /* Replace the saved routing table with peers[0..n) (n <= max_peers). */
-int cp2p_kad_store_save_peers(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size_t n);
+int cp2p_kad_store_save_peers(cp2p_kad_store_t *s, const cp2p_kad_saved_peer_t *peers, size_t n);
 /* Fills out[0..cap) with the saved peers; returns how many, or an error. */
-int cp2p_kad_store_load_peers(cp2p_kad_store_t *s, cp2p_peer_id_t *out, size_t cap);
+int cp2p_kad_store_load_peers(cp2p_kad_store_t *s, cp2p_kad_saved_peer_t *out, size_t cap);
 
 /* For backends: the operations behind the functions above, with arguments
  * already checked against the limits that do not depend on stored data. */
@@ -96,8 +116,8 @@ typedef struct cp2p_kad_store_ops {
     int (*expire)(cp2p_kad_store_t *s, uint64_t now_ms);
     size_t (*record_count)(cp2p_kad_store_t *s);
     size_t (*provider_count)(cp2p_kad_store_t *s);
-    int (*save_peers)(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size_t n);
-    int (*load_peers)(cp2p_kad_store_t *s, cp2p_peer_id_t *out, size_t cap);
+    int (*save_peers)(cp2p_kad_store_t *s, const cp2p_kad_saved_peer_t *peers, size_t n);
+    int (*load_peers)(cp2p_kad_store_t *s, cp2p_kad_saved_peer_t *out, size_t cap);
     void (*free)(cp2p_kad_store_t *s);
 } cp2p_kad_store_ops_t;
 
@@ -105,6 +125,10 @@ typedef struct cp2p_kad_store_ops {
 struct cp2p_kad_store {
     const cp2p_kad_store_ops_t *ops;
     cp2p_kad_store_limits_t limits;
+    /* 1: writes block (disk sync) and belong on a worker thread; reads are
+     * mmap lookups that may stay on the loop, and one writer may run beside
+     * them. 0: nothing blocks and nothing may run off the loop thread. */
+    int blocking;
 };
 
 /* Fill the zero fields of *l with the defaults. */

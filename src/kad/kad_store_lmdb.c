@@ -19,7 +19,8 @@
 
 /* records:   sha256(key) -> received(8) expires(8) key_len(4) key value
  * providers: sha256(key) peer-id -> expires(8)
- * peers:     peer-id -> "" (the saved routing table)
+ * peers:     peer-id -> addresses (the saved routing table; see
+ *            cp2p_kad_saved_peer_t, "" in stores from before addresses)
  * Hashing keys keeps them under LMDB's 511-byte key limit. */
 typedef struct lmdb_store {
     cp2p_kad_store_t base;
@@ -324,7 +325,7 @@ static size_t lm_provider_count(cp2p_kad_store_t *s)
     return entries((lmdb_store_t *)s, ((lmdb_store_t *)s)->providers);
 }
 
-static int lm_save_peers(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size_t n)
+static int lm_save_peers(cp2p_kad_store_t *s, const cp2p_kad_saved_peer_t *peers, size_t n)
 {
     lmdb_store_t *l = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -333,13 +334,14 @@ static int lm_save_peers(cp2p_kad_store_t *s, const cp2p_peer_id_t *peers, size_
         return rc;
     rc = map_err(mdb_drop(txn, l->peers, 0), "clear peers");
     for (size_t i = 0; !rc && i < n; i++) {
-        MDB_val k = {peers[i].len, (void *)peers[i].bytes}, v = {0, ""};
+        MDB_val k = {peers[i].id.len, (void *)peers[i].id.bytes},
+                v = {peers[i].addrs_len, (void *)peers[i].addrs};
         rc = map_err(mdb_put(txn, l->peers, &k, &v, 0), "write peer");
     }
     return finish(txn, rc, "commit peers");
 }
 
-static int lm_load_peers(cp2p_kad_store_t *s, cp2p_peer_id_t *out, size_t cap)
+static int lm_load_peers(cp2p_kad_store_t *s, cp2p_kad_saved_peer_t *out, size_t cap)
 {
     lmdb_store_t *l = (lmdb_store_t *)s;
     MDB_txn *txn;
@@ -354,9 +356,13 @@ static int lm_load_peers(cp2p_kad_store_t *s, cp2p_peer_id_t *out, size_t cap)
     }
     size_t n = 0;
     while (n < cap && !(e = mdb_cursor_get(cur, &k, &v, MDB_NEXT))) {
-        /* A damaged entry is skipped: the table refills from the network. */
-        if (cp2p_peer_id_from_bytes(k.mv_data, k.mv_size, &out[n]) == 0)
+        /* A damaged entry is skipped (damaged addresses are dropped): the
+         * table refills from the network. */
+        if (cp2p_peer_id_from_bytes(k.mv_data, k.mv_size, &out[n].id) == 0) {
+            out[n].addrs_len = v.mv_size <= CP2P_KAD_SAVED_ADDR_BYTES ? (uint16_t)v.mv_size : 0;
+            memcpy(out[n].addrs, v.mv_data, out[n].addrs_len);
             n++;
+        }
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
@@ -491,6 +497,7 @@ int cp2p_kad_store_open_lmdb(const char *dir, const cp2p_kad_store_limits_t *lim
     if (!l)
         return CP2P_ENOMEM;
     l->base.ops = &lmdb_ops;
+    l->base.blocking = 1;
     if (limits)
         l->base.limits = *limits;
     cp2p_kad_store_limits_defaults(&l->base.limits);

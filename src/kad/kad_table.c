@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "cp2p/dht.h"
 #include "cp2p/error.h"
 #include "kad/kad_table.h"
 
@@ -28,8 +29,22 @@ struct cp2p_kad_table {
     cp2p_kad_key_t self_key;
     size_t k;
     size_t size;
+    cp2p_kad_table_change_fn on_change;
+    void *change_arg;
     bucket_t buckets[CP2P_KAD_BUCKETS];
 };
+
+static void changed(cp2p_kad_table_t *t, const cp2p_peer_id_t *peer, int member)
+{
+    if (t->on_change)
+        t->on_change(peer, member, t->change_arg);
+}
+
+void cp2p_kad_table_on_change(cp2p_kad_table_t *t, cp2p_kad_table_change_fn fn, void *arg)
+{
+    t->on_change = fn;
+    t->change_arg = arg;
+}
 
 int cp2p_kad_key_of(const uint8_t *p, size_t n, cp2p_kad_key_t *out)
 {
@@ -77,7 +92,7 @@ int cp2p_kad_table_new(const cp2p_peer_id_t *self, size_t k, cp2p_kad_table_t **
     if (!t)
         return CP2P_ENOMEM;
     t->self = *self;
-    t->k = k ? k : CP2P_KAD_DEFAULT_K;
+    t->k = k ? k : CP2P_DHT_DEFAULT_K;
     int rc = cp2p_kad_key_of_peer(self, &t->self_key);
     if (rc) {
         free(t);
@@ -139,6 +154,7 @@ int cp2p_kad_table_add(cp2p_kad_table_t *t, const cp2p_peer_id_t *peer, uint64_t
             return CP2P_ENOMEM;
         b->members[b->n++] = e;
         t->size++;
+        changed(t, peer, 1);
         return 0;
     }
     /* Full: long-lived peers are the likeliest to stay, so the newcomer waits. */
@@ -173,9 +189,11 @@ int cp2p_kad_table_remove(cp2p_kad_table_t *t, const cp2p_peer_id_t *peer)
         return CP2P_ENOTFOUND;
     take_out(b->members, &b->n, (size_t)i);
     t->size--;
+    changed(t, peer, 0);
     if (b->n_repl) {
         b->members[b->n++] = b->repl[--b->n_repl];
         t->size++;
+        changed(t, &b->members[b->n - 1].id, 1);
     }
     return 0;
 }

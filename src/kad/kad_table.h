@@ -19,7 +19,6 @@
 #include "cp2p/peer.h"
 
 #define CP2P_KAD_KEY_LEN 32
-#define CP2P_KAD_DEFAULT_K 20
 #define CP2P_KAD_MAX_K 64
 #define CP2P_KAD_BUCKETS 256
 #define CP2P_KAD_REPLACEMENTS 8
@@ -41,7 +40,7 @@ int cp2p_kad_key_cmp(const cp2p_kad_key_t *target, const cp2p_kad_key_t *a,
 
 typedef struct cp2p_kad_table cp2p_kad_table_t;
 
-/* k 0 = CP2P_KAD_DEFAULT_K; k over CP2P_KAD_MAX_K is CP2P_EINVAL. */
+/* k 0 = CP2P_DHT_DEFAULT_K; k over CP2P_KAD_MAX_K is CP2P_EINVAL. */
 int cp2p_kad_table_new(const cp2p_peer_id_t *self, size_t k, cp2p_kad_table_t **out);
 void cp2p_kad_table_free(cp2p_kad_table_t *t);
 
@@ -51,6 +50,11 @@ void cp2p_kad_table_free(cp2p_kad_table_t *t);
  * CP2P_EINVAL for our own ID. */
 int cp2p_kad_table_add(cp2p_kad_table_t *t, const cp2p_peer_id_t *peer, uint64_t now_ms,
                        cp2p_peer_id_t *stale);
+/* fn(peer, 1, arg) when peer becomes a member (added, or promoted from the
+ * replacements), fn(peer, 0, arg) when it stops being one; fn must not
+ * change the table. NULL stops it. */
+typedef void (*cp2p_kad_table_change_fn)(const cp2p_peer_id_t *peer, int member, void *arg);
+void cp2p_kad_table_on_change(cp2p_kad_table_t *t, cp2p_kad_table_change_fn fn, void *arg);
 /* Drop a dead peer (from the bucket or the replacements); its bucket takes
  * the most recently seen replacement. CP2P_ENOTFOUND if unknown. */
 int cp2p_kad_table_remove(cp2p_kad_table_t *t, const cp2p_peer_id_t *peer);

@@ -66,7 +66,8 @@ wait_total() { # REGEX COUNT SECONDS
 
 for ((r = 0; r < RECORDS; r++)); do random_node; send $RP "@$RN PUT rec$r value-$r"; done
 wait_total '^(Successfully|Failed to) put record' "$RECORDS" 120
-[ "$(count '^Successfully put record')" -eq "$RECORDS" ] || fail "some puts failed"
+[ "$(count '^Successfully put record')" -eq "$RECORDS" ] ||
+    fail "some puts failed: $(cat "$TMP"/out* | grep '^Failed to put record' | head -5)"
 
 read_all() { # ROUND: read every record from random live nodes
     for ((r = 0; r < RECORDS; r++)); do random_node; send $RP "@$RN GET rec$r"; done
@@ -84,13 +85,15 @@ report() { # LABEL: the figures of the last round of reads
 }
 read_all 1
 got=$(count '^Got record "rec[0-9]*" "value-[0-9]*"')
-[ "$got" -eq "$RECORDS" ] || fail "$got of $RECORDS records found"
+[ "$got" -eq "$RECORDS" ] ||
+    fail "$got of $RECORDS records found: $(cat "$TMP"/out* | grep '^Failed to get' | head -5)"
 report "all $TOTAL nodes up"
 
 for ((s = 0; s < TOTAL / 3; s++)); do random_node; STOPPED[$RP.$RN]=1; send $RP "@$RN STOP"; done
 wait_total '^Stopped node' $((TOTAL / 3)) 30
 read_all 2
 got=$(count '^Got record "rec[0-9]*" "value-[0-9]*"')
-[ "$got" -eq $((2 * RECORDS)) ] || fail "$((got - RECORDS)) of $RECORDS records found after stopping a third"
+[ "$got" -eq $((2 * RECORDS)) ] || fail "$((got - RECORDS)) of $RECORDS records found after" \
+    "stopping a third: $(cat "$TMP"/out* | grep '^Failed to get' | head -5)"
 report "$((TOTAL - TOTAL / 3)) of $TOTAL nodes up"
 echo "PASS dht_scale: $TOTAL nodes, $RECORDS records"

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <uv.h>
 
@@ -293,6 +295,198 @@ static void test_lookup_not_paced_by_tick(void **state)
     end_world(&w);
 }
 
+static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    result_t *r = arg;
+    r->done = 1;
+    r->status = status;
+}
+
+/* Routing-table members carry the "kbucket" tag, so a trim spares them: the
+ * table peer (connected first, so the older one) stays and the untagged
+ * newcomer goes. Without the tag the trim would cut the older one. */
+static void test_table_peers_spared_by_trim(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cp2p_multiaddr_t l, *a;
+    size_t na;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    cp2p_host_config_t hc = {.conn_low_water = 1, .conn_high_water = 100};
+    cp2p_host_t *h[3];
+    cp2p_identify_t *id[3];
+    cp2p_dht_t *d[2];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cp2p_host_new(&loop, i == 0 ? &hc : NULL, &h[i]), 0);
+        assert_int_equal(cp2p_identify_enable(h[i], NULL, &id[i]), 0);
+        assert_int_equal(cp2p_host_listen(h[i], &l), 0);
+        if (i < 2)
+            assert_int_equal(cp2p_dht_new(h[i], NULL, &d[i]), 0);
+    }
+    assert_int_equal(cp2p_host_listen_addrs(h[0], &a, &na), 0);
+    assert_int_equal(cp2p_dht_add_peer(d[1], cp2p_host_peer_id(h[0]), a, 1), 0);
+    result_t b = {0}, c = {0};
+    assert_int_equal(cp2p_dht_bootstrap(d[1], on_done, &b), 0);
+    uint64_t end = uv_now(&loop) + 10000;
+    while ((!b.done || !cp2p_dht_routing_table_size(d[0])) && uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(cp2p_dht_routing_table_size(d[0]), 1); /* h[1], told by identify */
+    assert_int_equal(cp2p_host_connect(h[2], &a[0], on_connected, &c), 0);
+    while (!c.done)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(c.status, 0);
+    while (!cp2p_host_conn_to(h[0], cp2p_host_peer_id(h[2])))
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(cp2p_host_trim(h[0]), 1);
+    assert_non_null(cp2p_host_conn_to(h[0], cp2p_host_peer_id(h[1])));
+    assert_null(cp2p_host_conn_to(h[0], cp2p_host_peer_id(h[2])));
+
+    int closed = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i < 2)
+            cp2p_dht_free(d[i]);
+        cp2p_identify_free(id[i]);
+        cp2p_host_close(h[i], set_flag, &closed);
+    }
+    for (size_t i = 0; i < na; i++)
+        cp2p_multiaddr_free(&a[i]);
+    free(a);
+    cp2p_multiaddr_free(&l);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 3);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A put that finds nobody to store at (its table still empty) looks again a
+ * moment later instead of failing: here the table fills in the meantime. */
+static void test_put_retries_when_nobody_found(void **state)
+{
+    world_t w;
+    make_world(&w);
+    cp2p_host_t *h;
+    cp2p_dht_t *d;
+    cp2p_multiaddr_t l;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    assert_int_equal(cp2p_host_new(&w.loop, NULL, &h), 0);
+    assert_int_equal(cp2p_host_listen(h, &l), 0);
+    cp2p_dht_config_t cfg = {.quorum = 2};
+    assert_int_equal(cp2p_dht_new(h, &cfg, &d), 0);
+    result_t r = {0};
+    assert_int_equal(cp2p_dht_put(d, (const uint8_t *)"late", 4, (const uint8_t *)"v", 1, on_done,
+                                  &r), 0);
+    uint64_t until = uv_now(&w.loop) + 300;
+    while (!r.done && uv_now(&w.loop) < until)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_false(r.done);
+    assert_int_equal(cp2p_dht_add_peer(d, cp2p_host_peer_id(w.h[0]), &w.addr[0], 1), 0);
+    run_until(&w, &r, 10000);
+    assert_int_equal(r.status, 0);
+    result_t g = {0};
+    assert_int_equal(cp2p_dht_get(w.d[N - 1], (const uint8_t *)"late", 4, on_value, &g), 0);
+    run_until(&w, &g, 10000);
+    assert_int_equal(g.status, 0);
+    cp2p_dht_free(d);
+    int closed = 0;
+    cp2p_host_close(h, set_flag, &closed);
+    cp2p_multiaddr_free(&l);
+    end_world(&w);
+    assert_int_equal(closed, 1);
+}
+
+typedef struct wlog {
+    int n, order_ok, failed;
+} wlog_t;
+
+static void on_write(cp2p_dht_t *d, int rc, void *arg)
+{
+    wlog_t *l = arg;
+    if (rc < 0)
+        l->failed++;
+    l->n++;
+}
+
+
+static wlog_t wseq;
+static int wseq_next;
+
+static void on_write_seq(cp2p_dht_t *d, int rc, void *arg)
+{
+    /* Callbacks come in the order the writes were queued. */
+    if ((intptr_t)arg != wseq_next++)
+        wseq.order_ok = 0;
+    on_write(d, rc, &wseq);
+}
+
+/* Store writes on an LMDB datastore go through the pool one at a time: in
+ * order, at most KAD_MAX_WRITES queued, and what was committed before
+ * cp2p_dht_free() is there when the datastore is opened again; free with
+ * writes queued and one running is clean. */
+static void test_store_writes(void **state)
+{
+    char tmpl[] = "/tmp/cp2p-dht-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    assert_non_null(dir);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cp2p_host_t *h;
+    cp2p_dht_t *d;
+    assert_int_equal(cp2p_host_new(&loop, NULL, &h), 0);
+    cp2p_dht_config_t cfg = {.datastore = dir};
+    assert_int_equal(cp2p_dht_new(h, &cfg, &d), 0);
+    wseq = (wlog_t){.order_ok = 1};
+    wseq_next = 0;
+    int queued = 0, rc = 0;
+    while (rc == 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", queued);
+        rc = kad_write_record(d, (const uint8_t *)"k", 1, (const uint8_t *)v, strlen(v), 1,
+                              on_write_seq, (void *)(intptr_t)queued);
+        queued += rc == 0;
+        assert_true(queued <= KAD_MAX_WRITES + 1);
+    }
+    assert_int_equal(rc, CP2P_ELIMIT);
+    assert_true(queued >= KAD_MAX_WRITES); /* one may already run */
+    while (wseq.n < queued)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_true(wseq.order_ok);
+    assert_int_equal(wseq.failed, 0);
+    cp2p_buf_t b = {0};
+    assert_int_equal(cp2p_kad_store_get_record(d->store, (const uint8_t *)"k", 1, 2, &b, NULL), 0);
+    char last[16];
+    snprintf(last, sizeof last, "%d", queued - 1);
+    assert_int_equal(b.len, strlen(last));
+    assert_memory_equal(b.data, last, b.len);
+    cp2p_buf_free(&b);
+
+    /* Writes still queued when the dht goes: no callback, no leak, no crash. */
+    wlog_t late = {0};
+    assert_int_equal(kad_write_provider(d, (const uint8_t *)"p", 1, cp2p_host_peer_id(h), 1,
+                                        on_write, &late), 0);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(kad_write_record(d, (const uint8_t *)"k", 1, (const uint8_t *)"x", 1, 1,
+                                          on_write, &late), 0);
+    cp2p_dht_free(d);
+    int closed = 0;
+    cp2p_host_close(h, set_flag, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 1);
+    assert_int_equal(late.n, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    cp2p_kad_store_t *st;
+    assert_int_equal(cp2p_kad_store_open_lmdb(dir, NULL, &st), 0);
+    assert_int_equal(cp2p_kad_store_get_record(st, (const uint8_t *)"k", 1, 2, &b, NULL), 0);
+    assert_true(b.len == 1 ? b.data[0] == 'x' : !memcmp(b.data, last, b.len));
+    cp2p_buf_free(&b);
+    cp2p_kad_store_free(st);
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +494,9 @@ int main(void)
         cmocka_unit_test(test_hostile_peers_do_not_stall),
         cmocka_unit_test(test_free_cancels),
         cmocka_unit_test(test_lookup_not_paced_by_tick),
+        cmocka_unit_test(test_table_peers_spared_by_trim),
+        cmocka_unit_test(test_store_writes),
+        cmocka_unit_test(test_put_retries_when_nobody_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,15 +110,38 @@ static void check_expire(cp2p_kad_store_t *s)
     assert_int_equal(cp2p_kad_store_provider_count(s), 0);
 }
 
+/* The saved table keeps each peer's addresses, at most CP2P_KAD_SAVED_ADDRS. */
 static void check_peers(cp2p_kad_store_t *s)
 {
-    cp2p_peer_id_t in[3] = {make_id(5), make_id(6), make_id(7)}, out[4];
+    cp2p_kad_saved_peer_t in[3] = {{.id = make_id(5)}, {.id = make_id(6)}, {.id = make_id(7)}},
+                          out[4];
+    cp2p_multiaddr_t a[CP2P_KAD_SAVED_ADDRS + 2], back[CP2P_KAD_SAVED_ADDRS + 2];
+    for (int i = 0; i < CP2P_KAD_SAVED_ADDRS + 2; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "/ip4/10.0.0.%d/tcp/%d", i + 1, 4000 + i);
+        assert_int_equal(cp2p_multiaddr_parse(text, &a[i]), 0);
+    }
+    cp2p_kad_saved_peer_set_addrs(&in[2], a, CP2P_KAD_SAVED_ADDRS + 2);
     assert_int_equal(cp2p_kad_store_load_peers(s, out, 4), 0);
     assert_int_equal(cp2p_kad_store_save_peers(s, in, 3), 0);
     assert_int_equal(cp2p_kad_store_save_peers(s, in + 1, 2), 0); /* replaces */
     assert_int_equal(cp2p_kad_store_load_peers(s, out, 4), 2);
-    assert_true(cp2p_peer_id_equal(&out[0], &in[1]) || cp2p_peer_id_equal(&out[1], &in[1]));
-    assert_false(cp2p_peer_id_equal(&out[0], &in[0]) || cp2p_peer_id_equal(&out[1], &in[0]));
+    int i7 = cp2p_peer_id_equal(&out[1].id, &in[2].id);
+    assert_true(cp2p_peer_id_equal(&out[!i7].id, &in[1].id));
+    assert_true(cp2p_peer_id_equal(&out[i7].id, &in[2].id));
+    assert_int_equal(cp2p_kad_saved_peer_addrs(&out[!i7], back, CP2P_KAD_SAVED_ADDRS + 2), 0);
+    assert_int_equal(cp2p_kad_saved_peer_addrs(&out[i7], back, CP2P_KAD_SAVED_ADDRS + 2),
+                     CP2P_KAD_SAVED_ADDRS);
+    for (int i = 0; i < CP2P_KAD_SAVED_ADDRS; i++) {
+        assert_int_equal(back[i].len, a[i].len);
+        assert_memory_equal(back[i].bytes, a[i].bytes, a[i].len);
+        cp2p_multiaddr_free(&back[i]);
+    }
+    /* Damaged addresses end the list; the peer stays. */
+    out[i7].addrs[0] = 200;
+    assert_int_equal(cp2p_kad_saved_peer_addrs(&out[i7], back, CP2P_KAD_SAVED_ADDRS), 0);
+    for (int i = 0; i < CP2P_KAD_SAVED_ADDRS + 2; i++)
+        cp2p_multiaddr_free(&a[i]);
 }
 
 static void check_limits(cp2p_kad_store_t *s)
@@ -136,7 +159,7 @@ static void check_limits(cp2p_kad_store_t *s)
                      CP2P_ELIMIT);
     /* Replacing a stored record is not a new one. */
     assert_int_equal(cp2p_kad_store_put_record(s, (const uint8_t *)"a", 1, (const uint8_t *)"2", 1, T0), 0);
-    cp2p_peer_id_t many[5] = {0};
+    cp2p_kad_saved_peer_t many[5] = {0};
     assert_int_equal(cp2p_kad_store_save_peers(s, many, 5), CP2P_ELIMIT);
 }
 
@@ -181,10 +204,11 @@ static void test_lmdb_restart(void **state)
     char *dir = temp_dir();
     cp2p_kad_store_t *s;
     cp2p_peer_id_t p = make_id(3), out[2];
+    cp2p_kad_saved_peer_t sp = {.id = p}, sout[2];
     assert_int_equal(cp2p_kad_store_open_lmdb(dir, NULL, &s), 0);
     assert_int_equal(cp2p_kad_store_put_record(s, (const uint8_t *)"key", 3, (const uint8_t *)"val", 3, T0), 0);
     assert_int_equal(cp2p_kad_store_add_provider(s, (const uint8_t *)"cid", 3, &p, T0), 0);
-    assert_int_equal(cp2p_kad_store_save_peers(s, &p, 1), 0);
+    assert_int_equal(cp2p_kad_store_save_peers(s, &sp, 1), 0);
     cp2p_kad_store_free(s);
 
     assert_int_equal(cp2p_kad_store_open_lmdb(dir, NULL, &s), 0);
@@ -195,8 +219,8 @@ static void test_lmdb_restart(void **state)
     assert_true(rx == T0);
     assert_int_equal(cp2p_kad_store_get_providers(s, (const uint8_t *)"cid", 3, T0, out, 2), 1);
     assert_true(cp2p_peer_id_equal(&out[0], &p));
-    assert_int_equal(cp2p_kad_store_load_peers(s, out, 2), 1);
-    assert_true(cp2p_peer_id_equal(&out[0], &p));
+    assert_int_equal(cp2p_kad_store_load_peers(s, sout, 2), 1);
+    assert_true(cp2p_peer_id_equal(&sout[0].id, &p));
     cp2p_kad_store_free(s);
     cp2p_buf_free(&b);
     remove_dir(dir);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cp2p/dht.h"
 #include "cp2p/error.h"
 #include "kad/kad_table.h"
 
@@ -128,7 +129,7 @@ static void test_closest_matches_brute_force(void **state)
     cp2p_peer_id_t self = random_id();
     cp2p_kad_table_t *t;
     assert_int_equal(cp2p_kad_table_new(&self, 0, &t), 0);
-    assert_int_equal(cp2p_kad_table_k(t), CP2P_KAD_DEFAULT_K);
+    assert_int_equal(cp2p_kad_table_k(t), CP2P_DHT_DEFAULT_K);
     for (int i = 0; i < 1000; i++) {
         cp2p_peer_id_t p = random_id();
         int rc = cp2p_kad_table_add(t, &p, (uint64_t)i, NULL);
@@ -137,7 +138,7 @@ static void test_closest_matches_brute_force(void **state)
     size_t total = cp2p_kad_table_peers(t, NULL, 0);
     assert_int_equal(total, cp2p_kad_table_size(t));
     /* Buckets 0..4 are full (k each) with 1000 random peers. */
-    assert_true(total >= 5 * CP2P_KAD_DEFAULT_K);
+    assert_true(total >= 5 * CP2P_DHT_DEFAULT_K);
     cp2p_peer_id_t *members = calloc(total, sizeof *members);
     cp2p_kad_table_peers(t, members, total);
 
@@ -145,10 +146,10 @@ static void test_closest_matches_brute_force(void **state)
         cp2p_peer_id_t target_id = random_id();
         cp2p_kad_key_of_peer(&target_id, &sort_target);
         qsort(members, total, sizeof *members, cmp_ids);
-        cp2p_peer_id_t got[CP2P_KAD_DEFAULT_K];
-        assert_int_equal(cp2p_kad_table_closest(t, &sort_target, got, CP2P_KAD_DEFAULT_K),
-                         CP2P_KAD_DEFAULT_K);
-        for (int i = 0; i < CP2P_KAD_DEFAULT_K; i++)
+        cp2p_peer_id_t got[CP2P_DHT_DEFAULT_K];
+        assert_int_equal(cp2p_kad_table_closest(t, &sort_target, got, CP2P_DHT_DEFAULT_K),
+                         CP2P_DHT_DEFAULT_K);
+        for (int i = 0; i < CP2P_DHT_DEFAULT_K; i++)
             assert_true(cp2p_peer_id_equal(&got[i], &members[i]));
     }
     free(members);
