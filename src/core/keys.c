@@ -37,10 +37,18 @@ struct cp2p_pubkey {
     size_t raw_len;
 };
 
+struct memo {
+    struct memo *next;
+    const void *tag;
+    void *value;
+    void (*free_fn)(void *);
+};
+
 struct cp2p_privkey {
     cp2p_key_type_t type;
     EVP_PKEY *pkey;
     cp2p_pubkey_t *pub;
+    struct memo *memos;
 };
 
 int cp2p_key_type_parse(const char *name)
@@ -665,10 +673,42 @@ cp2p_key_type_t cp2p_privkey_type(const cp2p_privkey_t *k)
     return k->type;
 }
 
+void *cp2p_privkey_memo(const cp2p_privkey_t *k, const void *tag)
+{
+    for (const struct memo *m = k ? k->memos : NULL; m; m = m->next)
+        if (m->tag == tag)
+            return m->value;
+    return NULL;
+}
+
+int cp2p_privkey_set_memo(const cp2p_privkey_t *k, const void *tag, void *value,
+                          void (*free_fn)(void *))
+{
+    struct memo *m = k && tag && free_fn ? calloc(1, sizeof *m) : NULL;
+    if (!m) {
+        if (free_fn)
+            free_fn(value);
+        return k && tag && free_fn ? CP2P_ENOMEM : CP2P_EINVAL;
+    }
+    *m = (struct memo){.tag = tag, .value = value, .free_fn = free_fn};
+    /* Keys are heap objects, never const-defined: the cast only drops the
+     * borrowers' promise not to change the key itself, which memos keep. */
+    cp2p_privkey_t *mk = (cp2p_privkey_t *)k;
+    m->next = mk->memos;
+    mk->memos = m;
+    return 0;
+}
+
 void cp2p_privkey_free(cp2p_privkey_t *k)
 {
     if (!k)
         return;
+    while (k->memos) {
+        struct memo *m = k->memos;
+        k->memos = m->next;
+        m->free_fn(m->value);
+        free(m);
+    }
     EVP_PKEY_free(k->pkey);
     cp2p_pubkey_free(k->pub);
     free(k);
