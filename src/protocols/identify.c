@@ -282,13 +282,14 @@ static int seal_record(cp2p_identify_t *id, const cp2p_multiaddr_t *addrs, size_
     id->record.len = 0;
     if (!rc)
         rc = cp2p_peer_record_seal(cp2p_host_identity(id->h), &r, &id->record);
+    uint64_t seq = r.seq;
     cp2p_peer_record_clear(&r);
     if (rc) {
         id->record.len = 0;
         cp2p_buf_free(&key);
         return rc;
     }
-    id->record_seq = r.seq;
+    id->record_seq = seq;
     cp2p_buf_free(&id->record_addrs);
     id->record_addrs = key;
     *out = &id->record;

@@ -632,6 +632,11 @@ static void sec_destroy(cp2p_sec_t *s)
     free(s);
 }
 
+const uint8_t *cp2p_noise_local_static(const cp2p_sec_t *s)
+{
+    return s->st->pub;
+}
+
 /* Authenticates the remote: its identity key must have signed the Noise static key. */
 static int check_payload(cp2p_sec_t *s, const uint8_t *p, size_t n)
 {
