@@ -42,6 +42,15 @@ int cp2p_privkey_sign(const cp2p_privkey_t *k, const uint8_t *msg, size_t n, cp2
 const cp2p_pubkey_t *cp2p_privkey_public(const cp2p_privkey_t *k);
 cp2p_key_type_t cp2p_privkey_type(const cp2p_privkey_t *k);
 void cp2p_privkey_free(cp2p_privkey_t *k);
+/* State derived from a key and kept as long as it lives, one value per tag (a
+ * static object's address): noise keeps its static key and signed handshake
+ * payload here, made once per identity rather than once per connection. The
+ * key is const to its borrowers but its memos are theirs to fill; they are not
+ * locked, so a key's memos are used from one thread (its host's loop). The
+ * setter takes value (freed with free_fn, also on failure). */
+void *cp2p_privkey_memo(const cp2p_privkey_t *k, const void *tag);
+int cp2p_privkey_set_memo(const cp2p_privkey_t *k, const void *tag, void *value,
+                          void (*free_fn)(void *));
 
 /* Raw key bytes, the Data field of the spec's protobuf. */
 int cp2p_pubkey_from_raw(cp2p_key_type_t type, const uint8_t *p, size_t n, cp2p_pubkey_t **out);

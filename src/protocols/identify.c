@@ -201,6 +201,10 @@ struct cp2p_identify {
     char *agent_version;
     exchange_t *exchanges;
     uint64_t record_seq;
+    /* The last record sealed and the addresses it holds (each as its length
+     * and its bytes): a signature per connection was a fifth of the cost
+     * of a connection, so a record is sealed again only when they change. */
+    cp2p_buf_t record, record_addrs;
 };
 
 static const char *const ID_PROTO[] = {CP2P_IDENTIFY_PROTOCOL_ID};
@@ -248,24 +252,48 @@ static void exchange_end(exchange_t *ex, int reset)
 }
 
 /* Our addresses, signed. The seq is wall-clock time in milliseconds, as js and
- * go do, so that it grows across restarts too. */
+ * go do, so that it grows across restarts too. The record is borrowed from id. */
 static int seal_record(cp2p_identify_t *id, const cp2p_multiaddr_t *addrs, size_t n,
-                       cp2p_buf_t *out)
+                       const cp2p_buf_t **out)
 {
+    if (n > CP2P_PEER_RECORD_MAX_ADDRS)
+        n = CP2P_PEER_RECORD_MAX_ADDRS;
+    cp2p_buf_t key = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = cp2p_buf_append(&key, &addrs[i].len, sizeof addrs[i].len);
+        if (!rc)
+            rc = cp2p_buf_append(&key, addrs[i].bytes, addrs[i].len);
+    }
+    if (!rc && id->record.len && key.len == id->record_addrs.len &&
+        (!key.len || !memcmp(key.data, id->record_addrs.data, key.len))) {
+        cp2p_buf_free(&key);
+        *out = &id->record;
+        return 0;
+    }
     cp2p_peer_record_t r = {.peer_id = *cp2p_host_peer_id(id->h)};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     r.seq = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     if (r.seq <= id->record_seq) /* two records in one millisecond, or the clock went back */
         r.seq = id->record_seq + 1;
-    id->record_seq = r.seq;
-    int rc = 0;
-    for (size_t i = 0; i < n && i < CP2P_PEER_RECORD_MAX_ADDRS && !rc; i++)
+    for (size_t i = 0; i < n && !rc; i++)
         rc = cp2p_peer_record_add_addr(&r, addrs[i].bytes, addrs[i].len);
+    id->record.len = 0;
     if (!rc)
-        rc = cp2p_peer_record_seal(cp2p_host_identity(id->h), &r, out);
+        rc = cp2p_peer_record_seal(cp2p_host_identity(id->h), &r, &id->record);
+    uint64_t seq = r.seq;
     cp2p_peer_record_clear(&r);
-    return rc;
+    if (rc) {
+        id->record.len = 0;
+        cp2p_buf_free(&key);
+        return rc;
+    }
+    id->record_seq = seq;
+    cp2p_buf_free(&id->record_addrs);
+    id->record_addrs = key;
+    *out = &id->record;
+    return 0;
 }
 
 /* Our message for the peer at the other end of conn (observedAddr is its
@@ -273,7 +301,8 @@ static int seal_record(cp2p_identify_t *id, const cp2p_multiaddr_t *addrs, size_
 static int build_message(cp2p_identify_t *id, cp2p_conn_t *conn, cp2p_buf_t *out)
 {
     cp2p_identify_msg_t m = {0};
-    cp2p_buf_t key = {0}, record = {0};
+    cp2p_buf_t key = {0};
+    const cp2p_buf_t *record;
     cp2p_multiaddr_t *addrs = NULL;
     size_t n_addrs = 0;
     const char *protos[CP2P_IDENTIFY_MAX_PROTOCOLS];
@@ -305,12 +334,11 @@ static int build_message(cp2p_identify_t *id, cp2p_conn_t *conn, cp2p_buf_t *out
     m.n_protocols = np < CP2P_IDENTIFY_MAX_PROTOCOLS ? np : CP2P_IDENTIFY_MAX_PROTOCOLS;
     rc = seal_record(id, addrs, n_addrs, &record);
     if (!rc) {
-        m.signed_peer_record = record.data;
-        m.signed_peer_record_len = record.len;
+        m.signed_peer_record = record->data;
+        m.signed_peer_record_len = record->len;
         rc = cp2p_identify_encode(&m, out);
     }
 done:
-    cp2p_buf_free(&record);
     for (size_t i = 0; i < n_addrs; i++)
         cp2p_multiaddr_free(&addrs[i]);
     free(addrs);
@@ -369,6 +397,14 @@ static void apply_addrs(cp2p_identify_t *id, const cp2p_peer_id_t *peer, uint8_t
 static int apply_record(cp2p_identify_t *id, const cp2p_peer_id_t *peer,
                         const cp2p_identify_msg_t *m, uint64_t now)
 {
+    /* The very record we hold (a reconnection) was verified when it came and
+     * its seq is not newer: it would be refused below anyway, after the
+     * signature check, which is what a connection costs most. */
+    size_t held_len = 0;
+    const uint8_t *held = cp2p_peerstore_record(cp2p_host_peerstore(id->h), peer, &held_len, NULL);
+    if (held && held_len == m->signed_peer_record_len &&
+        !memcmp(held, m->signed_peer_record, held_len))
+        return 0;
     cp2p_peer_record_t r = {0};
     int rc = cp2p_peer_record_open(m->signed_peer_record, m->signed_peer_record_len, &r, NULL);
     if (!rc && !cp2p_peer_id_equal(&r.peer_id, peer))
@@ -616,5 +652,7 @@ void cp2p_identify_free(cp2p_identify_t *id)
             exchange_unlink(ex); /* its open callback frees it */
     }
     free(id->agent_version);
+    cp2p_buf_free(&id->record);
+    cp2p_buf_free(&id->record_addrs);
     free(id);
 }

@@ -103,45 +103,71 @@ static uint8_t *room(cp2p_buf_t *b, size_t n)
 
 /* ---- SymmetricState (Noise 5.2) ---- */
 
+/* SHA-256 fetched once: EVP_sha256() and EVP_Q_mac looked the algorithm up in
+ * OpenSSL's tables, under a lock, some twenty times a handshake. */
+static EVP_MD *sha256_md;
+static CRYPTO_ONCE sha256_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 struct symmetric {
     struct cipher cs;
+    EVP_MD_CTX *md; /* for every hash of the handshake; freed at split */
     uint8_t ck[HASHLEN];
     uint8_t h[HASHLEN];
 };
 
-static int mix_hash(struct symmetric *ss, const uint8_t *d, size_t n)
+/* out = SHA-256(a || b); out may alias a or b. */
+static int sha256(EVP_MD_CTX *md, const uint8_t *a, size_t an, const uint8_t *b, size_t bn,
+                  uint8_t *out)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned int len = 0;
-    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-             EVP_DigestUpdate(md, ss->h, HASHLEN) == 1 &&
-             (n == 0 || EVP_DigestUpdate(md, d, n) == 1) &&
-             EVP_DigestFinal_ex(md, ss->h, &len) == 1 && len == HASHLEN;
-    EVP_MD_CTX_free(md);
+    int ok = md && EVP_DigestInit_ex(md, sha256_md, NULL) == 1 &&
+             EVP_DigestUpdate(md, a, an) == 1 && (bn == 0 || EVP_DigestUpdate(md, b, bn) == 1) &&
+             EVP_DigestFinal_ex(md, out, &len) == 1 && len == HASHLEN;
     return ok ? 0 : CP2P_ECRYPTO;
 }
 
-static int hmac(const uint8_t *key, const uint8_t *d, size_t n, uint8_t *out)
+static int mix_hash(struct symmetric *ss, const uint8_t *d, size_t n)
 {
-    size_t len = 0;
-    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, HASHLEN, n ? d : (const uint8_t *)"",
-                   n, out, HASHLEN, &len) ||
-        len != HASHLEN)
-        return CP2P_ECRYPTO;
-    return 0;
+    return sha256(ss->md, ss->h, HASHLEN, d, n, ss->h);
+}
+
+/* HMAC-SHA256 (RFC 2104) with a HASHLEN-byte key, on the hash context we hold. */
+#define SHA256_BLOCK 64
+static int hmac(EVP_MD_CTX *md, const uint8_t *key, const uint8_t *d, size_t n, uint8_t *out)
+{
+    uint8_t pad[SHA256_BLOCK], inner[HASHLEN];
+    memset(pad, 0x36, sizeof pad);
+    for (size_t i = 0; i < HASHLEN; i++)
+        pad[i] ^= key[i];
+    int rc = sha256(md, pad, sizeof pad, d, n, inner);
+    if (!rc) {
+        memset(pad, 0x5c, sizeof pad);
+        for (size_t i = 0; i < HASHLEN; i++)
+            pad[i] ^= key[i];
+        rc = sha256(md, pad, sizeof pad, inner, HASHLEN, out);
+    }
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(inner, sizeof inner);
+    return rc;
 }
 
 /* HKDF with two outputs (Noise 4.3); o1 may alias ck. */
-static int hkdf2(const uint8_t *ck, const uint8_t *ikm, size_t n, uint8_t *o1, uint8_t *o2)
+static int hkdf2(EVP_MD_CTX *md, const uint8_t *ck, const uint8_t *ikm, size_t n, uint8_t *o1,
+                 uint8_t *o2)
 {
     uint8_t tk[HASHLEN], in[HASHLEN + 1];
-    int rc = hmac(ck, ikm, n, tk);
+    int rc = hmac(md, ck, ikm, n, tk);
     if (!rc)
-        rc = hmac(tk, (const uint8_t *)"\x01", 1, o1);
+        rc = hmac(md, tk, (const uint8_t *)"\x01", 1, o1);
     if (!rc) {
         memcpy(in, o1, HASHLEN);
         in[HASHLEN] = 2;
-        rc = hmac(tk, in, HASHLEN + 1, o2);
+        rc = hmac(md, tk, in, HASHLEN + 1, o2);
     }
     OPENSSL_cleanse(tk, sizeof tk);
     OPENSSL_cleanse(in, sizeof in);
@@ -151,7 +177,7 @@ static int hkdf2(const uint8_t *ck, const uint8_t *ikm, size_t n, uint8_t *o1, u
 static int mix_key(struct symmetric *ss, const uint8_t *ikm)
 {
     uint8_t k[HASHLEN];
-    int rc = hkdf2(ss->ck, ikm, DHLEN, ss->ck, k);
+    int rc = hkdf2(ss->md, ss->ck, ikm, DHLEN, ss->ck, k);
     if (!rc)
         rc = cipher_set_key(&ss->cs, k);
     OPENSSL_cleanse(k, sizeof k);
@@ -214,25 +240,33 @@ static int keypair(uint8_t *priv, uint8_t *pub, const uint8_t *fixed, EVP_PKEY *
 }
 
 /* Fails on a low-order remote point (all-zero output), which only a hostile peer sends. */
-static int dh(EVP_PKEY *k, const uint8_t *pub, uint8_t *out)
+static int dh(EVP_PKEY *k, EVP_PKEY *peer, uint8_t *out)
 {
-    EVP_PKEY *p = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, DHLEN);
-    EVP_PKEY_CTX *c = k ? EVP_PKEY_CTX_new(k, NULL) : NULL;
+    EVP_PKEY_CTX *c = k && peer ? EVP_PKEY_CTX_new(k, NULL) : NULL;
     size_t len = DHLEN;
-    int ok = p && c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, p) == 1 &&
+    int ok = c && EVP_PKEY_derive_init(c) == 1 && EVP_PKEY_derive_set_peer(c, peer) == 1 &&
              EVP_PKEY_derive(c, out, &len) == 1 && len == DHLEN;
     EVP_PKEY_CTX_free(c);
-    EVP_PKEY_free(p);
     return ok ? 0 : CP2P_ECRYPTO;
 }
 
-static int mix_dh(struct symmetric *ss, EVP_PKEY *k, const uint8_t *pub)
+static int mix_dh(struct symmetric *ss, EVP_PKEY *k, EVP_PKEY *peer)
 {
     uint8_t shared[DHLEN];
-    int rc = dh(k, pub, shared);
+    int rc = dh(k, peer, shared);
     if (!rc)
         rc = mix_key(ss, shared);
     OPENSSL_cleanse(shared, sizeof shared);
+    return rc;
+}
+
+/* The remote ephemeral key serves two DHs and is imported once; the remote
+ * static key serves one. */
+static int mix_dh_raw(struct symmetric *ss, EVP_PKEY *k, const uint8_t *pub)
+{
+    EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pub, DHLEN);
+    int rc = mix_dh(ss, k, peer);
+    EVP_PKEY_free(peer);
     return rc;
 }
 
@@ -245,12 +279,16 @@ struct cp2p_noise_xx {
     uint8_t s_priv[DHLEN], s_pub[DHLEN], e_priv[DHLEN], e_pub[DHLEN];
     EVP_PKEY *s_key, *e_key; /* the same keys, for the DHs; freed at split */
     uint8_t rs[DHLEN], re[DHLEN];
+    EVP_PKEY *re_key; /* re, for the DHs; freed at split */
     int has_rs;
     struct cipher tx, rx;
 };
 
-int cp2p_noise_xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prologue,
-                      size_t prologue_len, const uint8_t *s_priv, const uint8_t *e_priv)
+/* s_key (with its public half s_pub) is shared and taken by reference; without
+ * it the static key comes from s_priv, or is generated. */
+static int xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prologue,
+                  size_t prologue_len, EVP_PKEY *s_key, const uint8_t *s_pub,
+                  const uint8_t *s_priv, const uint8_t *e_priv)
 {
     if (!out || (prologue_len && !prologue))
         return CP2P_EINVAL;
@@ -260,9 +298,22 @@ int cp2p_noise_xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prolo
     x->initiator = !!initiator;
     memcpy(x->ss.h, PROTOCOL_NAME, HASHLEN);
     memcpy(x->ss.ck, x->ss.h, HASHLEN);
-    int rc = mix_hash(&x->ss, prologue, prologue_len);
+    int rc = CRYPTO_THREAD_run_once(&sha256_once, sha256_fetch) && sha256_md &&
+                     (x->ss.md = EVP_MD_CTX_new())
+                 ? 0
+                 : CP2P_ECRYPTO;
     if (!rc)
+        rc = mix_hash(&x->ss, prologue, prologue_len);
+    if (!rc && s_key) {
+        if (EVP_PKEY_up_ref(s_key) == 1) {
+            x->s_key = s_key;
+            memcpy(x->s_pub, s_pub, DHLEN);
+        } else {
+            rc = CP2P_ECRYPTO;
+        }
+    } else if (!rc) {
         rc = keypair(x->s_priv, x->s_pub, s_priv, &x->s_key);
+    }
     if (!rc)
         rc = keypair(x->e_priv, x->e_pub, e_priv, &x->e_key);
     if (rc) {
@@ -273,22 +324,30 @@ int cp2p_noise_xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prolo
     return 0;
 }
 
+int cp2p_noise_xx_new(cp2p_noise_xx_t **out, int initiator, const uint8_t *prologue,
+                      size_t prologue_len, const uint8_t *s_priv, const uint8_t *e_priv)
+{
+    return xx_new(out, initiator, prologue, prologue_len, NULL, NULL, s_priv, e_priv);
+}
+
 void cp2p_noise_xx_free(cp2p_noise_xx_t *x)
 {
     if (!x)
         return;
     cipher_clear(&x->ss.cs);
+    EVP_MD_CTX_free(x->ss.md);
     cipher_clear(&x->tx);
     cipher_clear(&x->rx);
     EVP_PKEY_free(x->s_key);
     EVP_PKEY_free(x->e_key);
+    EVP_PKEY_free(x->re_key);
     OPENSSL_clear_free(x, sizeof *x);
 }
 
 static int split(cp2p_noise_xx_t *x)
 {
     uint8_t k1[HASHLEN], k2[HASHLEN];
-    int rc = hkdf2(x->ss.ck, NULL, 0, k1, k2);
+    int rc = hkdf2(x->ss.md, x->ss.ck, NULL, 0, k1, k2);
     if (!rc)
         rc = cipher_set_key(&x->tx, x->initiator ? k1 : k2);
     if (!rc)
@@ -297,12 +356,15 @@ static int split(cp2p_noise_xx_t *x)
     OPENSSL_cleanse(k2, sizeof k2);
     /* The handshake secrets are no longer needed; forget them early. */
     cipher_clear(&x->ss.cs);
+    EVP_MD_CTX_free(x->ss.md);
+    x->ss.md = NULL;
     OPENSSL_cleanse(x->ss.ck, HASHLEN);
     OPENSSL_cleanse(x->s_priv, DHLEN);
     OPENSSL_cleanse(x->e_priv, DHLEN);
     EVP_PKEY_free(x->s_key);
     EVP_PKEY_free(x->e_key);
-    x->s_key = x->e_key = NULL;
+    EVP_PKEY_free(x->re_key);
+    x->s_key = x->e_key = x->re_key = NULL;
     return rc;
 }
 
@@ -344,16 +406,16 @@ int cp2p_noise_xx_write(cp2p_noise_xx_t *x, const uint8_t *payload, size_t n, cp
             rc = mix_hash(ss, x->e_pub, DHLEN);
     }
     if (!rc && x->step == 1) {
-        rc = mix_dh(ss, x->e_key, x->re); /* ee */
+        rc = mix_dh(ss, x->e_key, x->re_key); /* ee */
         if (!rc)
             rc = encrypt_and_hash(ss, x->s_pub, DHLEN, msg_out);
         if (!rc)
-            rc = mix_dh(ss, x->s_key, x->re); /* es */
+            rc = mix_dh(ss, x->s_key, x->re_key); /* es */
     }
     if (!rc && x->step == 2) {
         rc = encrypt_and_hash(ss, x->s_pub, DHLEN, msg_out);
         if (!rc)
-            rc = mix_dh(ss, x->s_key, x->re); /* se */
+            rc = mix_dh(ss, x->s_key, x->re_key); /* se */
     }
     if (!rc)
         rc = encrypt_and_hash(ss, payload, n, msg_out);
@@ -379,21 +441,22 @@ int cp2p_noise_xx_read(cp2p_noise_xx_t *x, const uint8_t *msg, size_t n, cp2p_bu
     int rc = 0;
     if (x->step < 2) {
         memcpy(x->re, msg, DHLEN);
-        rc = mix_hash(ss, x->re, DHLEN);
+        x->re_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, x->re, DHLEN);
+        rc = x->re_key ? mix_hash(ss, x->re, DHLEN) : CP2P_ECRYPTO;
         msg += DHLEN;
         n -= DHLEN;
     }
     if (!rc && x->step == 1) {
-        rc = mix_dh(ss, x->e_key, x->re); /* ee */
+        rc = mix_dh(ss, x->e_key, x->re_key); /* ee */
         if (!rc)
             rc = decrypt_and_hash(ss, msg, DHLEN + CP2P_NOISE_TAG_LEN, &rs);
         if (!rc)
-            rc = mix_dh(ss, x->e_key, x->rs); /* es */
+            rc = mix_dh_raw(ss, x->e_key, x->rs); /* es */
     }
     if (!rc && x->step == 2) {
         rc = decrypt_and_hash(ss, msg, DHLEN + CP2P_NOISE_TAG_LEN, &rs);
         if (!rc)
-            rc = mix_dh(ss, x->e_key, x->rs); /* se */
+            rc = mix_dh_raw(ss, x->e_key, x->rs); /* se */
     }
     if (!rc && x->step > 0) {
         x->has_rs = 1;
@@ -448,7 +511,7 @@ int cp2p_noise_xx_decrypt(cp2p_noise_xx_t *x, const uint8_t *c, size_t n, uint8_
 
 struct cp2p_sec {
     cp2p_noise_xx_t *xx;
-    const cp2p_privkey_t *identity;
+    const struct noise_static *st; /* the identity's, which outlives the session */
     cp2p_peer_id_t expected;
     int has_expected;
     int initiator;
@@ -459,21 +522,98 @@ struct cp2p_sec {
     cp2p_peer_id_t remote_peer;
 };
 
+/* One identity's static key and the payload that signs it, made on its first
+ * session and kept with the key (cp2p_privkey_memo): a signature and a key
+ * generation per handshake and side saved. go-libp2p and rust-libp2p keep one
+ * static key per transport too; forward secrecy rests on the ephemeral keys. */
+struct noise_static {
+    EVP_PKEY *key;
+    uint8_t pub[DHLEN];
+    cp2p_buf_t payload; /* NoiseHandshakePayload: identity key, signature of pub */
+};
+
+static const char static_tag; /* the memo's tag: its address */
+
+static void static_free(void *p)
+{
+    struct noise_static *st = p;
+    if (!st)
+        return;
+    EVP_PKEY_free(st->key);
+    cp2p_buf_free(&st->payload);
+    free(st);
+}
+
+static int make_payload(const cp2p_privkey_t *identity, const uint8_t *s_pub, cp2p_buf_t *out)
+{
+    cp2p_buf_t key = {0}, sig = {0};
+    uint8_t tbs[SIG_PREFIX_LEN + DHLEN];
+    memcpy(tbs, SIG_PREFIX, SIG_PREFIX_LEN);
+    memcpy(tbs + SIG_PREFIX_LEN, s_pub, DHLEN);
+    int rc = cp2p_pubkey_marshal(cp2p_privkey_public(identity), &key);
+    if (!rc)
+        rc = cp2p_privkey_sign(identity, tbs, sizeof tbs, &sig);
+    if (!rc) {
+        Noise__NoiseHandshakePayload pl = NOISE__NOISE_HANDSHAKE_PAYLOAD__INIT;
+        pl.has_identity_key = 1;
+        pl.identity_key.data = key.data;
+        pl.identity_key.len = key.len;
+        pl.has_identity_sig = 1;
+        pl.identity_sig.data = sig.data;
+        pl.identity_sig.len = sig.len;
+        size_t n = noise__noise_handshake_payload__get_packed_size(&pl);
+        rc = cp2p_buf_reserve(out, n);
+        if (!rc)
+            out->len += noise__noise_handshake_payload__pack(&pl, out->data + out->len);
+    }
+    cp2p_buf_free(&key);
+    cp2p_buf_free(&sig);
+    return rc;
+}
+
+static int static_for(const cp2p_privkey_t *identity, const struct noise_static **out)
+{
+    struct noise_static *st = cp2p_privkey_memo(identity, &static_tag);
+    if (st) {
+        *out = st;
+        return 0;
+    }
+    if (!(st = calloc(1, sizeof *st)))
+        return CP2P_ENOMEM;
+    uint8_t priv[DHLEN];
+    int rc = keypair(priv, st->pub, NULL, &st->key);
+    OPENSSL_cleanse(priv, sizeof priv);
+    if (!rc)
+        rc = make_payload(identity, st->pub, &st->payload);
+    if (rc) {
+        static_free(st);
+        return rc;
+    }
+    if ((rc = cp2p_privkey_set_memo(identity, &static_tag, st, static_free)))
+        return rc;
+    *out = st;
+    return 0;
+}
+
 static int sec_create(cp2p_sec_t **out, int initiator, const cp2p_privkey_t *identity,
                       const cp2p_peer_id_t *expected_remote)
 {
     if (!out || !identity)
         return CP2P_EINVAL;
+    const struct noise_static *st;
+    int rc = static_for(identity, &st);
+    if (rc)
+        return rc;
     cp2p_sec_t *s = calloc(1, sizeof *s);
     if (!s)
         return CP2P_ENOMEM;
-    int rc = cp2p_noise_xx_new(&s->xx, initiator, NULL, 0, NULL, NULL);
+    s->st = st;
+    rc = xx_new(&s->xx, initiator, NULL, 0, st->key, st->pub, NULL, NULL);
     if (rc) {
         free(s);
         return rc;
     }
     s->initiator = !!initiator;
-    s->identity = identity;
     if (expected_remote) {
         s->expected = *expected_remote;
         s->has_expected = 1;
@@ -492,31 +632,9 @@ static void sec_destroy(cp2p_sec_t *s)
     free(s);
 }
 
-static int make_payload(cp2p_sec_t *s, cp2p_buf_t *out)
+const uint8_t *cp2p_noise_local_static(const cp2p_sec_t *s)
 {
-    cp2p_buf_t key = {0}, sig = {0};
-    uint8_t tbs[SIG_PREFIX_LEN + DHLEN];
-    memcpy(tbs, SIG_PREFIX, SIG_PREFIX_LEN);
-    memcpy(tbs + SIG_PREFIX_LEN, cp2p_noise_xx_local_static(s->xx), DHLEN);
-    int rc = cp2p_pubkey_marshal(cp2p_privkey_public(s->identity), &key);
-    if (!rc)
-        rc = cp2p_privkey_sign(s->identity, tbs, sizeof tbs, &sig);
-    if (!rc) {
-        Noise__NoiseHandshakePayload pl = NOISE__NOISE_HANDSHAKE_PAYLOAD__INIT;
-        pl.has_identity_key = 1;
-        pl.identity_key.data = key.data;
-        pl.identity_key.len = key.len;
-        pl.has_identity_sig = 1;
-        pl.identity_sig.data = sig.data;
-        pl.identity_sig.len = sig.len;
-        size_t n = noise__noise_handshake_payload__get_packed_size(&pl);
-        rc = cp2p_buf_reserve(out, n);
-        if (!rc)
-            out->len += noise__noise_handshake_payload__pack(&pl, out->data + out->len);
-    }
-    cp2p_buf_free(&key);
-    cp2p_buf_free(&sig);
-    return rc;
+    return s->st->pub;
 }
 
 /* Authenticates the remote: its identity key must have signed the Noise static key. */
@@ -569,18 +687,15 @@ static int write_frame(cp2p_sec_t *s, const uint8_t *payload, size_t n, cp2p_buf
 
 static int handshake_frame(cp2p_sec_t *s, const uint8_t *msg, size_t n, cp2p_buf_t *wire_out)
 {
-    cp2p_buf_t in = {0}, out = {0};
+    cp2p_buf_t in = {0};
     int first = s->xx->step == 0; /* only the responder reads message 1 */
     int rc = cp2p_noise_xx_read(s->xx, msg, n, &in);
     if (!rc && first && in.len)
         rc = CP2P_EPROTO; /* message 1 is sent in the clear: it must not carry data */
     else if (!rc && !first)
         rc = check_payload(s, in.data, in.len);
-    if (!rc && !cp2p_noise_xx_done(s->xx)) {
-        rc = make_payload(s, &out);
-        if (!rc)
-            rc = write_frame(s, out.data, out.len, wire_out);
-    }
+    if (!rc && !cp2p_noise_xx_done(s->xx))
+        rc = write_frame(s, s->st->payload.data, s->st->payload.len, wire_out);
     if (!rc && cp2p_noise_xx_done(s->xx)) {
         s->established = 1;
         if (cp2p_log_enabled(CP2P_LOG_DEBUG)) {
@@ -590,7 +705,6 @@ static int handshake_frame(cp2p_sec_t *s, const uint8_t *msg, size_t n, cp2p_buf
         }
     }
     cp2p_buf_free(&in);
-    cp2p_buf_free(&out);
     return rc;
 }
 

@@ -37,6 +37,8 @@ const uint8_t *cp2p_noise_xx_remote_static(const cp2p_noise_xx_t *x);
 int cp2p_noise_xx_encrypt(cp2p_noise_xx_t *x, const uint8_t *p, size_t n, uint8_t *out);
 int cp2p_noise_xx_decrypt(cp2p_noise_xx_t *x, const uint8_t *c, size_t n, uint8_t *out);
 
+/* Test hook: a session's static public key (32 bytes), one per identity. */
+const uint8_t *cp2p_noise_local_static(const cp2p_sec_t *s);
 /* Test hook: set the transport nonces of a session, to reach exhaustion. */
 int cp2p_noise_set_nonces(cp2p_sec_t *s, uint64_t send_n, uint64_t recv_n);
 

@@ -314,6 +314,8 @@ struct cp2p_dial {
     uv_tcp_t *tcp;
     uv_connect_t req;
     int last_err;
+    int sync_err; /* a failure while tcp_dial still runs: returned, not called back */
+    int in_dial;
 };
 
 static void dial_free(cp2p_dial_t *d)
@@ -325,6 +327,10 @@ static void dial_free(cp2p_dial_t *d)
 
 static void dial_finish(cp2p_dial_t *d, int status, cp2p_rawconn_t *rc)
 {
+    if (d->in_dial) { /* only failures come this early: libuv defers connects */
+        d->sync_err = status;
+        return;
+    }
     if (d->cancelled) {
         cp2p_rawconn_free(rc);
     } else {
@@ -414,12 +420,24 @@ static int tcp_dial(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_dial_fn fn
     hints.ai_socktype = SOCK_STREAM;
     if (!t.is_name)
         hints.ai_flags = AI_NUMERICHOST;
-    /* Numeric hosts resolve in the pool too: one path, and the callback
-     * never runs before tcp_dial returns. */
-    int r = uv_getaddrinfo(loop, &d->gai, on_resolved, t.host, t.port, &hints);
+    /* A numeric host is only parsed, right here: a trip through the thread
+     * pool (two thread wakeups) per dial cost more than the parse. The
+     * callback still never runs before tcp_dial returns. */
+    int r = uv_getaddrinfo(loop, &d->gai, t.is_name ? on_resolved : NULL, t.host, t.port, &hints);
     if (r) {
         free(d);
         return map_uv_error(r);
+    }
+    if (!t.is_name) {
+        d->res = d->cur = d->gai.addrinfo;
+        d->in_dial = 1;
+        try_next(d);
+        d->in_dial = 0;
+        if (d->sync_err) {
+            rc = d->sync_err;
+            dial_free(d);
+            return rc;
+        }
     }
     *out = d;
     return 0;

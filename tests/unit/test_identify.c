@@ -211,7 +211,12 @@ static void test_hosts_identify_and_push(void **state)
     assert_true(cp2p_peerstore_supports(ps, b, CP2P_IDENTIFY_PUSH_PROTOCOL_ID));
     assert_non_null(cp2p_peerstore_pubkey(ps, b));
     size_t rec_len;
-    assert_non_null(cp2p_peerstore_record(ps, b, &rec_len, NULL));
+    uint64_t seq1;
+    const uint8_t *rec = cp2p_peerstore_record(ps, b, &rec_len, &seq1);
+    assert_non_null(rec);
+    uint8_t *rec1 = malloc(rec_len);
+    memcpy(rec1, rec, rec_len);
+    size_t rec1_len = rec_len;
     cp2p_multiaddr_t got[4];
     assert_int_equal(cp2p_peerstore_addrs(ps, b, uv_now(&p.loop), got, 4), n);
     assert_true(cp2p_multiaddr_equal(&got[0], &addrs[0]));
@@ -225,6 +230,27 @@ static void test_hosts_identify_and_push(void **state)
     assert_int_equal(cp2p_identify_push(p.id[1]), 0);
     run_until(&p, &p.identified[0], 2);
     assert_true(cp2p_peerstore_supports(ps, b, "/test/1.0.0"));
+    /* the addresses did not change: the same record, not sealed again */
+    rec = cp2p_peerstore_record(ps, b, &rec_len, NULL);
+    assert_int_equal(rec_len, rec1_len);
+    assert_memory_equal(rec, rec1, rec_len);
+
+    /* a new listen address is pushed in a new record */
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma), 0);
+    assert_int_equal(cp2p_host_listen(p.h[1], &ma), 0);
+    cp2p_multiaddr_free(&ma);
+    uint64_t seq2 = seq1;
+    uv_timer_t t;
+    uv_timer_init(&p.loop, &t);
+    uv_timer_start(&t, timer_noop, 10000, 0);
+    while (seq2 == seq1 && uv_is_active((uv_handle_t *)&t)) {
+        uv_run(&p.loop, UV_RUN_ONCE);
+        assert_non_null(cp2p_peerstore_record(ps, b, &rec_len, &seq2));
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    assert_true(seq2 > seq1);
+    assert_int_equal(cp2p_peerstore_addrs(ps, b, uv_now(&p.loop), got, 4), 2);
+    free(rec1);
 
     for (int i = 0; i < 2; i++) {
         cp2p_identify_free(p.id[i]);

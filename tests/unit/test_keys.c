@@ -143,6 +143,32 @@ static void sign_verify_type(cp2p_key_type_t type)
     cp2p_privkey_free(sk2);
 }
 
+static int memo_frees;
+static void memo_free(void *v)
+{
+    memo_frees++;
+    free(v);
+}
+
+/* Memos live as long as the key, one per tag. */
+static void test_memo(void **state)
+{
+    static const char tag1, tag2;
+    cp2p_privkey_t *k = NULL;
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, 0, &k), 0);
+    assert_null(cp2p_privkey_memo(k, &tag1));
+    int *v1 = malloc(sizeof *v1), *v2 = malloc(sizeof *v2);
+    assert_int_equal(cp2p_privkey_set_memo(k, &tag1, v1, memo_free), 0);
+    assert_int_equal(cp2p_privkey_set_memo(k, &tag2, v2, memo_free), 0);
+    assert_ptr_equal(cp2p_privkey_memo(k, &tag1), v1);
+    assert_ptr_equal(cp2p_privkey_memo(k, &tag2), v2);
+    memo_frees = 0;
+    assert_int_equal(cp2p_privkey_set_memo(k, NULL, malloc(1), memo_free), CP2P_EINVAL);
+    assert_int_equal(memo_frees, 1); /* a refused value is freed too */
+    cp2p_privkey_free(k);
+    assert_int_equal(memo_frees, 3);
+}
+
 static void test_sign_verify_all(void **state)
 {
     sign_verify_type(CP2P_KEY_ED25519);
@@ -363,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_secp256k1_low_s),  cmocka_unit_test(test_js_signatures),
         cmocka_unit_test(test_rejects_protobuf), cmocka_unit_test(test_rejects_keys),
         cmocka_unit_test(test_type_names),       cmocka_unit_test(test_file_roundtrip),
+        cmocka_unit_test(test_memo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -260,6 +260,34 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     cp2p_privkey_free(ib.key);
 }
 
+/* One static key per identity, made on its first session and freed with the
+ * key; sessions that share it still handshake, each with its own keys. */
+static void test_static_per_identity(void **state)
+{
+    ident_t ia, ib;
+    ident(&ia, CP2P_KEY_ED25519);
+    ident(&ib, CP2P_KEY_ED25519);
+    cp2p_sec_t *a1, *b1, *a2, *b2;
+    established_pair(&a1, &b1, &ia, &ib);
+    established_pair(&a2, &b2, &ia, &ib);
+    assert_memory_equal(cp2p_noise_local_static(a1), cp2p_noise_local_static(a2), 32);
+    assert_memory_equal(cp2p_noise_local_static(b1), cp2p_noise_local_static(b2), 32);
+    assert_memory_not_equal(cp2p_noise_local_static(a1), cp2p_noise_local_static(b1), 32);
+    /* the same static keys, yet other session keys: a1's record is not b2's */
+    cp2p_buf_t w = {0}, x = {0}, plain = {0};
+    assert_int_equal(V->seal(a1, (const uint8_t *)"ping", 4, &w), 0);
+    assert_true(V->input(b2, w.data, w.len, &x, &plain) < 0);
+    V->destroy(a1);
+    V->destroy(b1);
+    V->destroy(a2);
+    V->destroy(b2);
+    cp2p_buf_free(&w);
+    cp2p_buf_free(&x);
+    cp2p_buf_free(&plain);
+    cp2p_privkey_free(ia.key);
+    cp2p_privkey_free(ib.key);
+}
+
 static void test_handshake_ed25519(void **state)
 {
     check_handshake(CP2P_KEY_ED25519, CP2P_KEY_ED25519);
@@ -629,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_mib_round_trip),
         cmocka_unit_test(test_handshake_chunked),
         cmocka_unit_test(test_bad_payloads),
+        cmocka_unit_test(test_static_per_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
