@@ -7,6 +7,10 @@
 #include "cp2p/log.h"
 #include "swarm/swarm.h"
 
+/* How deep write callbacks that write again may nest before writes are
+ * queued instead (the stack stays small however tiny the writes). */
+#define MAX_NESTED_WRITES 8
+
 typedef struct wreq {
     struct wreq *next;
     size_t off, len;
@@ -47,6 +51,7 @@ struct cp2p_stream {
     int queue_ref;     /* a non-empty queue holds one reference */
     int close_pending, write_closed;
     int pumping;
+    int nested;        /* write callbacks run from cp2p_stream_write, one inside another */
 };
 
 /* The swarm's counters, or NULL once the swarm let go of the connection. */
@@ -287,7 +292,37 @@ int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_
         return CP2P_ESTATE;
     if (s->whead && s->wbytes + n > s->conn->cfg.max_stream_buffer)
         return CP2P_EAGAIN;
-    int rc = enqueue(s, p, n, cb, arg);
+    cp2p_conn_t *c = s->conn;
+    size_t took = 0;
+    /* Nothing queued ahead: the muxer seals straight from the caller's
+     * memory, and only what it cannot take now is copied. An error is left
+     * to pump(), which ends the stream as for any queued write. */
+    if (!s->whead && s->nested < MAX_NESTED_WRITES && cp2p_conn_writable(c)) {
+        long k = c->muxvt->write(c->mux, s->id, p, n);
+        if (k > 0) {
+            took = (size_t)k;
+            cp2p_swarm_stats_t *st = stats_of(s);
+            if (st)
+                st->bytes_out += (uint64_t)k;
+        }
+    }
+    if (took == n) {
+        s->refs++; /* the callback may drop the caller's reference */
+        if (cb) {
+            s->nested++;
+            cb(s, 0, arg);
+            s->nested--;
+        }
+        cp2p_conn_flush(c);
+        cp2p_stream_unref(s);
+        return 0;
+    }
+    int rc = enqueue(s, p + took, n - took, cb, arg);
+    if (rc && took) {
+        /* Part of the write is on its way: the stream cannot go on. */
+        stream_end(s, rc);
+        return rc;
+    }
     if (rc)
         return rc;
     s->wtail->payload = 1;
