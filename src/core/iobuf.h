@@ -13,7 +13,7 @@
 /* One socket read, or one 256 KiB muxer frame once sealed, with room to spare. */
 #define CP2P_IOBUF_SIZE (264 * 1024)
 /* Free buffers kept for reuse; more are given back to malloc. */
-#define CP2P_IOBUF_KEEP 8
+#define CP2P_IOBUF_KEEP 16
 
 /* A buffer of CP2P_IOBUF_SIZE bytes, or NULL. Thread-safe. */
 uint8_t *cp2p_iobuf_get(void);

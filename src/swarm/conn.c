@@ -11,10 +11,13 @@
 #include "security/tls.h"
 #include "swarm/swarm.h"
 
-/* Sealed output is kept in a few pooled chunks rather than one growing buffer
- * so that a burst neither realloc-copies what was written before it nor
- * faults in fresh pages. */
+/* Sealed output is kept in a few chunks rather than one growing buffer so
+ * that a burst does not realloc-copy what was written before it. Bulk data
+ * goes into pooled buffers (no fresh pages to fault in per flush); small
+ * messages into small malloc'd ones, so that thousands of quiet connections
+ * do not each touch a pooled buffer. */
 #define N_CHUNKS CP2P_CONN_OUT_CHUNKS
+#define POOLED_MIN (16 * 1024)
 #define SWEEP_MS 1000
 
 typedef struct wreq {
@@ -205,9 +208,15 @@ void cp2p_conn_close(cp2p_conn_t *c)
 static cp2p_buf_t *out_chunk(cp2p_conn_t *c, size_t need)
 {
     cp2p_buf_t *b = c->nchunks ? &c->chunks[c->nchunks - 1] : NULL;
-    if (!b || (b->len && b->len + need > b->cap && c->nchunks < N_CHUNKS))
+    if (b && (b->len + need <= b->cap || need < POOLED_MIN || c->nchunks == N_CHUNKS))
+        return b; /* it fits, or it grows */
+    if (!b || b->len)
         b = &c->chunks[c->nchunks++];
-    return cp2p_iobuf_attach(b) ? NULL : b;
+    else
+        cp2p_iobuf_release(b); /* empty, and too small */
+    if (need >= POOLED_MIN && cp2p_iobuf_attach(b))
+        return NULL;
+    return b;
 }
 
 /* Bytes n plaintext bytes may take once sealed (noise: 18 per 65,519; TLS:
@@ -472,7 +481,7 @@ static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
 {
     int was = c->secvt->established(c->sec);
     cp2p_buf_t *b = out_chunk(c, 0);
-    if (!b || cp2p_iobuf_attach(&c->plain))
+    if (!b || (n >= POOLED_MIN && cp2p_iobuf_attach(&c->plain)))
         return CP2P_ENOMEM;
     size_t before = b->len;
     int rc = c->secvt->input(c->sec, p, n, b, &c->plain);
@@ -481,7 +490,7 @@ static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
         rc = secured(c);
     if (!rc)
         rc = plain_input(c);
-    /* Like the read buffer, the plaintext buffer is held only while used. */
+    /* Like the read buffer, the plaintext buffer is held only while in use. */
     if (!c->plain.len)
         cp2p_iobuf_release(&c->plain);
     return rc;

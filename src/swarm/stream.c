@@ -5,6 +5,7 @@
 
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "core/iobuf.h"
 #include "swarm/swarm.h"
 
 /* How deep write callbacks that write again may nest before writes are
@@ -15,6 +16,7 @@ typedef struct wreq {
     struct wreq *next;
     size_t off, len;
     int payload;       /* the application's, not multistream-select's */
+    int pooled;        /* the memory is an I/O buffer from the pool */
     cp2p_stream_write_cb cb;
     void *arg;
     uint8_t data[];
@@ -53,6 +55,14 @@ struct cp2p_stream {
     int pumping;
     int nested;        /* write callbacks run from cp2p_stream_write, one inside another */
 };
+
+static void wreq_free(wreq_t *w)
+{
+    if (w->pooled)
+        cp2p_iobuf_put((uint8_t *)w);
+    else
+        free(w);
+}
 
 /* The swarm's counters, or NULL once the swarm let go of the connection. */
 static cp2p_swarm_stats_t *stats_of(cp2p_stream_t *s)
@@ -183,7 +193,7 @@ static void stream_end(cp2p_stream_t *s, int status)
         s->whead = w->next;
         if (w->cb)
             w->cb(s, status, w->arg);
-        free(w);
+        wreq_free(w);
     }
     s->wtail = NULL;
     s->wbytes = 0;
@@ -237,7 +247,7 @@ static void pump(cp2p_stream_t *s)
                 s->wtail = NULL;
             if (w->cb)
                 w->cb(s, 0, w->arg);
-            free(w);
+            wreq_free(w);
         }
     }
     if (!s->whead && s->state != ST_DEAD) {
@@ -261,9 +271,13 @@ static void pump(cp2p_stream_t *s)
 
 static int enqueue(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb, void *arg)
 {
-    wreq_t *w = malloc(sizeof *w + n);
+    /* A bulk write that waits for window is copied into warm pooled memory,
+     * not into a fresh mapping that faults on every page. */
+    int pooled = n >= 16 * 1024 && sizeof(wreq_t) + n <= CP2P_IOBUF_SIZE;
+    wreq_t *w = pooled ? (wreq_t *)cp2p_iobuf_get() : malloc(sizeof *w + n);
     if (!w)
         return CP2P_ENOMEM;
+    w->pooled = pooled;
     memcpy(w->data, p, n);
     w->next = NULL;
     w->payload = 0;
