@@ -486,9 +486,9 @@ static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
     size_t before = b->len;
     int rc = c->secvt->input(c->sec, p, n, b, &c->plain);
     c->queued += b->len - before;
-    if (!rc && !was && c->secvt->established(c->sec))
+    if (rc >= 0 && !was && c->secvt->established(c->sec))
         rc = secured(c);
-    if (!rc)
+    if (rc >= 0)
         rc = plain_input(c);
     /* Like the read buffer, the plaintext buffer is held only while in use. */
     if (!c->plain.len)
