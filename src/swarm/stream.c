@@ -322,6 +322,9 @@ int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_
     }
     if (took == n) {
         s->refs++; /* the callback may drop the caller's reference */
+        /* Out to the socket before the callback seals more: the remote
+         * decrypts this while we encrypt the next. */
+        cp2p_conn_flush(c);
         if (cb) {
             s->nested++;
             cb(s, 0, arg);
