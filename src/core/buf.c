@@ -1,10 +1,12 @@
 /* Growable byte buffer (include/cp2p/buf.h). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cp2p/buf.h"
 #include "cp2p/error.h"
 #include "cp2p/varint.h"
+#include "core/iobuf.h"
 
 int cp2p_buf_reserve(cp2p_buf_t *b, size_t extra)
 {
@@ -84,4 +86,55 @@ uint8_t *cp2p_buf_steal(cp2p_buf_t *b, size_t *len)
     b->data = NULL;
     b->len = b->cap = 0;
     return p;
+}
+
+/* ---- the I/O buffer pool (core/iobuf.h) ---- */
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *pool[CP2P_IOBUF_KEEP];
+static size_t pool_n;
+
+uint8_t *cp2p_iobuf_get(void)
+{
+    uint8_t *p = NULL;
+    pthread_mutex_lock(&pool_lock);
+    if (pool_n)
+        p = pool[--pool_n];
+    pthread_mutex_unlock(&pool_lock);
+    return p ? p : malloc(CP2P_IOBUF_SIZE);
+}
+
+void cp2p_iobuf_put(uint8_t *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&pool_lock);
+    if (pool_n < CP2P_IOBUF_KEEP) {
+        pool[pool_n++] = p;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&pool_lock);
+    free(p);
+}
+
+int cp2p_iobuf_attach(cp2p_buf_t *b)
+{
+    if (b->data)
+        return 0;
+    if (!(b->data = cp2p_iobuf_get()))
+        return CP2P_ENOMEM;
+    b->len = 0;
+    b->cap = CP2P_IOBUF_SIZE;
+    return 0;
+}
+
+void cp2p_iobuf_release(cp2p_buf_t *b)
+{
+    /* A buffer that grew was moved by realloc: it is malloc's, not ours. */
+    if (b->cap == CP2P_IOBUF_SIZE)
+        cp2p_iobuf_put(b->data);
+    else
+        free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
 }

@@ -766,6 +766,9 @@ static int feed(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out
         rc = frame(s, s->rx.data + FRAME_HDR, len, wire_out, plain_out);
         s->rx.len = 0;
     }
+    /* A session between frames holds no buffer (memory per idle connection). */
+    if (!s->rx.len)
+        cp2p_buf_free(&s->rx);
     return rc;
 }
 

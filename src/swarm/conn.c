@@ -7,14 +7,17 @@
 
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "core/iobuf.h"
 #include "security/tls.h"
 #include "swarm/swarm.h"
 
-#define READ_BUF_SIZE 65536
-/* Sealed output is kept in a few chunks rather than one growing buffer so that
- * a burst does not realloc-copy everything written before it. */
-#define CHUNK_MAX (256 * 1024)
+/* Sealed output is kept in a few chunks rather than one growing buffer so
+ * that a burst does not realloc-copy what was written before it. Bulk data
+ * goes into pooled buffers (no fresh pages to fault in per flush); small
+ * messages into small malloc'd ones, so that thousands of quiet connections
+ * do not each touch a pooled buffer. */
 #define N_CHUNKS CP2P_CONN_OUT_CHUNKS
+#define POOLED_MIN (16 * 1024)
 #define SWEEP_MS 1000
 
 typedef struct wreq {
@@ -37,12 +40,12 @@ static void conn_maybe_free(cp2p_conn_t *c)
     if (c->remote_key)
         cp2p_pubkey_free(c->remote_key);
     for (size_t i = 0; i < c->nchunks; i++)
-        cp2p_buf_free(&c->chunks[i]);
-    cp2p_buf_free(&c->plain);
+        cp2p_iobuf_release(&c->chunks[i]);
+    cp2p_iobuf_release(&c->plain);
     cp2p_multiaddr_free(&c->local);
     cp2p_multiaddr_free(&c->remote);
     free(c->streams);
-    free(c->rbuf);
+    cp2p_iobuf_put(c->rbuf);
     free(c);
 }
 
@@ -201,18 +204,35 @@ void cp2p_conn_close(cp2p_conn_t *c)
 
 /* ---- output ---- */
 
-static cp2p_buf_t *out_chunk(cp2p_conn_t *c)
+/* The chunk that takes the next `need` bytes; NULL if out of memory. */
+static cp2p_buf_t *out_chunk(cp2p_conn_t *c, size_t need)
 {
-    if (c->nchunks == 0 || (c->chunks[c->nchunks - 1].len >= CHUNK_MAX && c->nchunks < N_CHUNKS))
-        c->nchunks++;
-    return &c->chunks[c->nchunks - 1];
+    cp2p_buf_t *b = c->nchunks ? &c->chunks[c->nchunks - 1] : NULL;
+    if (b && (b->len + need <= b->cap || need < POOLED_MIN || c->nchunks == N_CHUNKS))
+        return b; /* it fits, or it grows */
+    if (!b || b->len)
+        b = &c->chunks[c->nchunks++];
+    else
+        cp2p_iobuf_release(b); /* empty, and too small */
+    if (need >= POOLED_MIN && cp2p_iobuf_attach(b))
+        return NULL;
+    return b;
+}
+
+/* Bytes n plaintext bytes may take once sealed (noise: 18 per 65,519; TLS:
+ * about 22 per 16 KiB record); a short guess only costs a realloc. */
+static size_t sealed_size(size_t n)
+{
+    return n + n / 512 + 64;
 }
 
 int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n)
 {
     if (c->state == CONN_CLOSED)
         return CP2P_ECLOSED;
-    cp2p_buf_t *b = out_chunk(c);
+    cp2p_buf_t *b = out_chunk(c, sealed_size(n));
+    if (!b)
+        return CP2P_ENOMEM;
     size_t before = b->len;
     /* Everything after the security handshake is sealed. */
     int rc = c->state >= CONN_MUX_NEGOTIATING ? c->secvt->seal(c->sec, p, n, b)
@@ -232,7 +252,7 @@ static void on_write(uv_write_t *req, int status)
     cp2p_conn_t *c = w->c;
     c->queued -= w->len;
     for (size_t i = 0; i < w->n; i++)
-        cp2p_buf_free(&w->bufs[i]);
+        cp2p_iobuf_release(&w->bufs[i]);
     free(w);
     if (status < 0) {
         if (c->state != CONN_CLOSED)
@@ -261,7 +281,7 @@ static int write_out(cp2p_conn_t *c)
     uv_buf_t ub[N_CHUNKS];
     for (size_t i = 0; i < c->nchunks; i++) {
         if (c->chunks[i].len == 0) {
-            cp2p_buf_free(&c->chunks[i]);
+            cp2p_iobuf_release(&c->chunks[i]);
             continue;
         }
         w->bufs[w->n] = c->chunks[i];
@@ -281,7 +301,7 @@ static int write_out(cp2p_conn_t *c)
     if (r) {
         c->queued -= w->len;
         for (size_t i = 0; i < w->n; i++)
-            cp2p_buf_free(&w->bufs[i]);
+            cp2p_iobuf_release(&w->bufs[i]);
         free(w);
         return CP2P_EIO;
     }
@@ -352,7 +372,9 @@ static int start_security(cp2p_conn_t *c)
             return rc;
     }
     c->state = CONN_SECURING;
-    cp2p_buf_t *b = out_chunk(c);
+    cp2p_buf_t *b = out_chunk(c, 0);
+    if (!b)
+        return CP2P_ENOMEM;
     size_t before = b->len;
     rc = c->secvt->start(c->sec, b);
     c->queued += b->len - before;
@@ -439,7 +461,7 @@ static int plain_input(cp2p_conn_t *c)
             cp2p_buf_t in = c->plain;
             memset(&c->plain, 0, sizeof c->plain);
             rc = mss_reply(c, in.data, in.len);
-            cp2p_buf_free(&in);
+            cp2p_iobuf_release(&in);
             if (rc != CP2P_MSS_DONE)
                 return rc;
             if ((rc = start_muxer(c, cp2p_mss_selected(c->mss))))
@@ -458,15 +480,20 @@ static int plain_input(cp2p_conn_t *c)
 static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
 {
     int was = c->secvt->established(c->sec);
-    cp2p_buf_t *b = out_chunk(c);
+    cp2p_buf_t *b = out_chunk(c, 0);
+    if (!b || (n >= POOLED_MIN && cp2p_iobuf_attach(&c->plain)))
+        return CP2P_ENOMEM;
     size_t before = b->len;
     int rc = c->secvt->input(c->sec, p, n, b, &c->plain);
     c->queued += b->len - before;
-    if (rc < 0)
-        return rc;
-    if (!was && c->secvt->established(c->sec) && (rc = secured(c)))
-        return rc;
-    return plain_input(c);
+    if (rc >= 0 && !was && c->secvt->established(c->sec))
+        rc = secured(c);
+    if (rc >= 0)
+        rc = plain_input(c);
+    /* Like the read buffer, the plaintext buffer is held only while in use. */
+    if (!c->plain.len)
+        cp2p_iobuf_release(&c->plain);
+    return rc;
 }
 
 static int conn_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
@@ -495,15 +522,29 @@ static int conn_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
     return secure_input(c, p, n);
 }
 
+/* The read buffer is borrowed from the pool for one read at a time: large
+ * reads keep most Noise frames whole in it (a frame that straddles two
+ * reads is copied), and an idle connection holds none. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     cp2p_conn_t *c = h->data;
-    *buf = uv_buf_init((char *)c->rbuf, READ_BUF_SIZE);
+    if (!c->rbuf)
+        c->rbuf = cp2p_iobuf_get();
+    /* A zero-length buffer makes libuv report UV_ENOBUFS to on_read. */
+    *buf = uv_buf_init((char *)c->rbuf, c->rbuf ? CP2P_IOBUF_SIZE : 0);
+}
+
+static void give_back_rbuf(cp2p_conn_t *c)
+{
+    cp2p_iobuf_put(c->rbuf);
+    c->rbuf = NULL;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     cp2p_conn_t *c = st->data;
+    if (nread <= 0 || c->state == CONN_CLOSED)
+        give_back_rbuf(c);
     if (nread == 0)
         return;
     if (nread == UV_EOF)
@@ -520,6 +561,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     c->refs++;
     int rc = conn_input(c, c->rbuf, (size_t)nread);
+    give_back_rbuf(c);
     if (rc < 0)
         cp2p_conn_close_with(c, rc);
     else
@@ -598,10 +640,7 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
                   cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out)
 {
     cp2p_conn_t *c = calloc(1, sizeof *c);
-    uint8_t *rbuf = malloc(READ_BUF_SIZE);
-    if (!c || !rbuf) {
-        free(c);
-        free(rbuf);
+    if (!c) {
         cp2p_rawconn_free(rc);
         return CP2P_ENOMEM;
     }
@@ -609,7 +648,6 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     c->sw = sw;
     c->cfg = *cp2p_swarm_config(sw);
     c->inbound = inbound;
-    c->rbuf = rbuf;
     c->ready = ready;
     c->ready_arg = arg;
     if (expected) {

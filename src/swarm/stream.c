@@ -5,12 +5,18 @@
 
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "core/iobuf.h"
 #include "swarm/swarm.h"
+
+/* How deep write callbacks that write again may nest before writes are
+ * queued instead (the stack stays small however tiny the writes). */
+#define MAX_NESTED_WRITES 8
 
 typedef struct wreq {
     struct wreq *next;
     size_t off, len;
     int payload;       /* the application's, not multistream-select's */
+    int pooled;        /* the memory is an I/O buffer from the pool */
     cp2p_stream_write_cb cb;
     void *arg;
     uint8_t data[];
@@ -47,7 +53,16 @@ struct cp2p_stream {
     int queue_ref;     /* a non-empty queue holds one reference */
     int close_pending, write_closed;
     int pumping;
+    int nested;        /* write callbacks run from cp2p_stream_write, one inside another */
 };
+
+static void wreq_free(wreq_t *w)
+{
+    if (w->pooled)
+        cp2p_iobuf_put((uint8_t *)w);
+    else
+        free(w);
+}
 
 /* The swarm's counters, or NULL once the swarm let go of the connection. */
 static cp2p_swarm_stats_t *stats_of(cp2p_stream_t *s)
@@ -178,7 +193,7 @@ static void stream_end(cp2p_stream_t *s, int status)
         s->whead = w->next;
         if (w->cb)
             w->cb(s, status, w->arg);
-        free(w);
+        wreq_free(w);
     }
     s->wtail = NULL;
     s->wbytes = 0;
@@ -232,7 +247,7 @@ static void pump(cp2p_stream_t *s)
                 s->wtail = NULL;
             if (w->cb)
                 w->cb(s, 0, w->arg);
-            free(w);
+            wreq_free(w);
         }
     }
     if (!s->whead && s->state != ST_DEAD) {
@@ -256,9 +271,13 @@ static void pump(cp2p_stream_t *s)
 
 static int enqueue(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb, void *arg)
 {
-    wreq_t *w = malloc(sizeof *w + n);
+    /* A bulk write that waits for window is copied into warm pooled memory,
+     * not into a fresh mapping that faults on every page. */
+    int pooled = n >= 16 * 1024 && sizeof(wreq_t) + n <= CP2P_IOBUF_SIZE;
+    wreq_t *w = pooled ? (wreq_t *)cp2p_iobuf_get() : malloc(sizeof *w + n);
     if (!w)
         return CP2P_ENOMEM;
+    w->pooled = pooled;
     memcpy(w->data, p, n);
     w->next = NULL;
     w->payload = 0;
@@ -287,7 +306,40 @@ int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_
         return CP2P_ESTATE;
     if (s->whead && s->wbytes + n > s->conn->cfg.max_stream_buffer)
         return CP2P_EAGAIN;
-    int rc = enqueue(s, p, n, cb, arg);
+    cp2p_conn_t *c = s->conn;
+    size_t took = 0;
+    /* Nothing queued ahead: the muxer seals straight from the caller's
+     * memory, and only what it cannot take now is copied. An error is left
+     * to pump(), which ends the stream as for any queued write. */
+    if (!s->whead && s->nested < MAX_NESTED_WRITES && cp2p_conn_writable(c)) {
+        long k = c->muxvt->write(c->mux, s->id, p, n);
+        if (k > 0) {
+            took = (size_t)k;
+            cp2p_swarm_stats_t *st = stats_of(s);
+            if (st)
+                st->bytes_out += (uint64_t)k;
+        }
+    }
+    if (took == n) {
+        s->refs++; /* the callback may drop the caller's reference */
+        /* Out to the socket before the callback seals more: the remote
+         * decrypts this while we encrypt the next. */
+        cp2p_conn_flush(c);
+        if (cb) {
+            s->nested++;
+            cb(s, 0, arg);
+            s->nested--;
+        }
+        cp2p_conn_flush(c);
+        cp2p_stream_unref(s);
+        return 0;
+    }
+    int rc = enqueue(s, p + took, n - took, cb, arg);
+    if (rc && took) {
+        /* Part of the write is on its way: the stream cannot go on. */
+        stream_end(s, rc);
+        return rc;
+    }
     if (rc)
         return rc;
     s->wtail->payload = 1;

@@ -224,6 +224,7 @@ typedef struct client {
     world_t *w;
     cp2p_stream_t *s;
     size_t total, sent, received;
+    size_t chunk; /* bytes per write; CHUNK if 0 */
     int open_status, opened, finished, read_status;
 } client_t;
 
@@ -249,7 +250,8 @@ static void client_send(client_t *c)
         assert_int_equal(cp2p_stream_close_write(c->s), 0);
         return;
     }
-    size_t n = c->total - c->sent < CHUNK ? c->total - c->sent : CHUNK;
+    size_t chunk = c->chunk ? c->chunk : CHUNK;
+    size_t n = c->total - c->sent < chunk ? c->total - c->sent : chunk;
     uint8_t *buf = malloc(n);
     for (size_t i = 0; i < n; i++)
         buf[i] = pattern(c->sent + i);
@@ -303,7 +305,8 @@ static void client_check(client_t *c)
     cp2p_stream_unref(c->s);
 }
 
-static void echo_mib(const char *a_mux, const char *b_mux, const char *expect_mux)
+static void echo_in(const char *a_mux, const char *b_mux, const char *expect_mux, size_t total,
+                    size_t chunk)
 {
     world_t w;
     make_world(&w, a_mux, b_mux, 0);
@@ -318,10 +321,16 @@ static void echo_mib(const char *a_mux, const char *b_mux, const char *expect_mu
     assert_int_equal(w.connected_events, 1);
 
     client_t c;
-    client_start(&w, &c, 1 << 20);
+    client_start(&w, &c, total);
+    c.chunk = chunk;
     run_until(&w, &c.finished);
     client_check(&c);
     end_world(&w);
+}
+
+static void echo_mib(const char *a_mux, const char *b_mux, const char *expect_mux)
+{
+    echo_in(a_mux, b_mux, expect_mux, 1 << 20, 0);
 }
 
 /* ---- tests ---- */
@@ -334,6 +343,15 @@ static void test_echo_yamux(void **state)
 static void test_echo_mplex(void **state)
 {
     echo_mib("/mplex/6.7.0", NULL, "/mplex/6.7.0");
+}
+
+/* Each write is called back at once while the connection takes more, and
+ * writes again from its callback: the bytes keep their order and the stack
+ * does not grow with the number of writes. */
+static void test_tiny_writes_chained_from_callbacks(void **state)
+{
+    echo_in(NULL, NULL, "/yamux/1.0.0", 100000, 7);
+    echo_in("/mplex/6.7.0", NULL, "/mplex/6.7.0", 20000, 1);
 }
 
 static void test_muxer_preference_falls_back(void **state)
@@ -845,6 +863,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_yamux),
         cmocka_unit_test(test_echo_mplex),
+        cmocka_unit_test(test_tiny_writes_chained_from_callbacks),
         cmocka_unit_test(test_muxer_preference_falls_back),
         cmocka_unit_test(test_unknown_protocol),
         cmocka_unit_test(test_wrong_peer_id),
