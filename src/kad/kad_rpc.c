@@ -221,10 +221,7 @@ static void srv_process(kad_srv_t *v)
          * so its result cannot be acted on here; a stream that could not
          * resume is reset at its deadline. */
         v->stopped = 0;
-        cp2p_stream_t *s = v->s;
-        cp2p_stream_ref(s); /* read_start touches s after delivering */
-        cp2p_stream_read_start(s, srv_read, v);
-        cp2p_stream_unref(s);
+        cp2p_stream_read_start(v->s, srv_read, v);
     }
 }
 

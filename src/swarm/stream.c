@@ -422,8 +422,10 @@ int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg)
     s->rcb = cb;
     s->rarg = arg;
     s->reading = 1;
+    cp2p_stream_ref(s); /* the read callback may drop the caller's last reference */
     drain(s);
     cp2p_conn_flush(s->conn);
+    cp2p_stream_unref(s);
     return 0;
 }
 

@@ -858,10 +858,64 @@ static void test_read_start_in_write_cb_of_dying_stream(void **state)
     dying_stream(0);
 }
 
+/* The remote says goodbye and closes; we read only once the stream is over,
+ * and drop our last reference in the read callback that reports the end:
+ * read_start must not touch the stream after that (ASan sees it if it does). */
+static void sayer_handler(cp2p_stream_t *s, void *arg)
+{
+    assert_int_equal(cp2p_stream_write(s, (const uint8_t *)"bye", 3, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_close_write(s), 0);
+    cp2p_stream_unref(s);
+}
+
+typedef struct last_ref {
+    cp2p_stream_t *s;
+    int opened, ended, got;
+} last_ref_t;
+
+static void last_ref_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    last_ref_t *l = arg;
+    if (status == 0) {
+        l->got += (int)n;
+        return;
+    }
+    assert_int_equal(status, CP2P_ECLOSED);
+    l->ended = 1;
+    cp2p_stream_unref(s); /* our last reference */
+}
+
+static void last_ref_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    last_ref_t *l = arg;
+    assert_int_equal(status, 0);
+    l->s = s;
+    l->opened = 1;
+    assert_int_equal(cp2p_stream_close_write(s), 0);
+}
+
+static void test_last_unref_in_read_cb(void **state)
+{
+    world_t w;
+    make_world(&w, NULL, NULL, 0);
+    assert_int_equal(cp2p_host_set_handler(w.b, "/test/sayer", sayer_handler, NULL), 0);
+    assert_int_equal(connect_to(&w, w.a, &w.b_addr), 0);
+    static const char *const protos[] = {"/test/sayer"};
+    last_ref_t l = {0};
+    assert_int_equal(cp2p_host_new_stream(w.a, cp2p_host_peer_id(w.b), protos, 1, last_ref_opened, &l), 0);
+    run_until(&w, &l.opened);
+    run_for(&w, 200); /* "bye" and the remote's close arrive while nobody reads */
+    assert_int_equal(cp2p_stream_read_start(l.s, last_ref_read, &l), 0);
+    assert_int_equal(l.ended, 1);
+    assert_int_equal(l.got, 3);
+    end_world(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_echo_yamux),
+        cmocka_unit_test(test_last_unref_in_read_cb),
         cmocka_unit_test(test_echo_mplex),
         cmocka_unit_test(test_tiny_writes_chained_from_callbacks),
         cmocka_unit_test(test_muxer_preference_falls_back),
