@@ -107,7 +107,7 @@ struct cp2p_conn {
     cp2p_peer_id_t expected, peer;
     cp2p_pubkey_t *remote_key;
 
-    uint8_t *rbuf;               /* the socket read buffer */
+    uint8_t *rbuf;               /* a pooled socket read buffer, held only during a read */
     cp2p_buf_t plain;            /* decrypted bytes not yet given to mss or the muxer */
     cp2p_buf_t chunks[CP2P_CONN_OUT_CHUNKS]; /* sealed bytes waiting for uv_write */
     size_t nchunks;
