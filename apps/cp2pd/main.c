@@ -74,7 +74,7 @@ static const struct flag {
     F(BOOL, "q", quiet, "be quiet: print nothing at start-up"),
     F(STR, "metricsAddr", metrics_addr, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT"),
     F(STR, "dhtDatastore", dht_datastore, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
-    F(STR, "announceAddrs", announce_addrs, "comma separated multiaddrs to announce instead of the listen addresses (not available yet: an error)"),
+    F(STR, "announceAddrs", announce_addrs, "comma separated multiaddrs to announce instead of the listen addresses"),
     F(STR, "f", config_file, "a JSON config file (not available: an error; use flags)"),
     F(BOOL, "i", config_stdin, "read a JSON config from stdin (not available: an error; use flags)"),
     F(BOOL, "natPortMap", nat_port_map, NULL),
@@ -234,6 +234,8 @@ typedef struct app {
     uv_signal_t sigint, sigterm;
     uv_timer_t idle;
     uint64_t idle_timeout_ms, idle_since;
+    cp2p_multiaddr_t announce[CP2P_HOST_MAX_ANNOUNCE_ADDRS];
+    size_t n_announce;
     int closing;
 } app_t;
 
@@ -339,6 +341,16 @@ static int listen_one(app_t *a, const cp2p_multiaddr_t *ma)
     return cp2p_host_listen(a->h, ma);
 }
 
+static int announce_one(app_t *a, const cp2p_multiaddr_t *ma)
+{
+    if (a->n_announce == CP2P_HOST_MAX_ANNOUNCE_ADDRS)
+        return CP2P_ELIMIT;
+    int rc = cp2p_multiaddr_dup(ma, &a->announce[a->n_announce]);
+    if (!rc)
+        a->n_announce++;
+    return rc;
+}
+
 static void on_bootstrap_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
                                    void *arg)
 {
@@ -388,7 +400,7 @@ static void print_startup(app_t *a, const opts_t *o)
     printf("Control socket: %s\nPeer ID: %s\nPeer Addrs:\n", s.len ? (char *)s.data : "", id);
     cp2p_multiaddr_t *addrs = NULL;
     size_t n = 0;
-    if (cp2p_host_listen_addrs(a->h, &addrs, &n) == 0) {
+    if (cp2p_host_addrs(a->h, &addrs, &n) == 0) { /* p2pd prints the announced ones */
         for (size_t i = 0; i < n; i++) {
             cp2p_buf_reset(&s);
             if (cp2p_multiaddr_to_string(&addrs[i], &s) == 0)
@@ -424,8 +436,6 @@ int main(int argc, char **argv)
         return fail(&a, "-pubsubRouter", "must be gossipsub or floodsub");
     if (o.config_file || o.config_stdin)
         return fail(&a, o.config_file ? "-f" : "-i", "JSON configs are not available in cp2pd: use flags");
-    if (o.announce_addrs)
-        return fail(&a, "-announceAddrs", "not available yet in cp2pd");
     if (o.conn_manager && (o.conn_lo < 0 || o.conn_hi <= 0 || o.conn_lo > o.conn_hi ||
                            o.conn_hi > 1000000))
         return fail(&a, "-connLo/-connHi", "need 0 <= low <= high <= 1000000");
@@ -494,6 +504,12 @@ int main(int argc, char **argv)
         what = "cannot listen on -hostAddrs";
         rc = each_addr(o.host_addrs ? o.host_addrs : "/ip4/0.0.0.0/tcp/0", listen_one, &a, &bad);
     }
+    if (!rc && o.announce_addrs) {
+        what = "bad -announceAddrs";
+        rc = each_addr(o.announce_addrs, announce_one, &a, &bad);
+        if (!rc)
+            rc = cp2p_host_set_announce_addrs(a.h, a.announce, a.n_announce);
+    }
     if (!rc) {
         what = "cannot open the control socket";
         cp2p_daemon_config_t dc = {.control = o.listen, .dht = a.dht};
@@ -530,5 +546,7 @@ int main(int argc, char **argv)
     }
     uv_run(&a.loop, UV_RUN_DEFAULT);
     uv_loop_close(&a.loop);
+    for (size_t i = 0; i < a.n_announce; i++)
+        cp2p_multiaddr_free(&a.announce[i]);
     return code;
 }

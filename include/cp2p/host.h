@@ -30,6 +30,7 @@ typedef struct cp2p_host cp2p_host_t;
 #define CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS 10000            /* TCP connect, DNS included */
 #define CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS 10000       /* security + muxer, or one stream's protocol */
 #define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
+#define CP2P_HOST_MAX_ANNOUNCE_ADDRS 32
 /* Connection manager watermarks (go-libp2p's defaults): once a new
  * connection takes the count over high, the least valuable peers are
  * disconnected down to low. */
@@ -81,6 +82,15 @@ int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
  * the interface addresses. *addrs is a malloc'd array of malloc'd multiaddrs:
  * the caller frees each (cp2p_multiaddr_free) and the array (free). */
 int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
+/* Advertise addrs (copied, at most CP2P_HOST_MAX_ANNOUNCE_ADDRS) instead of
+ * the listen addresses: for a host behind NAT, a load balancer or a
+ * Kubernetes Service. n = 0 goes back to the listen addresses. Peers learn
+ * the change by identify push. */
+int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, size_t n);
+/* The addresses we advertise (identify, DHT provider records, mDNS, cp2pd):
+ * the announce addresses if set, else the listen addresses. Freed as for
+ * cp2p_host_listen_addrs. */
+int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
 
 /* An inbound stream negotiated to the handler's protocol. The handler gets a
  * reference to s (unref it when done; the simplest handler keeps it until the
@@ -153,7 +163,7 @@ int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer,
 typedef enum {
     CP2P_EVENT_CONNECTED,        /* peer, conn */
     CP2P_EVENT_DISCONNECTED,     /* peer, conn (no new streams can be opened on it) */
-    CP2P_EVENT_LISTEN_ADDR,      /* addr: a new listen address */
+    CP2P_EVENT_LISTEN_ADDR,      /* addr: a new address we advertise (listen or announce) */
     CP2P_EVENT_PEER_IDENTIFIED,  /* peer, conn: emitted by identify */
     CP2P_EVENT_PEER_DISCOVERED   /* peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
 } cp2p_event_type_t;

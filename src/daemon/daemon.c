@@ -424,7 +424,7 @@ static void do_identify(cp2p_daemon_client_t *c)
     cp2p_multiaddr_t *addrs = NULL;
     size_t n = 0;
     cp2p_buf_t b = {0};
-    int rc = cp2p_host_listen_addrs(c->d->h, &addrs, &n);
+    int rc = cp2p_host_addrs(c->d->h, &addrs, &n);
     ProtobufCBinaryData *bin = n ? calloc(n, sizeof *bin) : NULL;
     if (!rc && n && !bin)
         rc = CP2P_ENOMEM;

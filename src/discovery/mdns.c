@@ -772,7 +772,7 @@ static void refresh_addrs(cp2p_mdns_t *m)
 {
     cp2p_multiaddr_t *addrs = NULL;
     size_t n = 0;
-    if (cp2p_host_listen_addrs(m->h, &addrs, &n))
+    if (cp2p_host_addrs(m->h, &addrs, &n))
         return;
     cp2p_mdns_engine_set_addrs(m->e, addrs, n);
     for (size_t i = 0; i < n; i++)

@@ -35,6 +35,8 @@ struct cp2p_host {
     size_t nhandlers;
     subscriber_t *subs;
     size_t nsubs;
+    cp2p_multiaddr_t *announce;
+    size_t nannounce;
     int closing;
     void (*done)(void *arg);
     void *done_arg;
@@ -130,6 +132,9 @@ static void host_free(cp2p_host_t *h)
     free(h->handlers);
     free(h->subs);
     free(h->agent);
+    for (size_t i = 0; i < h->nannounce; i++)
+        cp2p_multiaddr_free(&h->announce[i]);
+    free(h->announce);
     cp2p_connmgr_free(h->cm);
     if (h->ps)
         cp2p_peerstore_free(h->ps);
@@ -396,6 +401,55 @@ int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
     int rc = cp2p_swarm_listen_addrs(h->sw, addrs, n);
     if (rc) {
         for (size_t i = 0; i < *n; i++)
+            cp2p_multiaddr_free(&(*addrs)[i]);
+        free(*addrs);
+        *addrs = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, size_t n)
+{
+    if (n > CP2P_HOST_MAX_ANNOUNCE_ADDRS || (n && !addrs))
+        return CP2P_EINVAL;
+    cp2p_multiaddr_t *copy = n ? calloc(n, sizeof *copy) : NULL;
+    if (n && !copy)
+        return CP2P_ENOMEM;
+    int rc = 0;
+    size_t done = 0;
+    for (; done < n && !rc; done++)
+        rc = cp2p_multiaddr_dup(&addrs[done], &copy[done]);
+    if (rc) {
+        for (size_t i = 0; i + 1 < done; i++)
+            cp2p_multiaddr_free(&copy[i]);
+        free(copy);
+        return rc;
+    }
+    for (size_t i = 0; i < h->nannounce; i++)
+        cp2p_multiaddr_free(&h->announce[i]);
+    free(h->announce);
+    h->announce = copy;
+    h->nannounce = n;
+    for (size_t i = 0; i < n; i++) {
+        cp2p_event_t ev = {.type = CP2P_EVENT_LISTEN_ADDR, .addr = &h->announce[i]};
+        cp2p_host_emit(h, &ev);
+    }
+    return 0;
+}
+
+int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
+{
+    if (!h->nannounce)
+        return cp2p_host_listen_addrs(h, addrs, n);
+    *n = 0;
+    if (!(*addrs = calloc(h->nannounce, sizeof **addrs)))
+        return CP2P_ENOMEM;
+    int rc = 0;
+    for (; *n < h->nannounce && !rc; (*n)++)
+        rc = cp2p_multiaddr_dup(&h->announce[*n], &(*addrs)[*n]);
+    if (rc) {
+        for (size_t i = 0; i + 1 < *n; i++)
             cp2p_multiaddr_free(&(*addrs)[i]);
         free(*addrs);
         *addrs = NULL;

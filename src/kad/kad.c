@@ -437,7 +437,7 @@ static void lookup_done(kad_op_t *op)
     } else {
         cp2p_multiaddr_t *addrs = NULL;
         size_t na = 0;
-        cp2p_host_listen_addrs(d->h, &addrs, &na);
+        cp2p_host_addrs(d->h, &addrs, &na);
         cp2p_kad_peer_t self = {.id = *cp2p_host_peer_id(d->h), .addrs = addrs,
                                 .n_addrs = na < CP2P_KAD_MAX_PEER_ADDRS ? na
                                                                         : CP2P_KAD_MAX_PEER_ADDRS,

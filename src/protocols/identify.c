@@ -311,7 +311,7 @@ static int build_message(cp2p_identify_t *id, cp2p_conn_t *conn, cp2p_buf_t *out
 
     int rc = cp2p_pubkey_marshal(cp2p_privkey_public(cp2p_host_identity(id->h)), &key);
     if (!rc)
-        rc = cp2p_host_listen_addrs(id->h, &addrs, &n_addrs);
+        rc = cp2p_host_addrs(id->h, &addrs, &n_addrs);
     if (rc)
         goto done;
     m.protocol_version = CP2P_IDENTIFY_PROTOCOL_VERSION;

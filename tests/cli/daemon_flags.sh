@@ -23,6 +23,19 @@ grep -q -- '-natPortMap has no effect' "$TMP/w.err" || fail "no warning for -nat
 grep -q -- '-quic' "$TMP/w.err" && fail "a warning for -quic, which p2pd deprecated itself"
 W=$CTL
 
+echo "== -announceAddrs"
+rc=0; "$D" -announceAddrs /ip4/1.2.3.4/tcp/x -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q 'announceAddrs' "$TMP/e" || fail "a bad -announceAddrs: rc $rc"
+start_cp2pd ann -announceAddrs /ip4/203.0.113.7/tcp/4001,/dns4/p2p.example.com/tcp/4001
+[ "$(sed -n '/^Peer Addrs:/,$p' "$TMP/ann.out" | tail -n +2)" = "$(printf '/ip4/203.0.113.7/tcp/4001\n/dns4/p2p.example.com/tcp/4001')" ] ||
+    fail "Peer Addrs are not the announced ones: $(cat "$TMP/ann.out")"
+PYTHONPATH=$(dirname "$0") python3 - "$CTL" <<'PY'
+import sys
+from p2pd_client import identify
+_, addrs = identify(int(sys.argv[1]))
+assert addrs == [bytes.fromhex('04cb007107060fa1'), b'\x36\x0fp2p.example.com\x06\x0f\xa1'], addrs
+PY
+
 echo "== -idleTimeout"
 start_cp2pd idle -idleTimeout 1500ms
 IDLE_PID=$DAEMON_PID

@@ -252,6 +252,38 @@ static void test_hosts_identify_and_push(void **state)
     assert_int_equal(cp2p_peerstore_addrs(ps, b, uv_now(&p.loop), got, 4), 2);
     free(rec1);
 
+    /* announce addresses replace the listen ones in what host 1 advertises */
+    cp2p_multiaddr_t pub;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/203.0.113.7/tcp/4001", &pub), 0);
+    assert_int_equal(cp2p_host_set_announce_addrs(p.h[1], &pub, 1), 0);
+    assert_int_equal(cp2p_host_addrs(p.h[1], &addrs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(cp2p_multiaddr_equal(&addrs[0], &pub));
+    cp2p_multiaddr_free(&addrs[0]);
+    free(addrs);
+    uint64_t seq3 = seq2;
+    uv_timer_t t3;
+    uv_timer_init(&p.loop, &t3);
+    uv_timer_start(&t3, timer_noop, 10000, 0);
+    while (seq3 == seq2 && uv_is_active((uv_handle_t *)&t3)) {
+        uv_run(&p.loop, UV_RUN_ONCE);
+        assert_non_null(cp2p_peerstore_record(ps, b, &rec_len, &seq3));
+    }
+    uv_close((uv_handle_t *)&t3, NULL);
+    assert_true(seq3 > seq2);
+    size_t ng = cp2p_peerstore_addrs(ps, b, uv_now(&p.loop), got, 4);
+    int seen = 0;
+    for (size_t i = 0; i < ng && i < 4; i++)
+        seen |= cp2p_multiaddr_equal(&got[i], &pub);
+    assert_true(seen);
+    assert_int_equal(cp2p_host_set_announce_addrs(p.h[1], NULL, 0), 0);
+    assert_int_equal(cp2p_host_addrs(p.h[1], &addrs, &n), 0);
+    assert_int_equal(n, 2); /* the listen addresses again */
+    for (size_t i = 0; i < n; i++)
+        cp2p_multiaddr_free(&addrs[i]);
+    free(addrs);
+    cp2p_multiaddr_free(&pub);
+
     for (int i = 0; i < 2; i++) {
         cp2p_identify_free(p.id[i]);
         cp2p_host_close(p.h[i], on_closed, &p);
