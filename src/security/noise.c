@@ -510,16 +510,13 @@ int cp2p_noise_xx_decrypt(cp2p_noise_xx_t *x, const uint8_t *c, size_t n, uint8_
 /* ---- The libp2p session: framing and the signed handshake payload ---- */
 
 struct cp2p_sec {
+    cp2p_sec_base_t base; /* first: see security.h */
     cp2p_noise_xx_t *xx;
     const struct noise_static *st; /* the identity's, which outlives the session */
     cp2p_peer_id_t expected;
     int has_expected;
     int initiator;
-    int established;
-    int err; /* sticky: once broken, the connection stays broken */
     cp2p_buf_t rx; /* one partial frame, never more than FRAME_HDR + CP2P_NOISE_MAX_MSG */
-    cp2p_pubkey_t *remote_key;
-    cp2p_peer_id_t remote_peer;
 };
 
 /* One identity's static key and the payload that signs it, made on its first
@@ -628,7 +625,7 @@ static void sec_destroy(cp2p_sec_t *s)
         return;
     cp2p_noise_xx_free(s->xx);
     cp2p_buf_free(&s->rx);
-    cp2p_pubkey_free(s->remote_key);
+    cp2p_pubkey_free(s->base.remote_key);
     free(s);
 }
 
@@ -657,15 +654,15 @@ static int check_payload(cp2p_sec_t *s, const uint8_t *p, size_t n)
                                 pl->identity_sig.len);
     }
     if (!rc)
-        rc = cp2p_peer_id_from_pubkey(key, &s->remote_peer);
-    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->remote_peer))
+        rc = cp2p_peer_id_from_pubkey(key, &s->base.remote_peer);
+    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->base.remote_peer))
         rc = CP2P_EPEERID;
     noise__noise_handshake_payload__free_unpacked(pl, NULL);
     if (rc) {
         cp2p_pubkey_free(key);
         return rc;
     }
-    s->remote_key = key;
+    s->base.remote_key = key;
     return 0;
 }
 
@@ -697,10 +694,10 @@ static int handshake_frame(cp2p_sec_t *s, const uint8_t *msg, size_t n, cp2p_buf
     if (!rc && !cp2p_noise_xx_done(s->xx))
         rc = write_frame(s, s->st->payload.data, s->st->payload.len, wire_out);
     if (!rc && cp2p_noise_xx_done(s->xx)) {
-        s->established = 1;
+        s->base.established = 1;
         if (cp2p_log_enabled(CP2P_LOG_DEBUG)) {
             char id[CP2P_PEER_ID_STRMAX];
-            if (cp2p_peer_id_to_string(&s->remote_peer, id, sizeof id) == 0)
+            if (cp2p_peer_id_to_string(&s->base.remote_peer, id, sizeof id) == 0)
                 cp2p_log_debug("noise", "secured with %s", id);
         }
     }
@@ -724,7 +721,7 @@ static int transport_frame(cp2p_sec_t *s, const uint8_t *c, size_t n, cp2p_buf_t
 static int frame(cp2p_sec_t *s, const uint8_t *msg, size_t n, cp2p_buf_t *wire_out,
                  cp2p_buf_t *plain_out)
 {
-    return s->established ? transport_frame(s, msg, n, plain_out)
+    return s->base.established ? transport_frame(s, msg, n, plain_out)
                           : handshake_frame(s, msg, n, wire_out);
 }
 
@@ -774,62 +771,29 @@ static int feed(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out
 
 static int sec_start(cp2p_sec_t *s, cp2p_buf_t *wire_out)
 {
-    if (!s || !wire_out)
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    if (!s->initiator)
-        return 0;
-    int rc = write_frame(s, NULL, 0, wire_out);
-    if (rc)
-        s->err = rc;
-    return rc;
+    int rc = cp2p_sec_begin(s, wire_out != NULL, 0);
+    if (rc || !s->initiator)
+        return rc;
+    return cp2p_sec_settle(s, "noise", write_frame(s, NULL, 0, wire_out));
 }
 
 static int sec_input(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
                      cp2p_buf_t *plain_out)
 {
-    if (!s || !wire_out || !plain_out || (n && !in))
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    int rc = feed(s, in, n, wire_out, plain_out);
-    if (rc) {
-        s->err = rc;
-        cp2p_log_debug("noise", "%s failed: %s", s->established ? "transport" : "handshake",
-                       cp2p_strerror(rc));
-    }
-    return rc;
-}
-
-static int sec_established(const cp2p_sec_t *s)
-{
-    return s && s->established && !s->err;
-}
-
-static const cp2p_pubkey_t *sec_remote_key(const cp2p_sec_t *s)
-{
-    return s && s->established ? s->remote_key : NULL;
-}
-
-static const cp2p_peer_id_t *sec_remote_peer(const cp2p_sec_t *s)
-{
-    return s && s->established ? &s->remote_peer : NULL;
+    int rc = cp2p_sec_begin(s, wire_out && plain_out && (in || !n), 0);
+    return rc ? rc : cp2p_sec_settle(s, "noise", feed(s, in, n, wire_out, plain_out));
 }
 
 static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out)
 {
-    if (!s || !wire_out || (n && !p))
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    if (!s->established)
-        return CP2P_ESTATE;
+    int rc = cp2p_sec_begin(s, wire_out && (p || !n), 1);
+    if (rc)
+        return rc;
     if (n > SIZE_MAX / 2)
         return CP2P_EOVERFLOW;
     size_t frames = (n + CP2P_NOISE_MAX_PLAIN - 1) / CP2P_NOISE_MAX_PLAIN;
     size_t at = wire_out->len;
-    int rc = cp2p_buf_reserve(wire_out, n + frames * (FRAME_HDR + CP2P_NOISE_TAG_LEN));
+    rc = cp2p_buf_reserve(wire_out, n + frames * (FRAME_HDR + CP2P_NOISE_TAG_LEN));
     while (!rc && n > 0) {
         size_t k = n < CP2P_NOISE_MAX_PLAIN ? n : CP2P_NOISE_MAX_PLAIN;
         uint8_t *w = wire_out->data + wire_out->len;
@@ -840,17 +804,14 @@ static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_
         p += k;
         n -= k;
     }
-    if (rc) {
-        /* A nonce may have been spent on a frame we drop: the stream is unusable. */
-        wire_out->len = at;
-        s->err = rc;
-    }
-    return rc;
+    if (rc)
+        wire_out->len = at; /* a nonce may be spent on a frame we drop: unusable now */
+    return cp2p_sec_settle(s, "noise", rc);
 }
 
 int cp2p_noise_set_nonces(cp2p_sec_t *s, uint64_t send_n, uint64_t recv_n)
 {
-    if (!s || !s->established)
+    if (!s || !s->base.established)
         return CP2P_ESTATE;
     s->xx->tx.n = send_n;
     s->xx->rx.n = recv_n;
@@ -863,8 +824,5 @@ const cp2p_sec_vtable_t cp2p_noise_vtable = {
     .destroy = sec_destroy,
     .start = sec_start,
     .input = sec_input,
-    .established = sec_established,
-    .remote_key = sec_remote_key,
-    .remote_peer = sec_remote_peer,
     .seal = sec_seal,
 };

@@ -13,15 +13,12 @@
 #define EXCHANGE_MAX 8192
 
 struct cp2p_sec {
+    cp2p_sec_base_t base; /* first: see security.h */
     const cp2p_privkey_t *identity;
     cp2p_peer_id_t expected;
     int has_expected;
     int sent;
-    int established;
-    int err; /* sticky: once broken, the connection stays broken */
     cp2p_buf_t rx; /* the remote's Exchange until it is complete, at most EXCHANGE_MAX + 9 */
-    cp2p_pubkey_t *remote_key;
-    cp2p_peer_id_t remote_peer;
 };
 
 static int sec_create(cp2p_sec_t **out, int initiator, const cp2p_privkey_t *identity,
@@ -46,7 +43,7 @@ static void sec_destroy(cp2p_sec_t *s)
     if (!s)
         return;
     cp2p_buf_free(&s->rx);
-    cp2p_pubkey_free(s->remote_key);
+    cp2p_pubkey_free(s->base.remote_key);
     free(s);
 }
 
@@ -89,18 +86,18 @@ static int check_exchange(cp2p_sec_t *s, const uint8_t *p, size_t n)
     if (!rc)
         rc = cp2p_pubkey_unmarshal(ex->pubkey.data, ex->pubkey.len, &key);
     if (!rc)
-        rc = cp2p_peer_id_from_pubkey(key, &s->remote_peer);
-    if (!rc && (ex->id.len != s->remote_peer.len ||
-                memcmp(ex->id.data, s->remote_peer.bytes, ex->id.len) != 0))
+        rc = cp2p_peer_id_from_pubkey(key, &s->base.remote_peer);
+    if (!rc && (ex->id.len != s->base.remote_peer.len ||
+                memcmp(ex->id.data, s->base.remote_peer.bytes, ex->id.len) != 0))
         rc = CP2P_EPROTO;
-    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->remote_peer))
+    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->base.remote_peer))
         rc = CP2P_EPEERID;
     plaintext__exchange__free_unpacked(ex, NULL);
     if (rc) {
         cp2p_pubkey_free(key);
         return rc;
     }
-    s->remote_key = key;
+    s->base.remote_key = key;
     return 0;
 }
 
@@ -142,74 +139,44 @@ static int read_exchange(cp2p_sec_t *s, const uint8_t **in, size_t *n)
 
 static int sec_start(cp2p_sec_t *s, cp2p_buf_t *wire_out)
 {
-    if (!s || !wire_out)
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    /* Both sides speak first: each sends its Exchange without waiting. */
-    int rc = s->sent ? 0 : send_exchange(s, wire_out);
+    int rc = cp2p_sec_begin(s, wire_out != NULL, 0);
     if (rc)
-        s->err = rc;
-    return rc;
+        return rc;
+    /* Both sides speak first: each sends its Exchange without waiting. */
+    return cp2p_sec_settle(s, "plaintext", s->sent ? 0 : send_exchange(s, wire_out));
 }
 
 static int sec_input(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
                      cp2p_buf_t *plain_out)
 {
-    if (!s || !wire_out || !plain_out || (n && !in))
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    int rc = 0;
-    if (!s->established) {
+    int rc = cp2p_sec_begin(s, wire_out && plain_out && (in || !n), 0);
+    if (rc)
+        return rc;
+    if (!s->base.established) {
         if (!s->sent)
             rc = send_exchange(s, wire_out);
         if (!rc)
             rc = read_exchange(s, &in, &n);
         if (rc == 1) {
             rc = 0;
-            s->established = 1;
+            s->base.established = 1;
             if (cp2p_log_enabled(CP2P_LOG_DEBUG)) {
                 char id[CP2P_PEER_ID_STRMAX];
-                if (cp2p_peer_id_to_string(&s->remote_peer, id, sizeof id) == 0)
+                if (cp2p_peer_id_to_string(&s->base.remote_peer, id, sizeof id) == 0)
                     cp2p_log_debug("plaintext", "insecure connection with %s", id);
             }
         }
     }
     /* Whatever follows the Exchange in the same read is already application data. */
-    if (!rc && s->established && n)
+    if (!rc && s->base.established && n)
         rc = cp2p_buf_append(plain_out, in, n);
-    if (rc) {
-        s->err = rc;
-        cp2p_log_debug("plaintext", "failed: %s", cp2p_strerror(rc));
-    }
-    return rc;
-}
-
-static int sec_established(const cp2p_sec_t *s)
-{
-    return s && s->established && !s->err;
-}
-
-static const cp2p_pubkey_t *sec_remote_key(const cp2p_sec_t *s)
-{
-    return s && s->established ? s->remote_key : NULL;
-}
-
-static const cp2p_peer_id_t *sec_remote_peer(const cp2p_sec_t *s)
-{
-    return s && s->established ? &s->remote_peer : NULL;
+    return cp2p_sec_settle(s, "plaintext", rc);
 }
 
 static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out)
 {
-    if (!s || !wire_out || (n && !p))
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    if (!s->established)
-        return CP2P_ESTATE;
-    return n ? cp2p_buf_append(wire_out, p, n) : 0;
+    int rc = cp2p_sec_begin(s, wire_out && (p || !n), 1);
+    return rc ? rc : cp2p_sec_settle(s, "plaintext", n ? cp2p_buf_append(wire_out, p, n) : 0);
 }
 
 const cp2p_sec_vtable_t cp2p_plaintext_vtable = {
@@ -218,8 +185,5 @@ const cp2p_sec_vtable_t cp2p_plaintext_vtable = {
     .destroy = sec_destroy,
     .start = sec_start,
     .input = sec_input,
-    .established = sec_established,
-    .remote_key = sec_remote_key,
-    .remote_peer = sec_remote_peer,
     .seal = sec_seal,
 };

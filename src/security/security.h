@@ -13,6 +13,30 @@
 
 typedef struct cp2p_sec cp2p_sec_t; /* one per connection, defined by each implementation */
 
+/* The state every session starts with: each implementation's struct cp2p_sec
+ * has a cp2p_sec_base_t as its first member, so the questions below are
+ * answered once for all of them. */
+typedef struct cp2p_sec_base {
+    int established;           /* the handshake is complete and the remote authenticated */
+    int err;                   /* sticky: once broken, the connection stays broken */
+    cp2p_pubkey_t *remote_key; /* owned by the session */
+    cp2p_peer_id_t remote_peer;
+} cp2p_sec_base_t;
+
+/* 1 once established, unless the session broke since. */
+int cp2p_sec_established(const cp2p_sec_t *s);
+/* The authenticated remote; NULL until established. */
+const cp2p_pubkey_t *cp2p_sec_remote_key(const cp2p_sec_t *s);
+const cp2p_peer_id_t *cp2p_sec_remote_peer(const cp2p_sec_t *s);
+
+/* For implementations. What input and seal check first: CP2P_EINVAL unless s
+ * and args_ok, the sticky error, CP2P_ESTATE if need_established and not yet;
+ * 0 to go on. */
+int cp2p_sec_begin(const cp2p_sec_t *s, int args_ok, int need_established);
+/* Makes a negative rc the session's sticky error (logged once, as name);
+ * returns rc. */
+int cp2p_sec_settle(cp2p_sec_t *s, const char *name, int rc);
+
 typedef struct cp2p_sec_vtable {
     const char *protocol_id; /* e.g. "/noise" */
     /* expected_remote may be NULL (inbound, or dialled without /p2p/). identity is
@@ -27,11 +51,6 @@ typedef struct cp2p_sec_vtable {
      * bytes to plain_out. A negative return is fatal for the connection. */
     int (*input)(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
                  cp2p_buf_t *plain_out);
-    /* 1 once the handshake is complete and the remote is authenticated. */
-    int (*established)(const cp2p_sec_t *s);
-    /* The authenticated remote; valid once established. */
-    const cp2p_pubkey_t *(*remote_key)(const cp2p_sec_t *s);
-    const cp2p_peer_id_t *(*remote_peer)(const cp2p_sec_t *s);
     /* Encrypt and frame application bytes (any length), appending to wire_out. */
     int (*seal)(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out);
 } cp2p_sec_vtable_t;

@@ -264,18 +264,15 @@ int cp2p_tls_cert_check(const uint8_t *der, size_t n, cp2p_pubkey_t **host_key)
 /* ---- the session ---- */
 
 struct cp2p_sec {
+    cp2p_sec_base_t base; /* first: see security.h */
     SSL *ssl;
     BIO *net_in;  /* wire bytes waiting for OpenSSL; owned by ssl */
     BIO *net_out; /* records OpenSSL wrote for the wire; owned by ssl */
     cp2p_peer_id_t expected;
     int has_expected;
     int initiator;
-    int established;
-    int err;        /* sticky: once broken, the connection stays broken */
     int read_closed; /* the remote sent close_notify: it sends nothing more, we still may */
     int verify_err; /* why our certificate check refused the remote */
-    cp2p_pubkey_t *remote_key;
-    cp2p_peer_id_t remote_peer;
     const char *muxer;
     uint8_t alpn[sizeof alpn_offer]; /* what this session offers or accepts by ALPN */
     size_t alpn_len;
@@ -291,8 +288,8 @@ static int verify_chain(X509_STORE_CTX *c, void *arg)
     cp2p_pubkey_t *key = NULL;
     int rc = leaf && chain && sk_X509_num(chain) == 1 ? check_cert(leaf, &key) : CP2P_EPROTO;
     if (!rc)
-        rc = cp2p_peer_id_from_pubkey(key, &s->remote_peer);
-    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->remote_peer))
+        rc = cp2p_peer_id_from_pubkey(key, &s->base.remote_peer);
+    if (!rc && s->has_expected && !cp2p_peer_id_equal(&s->expected, &s->base.remote_peer))
         rc = CP2P_EPEERID;
     if (rc) {
         cp2p_pubkey_free(key);
@@ -300,8 +297,8 @@ static int verify_chain(X509_STORE_CTX *c, void *arg)
         X509_STORE_CTX_set_error(c, X509_V_ERR_CERT_REJECTED);
         return 0;
     }
-    cp2p_pubkey_free(s->remote_key);
-    s->remote_key = key;
+    cp2p_pubkey_free(s->base.remote_key);
+    s->base.remote_key = key;
     return 1;
 }
 
@@ -412,7 +409,7 @@ static void sec_destroy(cp2p_sec_t *s)
     if (!s)
         return;
     SSL_free(s->ssl);
-    cp2p_pubkey_free(s->remote_key);
+    cp2p_pubkey_free(s->base.remote_key);
     free(s);
 }
 
@@ -452,7 +449,7 @@ static int handshake(cp2p_sec_t *s)
     if (ret != 1)
         return ssl_error(s, ret, "handshake");
     /* The verify callback ran and accepted, or the handshake could not have completed. */
-    if (!s->remote_key)
+    if (!s->base.remote_key)
         return CP2P_EPROTO;
     const unsigned char *alpn;
     unsigned int len;
@@ -460,10 +457,10 @@ static int handshake(cp2p_sec_t *s)
     for (size_t i = 0; i < sizeof muxers / sizeof muxers[0]; i++)
         if (len == strlen(muxers[i]) && !memcmp(alpn, muxers[i], len))
             s->muxer = muxers[i];
-    s->established = 1;
+    s->base.established = 1;
     if (cp2p_log_enabled(CP2P_LOG_DEBUG)) {
         char id[CP2P_PEER_ID_STRMAX];
-        if (cp2p_peer_id_to_string(&s->remote_peer, id, sizeof id) == 0)
+        if (cp2p_peer_id_to_string(&s->base.remote_peer, id, sizeof id) == 0)
             cp2p_log_debug("tls", "secured with %s, muxer %s", id, s->muxer ? s->muxer : "by mss");
     }
     return 0;
@@ -491,30 +488,23 @@ static int read_plain(cp2p_sec_t *s, cp2p_buf_t *plain_out)
 
 static int sec_start(cp2p_sec_t *s, cp2p_buf_t *wire_out)
 {
-    if (!s || !wire_out)
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    if (!s->initiator)
-        return 0;
-    int rc = handshake(s);
+    int rc = cp2p_sec_begin(s, wire_out != NULL, 0);
+    if (rc || !s->initiator)
+        return rc;
+    rc = handshake(s);
     if (!rc)
         rc = drain(s, wire_out);
-    if (rc)
-        s->err = rc;
-    return rc;
+    return cp2p_sec_settle(s, "tls", rc);
 }
 
 static int sec_input(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wire_out,
                      cp2p_buf_t *plain_out)
 {
-    if (!s || !wire_out || !plain_out || (n && !in))
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
+    int rc = cp2p_sec_begin(s, wire_out && plain_out && (in || !n), 0);
+    if (rc)
+        return rc;
     if (s->read_closed)
-        return n ? (s->err = CP2P_ECLOSED) : 0;
-    int rc = 0;
+        return cp2p_sec_settle(s, "tls", n ? CP2P_ECLOSED : 0);
     /* In slices, so OpenSSL never holds more than a slice and one partial record. */
     do {
         size_t k = n < FEED_CHUNK ? n : FEED_CHUNK;
@@ -522,9 +512,9 @@ static int sec_input(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wir
             rc = ssl_fail(CP2P_ENOMEM, "buffer");
         in += k;
         n -= k;
-        if (!rc && !s->established)
+        if (!rc && !s->base.established)
             rc = handshake(s);
-        if (!rc && s->established && !s->read_closed)
+        if (!rc && s->base.established && !s->read_closed)
             rc = read_plain(s, plain_out);
         /* Alerts go out too: they tell the remote why we stop. */
         int d = drain(s, wire_out);
@@ -533,38 +523,17 @@ static int sec_input(cp2p_sec_t *s, const uint8_t *in, size_t n, cp2p_buf_t *wir
     } while (!rc && n > 0 && !s->read_closed);
     if (!rc && s->read_closed && (n > 0 || BIO_ctrl_pending(s->net_in) > 0))
         rc = CP2P_ECLOSED; /* bytes after close_notify in this very read */
-    if (rc) {
-        s->err = rc;
-        cp2p_log_debug("tls", "%s failed: %s", s->established ? "transport" : "handshake",
-                       cp2p_strerror(rc));
-    }
-    return rc;
+    return cp2p_sec_settle(s, "tls", rc);
 }
 
-static int sec_established(const cp2p_sec_t *s)
-{
-    return s && s->established && !s->err;
-}
 
-static const cp2p_pubkey_t *sec_remote_key(const cp2p_sec_t *s)
-{
-    return s && s->established ? s->remote_key : NULL;
-}
 
-static const cp2p_peer_id_t *sec_remote_peer(const cp2p_sec_t *s)
-{
-    return s && s->established ? &s->remote_peer : NULL;
-}
 
 static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out)
 {
-    if (!s || !wire_out || (n && !p))
-        return CP2P_EINVAL;
-    if (s->err)
-        return s->err;
-    if (!s->established)
-        return CP2P_ESTATE;
-    int rc = 0;
+    int rc = cp2p_sec_begin(s, wire_out && (p || !n), 1);
+    if (rc)
+        return rc;
     while (!rc && n > 0) {
         size_t k = n < FEED_CHUNK ? n : FEED_CHUNK, done = 0;
         if (SSL_write_ex(s->ssl, p, k, &done) != 1 || done != k)
@@ -574,14 +543,12 @@ static int sec_seal(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_
         p += k;
         n -= k;
     }
-    if (rc)
-        s->err = rc; /* records may be half out: the stream is unusable */
-    return rc;
+    return cp2p_sec_settle(s, "tls", rc); /* records may be half out: unusable then */
 }
 
 int cp2p_tls_offer_muxers(cp2p_sec_t *s, const char *const *ids, size_t n)
 {
-    if (!s || s->established)
+    if (!s || s->base.established)
         return CP2P_ESTATE;
     /* Kept in the order of alpn_offer, so the offer never outgrows its
      * buffer; "libp2p" stays last as the spec requires. */
@@ -604,7 +571,7 @@ int cp2p_tls_offer_muxers(cp2p_sec_t *s, const char *const *ids, size_t n)
 
 const char *cp2p_tls_muxer(const cp2p_sec_t *s)
 {
-    return s && s->established ? s->muxer : NULL;
+    return s && s->base.established ? s->muxer : NULL;
 }
 
 const cp2p_sec_vtable_t cp2p_tls_vtable = {
@@ -613,8 +580,5 @@ const cp2p_sec_vtable_t cp2p_tls_vtable = {
     .destroy = sec_destroy,
     .start = sec_start,
     .input = sec_input,
-    .established = sec_established,
-    .remote_key = sec_remote_key,
-    .remote_peer = sec_remote_peer,
     .seal = sec_seal,
 };

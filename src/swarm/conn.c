@@ -385,8 +385,8 @@ static int start_muxer(cp2p_conn_t *c, const char *sel);
 
 static int secured(cp2p_conn_t *c)
 {
-    const cp2p_peer_id_t *rp = c->secvt->remote_peer(c->sec);
-    const cp2p_pubkey_t *rk = c->secvt->remote_key(c->sec);
+    const cp2p_peer_id_t *rp = cp2p_sec_remote_peer(c->sec);
+    const cp2p_pubkey_t *rk = cp2p_sec_remote_key(c->sec);
     if (!rp || !rk)
         return CP2P_EPROTO;
     if (c->has_expected && !cp2p_peer_id_equal(rp, &c->expected))
@@ -479,14 +479,14 @@ static int plain_input(cp2p_conn_t *c)
 
 static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
 {
-    int was = c->secvt->established(c->sec);
+    int was = cp2p_sec_established(c->sec);
     cp2p_buf_t *b = out_chunk(c, 0);
     if (!b || (n >= POOLED_MIN && cp2p_iobuf_attach(&c->plain)))
         return CP2P_ENOMEM;
     size_t before = b->len;
     int rc = c->secvt->input(c->sec, p, n, b, &c->plain);
     c->queued += b->len - before;
-    if (rc >= 0 && !was && c->secvt->established(c->sec))
+    if (rc >= 0 && !was && cp2p_sec_established(c->sec))
         rc = secured(c);
     if (rc >= 0)
         rc = plain_input(c);

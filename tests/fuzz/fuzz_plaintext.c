@@ -46,22 +46,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t k = sizes[seed++ % 7];
         if (k > size - off)
             k = size - off;
-        int before = V->established(s);
+        int before = cp2p_sec_established(s);
         size_t plain_before = plain.len;
         rc = V->input(s, data + off, k, &w, &plain);
-        if (!before && rc == 0 && V->established(s))
+        if (!before && rc == 0 && cp2p_sec_established(s))
             at_established = off + k - (plain.len - plain_before);
         off += k;
     }
-    if (rc == 0 && V->established(s)) {
+    if (rc == 0 && cp2p_sec_established(s)) {
         /* the bytes after the Exchange, untouched */
         if (plain.len != size - at_established ||
             (plain.len && memcmp(plain.data, data + at_established, plain.len)))
             abort();
-        if (!V->remote_key(s) ||
-            !cp2p_peer_id_matches_pubkey(V->remote_peer(s), V->remote_key(s)))
+        if (!cp2p_sec_remote_key(s) ||
+            !cp2p_peer_id_matches_pubkey(cp2p_sec_remote_peer(s), cp2p_sec_remote_key(s)))
             abort();
-        if (initiator && !cp2p_peer_id_equal(V->remote_peer(s), &expected))
+        if (initiator && !cp2p_peer_id_equal(cp2p_sec_remote_peer(s), &expected))
             abort();
     } else if (plain.len) {
         abort();

@@ -472,14 +472,14 @@ static void rp_input(rawpeer_t *rp, const uint8_t *p, size_t n)
     if (rp->stage < RP_NOISE || !rp->sec)
         return; /* raw mode: the test only counts bytes */
     cp2p_buf_t wire = {0}, plain = {0};
-    int was = cp2p_noise_vtable.established(rp->sec);
+    int was = cp2p_sec_established(rp->sec);
     int rc = cp2p_noise_vtable.input(rp->sec, p, n, &wire, &plain);
     rp_send_buf(rp, &wire, 0);
     if (rc < 0) {
         cp2p_buf_free(&plain);
         return;
     }
-    if (!was && cp2p_noise_vtable.established(rp->sec)) {
+    if (!was && cp2p_sec_established(rp->sec)) {
         rp->stage = RP_MUX_MSS;
         const char *ids[1] = {rp->muxer};
         cp2p_buf_t out = {0};

@@ -218,7 +218,7 @@ static void established_pair(cp2p_sec_t **a, cp2p_sec_t **b, const ident_t *ia, 
     int ra, rb;
     pair(a, b, ia, ib, &ib->id);
     assert_int_equal(handshake(*a, *b, -1, 0, &ra, &rb), 0);
-    assert_true(V->established(*a) && V->established(*b));
+    assert_true(cp2p_sec_established(*a) && cp2p_sec_established(*b));
 }
 
 static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
@@ -228,16 +228,16 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     ident(&ib, tb);
     cp2p_sec_t *a, *b;
     pair(&a, &b, &ia, &ib, NULL);
-    assert_false(V->established(a));
-    assert_null(V->remote_peer(a));
+    assert_false(cp2p_sec_established(a));
+    assert_null(cp2p_sec_remote_peer(a));
     int ra, rb;
     assert_int_equal(handshake(a, b, -1, 0, &ra, &rb), 0);
-    assert_true(V->established(a));
-    assert_true(V->established(b));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(a), &ib.id));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia.id));
-    assert_true(cp2p_pubkey_equal(V->remote_key(a), cp2p_privkey_public(ib.key)));
-    assert_true(cp2p_pubkey_equal(V->remote_key(b), cp2p_privkey_public(ia.key)));
+    assert_true(cp2p_sec_established(a));
+    assert_true(cp2p_sec_established(b));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(a), &ib.id));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
+    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(a), cp2p_privkey_public(ib.key)));
+    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(b), cp2p_privkey_public(ia.key)));
     assert_string_equal(V->protocol_id, "/noise");
 
     cp2p_buf_t w = {0}, x = {0}, plain = {0};
@@ -315,8 +315,8 @@ static void test_expected_peer(void **state)
     pair(&a, &b, &ia, &ib, &ic.id);
     assert_int_equal(handshake(a, b, -1, 0, &ra, &rb), CP2P_EPEERID);
     assert_int_equal(ra, CP2P_EPEERID);
-    assert_false(V->established(a));
-    assert_null(V->remote_peer(a));
+    assert_false(cp2p_sec_established(a));
+    assert_null(cp2p_sec_remote_peer(a));
     cp2p_buf_t w = {0}, p = {0};
     assert_int_equal(V->seal(a, (const uint8_t *)"x", 1, &w), CP2P_EPEERID);
     assert_int_equal(V->input(a, (const uint8_t *)"\0\0", 2, &w, &p), CP2P_EPEERID);
@@ -344,7 +344,7 @@ static void test_handshake_tamper(void **state)
             if (done)
                 assert_true(bit >= 8 * 32);
             else
-                assert_false(V->established(msg == 2 ? b : a));
+                assert_false(cp2p_sec_established(msg == 2 ? b : a));
             V->destroy(a);
             V->destroy(b);
             if (done)
@@ -500,16 +500,16 @@ static void test_handshake_chunked(void **state)
     }
     assert_true(w2.len > 2);
     for (size_t k = 0; k < w2.len; k += 3) {
-        assert_false(V->established(a));
+        assert_false(cp2p_sec_established(a));
         assert_int_equal(V->input(a, w2.data + k, w2.len - k < 3 ? w2.len - k : 3, &w3, &p), 0);
     }
-    assert_true(V->established(a));
+    assert_true(cp2p_sec_established(a));
     assert_int_equal(V->seal(a, (const uint8_t *)"early", 5, &w3), 0);
     w2.len = 0;
     assert_int_equal(V->input(b, w3.data, w3.len, &w2, &p), 0);
     assert_int_equal(w2.len, 0);
-    assert_true(V->established(b));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia.id));
+    assert_true(cp2p_sec_established(b));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
     assert_int_equal(p.len, 5);
     assert_memory_equal(p.data, "early", 5);
     /* a second message 1 after the handshake is just a frame that fails to authenticate */
@@ -612,9 +612,9 @@ static int raw_initiator(const ident_t *ib, const ident_t *ia, int how)
     o.len = 0;
     rc = V->input(b, w.data, w.len, &o, &p);
     assert_int_equal(o.len, 0);
-    assert_int_equal(V->established(b), rc == 0);
+    assert_int_equal(cp2p_sec_established(b), rc == 0);
     if (rc == 0)
-        assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia->id));
+        assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia->id));
 out:
     V->destroy(b);
     cp2p_noise_xx_free(x);

@@ -84,14 +84,14 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     assert_int_equal(V->input(b, wa.data, wa.len, &x, &pb), 0);
     assert_int_equal(V->input(a, wb.data, wb.len, &x, &pa), 0);
     assert_int_equal(x.len, 0);
-    assert_true(V->established(a) && V->established(b));
+    assert_true(cp2p_sec_established(a) && cp2p_sec_established(b));
     assert_int_equal(pb.len, 5);
     assert_memory_equal(pb.data, "hello", 5);
     assert_int_equal(pa.len, 0);
-    assert_true(cp2p_peer_id_equal(V->remote_peer(a), &ib.id));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia.id));
-    assert_true(cp2p_pubkey_equal(V->remote_key(a), cp2p_privkey_public(ib.key)));
-    assert_true(cp2p_pubkey_equal(V->remote_key(b), cp2p_privkey_public(ia.key)));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(a), &ib.id));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
+    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(a), cp2p_privkey_public(ib.key)));
+    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(b), cp2p_privkey_public(ia.key)));
     assert_string_equal(V->protocol_id, "/plaintext/2.0.0");
     /* then bytes pass through as they are */
     wb.len = 0;
@@ -127,9 +127,9 @@ static int feed_one(const ident_t *us, const cp2p_peer_id_t *expect, const cp2p_
     /* input before start still sends our Exchange first */
     int rc = V->input(s, w->data, w->len, &out, &plain);
     assert_true(out.len > 0);
-    assert_int_equal(V->established(s), rc == 0);
+    assert_int_equal(cp2p_sec_established(s), rc == 0);
     if (rc) {
-        assert_null(V->remote_peer(s));
+        assert_null(cp2p_sec_remote_peer(s));
         assert_int_equal(V->input(s, w->data, w->len, &out, &plain), rc); /* sticky */
         assert_int_equal(V->seal(s, (const uint8_t *)"x", 1, &out), rc);
     }
@@ -207,15 +207,15 @@ static void test_byte_at_a_time(void **state)
     assert_int_equal(cp2p_buf_append(&wa, "!", 1), 0);
     assert_int_equal(V->input(b, NULL, 0, &wb, &pb), 0);
     for (size_t k = 0; k < wa.len; k++) {
-        assert_int_equal(V->established(b), k == wa.len - 1);
+        assert_int_equal(cp2p_sec_established(b), k == wa.len - 1);
         assert_int_equal(V->input(b, wa.data + k, 1, &wb, &pb), 0);
     }
-    assert_true(V->established(b));
+    assert_true(cp2p_sec_established(b));
     assert_int_equal(pb.len, 1);
     assert_int_equal(pb.data[0], '!');
     assert_int_equal(V->input(a, wb.data, wb.len, &wa, &pa), 0);
-    assert_true(V->established(a));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia.id));
+    assert_true(cp2p_sec_established(a));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
     V->destroy(a);
     V->destroy(b);
     cp2p_buf_free(&wa);

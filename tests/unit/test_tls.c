@@ -210,7 +210,7 @@ static void established_pair(cp2p_sec_t **a, cp2p_sec_t **b, const ident_t *ia, 
     assert_int_equal(V->create(a, 1, ia->key, &ib->id), 0);
     assert_int_equal(V->create(b, 0, ib->key, NULL), 0);
     assert_int_equal(run(*a, *b, &ra, &rb), 0);
-    assert_true(V->established(*a) && V->established(*b));
+    assert_true(cp2p_sec_established(*a) && cp2p_sec_established(*b));
 }
 
 static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
@@ -221,18 +221,18 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     cp2p_sec_t *a, *b;
     assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
     assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
-    assert_false(V->established(a));
-    assert_null(V->remote_peer(a));
+    assert_false(cp2p_sec_established(a));
+    assert_null(cp2p_sec_remote_peer(a));
     cp2p_buf_t w = {0}, x = {0}, plain = {0};
     assert_int_equal(V->seal(a, (const uint8_t *)"x", 1, &w), CP2P_ESTATE);
     int ra, rb;
     assert_int_equal(run(a, b, &ra, &rb), 0);
-    assert_true(V->established(a));
-    assert_true(V->established(b));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(a), &ib.id));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia.id));
-    assert_true(cp2p_pubkey_equal(V->remote_key(a), cp2p_privkey_public(ib.key)));
-    assert_true(cp2p_pubkey_equal(V->remote_key(b), cp2p_privkey_public(ia.key)));
+    assert_true(cp2p_sec_established(a));
+    assert_true(cp2p_sec_established(b));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(a), &ib.id));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
+    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(a), cp2p_privkey_public(ib.key)));
+    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(b), cp2p_privkey_public(ia.key)));
     assert_string_equal(V->protocol_id, "/tls/1.0.0");
     /* both offer yamux first: ALPN settles the muxer */
     assert_string_equal(cp2p_tls_muxer(a), "/yamux/1.0.0");
@@ -293,9 +293,9 @@ static void test_expected_peer(void **state)
     assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
     assert_int_equal(run(a, b, &ra, &rb), CP2P_EPEERID);
     assert_int_equal(ra, CP2P_EPEERID);
-    assert_false(V->established(a));
-    assert_null(V->remote_peer(a));
-    assert_null(V->remote_key(a));
+    assert_false(cp2p_sec_established(a));
+    assert_null(cp2p_sec_remote_peer(a));
+    assert_null(cp2p_sec_remote_key(a));
     cp2p_buf_t w = {0}, p = {0};
     assert_int_equal(V->seal(a, (const uint8_t *)"x", 1, &w), CP2P_EPEERID);
     assert_int_equal(V->input(a, (const uint8_t *)"\0\0", 2, &w, &p), CP2P_EPEERID);
@@ -492,9 +492,9 @@ static void check_raw(const ident_t *us, const ident_t *them, int how, int want)
         assert_int_equal(V->create(&s, we_initiate, us->key, we_initiate ? &them->id : NULL), 0);
         int rc = run_raw(s, &r);
         assert_int_equal(rc, want);
-        assert_int_equal(V->established(s), want == 0);
+        assert_int_equal(cp2p_sec_established(s), want == 0);
         if (want == 0) {
-            assert_true(cp2p_peer_id_equal(V->remote_peer(s), &them->id));
+            assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(s), &them->id));
             assert_null(cp2p_tls_muxer(s)); /* "libp2p" was chosen: multistream-select decides */
         } else {
             /* our alert ends the raw peer's handshake, or its session if it had finished */
@@ -550,7 +550,7 @@ static void test_alpn_and_version(void **state)
         assert_int_equal(V->create(&s, 0, us.key, NULL), 0);
         assert_int_equal(run_raw(s, &r), cases[i].want);
         if (cases[i].want == 0) {
-            assert_true(V->established(s));
+            assert_true(cp2p_sec_established(s));
             if (cases[i].muxer)
                 assert_string_equal(cp2p_tls_muxer(s), cases[i].muxer);
             else
@@ -568,7 +568,7 @@ static void raw_session(raw_t *r, cp2p_sec_t **s, const ident_t *us, const ident
     raw_new(r, 1, them->key, CERT_GOOD, "libp2p", TLS1_3_VERSION);
     assert_int_equal(V->create(s, 0, us->key, NULL), 0);
     assert_int_equal(run_raw(*s, r), 0);
-    assert_true(V->established(*s));
+    assert_true(cp2p_sec_established(*s));
 }
 
 /* close_notify: the data before it arrives, nothing after it does, we may still send. */
@@ -637,7 +637,7 @@ static void test_handshake_tamper(void **state)
         /* Never established; an error, unless a record length grew and the
          * client still waits for bytes that will not come. */
         if (!past_end) {
-            assert_false(V->established(a));
+            assert_false(cp2p_sec_established(a));
             tried++;
             failed += rc < 0;
         }
@@ -721,17 +721,17 @@ static void test_handshake_chunked(void **state)
         assert_int_equal(V->input(b, w1.data + k, 1, &w2, &p), 0);
     assert_true(w2.len > 0);
     for (size_t k = 0; k < w2.len; k++) {
-        assert_false(V->established(a));
+        assert_false(cp2p_sec_established(a));
         assert_int_equal(V->input(a, w2.data + k, 1, &w3, &p), 0);
     }
-    assert_true(V->established(a));
-    assert_false(V->established(b));
+    assert_true(cp2p_sec_established(a));
+    assert_false(cp2p_sec_established(b));
     assert_int_equal(V->seal(a, (const uint8_t *)"early", 5, &w3), 0);
     w2.len = 0;
     assert_int_equal(V->input(b, w3.data, w3.len, &w2, &p), 0);
     assert_int_equal(w2.len, 0); /* no session tickets */
-    assert_true(V->established(b));
-    assert_true(cp2p_peer_id_equal(V->remote_peer(b), &ia.id));
+    assert_true(cp2p_sec_established(b));
+    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
     assert_int_equal(p.len, 5);
     assert_memory_equal(p.data, "early", 5);
     V->destroy(a);
