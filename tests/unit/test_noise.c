@@ -15,19 +15,9 @@
 #include "cp2p/peer.h"
 #include "noise.pb-c.h"
 #include "security/noise.h"
+#include "sec_harness.h"
 
 static const cp2p_sec_vtable_t *V = &cp2p_noise_vtable;
-
-static size_t unhex(const char *h, uint8_t *out)
-{
-    size_t n = strlen(h) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-    return n;
-}
 
 /* ---- raw XX: cacophony vector Noise_XX_25519_ChaChaPoly_SHA256 ---- */
 
@@ -154,22 +144,10 @@ static void test_raw_rejects(void **state)
     assert_int_equal(cp2p_noise_xx_decrypt(r, ct, 32, pt), CP2P_EPROTO);
     cp2p_noise_xx_free(i);
     cp2p_noise_xx_free(r);
-    cp2p_buf_free(&m);
-    cp2p_buf_free(&p);
+    bufs_free(&m, &p, NULL);
 }
 
 /* ---- the libp2p session ---- */
-
-typedef struct {
-    cp2p_privkey_t *key;
-    cp2p_peer_id_t id;
-} ident_t;
-
-static void ident(ident_t *t, cp2p_key_type_t type)
-{
-    assert_int_equal(cp2p_privkey_generate(type, 0, &t->key), 0);
-    assert_int_equal(cp2p_peer_id_from_pubkey(cp2p_privkey_public(t->key), &t->id), 0);
-}
 
 /* Runs the handshake; tamper(msg index 0..2, frame) may alter each frame. */
 static int handshake(cp2p_sec_t *a, cp2p_sec_t *b, int flip_msg, size_t flip_bit, int *a_rc,
@@ -200,23 +178,14 @@ static int handshake(cp2p_sec_t *a, cp2p_sec_t *b, int flip_msg, size_t flip_bit
             assert_int_equal(w.len, 0);
     }
     rc = *a_rc ? *a_rc : *b_rc;
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&w2);
-    cp2p_buf_free(&plain);
+    bufs_free(&w, &w2, &plain, NULL);
     return rc;
-}
-
-static void pair(cp2p_sec_t **a, cp2p_sec_t **b, const ident_t *ia, const ident_t *ib,
-                 const cp2p_peer_id_t *expect_b)
-{
-    assert_int_equal(V->create(a, 1, ia->key, expect_b), 0);
-    assert_int_equal(V->create(b, 0, ib->key, NULL), 0);
 }
 
 static void established_pair(cp2p_sec_t **a, cp2p_sec_t **b, const ident_t *ia, const ident_t *ib)
 {
     int ra, rb;
-    pair(a, b, ia, ib, &ib->id);
+    sec_pair(V, a, b, ia, ib, &ib->id);
     assert_int_equal(handshake(*a, *b, -1, 0, &ra, &rb), 0);
     assert_true(cp2p_sec_established(*a) && cp2p_sec_established(*b));
 }
@@ -227,33 +196,16 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     ident(&ia, ta);
     ident(&ib, tb);
     cp2p_sec_t *a, *b;
-    pair(&a, &b, &ia, &ib, NULL);
+    sec_pair(V, &a, &b, &ia, &ib, NULL);
     assert_false(cp2p_sec_established(a));
     assert_null(cp2p_sec_remote_peer(a));
     int ra, rb;
     assert_int_equal(handshake(a, b, -1, 0, &ra, &rb), 0);
     assert_true(cp2p_sec_established(a));
     assert_true(cp2p_sec_established(b));
-    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(a), &ib.id));
-    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
-    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(a), cp2p_privkey_public(ib.key)));
-    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(b), cp2p_privkey_public(ia.key)));
+    sec_check_remotes(a, b, &ia, &ib);
     assert_string_equal(V->protocol_id, "/noise");
-
-    cp2p_buf_t w = {0}, x = {0}, plain = {0};
-    assert_int_equal(V->seal(a, (const uint8_t *)"ping", 4, &w), 0);
-    assert_int_equal(V->seal(b, (const uint8_t *)"", 0, &w), 0); /* nothing to send */
-    assert_int_equal(V->input(b, w.data, w.len, &x, &plain), 0);
-    assert_int_equal(x.len, 0);
-    assert_int_equal(plain.len, 4);
-    assert_memory_equal(plain.data, "ping", 4);
-    w.len = plain.len = 0;
-    assert_int_equal(V->seal(b, (const uint8_t *)"pong", 4, &w), 0);
-    assert_int_equal(V->input(a, w.data, w.len, &x, &plain), 0);
-    assert_memory_equal(plain.data, "pong", 4);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&plain);
+    sec_ping_pong(V, a, b);
     V->destroy(a);
     V->destroy(b);
     cp2p_privkey_free(ia.key);
@@ -281,9 +233,7 @@ static void test_static_per_identity(void **state)
     V->destroy(b1);
     V->destroy(a2);
     V->destroy(b2);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&plain);
+    bufs_free(&w, &x, &plain, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
@@ -307,12 +257,12 @@ static void test_expected_peer(void **state)
     ident(&ic, CP2P_KEY_ED25519);
     cp2p_sec_t *a, *b;
     int ra, rb;
-    pair(&a, &b, &ia, &ib, &ib.id);
+    sec_pair(V, &a, &b, &ia, &ib, &ib.id);
     assert_int_equal(handshake(a, b, -1, 0, &ra, &rb), 0);
     V->destroy(a);
     V->destroy(b);
     /* dialled C but B answered: the initiator refuses and sends no message 3 */
-    pair(&a, &b, &ia, &ib, &ic.id);
+    sec_pair(V, &a, &b, &ia, &ib, &ic.id);
     assert_int_equal(handshake(a, b, -1, 0, &ra, &rb), CP2P_EPEERID);
     assert_int_equal(ra, CP2P_EPEERID);
     assert_false(cp2p_sec_established(a));
@@ -337,7 +287,7 @@ static void test_handshake_tamper(void **state)
         for (size_t bit = 0;; bit++) {
             cp2p_sec_t *a, *b;
             int ra, rb;
-            pair(&a, &b, &ia, &ib, NULL);
+            sec_pair(V, &a, &b, &ia, &ib, NULL);
             int rc = handshake(a, b, msg, bit, &ra, &rb);
             /* rc == 0: the bit is past the end of this message, all were tried */
             int done = rc == 0;
@@ -396,9 +346,7 @@ static void test_transport_tamper(void **state)
     assert_int_equal(V->input(b, w.data, w.len, &x, &p), CP2P_EPROTO);
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&p);
+    bufs_free(&w, &x, &p, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
@@ -423,64 +371,29 @@ static void test_nonce_exhaustion(void **state)
     assert_int_equal(V->input(b, w.data, w.len, &x, &p), CP2P_ELIMIT);
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&p);
+    bufs_free(&w, &x, &p, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
 
-static void feed_chunks(cp2p_sec_t *to, const cp2p_buf_t *w, size_t chunk, cp2p_buf_t *plain)
+/* Frames of at most 65535 bytes, all full but the last. */
+static void check_wire(const cp2p_buf_t *w, size_t n)
 {
-    cp2p_buf_t x = {0};
-    for (size_t off = 0; off < w->len; off += chunk) {
-        size_t k = w->len - off < chunk ? w->len - off : chunk;
-        assert_int_equal(V->input(to, w->data + off, k, &x, plain), 0);
+    size_t frames = 0;
+    for (size_t off = 0; off < w->len; frames++) {
+        assert_true(off + 2 <= w->len);
+        size_t len = (size_t)w->data[off] << 8 | w->data[off + 1];
+        assert_true(off + 2 + len == w->len || len == CP2P_NOISE_MAX_MSG);
+        off += 2 + len;
     }
-    assert_int_equal(x.len, 0);
-    cp2p_buf_free(&x);
+    assert_int_equal(frames, (n + CP2P_NOISE_MAX_PLAIN - 1) / CP2P_NOISE_MAX_PLAIN);
+    assert_int_equal(w->len, n + frames * 18);
 }
 
 static void test_mib_round_trip(void **state)
 {
-    ident_t ia, ib;
-    ident(&ia, CP2P_KEY_ED25519);
-    ident(&ib, CP2P_KEY_ED25519);
-    cp2p_sec_t *a, *b;
-    established_pair(&a, &b, &ia, &ib);
-    const size_t N = 1 << 20;
-    uint8_t *data = malloc(N);
-    assert_non_null(data);
-    for (size_t k = 0; k < N; k++)
-        data[k] = (uint8_t)(k * 131 + (k >> 9));
-    const size_t chunks[] = {1, 7, 65537, N + 100};
-    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
-        for (int dir = 0; dir < 2; dir++) {
-            cp2p_sec_t *tx = dir ? b : a, *rx = dir ? a : b;
-            cp2p_buf_t w = {0}, plain = {0};
-            assert_int_equal(V->seal(tx, data, N, &w), 0);
-            /* frames of at most 65535 bytes, all full but the last */
-            size_t frames = 0;
-            for (size_t off = 0; off < w.len; frames++) {
-                assert_true(off + 2 <= w.len);
-                size_t len = (size_t)w.data[off] << 8 | w.data[off + 1];
-                assert_true(off + 2 + len == w.len || len == CP2P_NOISE_MAX_MSG);
-                off += 2 + len;
-            }
-            assert_int_equal(frames, (N + CP2P_NOISE_MAX_PLAIN - 1) / CP2P_NOISE_MAX_PLAIN);
-            assert_int_equal(w.len, N + frames * 18);
-            feed_chunks(rx, &w, chunks[c], &plain);
-            assert_int_equal(plain.len, N);
-            assert_memory_equal(plain.data, data, N);
-            cp2p_buf_free(&w);
-            cp2p_buf_free(&plain);
-        }
-    }
-    free(data);
-    V->destroy(a);
-    V->destroy(b);
-    cp2p_privkey_free(ia.key);
-    cp2p_privkey_free(ib.key);
+    const size_t chunks[] = {1, 7, 65537, (1 << 20) + 100};
+    sec_mib_round_trip(V, 1, chunks, sizeof chunks / sizeof chunks[0], 0, check_wire);
 }
 
 /* Handshake bytes split into small reads, and transport data in the same read as message 3. */
@@ -490,7 +403,7 @@ static void test_handshake_chunked(void **state)
     ident(&ia, CP2P_KEY_ED25519);
     ident(&ib, CP2P_KEY_SECP256K1);
     cp2p_sec_t *a, *b;
-    pair(&a, &b, &ia, &ib, &ib.id);
+    sec_pair(V, &a, &b, &ia, &ib, &ib.id);
     cp2p_buf_t w1 = {0}, w2 = {0}, w3 = {0}, p = {0};
     assert_int_equal(V->start(a, &w1), 0);
     assert_int_equal(V->input(b, NULL, 0, &w2, &p), 0); /* an empty read does nothing */
@@ -516,10 +429,7 @@ static void test_handshake_chunked(void **state)
     assert_int_equal(V->input(b, w1.data, w1.len, &w2, &p), CP2P_EPROTO);
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&w1);
-    cp2p_buf_free(&w2);
-    cp2p_buf_free(&w3);
-    cp2p_buf_free(&p);
+    bufs_free(&w1, &w2, &w3, &p, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
@@ -618,12 +528,7 @@ static int raw_initiator(const ident_t *ib, const ident_t *ia, int how)
 out:
     V->destroy(b);
     cp2p_noise_xx_free(x);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&o);
-    cp2p_buf_free(&p);
-    cp2p_buf_free(&pl);
-    cp2p_buf_free(&sig);
-    cp2p_buf_free(&key);
+    bufs_free(&w, &o, &p, &pl, &sig, &key, NULL);
     return rc;
 }
 

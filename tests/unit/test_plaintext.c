@@ -15,19 +15,9 @@
 #include "cp2p/varint.h"
 #include "plaintext.pb-c.h"
 #include "security/security.h"
+#include "sec_harness.h"
 
 static const cp2p_sec_vtable_t *V = &cp2p_plaintext_vtable;
-
-typedef struct {
-    cp2p_privkey_t *key;
-    cp2p_peer_id_t id;
-} ident_t;
-
-static void ident(ident_t *t, cp2p_key_type_t type)
-{
-    assert_int_equal(cp2p_privkey_generate(type, 0, &t->key), 0);
-    assert_int_equal(cp2p_peer_id_from_pubkey(cp2p_privkey_public(t->key), &t->id), 0);
-}
 
 /* A length-prefixed Exchange; id/key NULL leave the field out. */
 static void exchange(cp2p_buf_t *out, const uint8_t *id, size_t id_len, const uint8_t *key,
@@ -53,8 +43,7 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     ident(&ia, ta);
     ident(&ib, tb);
     cp2p_sec_t *a, *b;
-    assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
-    assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
+    sec_pair(V, &a, &b, &ia, &ib, &ib.id);
     cp2p_buf_t wa = {0}, wb = {0}, x = {0}, pa = {0}, pb = {0};
     assert_int_equal(V->seal(a, (const uint8_t *)"x", 1, &x), CP2P_ESTATE);
     assert_int_equal(V->start(a, &wa), 0);
@@ -88,10 +77,7 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     assert_int_equal(pb.len, 5);
     assert_memory_equal(pb.data, "hello", 5);
     assert_int_equal(pa.len, 0);
-    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(a), &ib.id));
-    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
-    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(a), cp2p_privkey_public(ib.key)));
-    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(b), cp2p_privkey_public(ia.key)));
+    sec_check_remotes(a, b, &ia, &ib);
     assert_string_equal(V->protocol_id, "/plaintext/2.0.0");
     /* then bytes pass through as they are */
     wb.len = 0;
@@ -102,11 +88,7 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     assert_memory_equal(pa.data, "pong", 4);
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&wa);
-    cp2p_buf_free(&wb);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&pa);
-    cp2p_buf_free(&pb);
+    bufs_free(&wa, &wb, &x, &pa, &pb, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
@@ -134,8 +116,7 @@ static int feed_one(const ident_t *us, const cp2p_peer_id_t *expect, const cp2p_
         assert_int_equal(V->seal(s, (const uint8_t *)"x", 1, &out), rc);
     }
     V->destroy(s);
-    cp2p_buf_free(&out);
-    cp2p_buf_free(&plain);
+    bufs_free(&out, &plain, NULL);
     return rc;
 }
 
@@ -183,9 +164,7 @@ static void test_bad_exchanges(void **state)
     w.len = 0;
     assert_int_equal(cp2p_buf_append(&w, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 10), 0);
     assert_int_equal(feed_one(&us, NULL, &w), CP2P_EOVERFLOW);
-    cp2p_buf_free(&key);
-    cp2p_buf_free(&okey);
-    cp2p_buf_free(&w);
+    bufs_free(&key, &okey, &w, NULL);
     cp2p_privkey_free(us.key);
     cp2p_privkey_free(them.key);
     cp2p_privkey_free(other.key);
@@ -198,8 +177,7 @@ static void test_byte_at_a_time(void **state)
     ident(&ia, CP2P_KEY_RSA); /* a long Exchange: a two-byte length prefix */
     ident(&ib, CP2P_KEY_ED25519);
     cp2p_sec_t *a, *b;
-    assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
-    assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
+    sec_pair(V, &a, &b, &ia, &ib, &ib.id);
     cp2p_buf_t wa = {0}, wb = {0}, pa = {0}, pb = {0};
     assert_int_equal(V->start(a, &wa), 0);
     assert_int_equal(V->start(b, &wb), 0);
@@ -218,56 +196,21 @@ static void test_byte_at_a_time(void **state)
     assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&wa);
-    cp2p_buf_free(&wb);
-    cp2p_buf_free(&pa);
-    cp2p_buf_free(&pb);
+    bufs_free(&wa, &wb, &pa, &pb, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
 
+/* Plaintext adds nothing: the wire is the data. */
+static void check_wire(const cp2p_buf_t *w, size_t n)
+{
+    assert_int_equal(w->len, n);
+}
+
 static void test_mib_round_trip(void **state)
 {
-    ident_t ia, ib;
-    ident(&ia, CP2P_KEY_ED25519);
-    ident(&ib, CP2P_KEY_ED25519);
-    cp2p_sec_t *a, *b;
-    cp2p_buf_t wa = {0}, wb = {0}, x = {0};
-    assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
-    assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
-    assert_int_equal(V->start(a, &wa), 0);
-    assert_int_equal(V->start(b, &wb), 0);
-    assert_int_equal(V->input(b, wa.data, wa.len, &x, &x), 0);
-    assert_int_equal(V->input(a, wb.data, wb.len, &x, &x), 0);
-    assert_int_equal(x.len, 0);
-    const size_t N = 1 << 20;
-    uint8_t *data = malloc(N);
-    assert_non_null(data);
-    for (size_t k = 0; k < N; k++)
-        data[k] = (uint8_t)(k * 131 + (k >> 9));
-    const size_t chunks[] = {1, 7, 65537, N + 100};
-    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
-        cp2p_buf_t w = {0}, plain = {0};
-        for (size_t off = 0; off < N; off += 100003)
-            assert_int_equal(V->seal(a, data + off, N - off < 100003 ? N - off : 100003, &w), 0);
-        assert_int_equal(w.len, N);
-        for (size_t off = 0; off < w.len; off += chunks[c]) {
-            size_t k = w.len - off < chunks[c] ? w.len - off : chunks[c];
-            assert_int_equal(V->input(b, w.data + off, k, &x, &plain), 0);
-        }
-        assert_int_equal(plain.len, N);
-        assert_memory_equal(plain.data, data, N);
-        cp2p_buf_free(&w);
-        cp2p_buf_free(&plain);
-    }
-    free(data);
-    V->destroy(a);
-    V->destroy(b);
-    cp2p_buf_free(&wa);
-    cp2p_buf_free(&wb);
-    cp2p_buf_free(&x);
-    cp2p_privkey_free(ia.key);
-    cp2p_privkey_free(ib.key);
+    const size_t chunks[] = {1, 7, 65537, (1 << 20) + 100};
+    sec_mib_round_trip(V, 0, chunks, sizeof chunks / sizeof chunks[0], 100003, check_wire);
 }
 
 int main(void)

@@ -21,19 +21,9 @@
 #include "cp2p/keys.h"
 #include "cp2p/peer.h"
 #include "security/tls.h"
+#include "sec_harness.h"
 
 static const cp2p_sec_vtable_t *V = &cp2p_tls_vtable;
-
-static size_t unhex(const char *h, uint8_t *out)
-{
-    size_t n = strlen(h) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        assert_int_equal(sscanf(h + 2 * i, "%2x", &v), 1);
-        out[i] = (uint8_t)v;
-    }
-    return n;
-}
 
 /* ---- the spec's test vectors (tls/tls.md, "Test vectors") ---- */
 
@@ -120,19 +110,6 @@ static void test_spec_vectors(void **state)
                      CP2P_EOVERFLOW);
 }
 
-/* ---- identities ---- */
-
-typedef struct {
-    cp2p_privkey_t *key;
-    cp2p_peer_id_t id;
-} ident_t;
-
-static void ident(ident_t *t, cp2p_key_type_t type)
-{
-    assert_int_equal(cp2p_privkey_generate(type, 0, &t->key), 0);
-    assert_int_equal(cp2p_peer_id_from_pubkey(cp2p_privkey_public(t->key), &t->id), 0);
-}
-
 static const uint8_t EXT_OID_DER[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0xa2, 0x5a, 0x01, 0x01};
 
 /* Our certificate, read back with OpenSSL alone. */
@@ -170,47 +147,22 @@ static void test_our_certificate(void **state)
         cp2p_buf_t der2 = {0};
         assert_int_equal(cp2p_tls_cert_generate(id.key, &der2), 0);
         assert_false(der2.len == der.len && !memcmp(der2.data, der.data, der.len));
-        cp2p_buf_free(&der);
-        cp2p_buf_free(&der2);
+        bufs_free(&der, &der2, NULL);
         cp2p_privkey_free(id.key);
     }
 }
 
 /* ---- two sessions ---- */
 
-/* Moves bytes between a (initiator) and b until both are quiet; the first error wins. */
+/* The responder does not speak first. */
 static int run(cp2p_sec_t *a, cp2p_sec_t *b, int *a_rc, int *b_rc)
 {
-    cp2p_buf_t to_b = {0}, to_a = {0}, plain = {0};
-    *a_rc = V->start(a, &to_b);
-    *b_rc = V->start(b, &to_a);
-    assert_int_equal(to_a.len, 0); /* the responder does not speak first */
-    for (int round = 0; round < 10 && !*a_rc && !*b_rc && (to_a.len || to_b.len); round++) {
-        cp2p_buf_t in = to_b;
-        memset(&to_b, 0, sizeof to_b);
-        if (in.len)
-            *b_rc = V->input(b, in.data, in.len, &to_a, &plain);
-        cp2p_buf_free(&in);
-        in = to_a;
-        memset(&to_a, 0, sizeof to_a);
-        if (in.len)
-            *a_rc = V->input(a, in.data, in.len, &to_b, &plain);
-        cp2p_buf_free(&in);
-    }
-    assert_int_equal(plain.len, 0);
-    cp2p_buf_free(&to_a);
-    cp2p_buf_free(&to_b);
-    cp2p_buf_free(&plain);
-    return *a_rc ? *a_rc : *b_rc;
+    return sec_run(V, a, b, 1, a_rc, b_rc);
 }
 
 static void established_pair(cp2p_sec_t **a, cp2p_sec_t **b, const ident_t *ia, const ident_t *ib)
 {
-    int ra, rb;
-    assert_int_equal(V->create(a, 1, ia->key, &ib->id), 0);
-    assert_int_equal(V->create(b, 0, ib->key, NULL), 0);
-    assert_int_equal(run(*a, *b, &ra, &rb), 0);
-    assert_true(cp2p_sec_established(*a) && cp2p_sec_established(*b));
+    sec_established_pair(V, 1, a, b, ia, ib);
 }
 
 static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
@@ -219,40 +171,22 @@ static void check_handshake(cp2p_key_type_t ta, cp2p_key_type_t tb)
     ident(&ia, ta);
     ident(&ib, tb);
     cp2p_sec_t *a, *b;
-    assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
-    assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
+    sec_pair(V, &a, &b, &ia, &ib, &ib.id);
     assert_false(cp2p_sec_established(a));
     assert_null(cp2p_sec_remote_peer(a));
-    cp2p_buf_t w = {0}, x = {0}, plain = {0};
+    cp2p_buf_t w = {0};
     assert_int_equal(V->seal(a, (const uint8_t *)"x", 1, &w), CP2P_ESTATE);
+    cp2p_buf_free(&w);
     int ra, rb;
     assert_int_equal(run(a, b, &ra, &rb), 0);
     assert_true(cp2p_sec_established(a));
     assert_true(cp2p_sec_established(b));
-    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(a), &ib.id));
-    assert_true(cp2p_peer_id_equal(cp2p_sec_remote_peer(b), &ia.id));
-    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(a), cp2p_privkey_public(ib.key)));
-    assert_true(cp2p_pubkey_equal(cp2p_sec_remote_key(b), cp2p_privkey_public(ia.key)));
+    sec_check_remotes(a, b, &ia, &ib);
     assert_string_equal(V->protocol_id, "/tls/1.0.0");
     /* both offer yamux first: ALPN settles the muxer */
     assert_string_equal(cp2p_tls_muxer(a), "/yamux/1.0.0");
     assert_string_equal(cp2p_tls_muxer(b), "/yamux/1.0.0");
-
-    assert_int_equal(V->seal(a, (const uint8_t *)"ping", 4, &w), 0);
-    assert_int_equal(V->seal(b, (const uint8_t *)"", 0, &x), 0); /* nothing to send */
-    assert_int_equal(x.len, 0);
-    assert_int_equal(V->input(b, w.data, w.len, &x, &plain), 0);
-    assert_int_equal(x.len, 0);
-    assert_int_equal(plain.len, 4);
-    assert_memory_equal(plain.data, "ping", 4);
-    w.len = plain.len = 0;
-    assert_int_equal(V->seal(b, (const uint8_t *)"pong", 4, &w), 0);
-    assert_int_equal(V->input(a, w.data, w.len, &x, &plain), 0);
-    assert_int_equal(plain.len, 4);
-    assert_memory_equal(plain.data, "pong", 4);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&plain);
+    sec_ping_pong(V, a, b);
     V->destroy(a);
     V->destroy(b);
     cp2p_privkey_free(ia.key);
@@ -289,8 +223,7 @@ static void test_expected_peer(void **state)
     cp2p_sec_t *a, *b;
     int ra, rb;
     /* dialled C but B answered: the initiator refuses, and its alert stops B */
-    assert_int_equal(V->create(&a, 1, ia.key, &ic.id), 0);
-    assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
+    sec_pair(V, &a, &b, &ia, &ib, &ic.id);
     assert_int_equal(run(a, b, &ra, &rb), CP2P_EPEERID);
     assert_int_equal(ra, CP2P_EPEERID);
     assert_false(cp2p_sec_established(a));
@@ -392,11 +325,7 @@ static X509 *make_cert(const cp2p_privkey_t *host, int how, EVP_PKEY **key_out)
     add_ext(x, "1.3.6.1.4.1.99999.2", 0, (const uint8_t *)"\x05\x00", 2);
     assert_true(X509_sign(x, k, EVP_sha256()) > 0);
     OPENSSL_free(spki);
-    cp2p_buf_free(&msg);
-    cp2p_buf_free(&sig);
-    cp2p_buf_free(&key);
-    cp2p_buf_free(&body);
-    cp2p_buf_free(&sk);
+    bufs_free(&msg, &sig, &key, &body, &sk, NULL);
     *key_out = k;
     return x;
 }
@@ -470,8 +399,7 @@ static int run_raw(cp2p_sec_t *s, raw_t *r)
     /* the last words, an alert if we refused */
     if (to_raw.len)
         assert_int_equal(BIO_write(r->in, to_raw.data, (int)to_raw.len), (int)to_raw.len);
-    cp2p_buf_free(&to_raw);
-    cp2p_buf_free(&plain);
+    bufs_free(&to_raw, &plain, NULL);
     return rc;
 }
 
@@ -608,8 +536,7 @@ static void test_close_notify(void **state)
         V->destroy(s);
         raw_free(&r);
     }
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&p);
+    bufs_free(&w, &p, NULL);
     cp2p_privkey_free(us.key);
     cp2p_privkey_free(them.key);
 }
@@ -626,8 +553,7 @@ static void test_handshake_tamper(void **state)
     for (size_t bit = 5; bit < 8 * 2000; bit += 97) {
         cp2p_sec_t *a, *b;
         cp2p_buf_t w1 = {0}, w2 = {0}, w3 = {0}, p = {0};
-        assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
-        assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
+        sec_pair(V, &a, &b, &ia, &ib, &ib.id);
         assert_int_equal(V->start(a, &w1), 0);
         assert_int_equal(V->input(b, w1.data, w1.len, &w2, &p), 0);
         int past_end = bit / 8 >= w2.len;
@@ -644,10 +570,7 @@ static void test_handshake_tamper(void **state)
         assert_int_equal(p.len, 0);
         V->destroy(a);
         V->destroy(b);
-        cp2p_buf_free(&w1);
-        cp2p_buf_free(&w2);
-        cp2p_buf_free(&w3);
-        cp2p_buf_free(&p);
+        bufs_free(&w1, &w2, &w3, &p, NULL);
         if (past_end)
             break;
     }
@@ -697,9 +620,7 @@ static void test_transport_tamper(void **state)
     assert_int_equal(V->input(b, w.data, w.len, &x, &p), CP2P_EPROTO);
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&w);
-    cp2p_buf_free(&x);
-    cp2p_buf_free(&p);
+    bufs_free(&w, &x, &p, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
@@ -711,8 +632,7 @@ static void test_handshake_chunked(void **state)
     ident(&ia, CP2P_KEY_ED25519);
     ident(&ib, CP2P_KEY_ECDSA);
     cp2p_sec_t *a, *b;
-    assert_int_equal(V->create(&a, 1, ia.key, &ib.id), 0);
-    assert_int_equal(V->create(&b, 0, ib.key, NULL), 0);
+    sec_pair(V, &a, &b, &ia, &ib, &ib.id);
     cp2p_buf_t w1 = {0}, w2 = {0}, w3 = {0}, p = {0};
     assert_int_equal(V->start(a, &w1), 0);
     assert_int_equal(V->input(b, NULL, 0, &w2, &p), 0); /* an empty read does nothing */
@@ -736,69 +656,31 @@ static void test_handshake_chunked(void **state)
     assert_memory_equal(p.data, "early", 5);
     V->destroy(a);
     V->destroy(b);
-    cp2p_buf_free(&w1);
-    cp2p_buf_free(&w2);
-    cp2p_buf_free(&w3);
-    cp2p_buf_free(&p);
+    bufs_free(&w1, &w2, &w3, &p, NULL);
     cp2p_privkey_free(ia.key);
     cp2p_privkey_free(ib.key);
 }
 
-static void feed_chunks(cp2p_sec_t *to, const cp2p_buf_t *w, size_t chunk, cp2p_buf_t *plain)
+/* Records of at most 2^14 bytes plus overhead. */
+static void check_wire(const cp2p_buf_t *w, size_t n)
 {
-    cp2p_buf_t x = {0};
-    for (size_t off = 0; off < w->len; off += chunk) {
-        size_t k = w->len - off < chunk ? w->len - off : chunk;
-        assert_int_equal(V->input(to, w->data + off, k, &x, plain), 0);
+    size_t records = 0;
+    for (size_t off = 0; off < w->len; records++) {
+        assert_true(off + 5 <= w->len);
+        size_t len = (size_t)w->data[off + 3] << 8 | w->data[off + 4];
+        assert_int_equal(w->data[off], 23); /* application_data */
+        assert_true(len <= 16384 + 256);
+        off += 5 + len;
+        assert_true(off <= w->len);
     }
-    assert_int_equal(x.len, 0);
-    cp2p_buf_free(&x);
+    assert_true(records >= n / 16384);
 }
 
+/* Sealed in odd pieces too. */
 static void test_mib_round_trip(void **state)
 {
-    ident_t ia, ib;
-    ident(&ia, CP2P_KEY_ED25519);
-    ident(&ib, CP2P_KEY_ED25519);
-    cp2p_sec_t *a, *b;
-    established_pair(&a, &b, &ia, &ib);
-    const size_t N = 1 << 20;
-    uint8_t *data = malloc(N);
-    assert_non_null(data);
-    for (size_t k = 0; k < N; k++)
-        data[k] = (uint8_t)(k * 131 + (k >> 9));
-    const size_t chunks[] = {1, 7, 16406, 65537, N + 100};
-    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
-        for (int dir = 0; dir < 2; dir++) {
-            cp2p_sec_t *tx = dir ? b : a, *rx = dir ? a : b;
-            cp2p_buf_t w = {0}, plain = {0};
-            /* sealed in odd pieces too */
-            for (size_t off = 0; off < N; off += 100003)
-                assert_int_equal(V->seal(tx, data + off, N - off < 100003 ? N - off : 100003, &w),
-                                 0);
-            /* records of at most 2^14 bytes plus overhead */
-            size_t records = 0;
-            for (size_t off = 0; off < w.len; records++) {
-                assert_true(off + 5 <= w.len);
-                size_t len = (size_t)w.data[off + 3] << 8 | w.data[off + 4];
-                assert_int_equal(w.data[off], 23); /* application_data */
-                assert_true(len <= 16384 + 256);
-                off += 5 + len;
-                assert_true(off <= w.len);
-            }
-            assert_true(records >= N / 16384);
-            feed_chunks(rx, &w, chunks[c], &plain);
-            assert_int_equal(plain.len, N);
-            assert_memory_equal(plain.data, data, N);
-            cp2p_buf_free(&w);
-            cp2p_buf_free(&plain);
-        }
-    }
-    free(data);
-    V->destroy(a);
-    V->destroy(b);
-    cp2p_privkey_free(ia.key);
-    cp2p_privkey_free(ib.key);
+    const size_t chunks[] = {1, 7, 16406, 65537, (1 << 20) + 100};
+    sec_mib_round_trip(V, 1, chunks, sizeof chunks / sizeof chunks[0], 100003, check_wire);
 }
 
 int main(void)
