@@ -1,7 +1,8 @@
 /* Helpers a given test program does not use are fine. */
 #pragma GCC diagnostic ignored "-Wunused-function"
-/* Shared by the tests/unit/test_host_*.c programs (included once by each):
- * a loop with hosts, an echo handler, clients that check what comes back,
+/* Shared by the tests/unit/test_host_*.c programs, test_daemon.c, test_ping.c
+ * and test_perf.c (included once by each): a loop with hosts, two connected
+ * hosts, an echo handler, clients that check what comes back,
  * stderr capture for log lines, and a raw peer driven by the sans-I/O engines
  * (multistream-select, Noise, yamux) so that a test can speak any garbage at
  * any layer. Include after cmocka.h. */
@@ -58,6 +59,17 @@ static void world_run_until(world_t *w, const int *flag, uint64_t ms)
         uv_run(&w->loop, UV_RUN_ONCE);
     uv_timer_stop(&w->deadline);
     assert_false(w->expired);
+}
+
+/* Run until *count reaches want; fail after ms. */
+static void world_run_until_n(world_t *w, const int *count, int want, uint64_t ms)
+{
+    w->expired = 0;
+    uv_timer_start(&w->deadline, world_deadline_cb, ms, 0);
+    while (*count < want && !w->expired)
+        uv_run(&w->loop, UV_RUN_ONCE);
+    uv_timer_stop(&w->deadline);
+    assert_true(*count >= want);
 }
 
 static void world_run_for(world_t *w, uint64_t ms)
@@ -126,6 +138,7 @@ static void host_close_wait(world_t *w, cp2p_host_t *h)
 
 typedef struct connect_result {
     int done, status;
+    cp2p_peer_id_t peer; /* who answered, when status is 0 */
 } connect_result_t;
 
 static void on_connect_result(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
@@ -133,14 +146,69 @@ static void on_connect_result(cp2p_host_t *h, int status, const cp2p_peer_id_t *
     connect_result_t *r = arg;
     r->done = 1;
     r->status = status;
+    if (status == 0 && peer)
+        r->peer = *peer;
 }
 
-static int host_connect_wait(world_t *w, cp2p_host_t *from, const cp2p_multiaddr_t *to)
+/* The connect's status; *peer (if not NULL) gets who answered. */
+static int host_connect_wait_peer(world_t *w, cp2p_host_t *from, const cp2p_multiaddr_t *to,
+                                  cp2p_peer_id_t *peer)
 {
     connect_result_t r = {0};
     assert_int_equal(cp2p_host_connect(from, to, on_connect_result, &r), 0);
     world_run_until(w, &r.done, 10000);
+    if (peer)
+        *peer = r.peer;
     return r.status;
+}
+
+static int host_connect_wait(world_t *w, cp2p_host_t *from, const cp2p_multiaddr_t *to)
+{
+    return host_connect_wait_peer(w, from, to, NULL);
+}
+
+/* ---- two hosts, a connected to b over loopback ---- */
+
+typedef struct host_pair {
+    world_t w;
+    cp2p_host_t *a, *b;
+    cp2p_peer_id_t b_id;
+} host_pair_t;
+
+/* A fresh world with hosts a and b (b made with cfg_b, which may be NULL). */
+static void host_pair_new(host_pair_t *p, const cp2p_host_config_t *cfg_b)
+{
+    world_init(&p->w);
+    p->a = host_new(&p->w, NULL);
+    p->b = host_new(&p->w, cfg_b);
+    p->b_id = *cp2p_host_peer_id(p->b);
+}
+
+/* b listens on 127.0.0.1, a dials it; connected to b on return. */
+static void host_pair_connect(host_pair_t *p)
+{
+    unsigned port;
+    cp2p_multiaddr_t addr;
+    cp2p_peer_id_t peer;
+    host_listen(p->b, &port, &addr);
+    assert_int_equal(host_connect_wait_peer(&p->w, p->a, &addr, &peer), 0);
+    assert_true(cp2p_peer_id_equal(&peer, &p->b_id));
+    cp2p_multiaddr_free(&addr);
+}
+
+static void count_up(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Closes both hosts at once, then ends the world. */
+static void host_pair_end(host_pair_t *p)
+{
+    int closed = 0;
+    cp2p_host_close(p->a, count_up, &closed);
+    cp2p_host_close(p->b, count_up, &closed);
+    world_run_until_n(&p->w, &closed, 2, 10000);
+    world_end(&p->w);
 }
 
 /* ---- an echo handler with backpressure ---- */

@@ -15,15 +15,12 @@
 #include "cp2p/host.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/perf.h"
+#include "host_harness.h"
 
 typedef struct fixture {
-    uv_loop_t loop;
-    cp2p_host_t *a, *b;
+    host_pair_t hp;
     cp2p_perf_server_t *srv;
-    cp2p_peer_id_t b_id;
-    int connected;
     int results, last_status;
-    int closed;
     /* a raw perf stream */
     cp2p_stream_t *raw;
     int raw_opened, raw_ended, raw_status;
@@ -31,70 +28,28 @@ typedef struct fixture {
     uint64_t extra; /* the misbehaving server sends this many bytes too many */
 } fixture_t;
 
-static void timer_noop(uv_timer_t *t)
-{
-}
-
 static void run_until(fixture_t *f, int *flag, int want)
 {
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    uv_timer_start(&t, timer_noop, 20000, 0);
-    while (*flag < want && uv_is_active((uv_handle_t *)&t))
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    assert_true(*flag >= want);
-}
-
-static void on_connect(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
-{
-    fixture_t *f = arg;
-    assert_int_equal(status, 0);
-    f->connected = 1;
+    world_run_until_n(&f->hp.w, flag, want, 20000);
 }
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    uv_loop_init(&f->loop);
     cp2p_host_config_t bc = {0};
     assert_int_equal(cp2p_perf_server_identity(&bc.identity), 0);
-    assert_int_equal(cp2p_host_new(&f->loop, NULL, &f->a), 0);
-    assert_int_equal(cp2p_host_new(&f->loop, &bc, &f->b), 0);
-    f->b_id = *cp2p_host_peer_id(f->b);
-    assert_int_equal(cp2p_perf_enable(f->b, &f->srv), 0);
-    cp2p_multiaddr_t ma;
-    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma), 0);
-    assert_int_equal(cp2p_host_listen(f->b, &ma), 0);
-    cp2p_multiaddr_free(&ma);
-    cp2p_multiaddr_t *addrs;
-    size_t n;
-    assert_int_equal(cp2p_host_listen_addrs(f->b, &addrs, &n), 0);
-    assert_true(n >= 1);
-    assert_int_equal(cp2p_host_connect(f->a, &addrs[0], on_connect, f), 0);
-    for (size_t i = 0; i < n; i++)
-        cp2p_multiaddr_free(&addrs[i]);
-    free(addrs);
-    run_until(f, &f->connected, 1);
+    host_pair_new(&f->hp, &bc);
+    assert_int_equal(cp2p_perf_enable(f->hp.b, &f->srv), 0);
+    host_pair_connect(&f->hp);
     *state = f;
     return 0;
-}
-
-static void host_closed(void *arg)
-{
-    ((fixture_t *)arg)->closed++;
 }
 
 static int teardown(void **state)
 {
     fixture_t *f = *state;
     cp2p_perf_server_free(f->srv);
-    cp2p_host_close(f->a, host_closed, f);
-    cp2p_host_close(f->b, host_closed, f);
-    run_until(f, &f->closed, 2);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
+    host_pair_end(&f->hp);
     free(f);
     return 0;
 }
@@ -111,7 +66,7 @@ static int perf_run(fixture_t *f, uint64_t up, uint64_t down)
 {
     cp2p_perf_t *p;
     int want = f->results + 1;
-    assert_int_equal(cp2p_perf_start(f->a, &f->b_id, up, down, on_result, f, &p), 0);
+    assert_int_equal(cp2p_perf_start(f->hp.a, &f->hp.b_id, up, down, on_result, f, &p), 0);
     assert_int_equal(f->results, want - 1); /* never before the call returns */
     run_until(f, &f->results, want);
     uint64_t u, d;
@@ -129,7 +84,7 @@ static void test_fixed_identity(void **state)
 {
     fixture_t *f = *state;
     char id[CP2P_PEER_ID_STRMAX];
-    assert_int_equal(cp2p_peer_id_to_string(&f->b_id, id, sizeof id), 0);
+    assert_int_equal(cp2p_peer_id_to_string(&f->hp.b_id, id, sizeof id), 0);
     assert_string_equal(id, CP2P_PERF_SERVER_PEER_ID);
 }
 
@@ -156,7 +111,7 @@ static void test_concurrent(void **state)
     cp2p_perf_t *p[8];
     for (int i = 0; i < 8; i++)
         assert_int_equal(
-            cp2p_perf_start(f->a, &f->b_id, 300000 + i, 200000 - i, on_result, f, &p[i]), 0);
+            cp2p_perf_start(f->hp.a, &f->hp.b_id, 300000 + i, 200000 - i, on_result, f, &p[i]), 0);
     run_until(f, &f->results, 8);
     for (int i = 0; i < 8; i++) {
         uint64_t u, d;
@@ -197,7 +152,7 @@ static void send_raw(fixture_t *f, const uint8_t *p, size_t n)
     static const char *const protos[] = {CP2P_PERF_PROTOCOL_ID};
     f->raw_opened = f->raw_ended = 0;
     f->raw_bytes = 0;
-    assert_int_equal(cp2p_host_new_stream(f->a, &f->b_id, protos, 1, raw_opened, f), 0);
+    assert_int_equal(cp2p_host_new_stream(f->hp.a, &f->hp.b_id, protos, 1, raw_opened, f), 0);
     run_until(f, &f->raw_opened, 1);
     if (n)
         assert_int_equal(cp2p_stream_write(f->raw, p, n, NULL, NULL), 0);
@@ -261,7 +216,7 @@ static void greedy_handler(cp2p_stream_t *s, void *arg)
 static void test_server_sends_too_much(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(cp2p_host_set_handler(f->b, CP2P_PERF_PROTOCOL_ID, greedy_handler, f), 0);
+    assert_int_equal(cp2p_host_set_handler(f->hp.b, CP2P_PERF_PROTOCOL_ID, greedy_handler, f), 0);
     f->extra = 1;
     assert_int_equal(perf_run(f, 100, 10), CP2P_EPROTO);
     f->extra = 0;
@@ -273,26 +228,15 @@ static void test_cancel(void **state)
 {
     fixture_t *f = *state;
     cp2p_perf_t *p;
-    assert_int_equal(cp2p_perf_start(f->a, &f->b_id, 1 << 20, 1 << 20, on_result, f, &p), 0);
+    assert_int_equal(cp2p_perf_start(f->hp.a, &f->hp.b_id, 1 << 20, 1 << 20, on_result, f, &p), 0);
     cp2p_perf_free(p); /* while the stream is still opening */
     assert_int_equal(f->results, 1);
     assert_int_equal(f->last_status, CP2P_ECANCELED);
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    uv_timer_start(&t, timer_noop, 300, 0);
-    while (uv_is_active((uv_handle_t *)&t))
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    world_run_for(&f->hp.w, 300);
     assert_int_equal(f->results, 1);
     /* and once under way */
-    assert_int_equal(cp2p_perf_start(f->a, &f->b_id, 1ull << 40, 0, on_result, f, &p), 0);
-    uv_timer_init(&f->loop, &t);
-    uv_timer_start(&t, timer_noop, 200, 0);
-    while (uv_is_active((uv_handle_t *)&t))
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(cp2p_perf_start(f->hp.a, &f->hp.b_id, 1ull << 40, 0, on_result, f, &p), 0);
+    world_run_for(&f->hp.w, 200);
     uint64_t u;
     cp2p_perf_progress(p, &u, NULL);
     assert_true(u > 0);
