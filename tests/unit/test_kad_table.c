@@ -11,25 +11,8 @@
 #include "cp2p/error.h"
 #include "kad/kad_table.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static cp2p_peer_id_t random_id(void)
-{
-    cp2p_peer_id_t id = {.len = 34, .bytes = {0x12, 0x20}};
-    for (int i = 0; i < 32; i += 8) {
-        uint64_t r = next_rand();
-        memcpy(id.bytes + 2 + i, &r, 8);
-    }
-    return id;
-}
+#define KAD_RNG_SEED 0x9e3779b97f4a7c15ULL
+#include "kad_rng.h"
 
 /* A random peer whose key falls in bucket cpl of self. */
 static cp2p_peer_id_t id_in_bucket(const cp2p_kad_key_t *self, unsigned cpl)
