@@ -53,6 +53,18 @@ typedef struct cp2p_sec_vtable {
                  cp2p_buf_t *plain_out);
     /* Encrypt and frame application bytes (any length), appending to wire_out. */
     int (*seal)(cp2p_sec_t *s, const uint8_t *p, size_t n, cp2p_buf_t *wire_out);
+    /* Optional (NULL if the session cannot, e.g. TLS, whose library copies
+     * anyway); only once established. The input path without the second
+     * buffer: decrypts each whole frame of in[0..n) where it lies, overwriting
+     * it, and hands each frame's plaintext (never empty) to deliver, in order,
+     * only after the frame authenticated. Stops before a partial frame, which
+     * the caller keeps and passes again, completed, at the start of in; *used
+     * is what was consumed (a frame whose deliver failed counts). A partial
+     * frame input buffered before is finished first, from the front of in.
+     * A negative deliver return stops it and is returned; any failure is
+     * sticky, like input's. */
+    int (*open_in_place)(cp2p_sec_t *s, uint8_t *in, size_t n, size_t *used,
+                         int (*deliver)(void *arg, const uint8_t *p, size_t len), void *arg);
 } cp2p_sec_vtable_t;
 
 extern const cp2p_sec_vtable_t cp2p_noise_vtable;

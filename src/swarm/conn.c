@@ -507,6 +507,30 @@ static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
     return rc;
 }
 
+/* Plaintext straight from the read buffer to the muxer. */
+static int deliver(void *arg, const uint8_t *p, size_t n)
+{
+    cp2p_conn_t *c = arg;
+    int rc = c->muxvt->input(c->mux, p, n);
+    if (rc < 0)
+        return rc;
+    /* The muxer may have closed the connection: the rest goes unread. */
+    return c->state == CONN_OPEN ? 0 : CP2P_ECLOSED;
+}
+
+/* The open connection's fast path (issue #8): frames are decrypted in the
+ * read buffer, n bytes at its start, with no second buffer; a partial frame
+ * moves to the start and waits there for the next read. */
+static int open_input(cp2p_conn_t *c, size_t n)
+{
+    size_t used = 0;
+    int rc = c->secvt->open_in_place(c->sec, c->rbuf, n, &used, deliver, c);
+    c->rtail = rc < 0 ? 0 : n - used;
+    if (c->rtail && used)
+        memmove(c->rbuf, c->rbuf + used, c->rtail);
+    return rc;
+}
+
 static int conn_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
 {
     if (c->state == CONN_SEC_NEGOTIATING) {
@@ -535,26 +559,36 @@ static int conn_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
 
 /* The read buffer is borrowed from the pool for one read at a time: large
  * reads keep most Noise frames whole in it (a frame that straddles two
- * reads is copied), and an idle connection holds none. */
+ * reads is copied), and an idle connection holds none. A connection keeps
+ * it between reads only for a partial frame (rtail bytes, at most one
+ * frame, so the read after them still gets more than 190 KiB). */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     cp2p_conn_t *c = h->data;
     if (!c->rbuf)
         c->rbuf = cp2p_iobuf_get();
     /* A zero-length buffer makes libuv report UV_ENOBUFS to on_read. */
-    *buf = uv_buf_init((char *)c->rbuf, c->rbuf ? CP2P_IOBUF_SIZE : 0);
+    *buf = uv_buf_init((char *)c->rbuf + c->rtail, c->rbuf ? CP2P_IOBUF_SIZE - c->rtail : 0);
 }
 
 static void give_back_rbuf(cp2p_conn_t *c)
 {
     cp2p_iobuf_put(c->rbuf);
     c->rbuf = NULL;
+    c->rtail = 0;
+}
+
+/* Once the muxer runs, a session that can decrypts in place. */
+static int in_place(const cp2p_conn_t *c)
+{
+    return c->state == CONN_OPEN && c->secvt->open_in_place;
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     cp2p_conn_t *c = st->data;
-    if (nread <= 0 || c->state == CONN_CLOSED)
+    /* Nothing read (EAGAIN) keeps a partial frame waiting. */
+    if (nread < 0 || c->state == CONN_CLOSED || (nread == 0 && !c->rtail))
         give_back_rbuf(c);
     if (nread == 0)
         return;
@@ -571,8 +605,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->refs++;
-    int rc = conn_input(c, c->rbuf, (size_t)nread);
-    give_back_rbuf(c);
+    int rc = in_place(c) ? open_input(c, c->rtail + (size_t)nread)
+                         : conn_input(c, c->rbuf, (size_t)nread);
+    if (!c->rtail || c->state == CONN_CLOSED)
+        give_back_rbuf(c);
     if (rc < 0)
         cp2p_conn_close_with(c, rc);
     else

@@ -111,7 +111,9 @@ struct cp2p_conn {
     cp2p_peer_id_t expected, peer;
     cp2p_pubkey_t *remote_key;
 
-    uint8_t *rbuf;               /* a pooled socket read buffer, held only during a read */
+    uint8_t *rbuf;               /* a pooled socket read buffer, held only during a read
+                                    or while rtail > 0 */
+    size_t rtail;                /* a partial frame at rbuf's start, left by open_in_place */
     cp2p_buf_t plain;            /* decrypted bytes not yet given to mss or the muxer */
     cp2p_buf_t chunks[CP2P_CONN_OUT_CHUNKS]; /* sealed bytes waiting for uv_write */
     size_t nchunks;

@@ -1,6 +1,7 @@
 /* Fuzz target: the /noise session fed hostile bytes. The first byte picks what
  * the rest is: raw wire bytes to a responder or initiator, the decrypted payload
- * of message 3, or application data to round-trip before trailing garbage. */
+ * of message 3, or application data to round-trip before trailing garbage,
+ * through input or through open_in_place. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,43 @@ static int feed(cp2p_sec_t *s, const uint8_t *p, size_t n, unsigned seed, cp2p_b
     return rc;
 }
 
+static int append(void *arg, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        abort(); /* plaintext is never empty */
+    return cp2p_buf_append(arg, p, n);
+}
+
+/* As conn.c does with open_in_place: chunks land after the kept partial
+ * frame, which then moves to the front. */
+static int feed_in_place(cp2p_sec_t *s, const uint8_t *p, size_t n, unsigned seed,
+                         cp2p_buf_t *plain)
+{
+    static const size_t sizes[] = {1, 2, 3, 7, 64, 1000, 65537};
+    uint8_t *buf = malloc(n + 1);
+    size_t tail = 0;
+    int rc = 0;
+    if (!buf)
+        abort();
+    for (size_t off = 0; off < n && rc == 0; seed++) {
+        size_t k = sizes[seed % 7], used = 0;
+        if (k > n - off)
+            k = n - off;
+        memcpy(buf + tail, p + off, k);
+        off += k;
+        rc = V->open_in_place(s, buf, tail + k, &used, append, plain);
+        if (used > tail + k)
+            abort();
+        memmove(buf, buf + used, tail + k - used);
+        tail += k - used;
+        /* what stays is one partial frame */
+        if (!rc && tail >= 2 && tail >= 2 + ((size_t)buf[0] << 8 | buf[1]))
+            abort();
+    }
+    free(buf);
+    return rc;
+}
+
 static void run_pair(cp2p_sec_t *a, cp2p_sec_t *b)
 {
     cp2p_buf_t w = {0}, w2 = {0}, p = {0};
@@ -49,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (size < 2)
         return 0;
-    unsigned mode = data[0] % 4, seed = data[1];
+    unsigned mode = data[0] % 5, seed = data[1];
     data += 2;
     size -= 2;
     cp2p_sec_t *a = NULL, *b = NULL;
@@ -96,6 +134,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (half && memcmp(plain.data, data, half)))
             abort();
         feed(b, data + half, size - half, seed, &w2, &plain);
+        break;
+    }
+    case 4: { /* the same through open_in_place */
+        run_pair(a, b);
+        size_t half = size / 2;
+        if (V->seal(a, data, half, &w))
+            abort();
+        if (feed_in_place(b, w.data, w.len, seed, &plain) || plain.len != half ||
+            (half && memcmp(plain.data, data, half)))
+            abort();
+        feed_in_place(b, data + half, size - half, seed, &plain);
         break;
     }
     }

@@ -376,6 +376,232 @@ static void test_nonce_exhaustion(void **state)
     cp2p_privkey_free(ib.key);
 }
 
+/* ---- open_in_place: transport frames decrypted in the caller's buffer ---- */
+
+typedef struct {
+    cp2p_buf_t got; /* everything delivered, in order */
+    size_t calls;
+    size_t fail_at; /* deliver fails on this call (1-based); 0: never */
+} sink_t;
+
+static int sink(void *arg, const uint8_t *p, size_t n)
+{
+    sink_t *k = arg;
+    assert_true(n > 0);
+    if (++k->calls == k->fail_at)
+        return CP2P_ENOMEM;
+    return cp2p_buf_append(&k->got, p, n);
+}
+
+/* As conn.c does: each chunk lands after the kept partial frame, whatever
+ * open_in_place did not use moves to the start. Returns the first error. */
+static int open_chunks(cp2p_sec_t *b, const uint8_t *w, size_t n, const size_t *cuts,
+                       size_t ncuts, sink_t *k)
+{
+    uint8_t *buf = malloc(n ? n : 1);
+    size_t tail = 0, off = 0;
+    int rc = 0;
+    for (size_t i = 0; i <= ncuts && !rc; i++) {
+        size_t end = i < ncuts ? cuts[i] : n;
+        memcpy(buf + tail, w + off, end - off);
+        size_t have = tail + end - off, used = 99;
+        off = end;
+        rc = V->open_in_place(b, buf, have, &used, sink, k);
+        if (!rc) {
+            assert_true(used <= have);
+            memmove(buf, buf + used, have - used);
+            tail = have - used;
+        }
+    }
+    if (!rc)
+        assert_true(tail < 2 || tail < 2 + ((size_t)buf[0] << 8 | buf[1]));
+    free(buf);
+    return rc;
+}
+
+static void test_in_place_splits(void **state)
+{
+    ident_t ia, ib;
+    ident(&ia, CP2P_KEY_ED25519);
+    ident(&ib, CP2P_KEY_ED25519);
+    cp2p_sec_t *a, *b;
+    established_pair(&a, &b, &ia, &ib);
+    uint8_t msg[300];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 7 + 1);
+    cp2p_buf_t w = {0};
+    assert_int_equal(V->seal(a, (const uint8_t *)"hello", 5, &w), 0);
+    assert_int_equal(V->seal(a, msg, sizeof msg, &w), 0);
+    assert_int_equal(V->seal(a, (const uint8_t *)"x", 1, &w), 0);
+    const uint8_t want[] = "hello";
+    /* every single cut, and every pair of cuts one to three bytes apart */
+    for (size_t cut = 0; cut <= w.len; cut++) {
+        for (size_t gap = 0; gap <= 3; gap++) {
+            size_t cuts[2] = {cut, cut + gap <= w.len ? cut + gap : w.len};
+            sink_t k = {0};
+            assert_int_equal(cp2p_noise_set_nonces(b, 0, 0), 0);
+            assert_int_equal(open_chunks(b, w.data, w.len, cuts, gap ? 2 : 1, &k), 0);
+            assert_int_equal(k.got.len, 5 + sizeof msg + 1);
+            assert_memory_equal(k.got.data, want, 5);
+            assert_memory_equal(k.got.data + 5, msg, sizeof msg);
+            assert_int_equal(k.got.data[5 + sizeof msg], 'x');
+            assert_int_equal(k.calls, 3);
+            cp2p_buf_free(&k.got);
+        }
+    }
+    /* one byte at a time */
+    size_t *all = malloc(w.len * sizeof *all);
+    for (size_t i = 0; i < w.len; i++)
+        all[i] = i;
+    sink_t k = {0};
+    assert_int_equal(cp2p_noise_set_nonces(b, 0, 0), 0);
+    assert_int_equal(open_chunks(b, w.data, w.len, all, w.len, &k), 0);
+    assert_int_equal(k.got.len, 5 + sizeof msg + 1);
+    cp2p_buf_free(&k.got);
+    free(all);
+    /* full 65535-byte frames, cut at odd places */
+    size_t big = 2 * CP2P_NOISE_MAX_PLAIN + 1000;
+    uint8_t *p = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        p[i] = (uint8_t)(i * 13);
+    w.len = 0;
+    assert_int_equal(cp2p_noise_set_nonces(a, 0, 0), 0);
+    assert_int_equal(V->seal(a, p, big, &w), 0);
+    const size_t cuts[] = {1, 2, 65536, 65537, 65538, 100000, 131072, w.len - 1};
+    assert_int_equal(cp2p_noise_set_nonces(b, 0, 0), 0);
+    k = (sink_t){0};
+    assert_int_equal(open_chunks(b, w.data, w.len, cuts, 8, &k), 0);
+    assert_int_equal(k.got.len, big);
+    assert_memory_equal(k.got.data, p, big);
+    assert_int_equal(k.calls, 3);
+    cp2p_buf_free(&k.got);
+    free(p);
+    V->destroy(a);
+    V->destroy(b);
+    bufs_free(&w, NULL);
+    cp2p_privkey_free(ia.key);
+    cp2p_privkey_free(ib.key);
+}
+
+/* A frame input began buffering (the handshake's last read) is finished by
+ * open_in_place from the front of its bytes. */
+static void test_in_place_after_input(void **state)
+{
+    ident_t ia, ib;
+    ident(&ia, CP2P_KEY_ED25519);
+    ident(&ib, CP2P_KEY_ED25519);
+    cp2p_sec_t *a, *b;
+    established_pair(&a, &b, &ia, &ib);
+    cp2p_buf_t w = {0}, x = {0}, p = {0};
+    assert_int_equal(V->seal(a, (const uint8_t *)"hello", 5, &w), 0);
+    assert_int_equal(V->seal(a, (const uint8_t *)"world", 5, &w), 0);
+    for (size_t first = 1; first < 23; first++) {
+        sink_t k = {0};
+        assert_int_equal(cp2p_noise_set_nonces(b, 0, 0), 0);
+        p.len = 0;
+        assert_int_equal(V->input(b, w.data, first, &x, &p), 0);
+        assert_int_equal(p.len, 0);
+        /* the rest of the first frame, one byte short, then the remainder */
+        uint8_t buf[64];
+        size_t rest = 23 - first - 1, used = 0;
+        memcpy(buf, w.data + first, rest);
+        assert_int_equal(V->open_in_place(b, buf, rest, &used, sink, &k), 0);
+        assert_int_equal(used, rest);
+        assert_int_equal(k.calls, 0);
+        memcpy(buf, w.data + 22, w.len - 22);
+        assert_int_equal(V->open_in_place(b, buf, w.len - 22, &used, sink, &k), 0);
+        assert_int_equal(used, w.len - 22);
+        assert_int_equal(k.got.len, 10);
+        assert_memory_equal(k.got.data, "helloworld", 10);
+        cp2p_buf_free(&k.got);
+    }
+    V->destroy(a);
+    V->destroy(b);
+    bufs_free(&w, &x, &p, NULL);
+    cp2p_privkey_free(ia.key);
+    cp2p_privkey_free(ib.key);
+}
+
+/* A new established pair in place of *a and *b; w gets a's frames "ok" and
+ * "hello" (20 and 23 bytes). */
+static void fresh_pair(cp2p_sec_t **a, cp2p_sec_t **b, const ident_t *ia, const ident_t *ib,
+                       cp2p_buf_t *w)
+{
+    V->destroy(*a);
+    V->destroy(*b);
+    established_pair(a, b, ia, ib);
+    w->len = 0;
+    assert_int_equal(V->seal(*a, (const uint8_t *)"ok", 2, w), 0);
+    assert_int_equal(V->seal(*a, (const uint8_t *)"hello", 5, w), 0);
+    assert_int_equal(w->len, 20 + 23);
+}
+
+static void test_in_place_rejects(void **state)
+{
+    ident_t ia, ib;
+    ident(&ia, CP2P_KEY_ED25519);
+    ident(&ib, CP2P_KEY_ED25519);
+    cp2p_sec_t *a = NULL, *b = NULL;
+    cp2p_buf_t w = {0};
+    uint8_t buf[128];
+    size_t used;
+    sink_t k = {0};
+    /* not before the handshake; and TLS cannot */
+    assert_int_equal(V->create(&a, 1, ia.key, NULL), 0);
+    assert_int_equal(V->open_in_place(a, buf, 0, &used, sink, &k), CP2P_ESTATE);
+    assert_null(cp2p_tls_vtable.open_in_place);
+    /* a tampered second frame: the first is delivered, none of the second */
+    for (size_t bit = 8 * (20 + 2); bit < 8 * (20 + 23); bit++) {
+        fresh_pair(&a, &b, &ia, &ib, &w);
+        memcpy(buf, w.data, w.len);
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        k.calls = k.got.len = 0;
+        assert_int_equal(V->open_in_place(b, buf, w.len, &used, sink, &k), CP2P_EPROTO);
+        assert_int_equal(k.calls, 1);
+        assert_int_equal(k.got.len, 2);
+        /* sticky, even for good bytes */
+        memcpy(buf, w.data, w.len);
+        assert_int_equal(V->open_in_place(b, buf, w.len, &used, sink, &k), CP2P_EPROTO);
+        assert_int_equal(used, 0);
+        assert_int_equal(k.calls, 1);
+    }
+    /* frames too short for a tag */
+    for (int len = 0; len < 16; len++) {
+        fresh_pair(&a, &b, &ia, &ib, &w);
+        memset(buf, 0, sizeof buf);
+        buf[1] = (uint8_t)len;
+        assert_int_equal(V->open_in_place(b, buf, 2 + len, &used, sink, &k), CP2P_EPROTO);
+    }
+    /* the longest length: waited for while partial, refused once whole */
+    fresh_pair(&a, &b, &ia, &ib, &w);
+    uint8_t *big = calloc(1, 2 + CP2P_NOISE_MAX_MSG);
+    big[0] = big[1] = 0xff;
+    k.calls = 0;
+    assert_int_equal(V->open_in_place(b, big, 1 + CP2P_NOISE_MAX_MSG, &used, sink, &k), 0);
+    assert_int_equal(used, 0);
+    assert_int_equal(V->open_in_place(b, big, 2 + CP2P_NOISE_MAX_MSG, &used, sink, &k),
+                     CP2P_EPROTO);
+    assert_int_equal(k.calls, 0);
+    free(big);
+    /* a failing deliver stops at its frame, which counts as used; sticky */
+    fresh_pair(&a, &b, &ia, &ib, &w);
+    assert_int_equal(V->seal(a, (const uint8_t *)"more", 4, &w), 0);
+    memcpy(buf, w.data, w.len);
+    sink_t f = {.fail_at = 2};
+    assert_int_equal(V->open_in_place(b, buf, w.len, &used, sink, &f), CP2P_ENOMEM);
+    assert_int_equal(used, 20 + 23);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(V->open_in_place(b, buf + 43, w.len - 43, &used, sink, &f), CP2P_ENOMEM);
+    assert_int_equal(f.calls, 2);
+    cp2p_buf_free(&f.got);
+    cp2p_buf_free(&k.got);
+    V->destroy(a);
+    V->destroy(b);
+    bufs_free(&w, NULL);
+    cp2p_privkey_free(ia.key);
+    cp2p_privkey_free(ib.key);
+}
+
 /* Frames of at most 65535 bytes, all full but the last. */
 static void check_wire(const cp2p_buf_t *w, size_t n)
 {
@@ -563,6 +789,9 @@ int main(void)
         cmocka_unit_test(test_handshake_chunked),
         cmocka_unit_test(test_bad_payloads),
         cmocka_unit_test(test_static_per_identity),
+        cmocka_unit_test(test_in_place_splits),
+        cmocka_unit_test(test_in_place_after_input),
+        cmocka_unit_test(test_in_place_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
