@@ -809,10 +809,11 @@ static int open_frames(cp2p_sec_t *s, uint8_t *in, size_t n, size_t *used,
          * the one copy, then this session holds no buffer any more. */
         const uint8_t *p = in;
         size_t left = n, len = 0;
-        if (take(&s->rx, FRAME_HDR, &p, &left) >= FRAME_HDR)
+        int whole = 0;
+        if (take(&s->rx, FRAME_HDR, &p, &left) >= FRAME_HDR) {
             len = (size_t)s->rx.data[0] << 8 | s->rx.data[1];
-        int whole = s->rx.len >= FRAME_HDR && take(&s->rx, FRAME_HDR + len, &p, &left) ==
-                                                   FRAME_HDR + len;
+            whole = take(&s->rx, FRAME_HDR + len, &p, &left) == FRAME_HDR + len;
+        }
         off = n - left;
         if (whole) {
             rc = open_frame(s, s->rx.data + FRAME_HDR, len, deliver, arg);
