@@ -52,6 +52,7 @@ struct app {
     cp2p_buf_t lines; /* bytes read, not yet run */
     int eof, busy, closing, serve, verbose_stats;
     size_t n_nodes, open_hosts;
+    size_t booting; /* bootstraps under way */
     node_t *nodes;
     /* the command in flight */
     char cmd_key[MAX_LINE];
@@ -432,6 +433,9 @@ static void on_bootstrapped(cp2p_dht_t *d, int status, void *arg)
     if (n->idx == 0)
         fprintf(stderr, "cp2p: dht: bootstrap %s, %zu peers in the routing table\n",
                 status ? reason(status) : "done", cp2p_dht_routing_table_size(d));
+    /* With --peers, scripts wait for this before their first command. */
+    if (!--n->app->booting && n->app->n_nodes > 1)
+        fprintf(stderr, "cp2p: dht: every node bootstrapped\n");
 }
 
 /* MA/p2p/<id>: its peer and the address without /p2p. */
@@ -538,7 +542,8 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
     }
     /* A table saved in --datastore is as good a start as --bootstrap. */
     if (o->n_boot || n->idx || cp2p_dht_routing_table_size(n->dht))
-        cp2p_dht_bootstrap(n->dht, on_bootstrapped, n);
+        if (cp2p_dht_bootstrap(n->dht, on_bootstrapped, n) == 0)
+            a->booting++;
     return 0;
 }
 

@@ -44,7 +44,13 @@ wait_count "$TMP/out0" '^Listening on ' 1 30
 HUB=$(grep -m1 '^Listening on ' "$TMP/out0" | cut -d' ' -f3)
 for ((p = 1; p < PROCS; p++)); do start "$p" "$HUB"; done
 for ((p = 0; p < PROCS; p++)); do wait_count "$TMP/out$p" '^Listening on ' 1 30; done
-sleep 5 # bootstrap lookups settle
+# Commands run as soon as they are read, bootstrap or not. A put made while
+# the nodes are still finding each other (slow under load: every node's first
+# lookups dial and handshake with dozens of peers at once) goes to the closest
+# peers known then, which need not be the closest ones a later get finds.
+if ((PER > 1)); then
+    for ((p = 0; p < PROCS; p++)); do wait_count "$TMP/err$p" 'every node bootstrapped' 1 120; done
+fi
 
 send() { echo "$2" >&"${FDS[$1]}"; }
 declare -A STOPPED
