@@ -1,24 +1,10 @@
 # cp2p dht on the command line: two nodes put, get, provide and find each
 # other; bad lines are answered and skipped; a restarted node keeps its
 # records in --datastore; a corrupt or foreign datastore is a clean error.
-set -euo pipefail
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$TMP"/*.out "$TMP"/*.err; do echo "--- $f"; cat "$f"; done >&2; exit 1; }
+SHOW_ON_FAIL=(all)
 expect() { grep -qxF "$2" "$TMP/$1" || fail "$1 lacks: $2"; }
-wait_line() {
-    local i
-    for ((i = 0; i < 200; i++)); do grep -qE "$2" "$TMP/$1" 2>/dev/null && return 0; sleep 0.1; done
-    fail "no '$2' in $1"
-}
 CID=bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy
 
 "$CP2P" dht --help | grep -q -- '--serve' || fail "--help does not document --serve"
@@ -29,7 +15,7 @@ CID=bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy
     </dev/null >"$TMP/a.out" 2>"$TMP/a.err" &
 PIDS+=($!)
 A_PID=$!
-wait_line a.out '^Listening on /ip4/127.0.0.1/tcp/[0-9]+/p2p/'
+wait_line "$TMP/a.out" '^Listening on /ip4/127.0.0.1/tcp/[0-9]+/p2p/' 30 >/dev/null
 A=$(grep -m1 '^Listening on ' "$TMP/a.out" | cut -d' ' -f3)
 A_ID=${A##*/p2p/}
 grep -qx "Local peer id: $A_ID" "$TMP/a.out" || fail "no Local peer id line"

@@ -2,30 +2,16 @@
 # cp2p dht --mdns across two network namespaces on one bridge (all made here,
 # the bridge in a namespace of its own, so no multicast leaves them): a node
 # that knows no peer but what mDNS finds gets a record the other one put.
-set -euo pipefail
-
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 P=cp2pd$$ # namespace prefix, unique per run
 SW=${P}sw
-TMP=$(mktemp -d)
-PIDS=()
 NSS=()
-
-fail() {
-    for f in "$TMP"/*.out "$TMP"/*.err; do echo "--- $f:"; cat "$f"; done >&2
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-cleanup() {
+SHOW_ON_FAIL=(all)
+cleanup_more() {
     exec 3>&- 2>/dev/null || true
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
     for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    rm -rf "$TMP"
 }
-trap cleanup EXIT
 
 [ -x "$CP2P" ] || fail "$CP2P not built"
 if ! ip netns add "$SW" 2>/dev/null; then
@@ -47,22 +33,13 @@ for i in 0 1; do
     ip -n "$ns" route add 224.0.0.0/4 dev eth0
 done
 
-# wait_line FILE REGEX [SECONDS]
-wait_line() {
-    local i
-    for ((i = 0; i < ${3:-20} * 10; i++)); do
-        grep -qE "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    fail "no line matching '$2' in $1"
-}
 
 # a stores the record (locally: it knows no peer yet) and keeps serving.
 echo "PUT greeting hello over mdns" |
     ip netns exec ${P}h0 "$CP2P" dht --mdns --serve --listen /ip4/0.0.0.0/tcp/0 --quorum 1 \
         >"$TMP/a.out" 2>"$TMP/a.err" &
 PIDS+=($!)
-wait_line "$TMP/a.out" '^(Successfully put|Failed to put) record "greeting"'
+wait_line "$TMP/a.out" '^(Successfully put|Failed to put) record "greeting"' >/dev/null
 
 # b has no bootstrap peer: only mDNS can lead it to a. Its stdin stays open so
 # the GET can be repeated until mDNS has found a (a first try may be too early).

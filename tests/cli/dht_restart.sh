@@ -2,29 +2,15 @@
 # (the commit came before the acknowledgement), and its saved routing table
 # keeps the peers' addresses, so with no --bootstrap it still reaches them
 # and reads a record that only they hold.
-set -euo pipefail
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; for f in "$TMP"/*.out "$TMP"/*.err; do echo "--- $f"; cat "$f"; done >&2; exit 1; }
+SHOW_ON_FAIL=(all)
 expect() { grep -qxF "$2" "$TMP/$1" || fail "$1 lacks: $2"; }
-wait_line() {
-    local i
-    for ((i = 0; i < 300; i++)); do grep -qE "$2" "$TMP/$1" 2>/dev/null && return 0; sleep 0.1; done
-    fail "no '$2' in $1"
-}
 
 # A: a hub with no datastore. B: a server with a datastore that knows A.
 "$CP2P" dht --listen /ip4/127.0.0.1/tcp/0 --serve </dev/null >"$TMP/a.out" 2>"$TMP/a.err" &
 PIDS+=($!)
-wait_line a.out '^Listening on /ip4/127.0.0.1/tcp/[0-9]+/p2p/'
+wait_line "$TMP/a.out" '^Listening on /ip4/127.0.0.1/tcp/[0-9]+/p2p/' 30 >/dev/null
 A=$(grep -m1 '^Listening on ' "$TMP/a.out" | cut -d' ' -f3)
 "$CP2P" keygen --out "$TMP/b.key" >/dev/null
 mkfifo "$TMP/b.in"
@@ -33,7 +19,7 @@ mkfifo "$TMP/b.in"
 B_PID=$!
 PIDS+=($B_PID)
 exec {BIN}>"$TMP/b.in"
-wait_line b.err 'bootstrap done'
+wait_line "$TMP/b.err" 'bootstrap done' 30 >/dev/null
 
 # A client puts at both (quorum 2): B's acknowledgement means B committed.
 # B dies by SIGKILL the moment the client reports it.

@@ -3,22 +3,12 @@
 # third of the nodes are stopped at random and every record is read again.
 # Prints the lookup hops and latency percentiles of the reads.
 # ctest: run-serial
-set -euo pipefail
-BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 PROCS=${DHT_SCALE_PROCS:-4}
 PER=${DHT_SCALE_PER:-50}
 RECORDS=${DHT_SCALE_RECORDS:-100}
 TOTAL=$((PROCS * PER))
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 wait_count() { # FILE REGEX COUNT SECONDS
     local i

@@ -5,8 +5,11 @@ set -euo pipefail
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 
-SHOW_ON_FAIL=() # files in $TMP to print when a check fails
-show() { for f in "$@"; do echo "--- $f:" >&2; cat "$TMP/$f" >&2 2>/dev/null || true; done; }
+SHOW_ON_FAIL=() # files in $TMP to print when a check fails; (all): every .out and .err
+show() {
+    [ "${1:-}" = all ] && set -- $(cd "$TMP" && ls -- *.out *.err 2>/dev/null)
+    for f in "$@"; do echo "--- $f:" >&2; cat "$TMP/$f" >&2 2>/dev/null || true; done
+}
 fail() { show "${SHOW_ON_FAIL[@]}"; echo "FAIL: $*" >&2; exit 1; }
 
 TMP=$(mktemp -d)
