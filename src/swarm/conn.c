@@ -311,17 +311,6 @@ static int write_out(cp2p_conn_t *c)
 
 void cp2p_conn_flush(cp2p_conn_t *c)
 {
-    if (c->nchunks == 0 || c->state == CONN_CLOSED || c->flush_due)
-        return;
-    size_t pending = 0;
-    for (size_t i = 0; i < c->nchunks; i++)
-        pending += c->chunks[i].len;
-    if (pending >= CP2P_CONN_COALESCE_MAX || !c->sw || cp2p_swarm_flush_later(c->sw, c) < 0)
-        cp2p_conn_flush_now(c);
-}
-
-void cp2p_conn_flush_now(cp2p_conn_t *c)
-{
     if (c->nchunks == 0 || c->state == CONN_CLOSED)
         return;
     int rc = write_out(c);

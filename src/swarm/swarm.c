@@ -47,11 +47,8 @@ struct cp2p_swarm {
     size_t nconns;   /* in the list: upgrading or open */
     size_t live;     /* connections whose handles are not closed yet */
     dial_t *dials;
-    int handles;     /* dial timers, the close notifier, the flusher */
+    int handles;     /* dial timers and the close notifier */
     uv_timer_t closer;
-    uv_check_t flusher;  /* writes the output of the turn's callbacks */
-    uv_idle_t no_wait;   /* while output waits: poll must not block before it goes */
-    cp2p_conn_t *flush_head;
     int closing;
     void (*done)(void *arg);
     void *done_arg;
@@ -79,10 +76,8 @@ int cp2p_swarm_new(uv_loop_t *loop, const cp2p_swarm_config_t *cfg, const cp2p_s
     if (hooks)
         sw->hooks = *hooks;
     uv_timer_init(loop, &sw->closer);
-    uv_check_init(loop, &sw->flusher);
-    uv_idle_init(loop, &sw->no_wait);
-    sw->closer.data = sw->flusher.data = sw->no_wait.data = sw;
-    sw->handles = 3;
+    sw->closer.data = sw;
+    sw->handles = 1;
     *out = sw;
     return 0;
 }
@@ -113,50 +108,6 @@ cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
         if (c->state == CONN_OPEN && !c->goaway && cp2p_peer_id_equal(&c->peer, peer))
             return c;
     return NULL;
-}
-
-/* Write what the turn's callbacks queued; a flush may queue more (say a
- * close), which waits for the next turn. */
-static void flush_all(cp2p_swarm_t *sw)
-{
-    cp2p_conn_t *c = sw->flush_head;
-    sw->flush_head = NULL;
-    while (c) {
-        cp2p_conn_t *next = c->flush_next;
-        c->flush_next = NULL;
-        c->flush_due = 0;
-        cp2p_conn_flush_now(c);
-        cp2p_conn_unref(c);
-        c = next;
-    }
-    if (!sw->flush_head) {
-        uv_check_stop(&sw->flusher);
-        uv_idle_stop(&sw->no_wait);
-    }
-}
-
-static void on_flush_turn(uv_check_t *h)
-{
-    flush_all(h->data);
-}
-
-static void on_no_wait(uv_idle_t *h)
-{
-}
-
-int cp2p_swarm_flush_later(cp2p_swarm_t *sw, cp2p_conn_t *c)
-{
-    if (sw->closing)
-        return CP2P_ESTATE;
-    if (!sw->flush_head) {
-        uv_check_start(&sw->flusher, on_flush_turn);
-        uv_idle_start(&sw->no_wait, on_no_wait);
-    }
-    cp2p_conn_ref(c);
-    c->flush_due = 1;
-    c->flush_next = sw->flush_head;
-    sw->flush_head = c;
-    return 0;
 }
 
 static void maybe_done(cp2p_swarm_t *sw)
@@ -509,8 +460,5 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
             d->t->dial_cancel(d->td);
         dial_finish(d, CP2P_ECANCELED, NULL);
     }
-    flush_all(sw);
-    uv_close((uv_handle_t *)&sw->flusher, closer_closed);
-    uv_close((uv_handle_t *)&sw->no_wait, closer_closed);
     uv_close((uv_handle_t *)&sw->closer, closer_closed);
 }

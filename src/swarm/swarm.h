@@ -32,10 +32,6 @@
 #define CP2P_CONN_INPUT_SLACK (2 * 1024 * 1024)
 /* Buffers handed to one uv_write. */
 #define CP2P_CONN_OUT_CHUNKS 8
-/* Output under this many bytes waits for the end of the loop turn, so the
- * small messages of one turn (a stream's open, its data, its close) leave
- * in one write; more goes at once, so bulk transfers keep the pipe full. */
-#define CP2P_CONN_COALESCE_MAX (16 * 1024)
 /* A connection closed on purpose gets this long to deliver what it queued
  * and to see the remote's EOF. */
 #define CP2P_CONN_CLOSE_TIMEOUT_MS 2000
@@ -137,9 +133,6 @@ struct cp2p_conn {
     cp2p_stream_t **streams;     /* live streams (weak: a stream removes itself) */
     size_t nstreams, cap_streams;
     int watching;                /* the timer checks stream deadlines and output */
-
-    cp2p_conn_t *flush_next;     /* the swarm's list of output to write at the end of the loop turn */
-    int flush_due;               /* in that list (holding a reference) */
 };
 
 /* Takes over rc. expected may be NULL. ready runs once with the upgrade's
@@ -158,12 +151,8 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status);
 void cp2p_conn_hold_input(cp2p_conn_t *c, int hold);
 /* Put bytes on the wire (sealed once the connection is secured). */
 int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n);
-/* Hand pending bytes to the socket: at once if there are many, else at the
- * end of this loop turn (see CP2P_CONN_COALESCE_MAX). Every entry point
- * calls it before returning. */
+/* Hand pending bytes to the socket. Every entry point calls it before returning. */
 void cp2p_conn_flush(cp2p_conn_t *c);
-/* Hand pending bytes to the socket now. */
-void cp2p_conn_flush_now(cp2p_conn_t *c);
 /* 1 while the unsent bytes are under the high-water mark. */
 int cp2p_conn_writable(const cp2p_conn_t *c);
 
@@ -213,9 +202,6 @@ int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_mul
 /* The oldest open connection to peer that takes new streams, or NULL. */
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer);
 size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw);
-/* Called by conn.c: flush c at the end of this loop turn (after the I/O
- * callbacks). 0, or CP2P_ESTATE when the swarm is closing (flush now then). */
-int cp2p_swarm_flush_later(cp2p_swarm_t *sw, cp2p_conn_t *c);
 
 /* Called by conn.c: the connection started closing (it leaves the list),
  * then it closed (the disconnected hook runs and the swarm drops its
