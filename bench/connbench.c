@@ -71,7 +71,9 @@ static long rss_kib(long pid)
 
 static cp2p_host_t *new_host(uint32_t conns)
 {
-    cp2p_host_config_t cfg = {.max_connections = conns, .max_streams_per_conn = 4096};
+    /* Every connection is wanted: no connection manager trims. */
+    cp2p_host_config_t cfg = {.max_connections = conns, .max_streams_per_conn = 4096,
+                              .conn_low_water = conns, .conn_high_water = conns};
     cp2p_host_t *h;
     int rc = cp2p_host_new(&loop, &cfg, &h);
     if (rc)

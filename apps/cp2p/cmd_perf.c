@@ -296,7 +296,9 @@ int cmd_perf(int argc, char **argv)
     }
 
     /* A benchmark server takes as many connections and streams as it is given. */
-    cp2p_host_config_t cfg = {.max_connections = 65536, .max_streams_per_conn = 4096};
+    /* A perf server serves every client it can: no connection manager trims. */
+    cp2p_host_config_t cfg = {.max_connections = 65536, .max_streams_per_conn = 4096,
+                              .conn_low_water = 65536, .conn_high_water = 65536};
     if (server && (rc = cp2p_perf_server_identity(&cfg.identity)) < 0) {
         cp2p_multiaddr_free(&ma);
         free(a);
