@@ -517,9 +517,7 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
         if ((rc = cp2p_host_listen_addrs(a->nodes[0].h, &addrs, &na)))
             return rc;
         rc = cp2p_dht_add_peer(n->dht, cp2p_host_peer_id(a->nodes[0].h), addrs, na);
-        for (size_t i = 0; i < na; i++)
-            cp2p_multiaddr_free(&addrs[i]);
-        free(addrs);
+        cp2p_multiaddr_array_free(addrs, na);
         if (rc)
             return rc;
     }

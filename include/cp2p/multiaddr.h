@@ -82,6 +82,10 @@ int cp2p_multiaddr_from_bytes(const uint8_t *p, size_t n, cp2p_multiaddr_t *out)
 int cp2p_multiaddr_to_string(const cp2p_multiaddr_t *ma, cp2p_buf_t *out);
 void cp2p_multiaddr_free(cp2p_multiaddr_t *ma);
 int cp2p_multiaddr_dup(const cp2p_multiaddr_t *ma, cp2p_multiaddr_t *out);
+/* A malloc'd array of copies of addrs[0..n) (NULL when n is 0). */
+int cp2p_multiaddr_array_dup(const cp2p_multiaddr_t *addrs, size_t n, cp2p_multiaddr_t **out);
+/* Frees addrs[0..n) and the malloc'd array itself (NULL is fine). */
+void cp2p_multiaddr_array_free(cp2p_multiaddr_t *addrs, size_t n);
 /* 1 if the binary forms are equal, else 0. */
 int cp2p_multiaddr_equal(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b);
 /* out = a followed by b (a new multiaddr; a and b are left as they are). */

@@ -408,6 +408,32 @@ int cp2p_multiaddr_dup(const cp2p_multiaddr_t *ma, cp2p_multiaddr_t *out)
     return set_bytes(ma->bytes, ma->len, out);
 }
 
+int cp2p_multiaddr_array_dup(const cp2p_multiaddr_t *addrs, size_t n, cp2p_multiaddr_t **out)
+{
+    *out = NULL;
+    if (!n)
+        return 0;
+    cp2p_multiaddr_t *copy = calloc(n, sizeof *copy);
+    if (!copy)
+        return CP2P_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = cp2p_multiaddr_dup(&addrs[i], &copy[i]);
+        if (rc) {
+            cp2p_multiaddr_array_free(copy, i);
+            return rc;
+        }
+    }
+    *out = copy;
+    return 0;
+}
+
+void cp2p_multiaddr_array_free(cp2p_multiaddr_t *addrs, size_t n)
+{
+    for (size_t i = 0; addrs && i < n; i++)
+        cp2p_multiaddr_free(&addrs[i]);
+    free(addrs);
+}
+
 int cp2p_multiaddr_equal(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b)
 {
     return a->len == b->len && (a->len == 0 || memcmp(a->bytes, b->bytes, a->len) == 0);

@@ -441,9 +441,7 @@ static void do_identify(cp2p_daemon_client_t *c)
         r.identify = &id;
         rc = cp2p_daemon_message_append(&b, &r.base);
     }
-    for (size_t i = 0; i < n; i++)
-        cp2p_multiaddr_free(&addrs[i]);
-    free(addrs);
+    cp2p_multiaddr_array_free(addrs, n);
     free(bin);
     cp2p_daemon_reply(c, &b, rc);
 }

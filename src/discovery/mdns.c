@@ -775,9 +775,7 @@ static void refresh_addrs(cp2p_mdns_t *m)
     if (cp2p_host_addrs(m->h, &addrs, &n))
         return;
     cp2p_mdns_engine_set_addrs(m->e, addrs, n);
-    for (size_t i = 0; i < n; i++)
-        cp2p_multiaddr_free(&addrs[i]);
-    free(addrs);
+    cp2p_multiaddr_array_free(addrs, n);
 }
 
 static void on_timer(uv_timer_t *t)

@@ -132,9 +132,7 @@ static void host_free(cp2p_host_t *h)
     free(h->handlers);
     free(h->subs);
     free(h->agent);
-    for (size_t i = 0; i < h->nannounce; i++)
-        cp2p_multiaddr_free(&h->announce[i]);
-    free(h->announce);
+    cp2p_multiaddr_array_free(h->announce, h->nannounce);
     cp2p_connmgr_free(h->cm);
     if (h->ps)
         cp2p_peerstore_free(h->ps);
@@ -400,9 +398,7 @@ int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
     *n = 0;
     int rc = cp2p_swarm_listen_addrs(h->sw, addrs, n);
     if (rc) {
-        for (size_t i = 0; i < *n; i++)
-            cp2p_multiaddr_free(&(*addrs)[i]);
-        free(*addrs);
+        cp2p_multiaddr_array_free(*addrs, *n);
         *addrs = NULL;
         *n = 0;
     }
@@ -413,22 +409,11 @@ int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, 
 {
     if (n > CP2P_HOST_MAX_ANNOUNCE_ADDRS || (n && !addrs))
         return CP2P_EINVAL;
-    cp2p_multiaddr_t *copy = n ? calloc(n, sizeof *copy) : NULL;
-    if (n && !copy)
-        return CP2P_ENOMEM;
-    int rc = 0;
-    size_t done = 0;
-    for (; done < n && !rc; done++)
-        rc = cp2p_multiaddr_dup(&addrs[done], &copy[done]);
-    if (rc) {
-        for (size_t i = 0; i + 1 < done; i++)
-            cp2p_multiaddr_free(&copy[i]);
-        free(copy);
+    cp2p_multiaddr_t *copy;
+    int rc = cp2p_multiaddr_array_dup(addrs, n, &copy);
+    if (rc)
         return rc;
-    }
-    for (size_t i = 0; i < h->nannounce; i++)
-        cp2p_multiaddr_free(&h->announce[i]);
-    free(h->announce);
+    cp2p_multiaddr_array_free(h->announce, h->nannounce);
     h->announce = copy;
     h->nannounce = n;
     for (size_t i = 0; i < n; i++) {
@@ -442,19 +427,8 @@ int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
 {
     if (!h->nannounce)
         return cp2p_host_listen_addrs(h, addrs, n);
-    *n = 0;
-    if (!(*addrs = calloc(h->nannounce, sizeof **addrs)))
-        return CP2P_ENOMEM;
-    int rc = 0;
-    for (; *n < h->nannounce && !rc; (*n)++)
-        rc = cp2p_multiaddr_dup(&h->announce[*n], &(*addrs)[*n]);
-    if (rc) {
-        for (size_t i = 0; i + 1 < *n; i++)
-            cp2p_multiaddr_free(&(*addrs)[i]);
-        free(*addrs);
-        *addrs = NULL;
-        *n = 0;
-    }
+    int rc = cp2p_multiaddr_array_dup(h->announce, h->nannounce, addrs);
+    *n = rc ? 0 : h->nannounce;
     return rc;
 }
 

@@ -101,9 +101,7 @@ static size_t listen_addr_count(cp2p_host_t *h)
     size_t n;
     if (cp2p_host_listen_addrs(h, &addrs, &n))
         return 0;
-    for (size_t i = 0; i < n; i++)
-        cp2p_multiaddr_free(&addrs[i]);
-    free(addrs);
+    cp2p_multiaddr_array_free(addrs, n);
     return n;
 }
 

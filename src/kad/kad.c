@@ -447,9 +447,7 @@ static void lookup_done(kad_op_t *op)
         for (size_t i = 0; i < n; i++)
             if (kad_rpc_send(d, &closest[i], &m, on_store_answer, op) == 0)
                 op->pending++;
-        for (size_t i = 0; i < na; i++)
-            cp2p_multiaddr_free(&addrs[i]);
-        free(addrs);
+        cp2p_multiaddr_array_free(addrs, na);
     }
     size_t quorum = d->quorum ? d->quorum : d->k / 2 + 1;
     op->need = op->pending < quorum ? op->pending : quorum;

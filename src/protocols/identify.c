@@ -339,9 +339,7 @@ static int build_message(cp2p_identify_t *id, cp2p_conn_t *conn, cp2p_buf_t *out
         rc = cp2p_identify_encode(&m, out);
     }
 done:
-    for (size_t i = 0; i < n_addrs; i++)
-        cp2p_multiaddr_free(&addrs[i]);
-    free(addrs);
+    cp2p_multiaddr_array_free(addrs, n_addrs);
     cp2p_buf_free(&key);
     return rc;
 }

@@ -278,6 +278,24 @@ static void test_components(void **state)
     cp2p_buf_free(&t);
 }
 
+static void test_array_dup_free(void **state)
+{
+    const char *txt[] = {"/ip4/1.2.3.4/tcp/1", "/dns4/example.com/tcp/443", "/ip6/::1/tcp/2"};
+    cp2p_multiaddr_t in[3], *out;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cp2p_multiaddr_parse(txt[i], &in[i]), 0);
+    assert_int_equal(cp2p_multiaddr_array_dup(in, 3, &out), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_true(cp2p_multiaddr_equal(&in[i], &out[i]));
+        assert_ptr_not_equal(in[i].bytes, out[i].bytes); /* copies, not views */
+        cp2p_multiaddr_free(&in[i]);
+    }
+    cp2p_multiaddr_array_free(out, 3);
+    assert_int_equal(cp2p_multiaddr_array_dup(in, 0, &out), 0);
+    assert_null(out);
+    cp2p_multiaddr_array_free(NULL, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -287,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_bytes_rejects),
         cmocka_unit_test(test_encapsulate_decapsulate),
         cmocka_unit_test(test_components),
+        cmocka_unit_test(test_array_dup_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
