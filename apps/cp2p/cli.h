@@ -28,6 +28,10 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 void cli_print_peer_id(cp2p_host_t *h);
 /* One "<prefix><multiaddr>/p2p/<id>" line per listen address, flushed. */
 int cli_print_listen_addrs(cp2p_host_t *h, const char *prefix);
+/* The next blank-separated word of *p, terminated in place; NULL at the end. */
+char *cli_next_word(char **p);
+/* p without its leading and trailing blanks (trimmed in place). */
+char *cli_rest(char *p);
 /* Why a key file could not be read, in words for the user. */
 const char *cli_key_error(int rc);
 

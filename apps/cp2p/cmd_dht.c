@@ -244,31 +244,17 @@ static void provider_key(const char *s, cp2p_buf_t *out)
     cp2p_buf_free(&bytes);
 }
 
-static char *next_word(char **p)
-{
-    while (**p == ' ' || **p == '\t')
-        (*p)++;
-    if (!**p)
-        return NULL;
-    char *w = *p;
-    while (**p && **p != ' ' && **p != '\t')
-        (*p)++;
-    if (**p)
-        *(*p)++ = 0;
-    return w;
-}
-
 /* Start one command; 1 if it runs asynchronously. */
 static int run_line(app_t *a, char *line)
 {
     char *p = line;
-    char *cmd = next_word(&p);
+    char *cmd = cli_next_word(&p);
     if (!cmd)
         return 0;
     node_t *n = &a->nodes[0];
     if (cmd[0] == '@') {
         long i = strtol(cmd + 1, NULL, 10);
-        if (i < 0 || (size_t)i >= a->n_nodes || !(cmd = next_word(&p))) {
+        if (i < 0 || (size_t)i >= a->n_nodes || !(cmd = cli_next_word(&p))) {
             printf("Expected: @<node 0..%zu> <command>\n", a->n_nodes - 1);
             return 0;
         }
@@ -283,13 +269,9 @@ static int run_line(app_t *a, char *line)
         printf("Node %d is stopped\n", n->idx);
         return 0;
     }
-    char *key = next_word(&p);
-    while (*p == ' ' || *p == '\t')
-        p++;
-    char *value = p;
+    char *key = cli_next_word(&p);
+    char *value = cli_rest(p);
     size_t vlen = strlen(value);
-    while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
-        value[--vlen] = 0;
     a->cmd_node = n;
     snprintf(a->cmd_name, sizeof a->cmd_name, "%s", cmd);
     a->started = uv_hrtime();

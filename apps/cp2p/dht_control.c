@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 
+#include "cli.h"
 #include "cp2p/cid.h"
 #include "cp2p/error.h"
 #include "cp2p/multiaddr.h"
@@ -272,20 +273,6 @@ static void run_command(ctl_t *t, const char *cmd, const char *key, const char *
     fflush(stdout);
 }
 
-static char *next_word(char **p)
-{
-    while (**p == ' ' || **p == '\t')
-        (*p)++;
-    if (!**p)
-        return NULL;
-    char *w = *p;
-    while (**p && **p != ' ' && **p != '\t')
-        (*p)++;
-    if (**p)
-        *(*p)++ = 0;
-    return w;
-}
-
 int cp2p_dht_control_run(const char *control)
 {
     ctl_t t = {.fd = -1};
@@ -302,15 +289,11 @@ int cp2p_dht_control_run(const char *control)
             printf("Line too long (at most %d bytes)\n", MAX_LINE);
             continue;
         }
-        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
-                     line[n - 1] == '\t'))
+        while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
-        char *p = line, *cmd = next_word(&p), *key = next_word(&p);
-        if (!cmd)
-            continue;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        run_command(&t, cmd, key, p);
+        char *p = line, *cmd = cli_next_word(&p), *key = cli_next_word(&p);
+        if (cmd)
+            run_command(&t, cmd, key, cli_rest(p));
     }
     free(line);
     close(t.fd);

@@ -54,6 +54,35 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     return CLI_USAGE;
 }
 
+static int blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+char *cli_next_word(char **p)
+{
+    while (blank(**p))
+        (*p)++;
+    if (!**p)
+        return NULL;
+    char *w = *p;
+    while (**p && !blank(**p))
+        (*p)++;
+    if (**p)
+        *(*p)++ = 0;
+    return w;
+}
+
+char *cli_rest(char *p)
+{
+    while (blank(*p))
+        p++;
+    size_t n = strlen(p);
+    while (n && blank(p[n - 1]))
+        p[--n] = 0;
+    return p;
+}
+
 const char *cli_key_error(int rc)
 {
     switch (rc) {
