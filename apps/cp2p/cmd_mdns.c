@@ -199,6 +199,7 @@ int cmd_mdns(int argc, char **argv)
     }
     if (!rc) {
         cli_print_peer_id(a.h);
+        cli_print_listen_addrs(a.h, "Listening on ");
         snprintf(what, sizeof what, "cannot start mDNS");
         if (mc.dial)
             rc = cp2p_host_subscribe(a.h, on_host_event, &a);

@@ -1,5 +1,8 @@
 /* Local peer discovery with multicast DNS (libp2p discovery/mdns spec):
- * queries for _p2p._udp.local every interval, answers queries with our listen
+ * queries for _p2p._udp.local every interval (at start: 20-120 ms, then 1 s,
+ * 2 s, 4 s ... apart up to the interval, and within 120 ms of a query from a
+ * host not heard from before, at most once a second; RFC 6762 5.2), announces
+ * itself twice at start a second apart (8.3), answers queries with our listen
  * addresses, and reports the addresses of other peers as they are discovered
  * and as they expire. Discovered addresses go into the host's peerstore.
  * Runs on the host's loop; every call and callback is on the loop thread. */

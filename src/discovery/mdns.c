@@ -23,6 +23,8 @@
 #define MIN_REPLY_GAP_MS 1000   /* RFC 6762 6: once a second per link */
 #define GOODBYE_GRACE_MS 1000   /* RFC 6762 10.1: a TTL 0 record lives one more second */
 #define MAX_FOUND 128           /* addresses read from one packet */
+#define MAX_QUERIERS 64         /* sources of queries remembered */
+#define QUERIER_FORGET_MS 120000 /* a querier not heard from this long is new again */
 #define MDNS_PORT 5353
 
 /* ==== engine ==== */
@@ -56,6 +58,13 @@ struct cp2p_mdns_engine {
     tracked_t *tracked;
     size_t ntracked;
     uint64_t last_reply[CP2P_MDNS_MAX_LINKS]; /* uv_now of the last reply + 1; 0 = never */
+    struct querier {
+        uint8_t src[CP2P_MDNS_MAX_SOURCE];
+        size_t len;
+        uint64_t seen;
+    } queriers[MAX_QUERIERS];
+    size_t nqueriers;
+    int new_querier;
     cp2p_mdns_stats_t stats;
     cp2p_mdns_engine_event_fn fn;
     void *arg;
@@ -280,8 +289,40 @@ static int class_ok(uint16_t cls)
     return cls == CP2P_DNS_CLASS_IN || cls == CP2P_DNS_CLASS_ANY;
 }
 
+/* Remember who asks about our service; a source not heard from lately sets
+ * new_querier (the oldest entry makes room). */
+static void note_querier(cp2p_mdns_engine_t *e, const uint8_t *src, size_t len, uint64_t now)
+{
+    if (!len || len > CP2P_MDNS_MAX_SOURCE)
+        return;
+    size_t oldest = 0;
+    for (size_t i = 0; i < e->nqueriers; i++) {
+        struct querier *q = &e->queriers[i];
+        if (q->len == len && !memcmp(q->src, src, len)) {
+            if (now >= q->seen + QUERIER_FORGET_MS)
+                e->new_querier = 1;
+            q->seen = now;
+            return;
+        }
+        if (q->seen < e->queriers[oldest].seen)
+            oldest = i;
+    }
+    size_t i = e->nqueriers < MAX_QUERIERS ? e->nqueriers++ : oldest;
+    memcpy(e->queriers[i].src, src, len);
+    e->queriers[i].len = len;
+    e->queriers[i].seen = now;
+    e->new_querier = 1;
+}
+
+int cp2p_mdns_engine_take_new_querier(cp2p_mdns_engine_t *e)
+{
+    int v = e->new_querier;
+    e->new_querier = 0;
+    return v;
+}
+
 static int on_query(cp2p_mdns_engine_t *e, unsigned link, const cp2p_dns_msg_t *m, uint64_t now,
-                    cp2p_buf_t *reply)
+                    const uint8_t *src, size_t src_len, cp2p_buf_t *reply)
 {
     int want = 0, meta = 0;
     for (size_t i = 0; i < m->nq; i++) {
@@ -301,6 +342,7 @@ static int on_query(cp2p_mdns_engine_t *e, unsigned link, const cp2p_dns_msg_t *
     }
     if (!want)
         return 0;
+    note_querier(e, src, src_len, now);
     if (e->last_reply[link] && now + 1 - e->last_reply[link] < MIN_REPLY_GAP_MS)
         return 0;
     int rc = build_response(e, e->ttl_s, meta, reply);
@@ -429,8 +471,9 @@ static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t 
     return rc;
 }
 
-int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *p, size_t n,
-                           uint64_t now_ms, cp2p_buf_t *reply)
+int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *src,
+                           size_t src_len, const uint8_t *p, size_t n, uint64_t now_ms,
+                           cp2p_buf_t *reply)
 {
     if (!e || link >= CP2P_MDNS_MAX_LINKS || (!p && n) || !reply)
         return CP2P_EINVAL;
@@ -451,7 +494,7 @@ int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *
     if (m.flags & CP2P_DNS_FLAG_QR)
         rc = on_response(e, &m, now_ms);
     else
-        rc = on_query(e, link, &m, now_ms, reply);
+        rc = on_query(e, link, &m, now_ms, src, src_len, reply);
     cp2p_dns_msg_free(&m);
     if (rc == CP2P_EPROTO) {
         e->stats.rx_rejected++;
@@ -484,6 +527,15 @@ uint64_t cp2p_mdns_engine_expire(cp2p_mdns_engine_t *e, uint64_t now_ms)
 /* ==== libuv glue: one socket per interface and family ==== */
 
 #define MAX_DIAL_QUEUE 16
+/* RFC 6762 5.2: a starting host's first query waits 20-120 ms, the next
+ * follows a second later and each interval at least doubles, up to the
+ * configured one (rust-libp2p probes the same way). So hosts that start
+ * together, and miss each other's first packets, meet within about a second. */
+#define FIRST_QUERY_MIN_MS 20
+#define FIRST_QUERY_SPREAD_MS 100
+#define FIRST_PROBE_GAP_MS 1000
+#define ANNOUNCE_GAP_MS 1000 /* RFC 6762 8.3: a second announcement a second later */
+#define MIN_QUERY_GAP_MS 1000 /* RFC 6762 5.2: never the same query twice a second */
 
 typedef struct mdns_link {
     cp2p_mdns_t *m;
@@ -507,7 +559,8 @@ struct cp2p_mdns {
     size_t nlinks;
     unsigned handles; /* open libuv handles */
     int warned_no_link;
-    uint64_t next_query;
+    uint64_t next_query, last_query, next_announce; /* next_announce 0: none */
+    uint32_t probe_gap_ms; /* the gap after the next query while probing; 0 after */
     cp2p_peer_id_t to_dial[MAX_DIAL_QUEUE];
     size_t nto_dial;
     int stopping;
@@ -623,7 +676,34 @@ static void schedule(cp2p_mdns_t *m)
         return;
     if (m->next_query < next)
         next = m->next_query;
+    if (m->next_announce && m->next_announce < next)
+        next = m->next_announce;
     uv_timer_start(&m->timer, on_timer, next > now ? next - now : 0, 0);
+}
+
+static uint32_t random_below(uint32_t n)
+{
+    uint32_t r = 0;
+    RAND_bytes((unsigned char *)&r, sizeof r);
+    return r % n;
+}
+
+/* The bytes of a datagram's source for the engine's querier table. */
+static size_t source_bytes(const struct sockaddr *from, uint8_t out[CP2P_MDNS_MAX_SOURCE])
+{
+    if (from && from->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)from;
+        memcpy(out, &a->sin_addr, 4);
+        memcpy(out + 4, &a->sin_port, 2);
+        return 6;
+    }
+    if (from && from->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)from;
+        memcpy(out, &a->sin6_addr, 16);
+        memcpy(out + 16, &a->sin6_port, 2);
+        return 18;
+    }
+    return 0;
 }
 
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf)
@@ -650,11 +730,21 @@ static void on_recv(uv_udp_t *u, ssize_t nread, const uv_buf_t *buf, const struc
         return;
     }
     cp2p_buf_t reply = {0};
-    cp2p_mdns_engine_input(m->e, l->index, (const uint8_t *)buf->base, (size_t)nread,
-                           uv_now(m->loop), &reply);
+    uint8_t src[CP2P_MDNS_MAX_SOURCE];
+    size_t src_len = source_bytes(from, src);
+    uint64_t now = uv_now(m->loop);
+    cp2p_mdns_engine_input(m->e, l->index, src, src_len, (const uint8_t *)buf->base,
+                           (size_t)nread, now, &reply);
     if (reply.len && !m->stopping)
         send_on(l, reply.data, reply.len);
     cp2p_buf_free(&reply);
+    /* Someone new asked: our answer taught it about us, our query (soon,
+     * at most once a second) teaches us about it. */
+    if (cp2p_mdns_engine_take_new_querier(m->e) && now >= m->last_query + MIN_QUERY_GAP_MS) {
+        uint64_t soon = now + FIRST_QUERY_MIN_MS + random_below(FIRST_QUERY_SPREAD_MS);
+        if (m->next_query > soon)
+            m->next_query = soon;
+    }
     if (!m->stopping)
         dial_queued(m);
     if (!m->stopping)
@@ -778,6 +868,14 @@ static void refresh_addrs(cp2p_mdns_t *m)
     cp2p_multiaddr_array_free(addrs, n);
 }
 
+static void announce(cp2p_mdns_t *m, uint32_t ttl_s)
+{
+    cp2p_buf_t b = {0};
+    if (cp2p_mdns_engine_response(m->e, ttl_s, &b) == 0)
+        send_all(m, &b);
+    cp2p_buf_free(&b);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     cp2p_mdns_t *m = t->data;
@@ -789,7 +887,18 @@ static void on_timer(uv_timer_t *t)
         if (cp2p_mdns_engine_query(m->e, &q) == 0)
             send_all(m, &q);
         cp2p_buf_free(&q);
-        m->next_query = now + m->interval_ms;
+        m->last_query = now;
+        if (m->probe_gap_ms && m->probe_gap_ms < m->interval_ms) {
+            m->next_query = now + m->probe_gap_ms;
+            m->probe_gap_ms *= 2;
+        } else {
+            m->next_query = now + m->interval_ms;
+            m->probe_gap_ms = 0;
+        }
+    }
+    if (m->next_announce && now >= m->next_announce) {
+        m->next_announce = 0;
+        announce(m, m->e->ttl_s);
     }
     schedule(m);
 }
@@ -837,13 +946,13 @@ int cp2p_mdns_start(cp2p_host_t *h, const cp2p_mdns_config_t *cfg, cp2p_mdns_eve
     m->handles++;
     scan_interfaces(m);
     refresh_addrs(m);
-    /* Announce once (RFC 6762 8.3); the first query follows at once. */
-    cp2p_buf_t b = {0};
-    if (cp2p_mdns_engine_response(m->e, m->e->ttl_s, &b) == 0)
-        send_all(m, &b);
-    cp2p_buf_free(&b);
-    m->next_query = uv_now(m->loop);
-    uv_timer_start(&m->timer, on_timer, 0, 0);
+    /* Announce (RFC 6762 8.3), and again a second later; probe meanwhile. */
+    announce(m, m->e->ttl_s);
+    uint64_t now = uv_now(m->loop);
+    m->next_announce = now + ANNOUNCE_GAP_MS;
+    m->next_query = now + FIRST_QUERY_MIN_MS + random_below(FIRST_QUERY_SPREAD_MS);
+    m->probe_gap_ms = FIRST_PROBE_GAP_MS;
+    schedule(m);
     *out = m;
     return 0;
 }
@@ -856,10 +965,7 @@ void cp2p_mdns_stop(cp2p_mdns_t *m, void (*done)(void *arg), void *arg)
     m->done = done;
     m->done_arg = arg;
     cp2p_host_unsubscribe(m->h, on_host_event, m);
-    cp2p_buf_t b = {0};
-    if (cp2p_mdns_engine_response(m->e, 0, &b) == 0) /* goodbye, RFC 6762 10.1 */
-        send_all(m, &b);
-    cp2p_buf_free(&b);
+    announce(m, 0); /* goodbye, RFC 6762 10.1 */
     uv_timer_stop(&m->timer);
     uv_close((uv_handle_t *)&m->timer, on_timer_closed);
     for (size_t i = 0; i < m->nlinks; i++) {

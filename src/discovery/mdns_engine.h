@@ -17,6 +17,7 @@
 #define CP2P_MDNS_MAX_TRACKED 1024  /* (peer, address) pairs remembered */
 #define CP2P_MDNS_MAX_PACKET 8952   /* RFC 6762 17: 9000 with the IPv6 and UDP headers */
 #define CP2P_MDNS_MAX_ANNOUNCED 64  /* our own addresses in one response */
+#define CP2P_MDNS_MAX_SOURCE 18     /* a datagram's source: IPv6 address and port */
 
 typedef struct cp2p_mdns_engine cp2p_mdns_engine_t;
 
@@ -57,13 +58,21 @@ int cp2p_mdns_engine_query(cp2p_mdns_engine_t *e, cp2p_buf_t *out);
 int cp2p_mdns_engine_response(cp2p_mdns_engine_t *e, uint32_t ttl_s, cp2p_buf_t *out);
 
 /* One datagram received on link (an index below CP2P_MDNS_MAX_LINKS the glue
- * chose). A query about us appends a response to reply, unless one went out
- * on that link in the last second (RFC 6762 6). A response gives events.
+ * chose) from src (the sender's address and port as bytes, at most
+ * CP2P_MDNS_MAX_SOURCE; may be empty). A query about us appends a response
+ * to reply, unless one went out on that link in the last second (RFC 6762 6).
+ * A response gives events.
  * Returns 0, or the error for which the packet was dropped (and counted):
  * a decode error, CP2P_EUNSUPPORTED (opcode or rcode not 0) or CP2P_EPROTO
  * (a record for our service was wrong). */
-int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *p, size_t n,
-                           uint64_t now_ms, cp2p_buf_t *reply);
+int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *src,
+                           size_t src_len, const uint8_t *p, size_t n, uint64_t now_ms,
+                           cp2p_buf_t *reply);
+/* 1 once after a query about our service came from a source not heard from
+ * in the last two minutes: a host that just started, which our responses
+ * taught about us but which we know nothing of yet. The glue then queries
+ * soon, so both sides learn each other without waiting for an interval. */
+int cp2p_mdns_engine_take_new_querier(cp2p_mdns_engine_t *e);
 
 /* Report and forget the addresses whose TTL ran out by now_ms. Returns when
  * the next one runs out (UINT64_MAX if none is tracked). */

@@ -5,34 +5,15 @@
 source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 P=cp2pd$$ # namespace prefix, unique per run
-SW=${P}sw
-NSS=()
 SHOW_ON_FAIL=(all)
 cleanup_more() {
     exec 3>&- 2>/dev/null || true
-    for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    netns_cleanup
 }
+source "$(dirname "$0")/lib/netns.sh"
 
 [ -x "$CP2P" ] || fail "$CP2P not built"
-if ! ip netns add "$SW" 2>/dev/null; then
-    echo "SKIP: needs root and ip netns"
-    exit 0
-fi
-NSS+=("$SW")
-ip -n "$SW" link add br0 type bridge mcast_snooping 0
-ip -n "$SW" link set br0 up
-for i in 0 1; do
-    ns=${P}h$i
-    ip netns add "$ns"
-    NSS+=("$ns")
-    ip link add eth0 netns "$ns" type veth peer name p$i netns "$SW"
-    ip -n "$SW" link set p$i master br0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add 10.78.0.$((i + 1))/24 dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" route add 224.0.0.0/4 dev eth0
-done
-
+netns_link "$P" 10.78.0 2
 
 # a stores the record (locally: it knows no peer yet) and keeps serving.
 echo "PUT greeting hello over mdns" |

@@ -8,33 +8,11 @@ source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 INTEROP=$(cd "$(dirname "$0")/../interop" && pwd)
 P=cp2pm$$ # namespace prefix, unique per run
-SW=${P}sw
 N=4
-NSS=()
-cleanup_more() { for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done; }
+source "$(dirname "$0")/lib/netns.sh"
 
 [ -x "$CP2P" ] || fail "$CP2P not built"
-if ! ip netns add "$SW" 2>/dev/null; then
-    echo "SKIP: needs root and ip netns"
-    exit 0
-fi
-NSS+=("$SW")
-ip -n "$SW" link add br0 type bridge mcast_snooping 0
-ip -n "$SW" link set br0 up
-for ((i = 0; i < N; i++)); do
-    ns=${P}h$i
-    ip netns add "$ns"
-    NSS+=("$ns")
-    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-    ip link add eth0 netns "$ns" type veth peer name p$i netns "$SW"
-    ip -n "$SW" link set p$i master br0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add 10.77.0.$((i + 1))/24 dev eth0
-    ip -n "$ns" addr add fd77::$((i + 1))/64 dev eth0 nodad
-    ip -n "$ns" link set eth0 up
-    # Programs that pick no interface for multicast (node's dgram) need a route.
-    ip -n "$ns" route add 224.0.0.0/4 dev eth0
-done
+netns_link "$P" 10.77.0 "$N" fd77
 
 # start_cp2p I NAME ARGS...: cp2p mdns in namespace I; sets PID_<NAME> and ID_<NAME>.
 start_cp2p() {

@@ -60,7 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cp2p_mdns_engine_t *e = engine();
     cp2p_buf_t reply = {0};
     now += 1500;
-    cp2p_mdns_engine_input(e, 0, data, size, now, &reply);
+    /* The first bytes double as the source, so the querier table is fed too. */
+    cp2p_mdns_engine_input(e, 0, data, size < 6 ? size : 6, data, size, now, &reply);
+    cp2p_mdns_engine_take_new_querier(e);
     if (reply.len) {
         if (reply.len > CP2P_MDNS_MAX_PACKET || cp2p_dns_decode(reply.data, reply.len, &m))
             abort();

@@ -97,7 +97,8 @@ static int input(cp2p_mdns_engine_t *e, unsigned link, const cp2p_buf_t *pkt, ui
                  cp2p_buf_t *reply)
 {
     cp2p_buf_t none = {0};
-    int rc = cp2p_mdns_engine_input(e, link, pkt->data, pkt->len, now, reply ? reply : &none);
+    int rc = cp2p_mdns_engine_input(e, link, NULL, 0, pkt->data, pkt->len, now,
+                                    reply ? reply : &none);
     assert_int_equal(none.len, 0);
     return rc;
 }
@@ -238,6 +239,48 @@ static void test_between_engines(void **state)
     cp2p_mdns_engine_free(b);
 }
 
+/* A query from a source not heard from lately is a new querier, once; the
+ * same source again is not, until it has been silent for two minutes. */
+static void test_new_querier(void **state)
+{
+    seen_t sa = {0}, sb = {0};
+    cp2p_mdns_engine_t *a = engine(ID_A, "peera", &sa), *b = engine(ID_B, "peerb", &sb);
+    set_addrs(a, addrs_a, 4);
+    cp2p_buf_t q = {0}, reply = {0};
+    assert_int_equal(cp2p_mdns_engine_query(b, &q), 0);
+    const uint8_t src1[] = {10, 77, 0, 2, 0x14, 0xe9}, src2[] = {10, 77, 0, 3, 0x14, 0xe9};
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 0);
+    assert_int_equal(cp2p_mdns_engine_input(a, 0, src1, sizeof src1, q.data, q.len, 1000, &reply), 0);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 1);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 0);
+    /* Known: also when the reply itself is rate-limited. */
+    assert_int_equal(cp2p_mdns_engine_input(a, 0, src1, sizeof src1, q.data, q.len, 1500, &reply), 0);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 0);
+    assert_int_equal(cp2p_mdns_engine_input(a, 0, src2, sizeof src2, q.data, q.len, 1600, &reply), 0);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 1);
+    assert_int_equal(cp2p_mdns_engine_input(a, 0, src1, sizeof src1, q.data, q.len, 200000, &reply), 0);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 1);
+    /* A response is no query; a source too long is not remembered. */
+    assert_int_equal(cp2p_mdns_engine_input(b, 0, src2, sizeof src2, reply.data, reply.len, 2000, &q), 0);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(b), 0);
+    uint8_t big[CP2P_MDNS_MAX_SOURCE + 1] = {1};
+    cp2p_buf_t q2 = {0};
+    assert_int_equal(cp2p_mdns_engine_query(b, &q2), 0);
+    assert_int_equal(cp2p_mdns_engine_input(a, 0, big, sizeof big, q2.data, q2.len, 300000, &reply), 0);
+    assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 0);
+    /* Many sources: the table stays bounded and the oldest make room. */
+    for (unsigned i = 0; i < 1000; i++) {
+        uint8_t src[4] = {(uint8_t)(i >> 8), (uint8_t)i, 1, 2};
+        cp2p_mdns_engine_input(a, 0, src, sizeof src, q2.data, q2.len, 400000 + i, &reply);
+        assert_int_equal(cp2p_mdns_engine_take_new_querier(a), 1);
+    }
+    cp2p_buf_free(&q);
+    cp2p_buf_free(&q2);
+    cp2p_buf_free(&reply);
+    cp2p_mdns_engine_free(a);
+    cp2p_mdns_engine_free(b);
+}
+
 /* A response with one TXT record for <label>._p2p._udp.local. */
 static void txt_response(cp2p_buf_t *b, const char *label, uint16_t cls, const char *txt)
 {
@@ -310,7 +353,7 @@ static void test_hostile(void **state)
 
     /* Malformed, another opcode, an error rcode. */
     uint8_t bad[] = {0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xc0, 12};
-    assert_int_equal(cp2p_mdns_engine_input(e, 0, bad, sizeof bad, 0, &reply), CP2P_ETRUNC);
+    assert_int_equal(cp2p_mdns_engine_input(e, 0, NULL, 0, bad, sizeof bad, 0, &reply), CP2P_ETRUNC);
     cp2p_buf_reset(&b);
     txt_response(&b, "x", 1, "dnsaddr=/ip4/10.0.0.1/tcp/1/p2p/" ID_A);
     b.data[2] |= 0x28; /* opcode 5 */
@@ -320,7 +363,7 @@ static void test_hostile(void **state)
     assert_int_equal(input(e, 0, &b, 0, NULL), CP2P_EUNSUPPORTED);
     assert_int_equal(st->rx_malformed, 3);
     assert_int_equal(s.discovered, 0);
-    assert_int_equal(cp2p_mdns_engine_input(e, CP2P_MDNS_MAX_LINKS, bad, sizeof bad, 0, &reply),
+    assert_int_equal(cp2p_mdns_engine_input(e, CP2P_MDNS_MAX_LINKS, NULL, 0, bad, sizeof bad, 0, &reply),
                      CP2P_EINVAL);
 
     /* The same packet, well formed, is believed. */
@@ -369,7 +412,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_response),   cmocka_unit_test(test_js_response),
-        cmocka_unit_test(test_between_engines), cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_between_engines), cmocka_unit_test(test_new_querier),
+        cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
