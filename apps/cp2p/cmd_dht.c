@@ -70,7 +70,10 @@ static void usage(FILE *f)
             "  PUT_PROVIDER <key>    announce that we provide key\n"
             "  GET_PROVIDERS <key>   list the providers of key\n"
             "  FIND_PEER <peer id>   print the addresses of a peer\n"
-            "A key is its bytes; for providers a CID means its multihash.\n"
+            "A key is its bytes; for providers a CID means its multihash. Keys without a\n"
+            "namespace (\"k1\", as in rust-libp2p's demo) take any value here and on rust-libp2p\n"
+            "peers; js-libp2p and go-libp2p peers refuse them and take only /<ns>/<key> keys\n"
+            "whose namespace they have a validator for (see --namespace).\n"
             "options:\n"
             "  --listen MA           listen on MA (default /ip4/0.0.0.0/tcp/0); repeatable\n"
             "  --bootstrap MA        a DHT peer, MA ending in /p2p/<id> (DNS names allowed); repeatable\n"
@@ -82,6 +85,10 @@ static void usage(FILE *f)
             "  --quorum N            peers that must store a PUT / values a GET collects\n"
             "  --protocol ID         DHT protocol (default " CP2P_DHT_PROTOCOL ")\n"
             "  --timeout S           per-request timeout in seconds (default 10)\n"
+            "  --query-timeout S     a whole operation's timeout in seconds (default 60); an\n"
+            "                        operation issued while the routing table is empty waits\n"
+            "                        that long for the bootstrap peers, which are tried again\n"
+            "                        (after 1 s, doubling to 60 s) whenever the table is empty\n"
             "  --serve               keep serving after stdin ends, until SIGINT/SIGTERM\n"
             "                        (without it the program exits at the end of stdin)\n"
             "  --metrics IP:PORT     serve GET /healthz and GET /metrics (Prometheus) over HTTP\n"
@@ -151,6 +158,65 @@ static const char *reason(int rc)
     return rc == CP2P_ENOTFOUND ? "not found" : cp2p_strerror(rc);
 }
 
+static const char *plural(uint32_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
+/* 1 if key has no namespace ("/<ns>/..."): what rust-libp2p takes, and
+ * js-libp2p and go-libp2p refuse. */
+static int plain_key(const char *key)
+{
+    return key[0] != '/' || !strchr(key + 1, '/') || key[1] == '/';
+}
+
+/* Why the operation that just ended failed, in words: its status and how the
+ * peers it asked answered (cp2p_dht_stats()->last). */
+static const char *why(const node_t *n, int status, const char *put_key, char *out, size_t cap)
+{
+    const cp2p_dht_outcome_t *o = &cp2p_dht_stats(n->dht)->last;
+    int at = o->bootstrap_wait && status != CP2P_ENOTFOUND
+                 ? snprintf(out, cap, "no peer in the routing table, and the bootstrap peers: ")
+                 : 0;
+    char *p = out + at;
+    size_t left = cap - (size_t)at;
+    switch (status) {
+    case CP2P_EREFUSED:
+        at = snprintf(p, left, "refused by %u of %u peer%s", o->refused, o->asked, plural(o->asked));
+        if (put_key && plain_key(put_key) && at > 0 && (size_t)at < left)
+            snprintf(p + at, left - (size_t)at,
+                     " (js-libp2p and go-libp2p take only keys under a namespace they have a "
+                     "validator for: use /<namespace>/%s, with that namespace set up on those "
+                     "peers and --namespace <namespace> here)", put_key);
+        break;
+    case CP2P_EQUORUM:
+        snprintf(p, left,
+                 "too few peers for the quorum: %u of the %u needed took it (%u refused, "
+                 "%u unreachable, %u timed out)",
+                 o->answered, o->needed, o->refused, o->unreachable, o->timed_out);
+        break;
+    case CP2P_ETIMEOUT:
+        snprintf(p, left, "timed out: %u of %u peer%s asked did not answer in time", o->timed_out,
+                 o->asked, plural(o->asked));
+        break;
+    case CP2P_EUNREACHABLE:
+        snprintf(p, left, "peer unreachable: no connection to %u of %u peer%s asked",
+                 o->unreachable, o->asked, plural(o->asked));
+        break;
+    case CP2P_ENOTFOUND:
+        if (o->asked)
+            snprintf(p, left, "not found (%u of %u peer%s asked answered)", o->answered, o->asked,
+                     plural(o->asked));
+        else
+            snprintf(p, left, "no peer to ask: the routing table is empty (give --bootstrap MA "
+                              "or --mdns)");
+        break;
+    default:
+        snprintf(p, left, "%s", cp2p_strerror(status));
+    }
+    return out;
+}
+
 static void run_lines(app_t *a);
 
 static void command_done(app_t *a, node_t *n)
@@ -167,30 +233,36 @@ static void command_done(app_t *a, node_t *n)
 static void on_put(cp2p_dht_t *d, int status, void *arg)
 {
     app_t *a = arg;
+    char w[512];
     if (status == 0)
         printf("Successfully put record \"%s\"\n", a->cmd_key);
     else
-        printf("Failed to put record \"%s\": %s\n", a->cmd_key, reason(status));
+        printf("Failed to put record \"%s\": %s\n", a->cmd_key,
+               why(a->cmd_node, status, a->cmd_key, w, sizeof w));
     command_done(a, a->cmd_node);
 }
 
 static void on_get(cp2p_dht_t *d, int status, const uint8_t *v, size_t n, void *arg)
 {
     app_t *a = arg;
+    char w[512];
     if (status == 0)
         printf("Got record \"%s\" \"%.*s\"\n", a->cmd_key, (int)n, (const char *)v);
     else
-        printf("Failed to get record \"%s\": %s\n", a->cmd_key, reason(status));
+        printf("Failed to get record \"%s\": %s\n", a->cmd_key,
+               why(a->cmd_node, status, NULL, w, sizeof w));
     command_done(a, a->cmd_node);
 }
 
 static void on_provide(cp2p_dht_t *d, int status, void *arg)
 {
     app_t *a = arg;
+    char w[512];
     if (status == 0)
         printf("Successfully put provider record \"%s\"\n", a->cmd_key);
     else
-        printf("Failed to put provider record \"%s\": %s\n", a->cmd_key, reason(status));
+        printf("Failed to put provider record \"%s\": %s\n", a->cmd_key,
+               why(a->cmd_node, status, NULL, w, sizeof w));
     command_done(a, a->cmd_node);
 }
 
@@ -198,23 +270,25 @@ static void on_providers(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers,
                          void *arg)
 {
     app_t *a = arg;
-    char id[CP2P_PEER_ID_STRMAX];
+    char id[CP2P_PEER_ID_STRMAX], w[512];
     for (size_t i = 0; i < n; i++) {
         cp2p_peer_id_to_string(&peers[i], id, sizeof id);
         printf("Peer %s provides key \"%s\"\n", id, a->cmd_key);
     }
-    if (status == CP2P_ENOTFOUND)
+    if (status == CP2P_ENOTFOUND && cp2p_dht_stats(d)->last.answered)
         printf("No providers found for key \"%s\"\n", a->cmd_key);
     else if (status < 0)
-        printf("Failed to get providers for key \"%s\": %s\n", a->cmd_key, reason(status));
+        printf("Failed to get providers for key \"%s\": %s\n", a->cmd_key,
+               why(a->cmd_node, status, NULL, w, sizeof w));
     command_done(a, a->cmd_node);
 }
 
 static void on_peer(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers, size_t n, void *arg)
 {
     app_t *a = arg;
+    char w[512];
     if (status < 0) {
-        printf("Failed to find peer %s: %s\n", a->cmd_key, reason(status));
+        printf("Failed to find peer %s: %s\n", a->cmd_key, why(a->cmd_node, status, NULL, w, sizeof w));
     } else {
         node_t *nd = a->cmd_node;
         cp2p_multiaddr_t addrs[CP2P_PEERSTORE_MAX_ADDRS];
@@ -412,9 +486,14 @@ static int start_input(app_t *a)
 static void on_bootstrapped(cp2p_dht_t *d, int status, void *arg)
 {
     node_t *n = arg;
-    if (n->idx == 0)
-        fprintf(stderr, "cp2p: dht: bootstrap %s, %zu peers in the routing table\n",
-                status ? reason(status) : "done", cp2p_dht_routing_table_size(d));
+    size_t np = cp2p_dht_routing_table_size(d);
+    char w[512];
+    if (n->idx == 0 && status)
+        fprintf(stderr, "cp2p: dht: bootstrap failed: %s; trying again while the routing table "
+                        "is empty\n", why(n, status, NULL, w, sizeof w));
+    else if (n->idx == 0)
+        fprintf(stderr, "cp2p: dht: bootstrap done, %zu peer%s in the routing table\n", np,
+                np == 1 ? "" : "s");
     /* With --peers, scripts wait for this before their first command. */
     if (!--n->app->booting && n->app->n_nodes > 1)
         fprintf(stderr, "cp2p: dht: every node bootstrapped\n");
@@ -582,6 +661,8 @@ int cmd_dht(int argc, char **argv)
             o.cfg.quorum = (uint32_t)num;
         else if (!strcmp(k, "--timeout") && parse_count(v, 3600, &num))
             o.cfg.request_timeout_ms = (uint32_t)num * 1000;
+        else if (!strcmp(k, "--query-timeout") && parse_count(v, 3600, &num))
+            o.cfg.query_timeout_ms = (uint32_t)num * 1000;
         else if (!strcmp(k, "--peers") && parse_count(v, 1000, &peers))
             a.verbose_stats = 1;
         else

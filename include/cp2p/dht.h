@@ -39,6 +39,7 @@ extern "C" {
 #define CP2P_DHT_DEFAULT_RECORD_REPUBLISH_MS (60ULL * 60 * 1000)
 #define CP2P_DHT_DEFAULT_PROVIDER_REPUBLISH_MS (22ULL * 3600 * 1000)
 #define CP2P_DHT_MAX_PROVIDERS 256
+#define CP2P_DHT_MAX_SEEDS 64
 
 typedef enum {
     CP2P_DHT_MODE_SERVER = 0, /* answers queries and enters others' routing tables */
@@ -68,6 +69,23 @@ typedef struct cp2p_dht_config {
 
 typedef struct cp2p_dht cp2p_dht_t;
 
+/* How the peers asked by one operation answered. For a put or provide that
+ * got as far as storing, the store requests; otherwise the lookup's. */
+typedef struct cp2p_dht_outcome {
+    uint32_t asked;       /* peers sent a request */
+    uint32_t answered;    /* answered it (a put or provide: acknowledged the store) */
+    uint32_t refused;     /* answered with a refusal: reset the stream, closed it
+                             unanswered, or do not speak the DHT protocol (a
+                             js-libp2p or go-libp2p peer refuses a record whose key
+                             has no namespace it validates) */
+    uint32_t unreachable; /* no connection or stream could be opened */
+    uint32_t timed_out;   /* no answer within request_timeout_ms */
+    uint32_t needed;      /* a put or provide: acknowledgements the quorum needed */
+    int bootstrap_wait;   /* the operation found the routing table empty and waited
+                             for the bootstrap peers; the counts are then those of
+                             the last bootstrap attempt */
+} cp2p_dht_outcome_t;
+
 typedef struct cp2p_dht_stats {
     uint64_t requests_in;      /* RPCs answered */
     uint64_t requests_out;     /* RPCs sent */
@@ -76,6 +94,7 @@ typedef struct cp2p_dht_stats {
     uint64_t timeouts;         /* RPCs that hit request_timeout_ms */
     uint32_t last_hops;        /* the lookup that ended last: hops from us to the peer
                                   that gave its answer (read it in the callback) */
+    cp2p_dht_outcome_t last;   /* the operation that ended last (read it in the callback) */
 } cp2p_dht_stats_t;
 
 /* cfg may be NULL. In server mode the protocol handler is registered on h.
@@ -95,7 +114,12 @@ typedef void (*cp2p_dht_value_cb)(cp2p_dht_t *d, int status, const uint8_t *valu
 typedef void (*cp2p_dht_peers_cb)(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers,
                                   size_t n, void *arg);
 
-/* Add a known DHT server (e.g. a bootstrap peer) with its addresses. */
+/* Add a known DHT server (e.g. a bootstrap peer) with its addresses. Such
+ * peers (at most CP2P_DHT_MAX_SEEDS) stay seeds: whenever the routing table is
+ * empty (a failed first dial, a bootstrap peer that starts later, every peer
+ * gone) they are tried again, a second later, then with the delay doubling up
+ * to a minute; a lookup issued meanwhile waits for them (within
+ * query_timeout_ms) and brings the next try to within a second. */
 int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
                       size_t n);
 /* Look up our own ID and refresh stale buckets; status 0 if the routing
@@ -105,8 +129,11 @@ int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
 /* Validate, store locally and PUT_VALUE at the k closest peers; status 0
  * once quorum peers took it (all of them when fewer than quorum were found).
  * Reaching too few, it looks again up to twice, a second apart, within
- * query_timeout_ms; then CP2P_EUNREACHABLE. Republished every
- * record_republish_ms. */
+ * query_timeout_ms; then the status says why (stats.last has the counts):
+ * CP2P_EQUORUM (some took it, too few), CP2P_EREFUSED (peers answered and
+ * refused it), CP2P_ETIMEOUT, CP2P_EUNREACHABLE, or CP2P_ENOTFOUND (no peer to
+ * ask: an empty routing table and no bootstrap peer). Lookups that reach no
+ * peer fail with those same codes. Republished every record_republish_ms. */
 int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
                  size_t value_len, cp2p_dht_done_cb cb, void *arg);
 /* GET_VALUE toward the k closest; the best valid value once quorum values

@@ -31,7 +31,9 @@ enum {
     CP2P_ESTATE = -21,      /* the call is not valid in this state */
     CP2P_ECANCELED = -22,   /* the operation was cancelled */
     CP2P_EEXIST = -23,      /* already there */
-    CP2P_ERR_LAST = -24
+    CP2P_EREFUSED = -24,    /* the remote answered, and declined the request */
+    CP2P_EQUORUM = -25,     /* some peers took it, fewer than the quorum needs */
+    CP2P_ERR_LAST = -26
 };
 
 /* A short, static, English description of an error code. Never NULL. */

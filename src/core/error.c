@@ -28,6 +28,8 @@ const char *cp2p_strerror(int err)
     case CP2P_ESTATE: return "invalid state";
     case CP2P_ECANCELED: return "cancelled";
     case CP2P_EEXIST: return "already exists";
+    case CP2P_EREFUSED: return "refused by the remote";
+    case CP2P_EQUORUM: return "too few peers for the quorum";
     default: return "unknown error";
     }
 }

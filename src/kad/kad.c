@@ -24,6 +24,11 @@
 /* go-libp2p's connection manager tag for routing-table members: trims spare them. */
 #define TABLE_TAG "kbucket"
 #define TABLE_TAG_WEIGHT 5
+/* The seeds of an empty routing table are tried again after these delays;
+ * a lookup waiting for them looks at the table this often. */
+#define RESEED_FIRST_MS 1000
+#define RESEED_MAX_MS 60000
+#define WAIT_POLL_MS 250
 
 typedef enum {
     OP_CLOSEST, OP_FIND_PEER, OP_GET, OP_PUT, OP_PROVIDE, OP_PROVIDERS, OP_BOOTSTRAP, OP_REFRESH
@@ -65,6 +70,9 @@ struct kad_op {
     depth_t *depths;
     size_t n_depths;
     uint32_t answer_hops;
+    cp2p_dht_outcome_t lk, st; /* how the lookup's peers and the store's answered */
+    int waited;          /* found the table empty and waited for the seeds */
+    int reseed;          /* the bootstrap of the seeds that reseed() started */
     union {
         cp2p_dht_done_cb done;
         cp2p_dht_value_cb value;
@@ -85,6 +93,9 @@ struct kad_own {
 static void step(kad_op_t *op);
 static int store_again(kad_op_t *op, uint64_t now);
 static int op_query(kad_op_t *op);
+static void reseed_arm(cp2p_dht_t *d, int urgent);
+static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t key_len,
+                    kad_op_t **out);
 
 /* ---- shared with kad_rpc.c ---- */
 
@@ -263,6 +274,62 @@ static int best_value(kad_op_t *op)
     return best;
 }
 
+/* ---- outcomes: what the peers asked said, and the status that names it ---- */
+
+static void count_outcome(cp2p_dht_outcome_t *o, int status)
+{
+    if (status == 0)
+        o->answered++;
+    else if (status == CP2P_ETIMEOUT)
+        o->timed_out++;
+    else if (status == CP2P_ERESET || status == CP2P_EPROTO || status == CP2P_ECLOSED ||
+             status == CP2P_ENEGOTIATE)
+        o->refused++;
+    else
+        o->unreachable++;
+}
+
+/* The failure an outcome shows: too few for the quorum, then refusals, then
+ * silence, then no connection; CP2P_ENOTFOUND when nobody was asked. */
+static int outcome_status(const cp2p_dht_outcome_t *o)
+{
+    if (o->answered && o->needed && o->answered < o->needed)
+        return CP2P_EQUORUM;
+    if (o->refused)
+        return CP2P_EREFUSED;
+    if (o->timed_out)
+        return CP2P_ETIMEOUT;
+    if (o->unreachable)
+        return CP2P_EUNREACHABLE;
+    return CP2P_ENOTFOUND;
+}
+
+/* What op reports in stats.last: the store requests once it sent some, else
+ * its lookup, else (it waited for the seeds and nobody answered) the last
+ * bootstrap. */
+static cp2p_dht_outcome_t op_outcome(const kad_op_t *op)
+{
+    cp2p_dht_outcome_t o = op->lk;
+    if (op->st.asked) {
+        o = op->st;
+        o.needed = (uint32_t)op->need;
+    } else if (op->waited && !op->lk.answered) {
+        o = op->d->boot_outcome;
+        o.bootstrap_wait = 1;
+    }
+    return o;
+}
+
+/* A lookup that ended without a result: not found if peers answered,
+ * else why none did. */
+static int no_result(const kad_op_t *op)
+{
+    if (op->lk.answered)
+        return CP2P_ENOTFOUND;
+    cp2p_dht_outcome_t o = op_outcome(op);
+    return outcome_status(&o);
+}
+
 static void finish(kad_op_t *op, int status)
 {
     cp2p_dht_t *d = op->d;
@@ -275,20 +342,23 @@ static void finish(kad_op_t *op, int status)
     kad_write_forget(d, op);
     cp2p_kad_table_mark_refreshed(d->table, &op->target, uv_now(d->loop));
     d->stats.last_hops = op->answer_hops;
+    d->stats.last = op_outcome(op);
     cp2p_peer_id_t closest[CP2P_KAD_MAX_K];
     size_t n;
     switch (op->kind) {
     case OP_CLOSEST:
         n = status ? 0 : cp2p_kad_query_closest(op->q, closest, d->k);
-        op->cb.peers(d, status ? status : n ? 0 : CP2P_ENOTFOUND, closest, n, op->arg);
+        op->cb.peers(d, status ? status : n ? 0 : no_result(op), closest, n, op->arg);
         break;
     case OP_FIND_PEER:
         if (!status && !op->n_found)
-            status = CP2P_ENOTFOUND;
+            status = no_result(op);
         op->cb.peers(d, status, status ? NULL : &op->peer, status ? 0 : 1, op->arg);
         break;
     case OP_GET: {
         int best = status ? status : best_value(op);
+        if (best == CP2P_ENOTFOUND)
+            best = no_result(op);
         if (best < 0)
             op->cb.value(d, best, NULL, 0, op->arg);
         else
@@ -297,12 +367,24 @@ static void finish(kad_op_t *op, int status)
     }
     case OP_PROVIDERS:
         if (!status && !op->n_found)
-            status = CP2P_ENOTFOUND;
+            status = no_result(op);
         op->cb.peers(d, status, op->found, status ? 0 : op->n_found, op->arg);
         break;
     case OP_BOOTSTRAP:
-        if (!status && !cp2p_kad_table_size(d->table))
-            status = CP2P_ENOTFOUND;
+        d->boot_outcome = op->lk;
+        if (op->reseed)
+            d->reseeding = 0;
+        if (cp2p_kad_table_size(d->table)) {
+            if (op->reseed) {
+                d->reseed_ms = RESEED_FIRST_MS;
+                cp2p_log_info(LOG, "bootstrap peers reached: %zu in the routing table",
+                              cp2p_kad_table_size(d->table));
+            }
+        } else {
+            if (!status)
+                status = outcome_status(&op->lk);
+            reseed_arm(d, 0);
+        }
         /* fall through */
     case OP_PUT:
     case OP_PROVIDE:
@@ -324,6 +406,7 @@ static void on_lookup_answer(cp2p_dht_t *d, kad_rpc_t *r, int status,
     kad_op_t *op = r->op;
     if (!op)
         return;
+    count_outcome(&op->lk, status);
     if (status < 0) {
         cp2p_kad_query_on_failure(op->q, &r->peer);
         step(op);
@@ -394,6 +477,7 @@ static void on_store_answer(cp2p_dht_t *d, kad_rpc_t *r, int status, const cp2p_
     if (!op)
         return;
     op->pending--;
+    count_outcome(&op->st, status);
     if (status == 0)
         op->ok++;
     step(op);
@@ -411,8 +495,10 @@ static void send_value(cp2p_dht_t *d, const cp2p_peer_id_t *to, kad_op_t *op,
     cp2p_kad_msg_t m = {.type = CP2P_KAD_PUT_VALUE, .key = (uint8_t *)key, .key_len = key_len,
                         .has_record = 1, .rec_key = (uint8_t *)key, .rec_key_len = key_len,
                         .rec_value = (uint8_t *)v, .rec_value_len = n, .time_received = when};
-    if (kad_rpc_send(d, to, &m, done, op) == 0 && op)
+    if (kad_rpc_send(d, to, &m, done, op) == 0 && op) {
         op->pending++;
+        op->st.asked++;
+    }
 }
 
 /* The lookup is over: store at the closest peers, or report. */
@@ -445,14 +531,16 @@ static void lookup_done(kad_op_t *op)
         cp2p_kad_msg_t m = {.type = CP2P_KAD_ADD_PROVIDER, .key = op->key,
                             .key_len = op->key_len, .providers = &self, .n_providers = 1};
         for (size_t i = 0; i < n; i++)
-            if (kad_rpc_send(d, &closest[i], &m, on_store_answer, op) == 0)
+            if (kad_rpc_send(d, &closest[i], &m, on_store_answer, op) == 0) {
                 op->pending++;
+                op->st.asked++;
+            }
         cp2p_multiaddr_array_free(addrs, na);
     }
     size_t quorum = d->quorum ? d->quorum : d->k / 2 + 1;
     op->need = op->pending < quorum ? op->pending : quorum;
     if (!op->pending && !store_again(op, uv_now(d->loop)))
-        finish(op, CP2P_EUNREACHABLE);
+        finish(op, no_result(op));
 }
 
 static int ask(kad_op_t *op, const cp2p_peer_id_t *peer)
@@ -463,7 +551,21 @@ static int ask(kad_op_t *op, const cp2p_peer_id_t *peer)
         [OP_PROVIDE] = CP2P_KAD_FIND_NODE, [OP_PROVIDERS] = CP2P_KAD_GET_PROVIDERS,
         [OP_BOOTSTRAP] = CP2P_KAD_FIND_NODE, [OP_REFRESH] = CP2P_KAD_FIND_NODE};
     cp2p_kad_msg_t m = {.type = types[op->kind], .key = op->key, .key_len = op->key_len};
-    return kad_rpc_send(op->d, peer, &m, on_lookup_answer, op);
+    op->lk.asked++;
+    int rc = kad_rpc_send(op->d, peer, &m, on_lookup_answer, op);
+    if (rc < 0)
+        count_outcome(&op->lk, rc);
+    return rc;
+}
+
+/* The lookup found nobody (the table is empty) but seeds may come back:
+ * wait for them rather than fail, while time is left. */
+static int should_wait(const kad_op_t *op, uint64_t now)
+{
+    cp2p_dht_t *d = op->d;
+    return op->kind != OP_BOOTSTRAP && op->kind != OP_REFRESH && !op->lk.answered &&
+           !op->n_vals && d->n_seeds && !d->closing && !cp2p_kad_table_size(d->table) &&
+           now + WAIT_POLL_MS < op->deadline;
 }
 
 static void step(kad_op_t *op)
@@ -478,10 +580,12 @@ static void step(kad_op_t *op)
         return;
     }
     if (op->phase == 1) {
-        if (op->ok >= op->need && op->need)
+        if (op->ok >= op->need && op->need) {
             finish(op, 0);
-        else if ((!op->pending && !store_again(op, now)) || now >= op->deadline)
-            finish(op, CP2P_EUNREACHABLE);
+        } else if ((!op->pending && !store_again(op, now)) || now >= op->deadline) {
+            cp2p_dht_outcome_t o = op_outcome(op);
+            finish(op, outcome_status(&o));
+        }
         return;
     }
     if (op->retry_at) {
@@ -509,8 +613,17 @@ static void step(kad_op_t *op)
         if (!failed)
             break;
     }
-    if (cp2p_kad_query_done(op->q))
+    if (cp2p_kad_query_done(op->q)) {
+        if (should_wait(op, now)) {
+            if (!op->waited)
+                cp2p_log_debug(LOG, "the routing table is empty: a lookup waits for the bootstrap peers");
+            op->waited = 1;
+            op->retry_at = now + WAIT_POLL_MS;
+            reseed_arm(d, 1);
+            return;
+        }
         lookup_done(op);
+    }
 }
 
 /* A new lookup for op, seeded from the routing table. */
@@ -542,11 +655,14 @@ static int op_query(kad_op_t *op)
  * time is left (under load a table may still be filling). 1 if retrying. */
 static int store_again(kad_op_t *op, uint64_t now)
 {
-    if (op->retries >= STORE_RETRIES || now + STORE_RETRY_MS >= op->deadline)
+    /* Refusals are answers: asking again changes nothing. */
+    int worth = !op->st.asked || op->st.unreachable || op->st.timed_out;
+    if (!worth || op->retries >= STORE_RETRIES || now + STORE_RETRY_MS >= op->deadline)
         return 0;
     op->retries++;
     op->phase = 0;
     op->ok = op->pending = op->need = 0;
+    op->st = (cp2p_dht_outcome_t){0};
     op->retry_at = now + STORE_RETRY_MS;
     kad_rpc_forget_op(op->d, op); /* late acknowledgements count no more */
     kad_arm_tick(op->d);
@@ -630,6 +746,41 @@ static int own_add(cp2p_dht_t *d, int provider, const uint8_t *key, size_t key_l
     }
     o->due = uv_now(d->loop) + (provider ? d->provider_republish_ms : d->record_republish_ms);
     return 0;
+}
+
+/* ---- seeds: bootstrap peers tried again while the table is empty ---- */
+
+static void on_reseed(uv_timer_t *t)
+{
+    cp2p_dht_t *d = t->data;
+    if (d->closing || d->reseeding || cp2p_kad_table_size(d->table))
+        return;
+    uint64_t now = uv_now(d->loop);
+    for (size_t i = 0; i < d->n_seeds; i++)
+        cp2p_kad_table_add(d->table, &d->seeds[i], now, NULL);
+    const cp2p_peer_id_t *self = cp2p_host_peer_id(d->h);
+    kad_op_t *op;
+    if (op_start(d, OP_BOOTSTRAP, self->bytes, self->len, &op) == 0) {
+        op->reseed = 1;
+        d->reseeding = 1;
+    }
+    d->reseed_ms = d->reseed_ms * 2 < RESEED_MAX_MS ? d->reseed_ms * 2 : RESEED_MAX_MS;
+}
+
+/* Try the seeds again after the current delay, or within a second while a
+ * lookup waits for them (urgent), unless the table has peers or a try runs. */
+static void reseed_arm(cp2p_dht_t *d, int urgent)
+{
+    if (d->closing || !d->n_seeds || d->reseeding || cp2p_kad_table_size(d->table))
+        return;
+    for (kad_op_t *op = d->ops; op && !urgent; op = op->next)
+        urgent = op->waited;
+    uint64_t delay = urgent && d->reseed_ms > RESEED_FIRST_MS ? RESEED_FIRST_MS : d->reseed_ms;
+    if (uv_is_active((uv_handle_t *)&d->reseed) && uv_timer_get_due_in(&d->reseed) <= delay)
+        return;
+    cp2p_log_info(LOG, "no peer in the routing table: trying the %zu bootstrap peer%s again in %.1f s",
+                  d->n_seeds, d->n_seeds == 1 ? "" : "s", (double)delay / 1000);
+    uv_timer_start(&d->reseed, on_reseed, delay, 0);
 }
 
 static void on_maint(uv_timer_t *t)
@@ -725,6 +876,8 @@ static void on_table_change(const cp2p_peer_id_t *peer, int member, void *arg)
         cp2p_host_untag_peer(d->h, peer, TABLE_TAG);
     if (!d->writes_closing)
         kad_write_table(d);
+    if (!member)
+        reseed_arm(d, 0); /* the last peer left */
 }
 
 void kad_store_closed(cp2p_dht_t *d)
@@ -813,8 +966,10 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
     uv_timer_init(d->loop, &d->tick);
     uv_timer_init(d->loop, &d->maint);
     uv_timer_init(d->loop, &d->kick);
-    d->tick.data = d->maint.data = d->kick.data = d;
-    d->open_handles = 4; /* three timers and the store (kad_store_closed) */
+    uv_timer_init(d->loop, &d->reseed);
+    d->tick.data = d->maint.data = d->kick.data = d->reseed.data = d;
+    d->reseed_ms = RESEED_FIRST_MS;
+    d->open_handles = 5; /* four timers and the store (kad_store_closed) */
     uint64_t period = d->refresh_ms;
     if (d->record_republish_ms < period)
         period = d->record_republish_ms;
@@ -838,6 +993,7 @@ void cp2p_dht_free(cp2p_dht_t *d)
 {
     if (!d)
         return;
+    d->closing = 1;
     cp2p_host_unsubscribe(d->h, on_event, d);
     if (d->mode == CP2P_DHT_MODE_SERVER)
         cp2p_host_remove_handler(d->h, d->protocol);
@@ -868,6 +1024,7 @@ void cp2p_dht_free(cp2p_dht_t *d)
     uv_close((uv_handle_t *)&d->tick, on_handle_closed);
     uv_close((uv_handle_t *)&d->maint, on_handle_closed);
     uv_close((uv_handle_t *)&d->kick, on_handle_closed);
+    uv_close((uv_handle_t *)&d->reseed, on_handle_closed);
 }
 
 int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
@@ -882,6 +1039,11 @@ int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_mult
                : 0;
     if (rc)
         return rc;
+    size_t i = 0;
+    while (i < d->n_seeds && !cp2p_peer_id_equal(&d->seeds[i], peer))
+        i++;
+    if (i == d->n_seeds && d->n_seeds < CP2P_DHT_MAX_SEEDS)
+        d->seeds[d->n_seeds++] = *peer;
     rc = cp2p_kad_table_add(d->table, peer, uv_now(d->loop), NULL);
     return rc == CP2P_ELIMIT ? 0 : rc;
 }

@@ -60,6 +60,15 @@ struct cp2p_dht {
     /* tick only enforces deadlines; kick starts new operations on the next
      * loop turn, so a lookup never waits for a tick that is already running. */
     uv_timer_t tick, maint, kick;
+    /* Bootstrap peers stay seeds: while the routing table is empty they are
+     * tried again (reseed), the delay doubling up to a minute. */
+    uv_timer_t reseed;
+    cp2p_peer_id_t seeds[CP2P_DHT_MAX_SEEDS];
+    size_t n_seeds;
+    uint32_t reseed_ms;          /* the delay before the next try */
+    int reseeding;               /* a bootstrap of the seeds runs */
+    int closing;
+    cp2p_dht_outcome_t boot_outcome; /* how the last bootstrap's peers answered */
     int open_handles;
     kad_rpc_t *rpcs;
     kad_srv_t *srvs;

@@ -17,8 +17,8 @@ netns_link "$P" 10.79.0 2
 
 "$CP2P" keygen --out "$TMP/a.key" >/dev/null
 "$CP2P" keygen --out "$TMP/b.key" >/dev/null
-ID_A=$("$CP2P" id --key "$TMP/a.key")
-ID_B=$("$CP2P" id --key "$TMP/b.key")
+ID_A=$("$CP2P" id --key "$TMP/a.key" | head -1)
+ID_B=$("$CP2P" id --key "$TMP/b.key" | head -1)
 
 now_ms() { date +%s%3N; }
 # await FILE REGEX DEADLINE_MS: wait for the line until the deadline (epoch ms).
