@@ -24,6 +24,7 @@ struct cp2p_mss {
     void *match_ctx;
     char *selected; /* dialer: one of ids; listener: owned copy */
     cp2p_buf_t in;
+    size_t received; /* messages so far */
 };
 
 static const char HEADER[] = CP2P_MSS_PROTOCOL_ID;
@@ -282,6 +283,8 @@ int cp2p_mss_input(cp2p_mss_t *m, const uint8_t *p, size_t n, cp2p_buf_t *out)
         if (k < 0)
             return fail(m, k, "malformed message");
         off += (size_t)k;
+        if (++m->received > CP2P_MSS_MAX_MESSAGES)
+            return fail(m, CP2P_ELIMIT, "too many messages");
         rc = m->dialer ? dialer_msg(m, msg, len, out) : listener_msg(m, msg, len, out);
         if (rc)
             return rc;

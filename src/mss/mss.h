@@ -19,6 +19,10 @@
 /* Largest message on the wire, the length prefix's value, newline included
  * (what go-multistream and js-multistream-select accept). */
 #define CP2P_MSS_MAX_MSG 1024
+/* Messages one negotiation may receive (header, proposals, "ls", answers):
+ * each may earn a reply, so a remote that repeats "ls" or proposes forever
+ * would make us write without end. A real negotiation takes a handful. */
+#define CP2P_MSS_MAX_MESSAGES 64
 
 /* Dialer flag: with a single proposal, consider it selected as soon as
  * cp2p_mss_start() returns, so application data may follow the proposal in
@@ -50,7 +54,8 @@ int cp2p_mss_start(cp2p_mss_t *m, cp2p_buf_t *out);
 /* Bytes from the remote, any amount. Appends replies to out. Returns 0 while
  * negotiating, CP2P_MSS_DONE when a protocol is agreed, or a negative error
  * (CP2P_ENEGOTIATE: every proposal refused; CP2P_EPARSE / CP2P_EOVERFLOW:
- * malformed message; CP2P_EPROTO: unexpected message), after which the
+ * malformed message; CP2P_EPROTO: unexpected message; CP2P_ELIMIT: more than
+ * CP2P_MSS_MAX_MESSAGES messages), after which the
  * channel must be closed. Input after DONE is CP2P_ESTATE. */
 int cp2p_mss_input(cp2p_mss_t *m, const uint8_t *p, size_t n, cp2p_buf_t *out);
 

@@ -246,6 +246,28 @@ int cp2p_conn_writable(const cp2p_conn_t *c)
     return c->state == CONN_OPEN && c->queued < CP2P_CONN_HIGH_WATER;
 }
 
+/* Where reading stops and where it starts again (swarm.h). */
+static size_t hold_mark(const cp2p_conn_t *c)
+{
+    return c->state == CONN_OPEN
+               ? CP2P_CONN_HIGH_WATER + c->cfg.max_stream_buffer + CP2P_CONN_CONTROL_SLACK
+               : CP2P_CONN_UPGRADE_HIGH_WATER;
+}
+
+static size_t release_mark(const cp2p_conn_t *c)
+{
+    return c->state == CONN_OPEN ? CP2P_CONN_HIGH_WATER : CP2P_CONN_UPGRADE_LOW_WATER;
+}
+
+/* Stop reading a remote that does not read what it made us queue. */
+static void hold_if_backed_up(cp2p_conn_t *c)
+{
+    if (!c->out_held && c->state != CONN_CLOSED && c->queued >= hold_mark(c)) {
+        c->out_held = 1;
+        cp2p_conn_hold_input(c, 1);
+    }
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     wreq_t *w = req->data;
@@ -260,6 +282,10 @@ static void on_write(uv_write_t *req, int status)
         else
             close_handles(c);
         return;
+    }
+    if (c->out_held && c->queued < release_mark(c) && c->state != CONN_CLOSED) {
+        c->out_held = 0;
+        cp2p_conn_hold_input(c, 0);
     }
     if (c->blocked && c->queued < CP2P_CONN_LOW_WATER && c->state == CONN_OPEN) {
         c->blocked = 0;
@@ -318,6 +344,7 @@ void cp2p_conn_flush(cp2p_conn_t *c)
         cp2p_conn_close_with(c, rc);
         return;
     }
+    hold_if_backed_up(c);
     cp2p_conn_watch(c);
 }
 
@@ -621,15 +648,18 @@ void cp2p_conn_hold_input(cp2p_conn_t *c, int hold)
     }
 }
 
-/* Output that the remote has not taken any of for a whole negotiation
- * timeout: it stopped reading (go-yamux's ConnectionWriteTimeout). Progress is
- * counted in bytes, so a slow link with a big backlog is not stalled. */
+/* Output the remote has not taken enough of for a whole negotiation timeout:
+ * it stopped reading, or reads a trickle to look alive (go-yamux's
+ * ConnectionWriteTimeout, in bytes). Each window must see sent what was
+ * backed up at its start, or CP2P_CONN_MIN_PROGRESS of it, so a slow link
+ * with a big backlog is not stalled. */
 static int output_stalled(cp2p_conn_t *c, uint64_t now)
 {
     size_t backlog = uv_stream_get_write_queue_size(c->sock);
     uint64_t sent = c->issued - backlog;
-    if (backlog == 0 || sent != c->sent_seen) {
-        c->sent_seen = sent;
+    if (backlog == 0 || sent - c->mark_sent >= c->mark_need) {
+        c->mark_sent = sent;
+        c->mark_need = backlog < CP2P_CONN_MIN_PROGRESS ? backlog : CP2P_CONN_MIN_PROGRESS;
         c->progress_ms = now;
         return 0;
     }
@@ -665,7 +695,8 @@ void cp2p_conn_watch(cp2p_conn_t *c)
         return;
     c->watching = 1;
     c->progress_ms = uv_now(c->sock->loop);
-    c->sent_seen = c->issued - uv_stream_get_write_queue_size(c->sock);
+    c->mark_sent = c->issued - uv_stream_get_write_queue_size(c->sock);
+    c->mark_need = 0;
     uint64_t every = c->cfg.negotiate_timeout_ms / 2;
     if (every > SWEEP_MS)
         every = SWEEP_MS;

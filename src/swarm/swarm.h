@@ -26,6 +26,21 @@
  * muxer, and below which they start again. */
 #define CP2P_CONN_HIGH_WATER (1024 * 1024)
 #define CP2P_CONN_LOW_WATER (256 * 1024)
+/* Stream data stops at the high-water mark, after at most one more stream
+ * window (max_stream_buffer). Output beyond that and this slack was caused by
+ * the remote (multistream replies, yamux ACKs, RSTs and window updates it
+ * asked for): then the socket is not read either until the queue is back
+ * under the high-water mark, so a remote that does not read our answers stops
+ * being read, while a bulk transfer both ways never stops both readers.
+ * Before the connection is open the marks are lower: a handshake never needs
+ * more. */
+#define CP2P_CONN_CONTROL_SLACK (256 * 1024)
+#define CP2P_CONN_UPGRADE_HIGH_WATER (64 * 1024)
+#define CP2P_CONN_UPGRADE_LOW_WATER (16 * 1024)
+/* Progress for the stall check: in each negotiation timeout, the remote must
+ * take this much of what was queued at its start (or all of it, if less). A
+ * reader that takes a trickle keeps nothing alive. */
+#define CP2P_CONN_MIN_PROGRESS (64 * 1024)
 /* What a stream may still receive after its connection stopped reading for
  * it: the rest of one socket read, decrypted, and one whole muxer frame
  * (mplex: up to 1 MiB). */
@@ -118,12 +133,15 @@ struct cp2p_conn {
     int warned;                  /* a violation was logged already */
     int pending_error;           /* failure to report from the timer */
     int goaway;                  /* the remote takes no new streams (yamux GoAway) */
-    int holds;                   /* streams over their buffer limit: the socket is not read */
+    int holds;                   /* streams over their buffer limit, or output over the
+                                    high-water mark: the socket is not read */
+    int out_held;                /* one of the holds: queued output over the high-water mark */
 
     /* Output progress, to tell a slow remote from one that stopped reading. */
     uint64_t issued;             /* bytes ever handed to uv_write */
-    uint64_t sent_seen;          /* issued minus libuv's backlog, at the last check */
-    uint64_t progress_ms;        /* when sent_seen last moved */
+    uint64_t mark_sent;          /* issued minus libuv's backlog, when this window began */
+    uint64_t mark_need;          /* what the window must see sent to count as progress */
+    uint64_t progress_ms;        /* when this window began */
 
     /* Closing gracefully: the socket's write side is shut once the queued
      * bytes are out; the handles close on the remote's EOF or the deadline. */

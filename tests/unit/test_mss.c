@@ -302,6 +302,35 @@ static int dialer_on(const uint8_t *p, size_t n)
     return r;
 }
 
+/* "ls" and refused proposals earn replies: a remote that repeats them
+ * without end is cut off once the budget is spent, with bounded output. */
+static void test_message_budget(void **state)
+{
+    const char *protos[] = {"/a"};
+    cp2p_mss_t *l;
+    cp2p_buf_t in = {0}, out = {0};
+    assert_int_equal(cp2p_buf_append(&in, S(HDR)), 0);
+    for (int i = 0; i < CP2P_MSS_MAX_MESSAGES - 2; i++)
+        assert_int_equal(i % 2 ? cp2p_buf_append(&in, S("\x03ls\n"))
+                               : cp2p_buf_append(&in, S("\x03/b\n")),
+                         0);
+    assert_int_equal(cp2p_mss_listener_new(&l, protos, 1, NULL, NULL), 0);
+    /* Up to the budget the negotiation goes on, and may still succeed. */
+    assert_int_equal(cp2p_mss_input(l, in.data, in.len, &out), 0);
+    assert_int_equal(cp2p_mss_input(l, S("\x03/a\n"), &out), CP2P_MSS_DONE);
+    cp2p_mss_free(l);
+    cp2p_buf_reset(&out);
+    /* One more is too many, wherever the input is split. */
+    assert_int_equal(cp2p_buf_append(&in, S("\x03ls\n\x03ls\n")), 0);
+    assert_int_equal(cp2p_mss_listener_new(&l, protos, 1, NULL, NULL), 0);
+    assert_int_equal(cp2p_mss_input(l, in.data, in.len, &out), CP2P_ELIMIT);
+    assert_true(out.len < 64 * 32);
+    assert_int_equal(cp2p_mss_input(l, S("\x03/a\n"), &out), CP2P_ELIMIT);
+    cp2p_mss_free(l);
+    cp2p_buf_free(&in);
+    cp2p_buf_free(&out);
+}
+
 static void test_malformed(void **state)
 {
     /* non-minimal varint */
@@ -374,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_lazy_dialer),
         cmocka_unit_test(test_leftover_dialer),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_message_budget),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,249 @@
+"""Hostile libp2p peers for the attack tests (issue #13): each speaks the
+protocol only as far as its attack needs, never reads what the listener
+sends unless told to, and stops by itself after the given time.
+
+  hostile.py ls-flood   HOST PORT SECONDS [CONNS]  multistream header, then "ls" without end
+  hostile.py silent     HOST PORT SECONDS [CONNS]  TCP connections that say nothing
+  hostile.py ping-flood HOST PORT SECONDS          Noise + yamux, then yamux pings without end,
+                                                  reading for 20 ms every 4 s
+  hostile.py syn-flood  HOST PORT SECONDS          Noise + yamux, then new streams without end
+                                                  (each one over the limit earns a RST)
+
+Prints one line "sent <bytes> bytes on <n> connections" at the end. Noise XX
+(libp2p noise spec) is written out here with the cryptography package
+(Debian's python3-cryptography); the protobuf fields by hand."""
+import hashlib
+import hmac
+import socket
+import struct
+import sys
+import time
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+
+def uvarint(n):
+    out = b''
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def mss_msg(s):
+    m = s.encode() + b'\n'
+    return uvarint(len(m)) + m
+
+
+def raw(k):
+    return k.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def hkdf2(ck, ikm):
+    temp = hmac.new(ck, ikm, hashlib.sha256).digest()
+    o1 = hmac.new(temp, b'\x01', hashlib.sha256).digest()
+    o2 = hmac.new(temp, o1 + b'\x02', hashlib.sha256).digest()
+    return o1, o2
+
+
+class Symmetric:
+    def __init__(self):
+        self.h = b'Noise_XX_25519_ChaChaPoly_SHA256'
+        self.ck = self.h
+        self.k = None
+        self.n = 0
+        self.mix_hash(b'')  # the empty prologue
+
+    def mix_hash(self, data):
+        self.h = hashlib.sha256(self.h + data).digest()
+
+    def mix_key(self, ikm):
+        self.ck, self.k = hkdf2(self.ck, ikm)
+        self.n = 0
+
+    def _nonce(self):
+        n = struct.pack('<4xQ', self.n)
+        self.n += 1
+        return n
+
+    def encrypt_and_hash(self, p):
+        c = ChaCha20Poly1305(self.k).encrypt(self._nonce(), p, self.h) if self.k else p
+        self.mix_hash(c)
+        return c
+
+    def decrypt_and_hash(self, c):
+        p = ChaCha20Poly1305(self.k).decrypt(self._nonce(), c, self.h) if self.k else c
+        self.mix_hash(c)
+        return p
+
+
+class Cipher:
+    def __init__(self, k):
+        self.aead = ChaCha20Poly1305(k)
+        self.n = 0
+
+    def seal(self, p):
+        c = self.aead.encrypt(struct.pack('<4xQ', self.n), p, b'')
+        self.n += 1
+        return struct.pack('>H', len(c)) + c
+
+
+def recv_exact(s, n):
+    b = b''
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        if not chunk:
+            raise ConnectionError('closed')
+        b += chunk
+    return b
+
+
+def read_mss(s):
+    n, shift = 0, 0
+    while True:
+        b = recv_exact(s, 1)[0]
+        n |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return recv_exact(s, n)
+
+
+def secure(host, port):
+    """A Noise XX initiator with a fresh Ed25519 identity, then yamux agreed
+    by multistream-select inside it. Returns the socket and our sealer."""
+    s = socket.create_connection((host, port))
+    s.sendall(mss_msg('/multistream/1.0.0') + mss_msg('/noise'))
+    read_mss(s)
+    if read_mss(s) != b'/noise\n':
+        raise ConnectionError('no noise')
+    ident = Ed25519PrivateKey.generate()
+    st, e = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    sym = Symmetric()
+    sym.mix_hash(raw(e.public_key()))
+    msg1 = raw(e.public_key()) + sym.encrypt_and_hash(b'')
+    s.sendall(struct.pack('>H', len(msg1)) + msg1)
+    msg2 = recv_exact(s, struct.unpack('>H', recv_exact(s, 2))[0])
+    re = X25519PublicKey.from_public_bytes(msg2[:32])
+    sym.mix_hash(msg2[:32])
+    sym.mix_key(e.exchange(re))
+    rs = X25519PublicKey.from_public_bytes(sym.decrypt_and_hash(msg2[32:80]))
+    sym.mix_key(e.exchange(rs))
+    sym.decrypt_and_hash(msg2[80:])  # the listener's payload: not checked
+    pub = b'\x08\x01\x12\x20' + raw(ident.public_key())  # PublicKey{Ed25519, 32 bytes}
+    sig = ident.sign(b'noise-libp2p-static-key:' + raw(st.public_key()))
+    payload = b'\x0a' + uvarint(len(pub)) + pub + b'\x12' + uvarint(len(sig)) + sig
+    msg3 = sym.encrypt_and_hash(raw(st.public_key()))
+    sym.mix_key(st.exchange(re))
+    msg3 += sym.encrypt_and_hash(payload)
+    s.sendall(struct.pack('>H', len(msg3)) + msg3)
+    k1, _ = hkdf2(sym.ck, b'')
+    out = Cipher(k1)
+    s.sendall(out.seal(mss_msg('/multistream/1.0.0') + mss_msg('/yamux/1.0.0')))
+    return s, out
+
+
+def yamux(typ, flags, sid, length):
+    return struct.pack('>BBHII', 0, typ, flags, sid, length)
+
+
+def flood(s, out, frame, seconds):
+    """Seal frames made by frame(i) into full Noise messages and send them,
+    reading for 20 ms every 4 s. Returns the bytes sent."""
+    per = 65519 // 12
+    sent, i, deadline, next_read = 0, 0, time.time() + seconds, time.time() + 4
+    s.setblocking(False)
+    pending = b''
+    while time.time() < deadline:
+        if not pending:
+            pending = out.seal(b''.join(frame(i + j) for j in range(per)))
+            i += per
+        try:
+            k = s.send(pending)
+            sent += k
+            pending = pending[k:]
+        except BlockingIOError:
+            time.sleep(0.005)
+        except OSError:
+            break
+        if time.time() >= next_read:
+            end = time.time() + 0.02
+            while time.time() < end:
+                try:
+                    if not s.recv(65536):
+                        return sent
+                except BlockingIOError:
+                    time.sleep(0.001)
+                except OSError:
+                    return sent
+            next_read = time.time() + 4
+    return sent
+
+
+def raw_flood(host, port, seconds, conns, opening, more):
+    """conns connections that send opening, then more without end, never
+    reading; a closed one is opened again."""
+    deadline = time.time() + seconds
+    socks, sent, opened = [], 0, 0
+
+    def connect():
+        nonlocal opened
+        c = socket.create_connection((host, port))
+        c.setblocking(False)
+        opened += 1
+        return [c, opening]
+
+    socks = [connect() for _ in range(conns)]
+    while time.time() < deadline:
+        progress = False
+        for entry in socks:
+            c, data = entry
+            if not data and more:
+                data = more
+            if not data:
+                continue
+            try:
+                k = c.send(data)
+                sent += k
+                entry[1] = data[k:]
+                progress = progress or k > 0
+            except BlockingIOError:
+                pass
+            except OSError:
+                c.close()
+                try:
+                    entry[:] = connect()
+                except OSError:
+                    pass
+        if not progress:
+            time.sleep(0.01)
+    return sent, opened
+
+
+def main():
+    mode, host, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    conns = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    if mode == 'ls-flood':
+        header = mss_msg('/multistream/1.0.0')
+        sent, n = raw_flood(host, port, seconds, conns, header, mss_msg('ls') * 4096)
+    elif mode == 'silent':
+        sent, n = raw_flood(host, port, seconds, conns, b'', b'')
+    elif mode == 'ping-flood':
+        s, out = secure(host, port)
+        sent, n = flood(s, out, lambda i: yamux(2, 1, 0, i & 0xffffffff), seconds), 1
+    elif mode == 'syn-flood':
+        s, out = secure(host, port)
+        sent, n = flood(s, out, lambda i: yamux(1, 1, (2 * i + 1) & 0xffffffff, 0), seconds), 1
+    else:
+        sys.exit('unknown mode ' + mode)
+    print(f'sent {sent} bytes on {n} connections', flush=True)
+
+
+if __name__ == '__main__':
+    main()
