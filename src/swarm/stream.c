@@ -54,6 +54,7 @@ struct cp2p_stream {
     int close_pending, write_closed;
     int pumping;
     int nested;        /* write callbacks run from cp2p_stream_write, one inside another */
+    int in_call;       /* inside cp2p_stream_write or close_write: an end is told later */
 };
 
 static void wreq_free(wreq_t *w)
@@ -174,20 +175,10 @@ static void release_if_done(cp2p_stream_t *s)
 }
 
 /* The stream is over: fail what waits on it. */
-static void stream_end(cp2p_stream_t *s, int status)
+/* The callbacks of an ended stream: its queued writes fail, then its
+ * opener or its reader is told. */
+static void notify_end(cp2p_stream_t *s, stream_state_t was, int status)
 {
-    if (s->state == ST_DEAD)
-        return;
-    stream_state_t was = s->state;
-    s->state = ST_DEAD;
-    if (was == ST_OPEN)
-        count_end(s);
-    s->refs++;
-    if (mux_alive(s))
-        s->conn->muxvt->reset(s->conn->mux, s->id);
-    s->released = 1;
-    detach(s);
-    check_hold(s);
     while (s->whead) {
         wreq_t *w = s->whead;
         s->whead = w->next;
@@ -213,6 +204,70 @@ static void stream_end(cp2p_stream_t *s, int status)
     } else {
         s->err = status;
     }
+}
+
+typedef struct deferred_end {
+    uv_timer_t timer;
+    cp2p_stream_t *s;
+    stream_state_t was;
+    int status;
+} deferred_end_t;
+
+static void deferred_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void on_deferred_end(uv_timer_t *t)
+{
+    deferred_end_t *d = t->data;
+    cp2p_stream_t *s = d->s;
+    notify_end(s, d->was, d->status);
+    cp2p_stream_unref(s);
+    uv_close((uv_handle_t *)&d->timer, deferred_closed);
+}
+
+/* A stream that dies inside one of its own calls (a write the muxer
+ * refuses) tells its callbacks on a later loop turn (libuv's rule): the
+ * caller may be in the middle of using what a callback would free. */
+static void defer_end(cp2p_stream_t *s, stream_state_t was, int status)
+{
+    deferred_end_t *d = malloc(sizeof *d);
+    if (!d || uv_timer_init(s->conn->sock->loop, &d->timer)) {
+        free(d);
+        notify_end(s, was, status); /* out of memory: better late than never */
+        return;
+    }
+    d->timer.data = d;
+    d->s = s;
+    d->was = was;
+    d->status = status;
+    s->refs++;
+    uv_timer_start(&d->timer, on_deferred_end, 0, 0);
+}
+
+static void stream_end(cp2p_stream_t *s, int status)
+{
+    if (s->state == ST_DEAD)
+        return;
+    stream_state_t was = s->state;
+    s->state = ST_DEAD;
+    /* An open stream's EOF comes through eof/drain: a dead muxer or
+     * connection is a broken stream, never a clean end for its reader. */
+    if (was == ST_OPEN && status == CP2P_ECLOSED)
+        status = CP2P_ERESET;
+    if (was == ST_OPEN)
+        count_end(s);
+    s->refs++;
+    if (mux_alive(s))
+        s->conn->muxvt->reset(s->conn->mux, s->id);
+    s->released = 1;
+    detach(s);
+    check_hold(s);
+    if (s->in_call)
+        defer_end(s, was, status);
+    else
+        notify_end(s, was, status);
     cp2p_stream_unref(s);
 }
 
@@ -298,7 +353,21 @@ static int enqueue(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_wri
     return 0;
 }
 
+static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
+                        void *arg);
+
 int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb, void *arg)
+{
+    s->refs++;
+    s->in_call++;
+    int rc = stream_write(s, p, n, cb, arg);
+    s->in_call--;
+    cp2p_stream_unref(s);
+    return rc;
+}
+
+static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
+                        void *arg)
 {
     if (s->state == ST_DEAD)
         return s->err ? s->err : CP2P_ERESET;
@@ -353,9 +422,13 @@ int cp2p_stream_close_write(cp2p_stream_t *s)
     if (s->state != ST_OPEN || s->write_closed || s->close_pending)
         return s->state == ST_DEAD ? CP2P_ERESET : CP2P_ESTATE;
     s->close_pending = 1;
+    s->refs++;
+    s->in_call++;
     if (!s->whead)
         pump(s);
     cp2p_conn_flush(s->conn);
+    s->in_call--;
+    cp2p_stream_unref(s);
     return 0;
 }
 

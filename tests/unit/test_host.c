@@ -11,6 +11,8 @@
 #include <uv.h>
 
 #include "cp2p/error.h"
+#include "security/noise.h"
+#include "swarm/swarm.h"
 #include "cp2p/host.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/peerstore.h"
@@ -911,9 +913,74 @@ static void test_last_unref_in_read_cb(void **state)
     end_world(&w);
 }
 
+/* A write that fails inside cp2p_stream_write (here the Noise send nonce is
+ * spent, so nothing can be sealed) ends the stream. Its reader learns it on a
+ * later loop turn, never inside the write: a reader that frees its state on
+ * an error (as the Kademlia server does) would otherwise pull that state from
+ * under the caller, which still uses it after the write returns (issue #13;
+ * ASan shows the use after free if the order is wrong). */
+typedef struct doomed {
+    cp2p_stream_t *s;
+    int opened, in_write, told, status;
+    uint8_t buf[64];
+} doomed_t;
+
+static int doomed_told;
+
+static void doomed_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    doomed_t *d = arg;
+    if (status == 0)
+        return;
+    assert_false(d->in_write);
+    doomed_told++;
+    d->status = status;
+    cp2p_stream_unref(s);
+    free(d); /* as kad_rpc.c's srv_end does */
+}
+
+static void doomed_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    doomed_t *d = arg;
+    assert_int_equal(status, 0);
+    d->s = s;
+    d->opened = 1;
+}
+
+static void test_write_failure_tells_reader_later(void **state)
+{
+    world_t w;
+    make_world(&w, NULL, NULL, 0);
+    assert_int_equal(connect_to(&w, w.a, &w.b_addr), 0);
+    static const char *const protos[] = {ECHO_PROTO};
+    doomed_t *d = calloc(1, sizeof *d);
+    assert_int_equal(cp2p_host_new_stream(w.a, cp2p_host_peer_id(w.b), protos, 1, doomed_opened, d), 0);
+    run_until(&w, &d->opened);
+    cp2p_stream_t *s = d->s;
+    assert_int_equal(cp2p_stream_read_start(s, doomed_read, d), 0);
+    cp2p_conn_t *c = cp2p_stream_conn(s);
+    assert_int_equal(cp2p_noise_set_nonces(c->sec, UINT64_MAX, 0), 0);
+    doomed_told = 0;
+    cp2p_stream_ref(s);
+    d->in_write = 1;
+    int rc = cp2p_stream_write(s, d->buf, sizeof d->buf, NULL, NULL);
+    d->in_write = 0; /* d is still ours: its reader has not run */
+    assert_int_equal(doomed_told, 0);
+    (void)rc; /* the failure shows in the write's result or in the reader */
+    int gone = 0;
+    for (int i = 0; i < 100 && !doomed_told; i++)
+        uv_run(&w.loop, UV_RUN_NOWAIT);
+    gone = doomed_told;
+    assert_int_equal(gone, 1);
+    assert_true(cp2p_stream_write(s, (const uint8_t *)"x", 1, NULL, NULL) < 0);
+    cp2p_stream_unref(s);
+    end_world(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_failure_tells_reader_later),
         cmocka_unit_test(test_echo_yamux),
         cmocka_unit_test(test_last_unref_in_read_cb),
         cmocka_unit_test(test_echo_mplex),
