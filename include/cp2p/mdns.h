@@ -56,6 +56,8 @@ typedef struct cp2p_mdns_stats {
     uint64_t tx_errors;
     uint64_t discovered;   /* events, as given to the callback */
     uint64_t expired;
+    uint64_t over_limit;   /* addresses ignored: the table, or one peer's or one sender's
+                              share of it, is full */
 } cp2p_mdns_stats_t;
 
 /* Start on every interface that is up and multicast capable (not loopback

@@ -33,6 +33,8 @@ typedef struct tracked {
     cp2p_peer_id_t peer;
     cp2p_multiaddr_t addr;
     uint64_t expires;
+    uint8_t src[CP2P_MDNS_MAX_SOURCE]; /* who told us, as given to input() */
+    uint8_t src_len;
 } tracked_t;
 
 typedef struct found {
@@ -363,7 +365,23 @@ static tracked_t *find_tracked(cp2p_mdns_engine_t *e, const cp2p_peer_id_t *peer
 }
 
 /* Takes f->addr. */
-static void apply(cp2p_mdns_engine_t *e, found_t *f, uint64_t now)
+/* 1 if the table may take one more entry for this peer from this sender:
+ * one peer, or one sender making up peers, cannot take the whole table and
+ * hide the others. */
+static int share_left(cp2p_mdns_engine_t *e, const cp2p_peer_id_t *peer, const uint8_t *src,
+                      size_t src_len)
+{
+    size_t of_peer = 0, of_src = 0;
+    for (size_t i = 0; i < e->ntracked; i++) {
+        const tracked_t *t = &e->tracked[i];
+        of_peer += cp2p_peer_id_equal(&t->peer, peer);
+        of_src += src_len && t->src_len == src_len && !memcmp(t->src, src, src_len);
+    }
+    return of_peer < CP2P_MDNS_MAX_PER_PEER && of_src < CP2P_MDNS_MAX_PER_SOURCE;
+}
+
+static void apply(cp2p_mdns_engine_t *e, found_t *f, uint64_t now, const uint8_t *src,
+                  size_t src_len)
 {
     tracked_t *t = find_tracked(e, &f->peer, &f->addr);
     if (t) {
@@ -378,9 +396,12 @@ static void apply(cp2p_mdns_engine_t *e, found_t *f, uint64_t now)
         cp2p_multiaddr_free(&f->addr);
         return;
     }
-    if (f->ttl == 0 || e->ntracked >= CP2P_MDNS_MAX_TRACKED) {
-        if (f->ttl)
+    if (f->ttl == 0 || e->ntracked >= CP2P_MDNS_MAX_TRACKED ||
+        !share_left(e, &f->peer, src, src_len)) {
+        if (f->ttl) {
+            e->stats.over_limit++;
             cp2p_log_debug(LOG, "tracking %zu addresses already: one more ignored", e->ntracked);
+        }
         cp2p_multiaddr_free(&f->addr);
         return;
     }
@@ -391,6 +412,8 @@ static void apply(cp2p_mdns_engine_t *e, found_t *f, uint64_t now)
     t = &e->tracked[e->ntracked++];
     t->peer = f->peer;
     t->addr = f->addr;
+    t->src_len = src_len <= CP2P_MDNS_MAX_SOURCE ? (uint8_t)src_len : 0;
+    memcpy(t->src, src, t->src_len);
     t->expires = now + (uint64_t)f->ttl * 1000;
     f->addr = (cp2p_multiaddr_t){0};
     e->stats.discovered++;
@@ -430,7 +453,8 @@ static int read_dnsaddr(const cp2p_mdns_engine_t *e, const uint8_t *s, size_t le
 /* Every TXT record one label under the service name, whichever section it is
  * in: js-libp2p puts them in the answers, the spec and rust-libp2p in the
  * additional records; go-libp2p packs all addresses into one record. */
-static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t now)
+static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t now,
+                       const uint8_t *src, size_t src_len)
 {
     found_t *found = NULL;
     size_t nfound = 0;
@@ -465,7 +489,7 @@ static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t 
         if (rc)
             cp2p_multiaddr_free(&found[i].addr);
         else
-            apply(e, &found[i], now);
+            apply(e, &found[i], now, src, src_len);
     }
     free(found);
     return rc;
@@ -492,7 +516,7 @@ int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *
         return CP2P_EUNSUPPORTED;
     }
     if (m.flags & CP2P_DNS_FLAG_QR)
-        rc = on_response(e, &m, now_ms);
+        rc = on_response(e, &m, now_ms, src, src_len);
     else
         rc = on_query(e, link, &m, now_ms, src, src_len, reply);
     cp2p_dns_msg_free(&m);
@@ -992,6 +1016,7 @@ size_t cp2p_mdns_metrics(const void *mdns, cp2p_metric_t *out, size_t cap)
         {"cp2p_mdns_packets_rejected_total", "counter", "mDNS records for our service dropped as wrong.", s.rx_rejected},
         {"cp2p_mdns_packets_sent_total", "counter", "mDNS packets sent.", s.tx_packets},
         {"cp2p_mdns_send_errors_total", "counter", "mDNS packets that could not be sent.", s.tx_errors},
+        {"cp2p_mdns_over_limit_total", "counter", "Addresses ignored: the table, or a peer's or a sender's share of it, was full.", s.over_limit},
     };
     size_t n = sizeof all / sizeof *all < cap ? sizeof all / sizeof *all : cap;
     memcpy(out, all, n * sizeof *out);

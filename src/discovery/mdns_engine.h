@@ -15,6 +15,8 @@
 
 #define CP2P_MDNS_MAX_LINKS 32      /* interfaces x families the rate limit tracks */
 #define CP2P_MDNS_MAX_TRACKED 1024  /* (peer, address) pairs remembered */
+#define CP2P_MDNS_MAX_PER_PEER 16   /* ... of one peer */
+#define CP2P_MDNS_MAX_PER_SOURCE 128 /* ... learnt from one sender (address and port) */
 #define CP2P_MDNS_MAX_PACKET 8952   /* RFC 6762 17: 9000 with the IPv6 and UDP headers */
 #define CP2P_MDNS_MAX_ANNOUNCED 64  /* our own addresses in one response */
 #define CP2P_MDNS_MAX_SOURCE 18     /* a datagram's source: IPv6 address and port */

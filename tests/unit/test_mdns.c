@@ -281,6 +281,61 @@ static void test_new_querier(void **state)
     cp2p_mdns_engine_free(b);
 }
 
+/* One peer's response announcing n addresses 10.9.<k>.<i>. */
+static void fresh_peer_response(unsigned k, size_t n, cp2p_buf_t *out)
+{
+    cp2p_privkey_t *key;
+    cp2p_peer_id_t id;
+    char ids[CP2P_PEER_ID_STRMAX];
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, 0, &key), 0);
+    assert_int_equal(cp2p_peer_id_from_pubkey(cp2p_privkey_public(key), &id), 0);
+    assert_int_equal(cp2p_peer_id_to_string(&id, ids, sizeof ids), 0);
+    seen_t unused = {0};
+    cp2p_mdns_engine_t *x = engine(ids, NULL, &unused);
+    cp2p_multiaddr_t ma[CP2P_MDNS_MAX_ANNOUNCED];
+    for (size_t i = 0; i < n; i++) {
+        char a[64];
+        snprintf(a, sizeof a, "/ip4/10.9.%u.%zu/tcp/4001", k, i + 1);
+        assert_int_equal(cp2p_multiaddr_parse(a, &ma[i]), 0);
+    }
+    assert_int_equal(cp2p_mdns_engine_set_addrs(x, ma, n), 0);
+    for (size_t i = 0; i < n; i++)
+        cp2p_multiaddr_free(&ma[i]);
+    assert_int_equal(cp2p_mdns_engine_response(x, 120, out), 0);
+    cp2p_mdns_engine_free(x);
+    cp2p_privkey_free(key);
+}
+
+/* One peer, or one sender making up peers, cannot take the whole table
+ * (issue #13): a real peer is still found after the flood. */
+static void test_table_shares(void **state)
+{
+    seen_t sv = {0}, sa = {0};
+    cp2p_mdns_engine_t *v = engine(ID_B, "victim", &sv), *a = engine(ID_A, "peera", &sa);
+    set_addrs(a, addrs_a, 4);
+    const uint8_t evil[] = {10, 9, 0, 1, 0x14, 0xe9}, honest[] = {10, 77, 0, 1, 0x14, 0xe9};
+    cp2p_buf_t b = {0};
+    fresh_peer_response(0, 40, &b);
+    assert_int_equal(cp2p_mdns_engine_input(v, 0, evil, sizeof evil, b.data, b.len, 1000, &b), 0);
+    assert_int_equal(sv.discovered, CP2P_MDNS_MAX_PER_PEER);
+    assert_int_equal(cp2p_mdns_engine_stats(v)->over_limit, 40 - CP2P_MDNS_MAX_PER_PEER);
+    for (unsigned k = 1; k <= 40; k++) {
+        cp2p_buf_reset(&b);
+        fresh_peer_response(k, 40, &b);
+        cp2p_mdns_engine_input(v, 0, evil, sizeof evil, b.data, b.len, 1000 + k, &b);
+    }
+    assert_int_equal(cp2p_mdns_engine_tracked(v), CP2P_MDNS_MAX_PER_SOURCE);
+    cp2p_buf_reset(&b);
+    assert_int_equal(cp2p_mdns_engine_response(a, 120, &b), 0);
+    int before = sv.discovered;
+    assert_int_equal(cp2p_mdns_engine_input(v, 0, honest, sizeof honest, b.data, b.len, 2000, &b), 0);
+    assert_int_equal(sv.discovered, before + 2); /* loopback and link-local stay out */
+    assert_true(strstr(sv.last, ID_A) != NULL);
+    cp2p_buf_free(&b);
+    cp2p_mdns_engine_free(v);
+    cp2p_mdns_engine_free(a);
+}
+
 /* A response with one TXT record for <label>._p2p._udp.local. */
 static void txt_response(cp2p_buf_t *b, const char *label, uint16_t cls, const char *txt)
 {
@@ -413,6 +468,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_response),   cmocka_unit_test(test_js_response),
         cmocka_unit_test(test_between_engines), cmocka_unit_test(test_new_querier),
+        cmocka_unit_test(test_table_shares),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_config),
     };
