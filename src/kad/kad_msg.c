@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pbscan.h"
 #include "cp2p/error.h"
 #include "cp2p/varint.h"
 #include "kad.pb-c.h"
@@ -173,6 +174,29 @@ static int take_peers(Kad__Message__Peer **pps, size_t n, size_t max, cp2p_kad_p
     return 0;
 }
 
+/* What unpacking would allocate, counted on the wire first: empty
+ * closerPeers entries cost 2 bytes each there and a hundred once unpacked,
+ * so a 4 MiB message could take hundreds of MiB (issue #13). */
+static int wire_bounded(const uint8_t *p, size_t n)
+{
+    size_t off = 0, peers[2] = {0, 0};
+    cp2p_pb_field_t f;
+    int rc;
+    while ((rc = cp2p_pb_next(p, n, &off, &f)) == 1) {
+        if (f.num != 8 && f.num != 9)
+            continue;
+        size_t cap = f.num == 8 ? CP2P_KAD_WIRE_MAX_PEERS : CP2P_KAD_WIRE_MAX_PROVIDERS;
+        if (++peers[f.num - 8] > cap)
+            return CP2P_EOVERFLOW;
+        long addrs = f.wire == 2 ? cp2p_pb_count(f.data, f.len, 2) : 0;
+        if (addrs < 0)
+            return CP2P_EPARSE;
+        if (addrs > CP2P_KAD_WIRE_MAX_PEER_ADDRS)
+            return CP2P_EOVERFLOW;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 int cp2p_kad_msg_decode(const uint8_t *p, size_t n, cp2p_kad_msg_t *m)
 {
     if ((!p && n) || !m)
@@ -180,6 +204,9 @@ int cp2p_kad_msg_decode(const uint8_t *p, size_t n, cp2p_kad_msg_t *m)
     cp2p_kad_msg_clear(m);
     if (n > CP2P_KAD_MAX_MESSAGE)
         return CP2P_EOVERFLOW;
+    int brc = wire_bounded(p, n);
+    if (brc)
+        return brc;
     Kad__Message *pm = kad__message__unpack(NULL, n, p);
     if (!pm)
         return CP2P_EPARSE;

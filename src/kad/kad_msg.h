@@ -25,6 +25,10 @@
 #define CP2P_KAD_MAX_MSG_PEERS 64        /* closerPeers kept; peers send k = 20 */
 #define CP2P_KAD_MAX_MSG_PROVIDERS 256   /* providerPeers kept */
 #define CP2P_KAD_MAX_PEER_ADDRS 32       /* addresses kept per peer */
+/* On the wire, counted before unpacking: a message with more is refused. */
+#define CP2P_KAD_WIRE_MAX_PEERS 256      /* closerPeers */
+#define CP2P_KAD_WIRE_MAX_PROVIDERS 1024 /* providerPeers */
+#define CP2P_KAD_WIRE_MAX_PEER_ADDRS 128 /* addrs of one peer */
 #define CP2P_KAD_MAX_TIME_RECEIVED 64    /* an RFC 3339 timestamp is ~30 bytes */
 
 /* The spec's MessageType values. */

@@ -211,6 +211,47 @@ static void test_hostile(void **state)
     assert_int_equal(body_len, 0);
 }
 
+/* Repeated fields are counted on the wire before protobuf-c allocates for
+ * them (issue #13): 4 MiB of empty closerPeers would unpack into hundreds
+ * of MiB. Past the wire caps the message is refused; under them it decodes
+ * (and keeps CP2P_KAD_MAX_MSG_PEERS). */
+static void test_wire_caps(void **state)
+{
+    cp2p_kad_msg_t d = {0};
+    cp2p_buf_t b = {0};
+    assert_int_equal(cp2p_buf_append(&b, "\x08\x04", 2), 0); /* FIND_NODE */
+    for (int i = 0; i < CP2P_KAD_WIRE_MAX_PEERS; i++)
+        assert_int_equal(cp2p_buf_append(&b, "\x42\x00", 2), 0); /* closerPeers {} */
+    assert_int_equal(cp2p_kad_msg_decode(b.data, b.len, &d), 0);
+    cp2p_kad_msg_clear(&d);
+    assert_int_equal(cp2p_buf_append(&b, "\x42\x00", 2), 0);
+    assert_int_equal(cp2p_kad_msg_decode(b.data, b.len, &d), CP2P_EOVERFLOW);
+    cp2p_buf_reset(&b);
+    while (b.len < CP2P_KAD_MAX_MESSAGE - 2)
+        assert_int_equal(cp2p_buf_append(&b, "\x42\x00", 2), 0);
+    assert_int_equal(cp2p_kad_msg_decode(b.data, b.len, &d), CP2P_EOVERFLOW);
+    cp2p_buf_reset(&b);
+    for (int i = 0; i < CP2P_KAD_WIRE_MAX_PROVIDERS + 1; i++)
+        assert_int_equal(cp2p_buf_append(&b, "\x4a\x00", 2), 0); /* providerPeers {} */
+    assert_int_equal(cp2p_kad_msg_decode(b.data, b.len, &d), CP2P_EOVERFLOW);
+
+    /* One peer with as many (empty) addresses as allowed, then one more. */
+    for (int extra = 0; extra < 2; extra++) {
+        size_t na = CP2P_KAD_WIRE_MAX_PEER_ADDRS + (size_t)extra;
+        cp2p_buf_reset(&b);
+        assert_int_equal(cp2p_buf_append(&b, "\x42", 1), 0);
+        assert_int_equal(cp2p_buf_append_uvarint(&b, 2 * na), 0);
+        for (size_t i = 0; i < na; i++)
+            assert_int_equal(cp2p_buf_append(&b, "\x12\x00", 2), 0);
+        assert_int_equal(cp2p_kad_msg_decode(b.data, b.len, &d), extra ? CP2P_EOVERFLOW : 0);
+        cp2p_kad_msg_clear(&d);
+    }
+    /* A peer that is not well formed inside is refused, not skipped. */
+    assert_int_equal(cp2p_kad_msg_decode((const uint8_t *)"\x42\x02\x12\x05", 4, &d),
+                     CP2P_EPARSE);
+    cp2p_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_bad_peers_dropped),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_wire_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
