@@ -29,6 +29,8 @@ typedef struct cp2p_host cp2p_host_t;
 #define CP2P_HOST_MIN_STREAM_BUFFER (256 * 1024)      /* smaller values are raised: yamux's initial window */
 #define CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS 10000            /* TCP connect, DNS included */
 #define CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS 10000       /* security + muxer, or one stream's protocol */
+#define CP2P_HOST_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000        /* an inbound connection's upgrade */
+#define CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND 256          /* inbound connections still upgrading */
 #define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
 #define CP2P_HOST_MAX_ANNOUNCE_ADDRS 32
 /* Connection manager watermarks (go-libp2p's defaults): once a new
@@ -57,6 +59,14 @@ typedef struct cp2p_host_config {
     uint32_t conn_high_water;     /* trim when a new connection goes over this; low <= high */
     uint32_t conn_grace_ms;       /* trimming over high water spares connections younger than
                                      this; CP2P_HOST_NO_GRACE for none */
+    /* Admission: inbound connections that have not finished their upgrade
+     * are counted apart from max_connections (so they never block our own
+     * dials) up to max_pending_inbound; past it, the oldest upgrading
+     * connection of the address that has the most gives way to the new one,
+     * so one address cannot hold every slot. An inbound upgrade gets
+     * handshake_timeout_ms, less than a dial's timeout. */
+    uint32_t max_pending_inbound;
+    uint32_t handshake_timeout_ms;
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -141,7 +151,8 @@ size_t cp2p_host_conn_count(const cp2p_host_t *h);
 typedef struct cp2p_host_stats {
     uint64_t conns_opened;   /* upgraded, inbound and outbound */
     uint64_t conns_failed;   /* upgrade failed: protocol error, timeout, wrong peer */
-    uint64_t conns_rejected; /* inbound over max_connections */
+    uint64_t conns_rejected; /* inbound over max_connections, or made to give way to a
+                                newer one over max_pending_inbound */
     uint64_t conns_errored;  /* closed because the remote broke a protocol or stopped
                                 reading our output once open */
     uint64_t streams_opened_in;  /* negotiated to a protocol, by the remote */

@@ -237,6 +237,8 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(max_stream_buffer, CP2P_HOST_DEFAULT_MAX_STREAM_BUFFER);
     DEF(dial_timeout_ms, CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS);
     DEF(negotiate_timeout_ms, CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS);
+    DEF(max_pending_inbound, CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND);
+    DEF(handshake_timeout_ms, CP2P_HOST_DEFAULT_HANDSHAKE_TIMEOUT_MS);
 #undef DEF
     if (sc.max_stream_buffer < CP2P_HOST_MIN_STREAM_BUFFER)
         sc.max_stream_buffer = CP2P_HOST_MIN_STREAM_BUFFER;

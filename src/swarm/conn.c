@@ -740,7 +740,9 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
         r = write_out(c);
     /* A failure is reported like any other, from the loop, never from here. */
     c->pending_error = r;
-    uv_timer_start(&c->timer, on_timer, r ? 0 : c->cfg.negotiate_timeout_ms, 0);
+    uint32_t deadline = inbound && c->cfg.handshake_timeout_ms ? c->cfg.handshake_timeout_ms
+                                                               : c->cfg.negotiate_timeout_ms;
+    uv_timer_start(&c->timer, on_timer, r ? 0 : deadline, 0);
     *out = c;
     return 0;
 }

@@ -45,6 +45,8 @@ struct cp2p_swarm {
     size_t nlisteners;
     cp2p_conn_t *head, *tail;
     size_t nconns;   /* in the list: upgrading or open */
+    size_t pending_in, pending_out; /* of those, still upgrading */
+    uint64_t last_refusal_log;      /* uv_now of the last admission log line */
     size_t live;     /* connections whose handles are not closed yet */
     dial_t *dials;
     int handles;     /* dial timers and the close notifier */
@@ -102,6 +104,23 @@ size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw)
     return sw->nconns;
 }
 
+/* Open connections and our own dials: what max_connections bounds. */
+static size_t established(const cp2p_swarm_t *sw)
+{
+    return sw->nconns - sw->pending_in;
+}
+
+static void upgraded(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    if (!c->upgrading)
+        return;
+    c->upgrading = 0;
+    if (c->inbound)
+        sw->pending_in--;
+    else
+        sw->pending_out--;
+}
+
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
 {
     for (cp2p_conn_t *c = sw->head; c; c = c->next)
@@ -132,6 +151,11 @@ static void link_conn(cp2p_swarm_t *sw, cp2p_conn_t *c)
     sw->tail = c;
     sw->nconns++;
     sw->live++;
+    c->upgrading = 1;
+    if (c->inbound)
+        sw->pending_in++;
+    else
+        sw->pending_out++;
 }
 
 void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c)
@@ -146,6 +170,7 @@ void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c)
         sw->tail = c->prev;
     c->prev = c->next = NULL;
     sw->nconns--;
+    upgraded(sw, c);
 }
 
 void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c)
@@ -163,11 +188,82 @@ void cp2p_swarm_conn_gone(cp2p_swarm_t *sw)
 
 /* ---- listening ---- */
 
+/* Counted always; logged at most once a second (a flood is one line). */
+static void refused(cp2p_swarm_t *sw, const char *what, size_t n)
+{
+    sw->stats.conns_rejected++;
+    uint64_t now = uv_now(sw->loop);
+    if (sw->last_refusal_log && now < sw->last_refusal_log + 1000)
+        return;
+    sw->last_refusal_log = now;
+    cp2p_log_info("swarm", "%s %zu (%llu refused so far)", what, n,
+                  (unsigned long long)sw->stats.conns_rejected);
+}
+
 static void on_inbound_ready(cp2p_conn_t *c, int status, void *arg)
 {
     cp2p_swarm_t *sw = arg;
-    if (status == 0 && sw->hooks.connected)
+    if (status)
+        return;
+    upgraded(sw, c);
+    /* Upgrades are not bounded by max_connections; the open ones are. */
+    if (established(sw) > sw->cfg.max_connections) {
+        refused(sw, "inbound connection closed: connections open:",
+                established(sw) - 1);
+        cp2p_conn_close_with(c, CP2P_ELIMIT);
+        return;
+    }
+    if (sw->hooks.connected)
         sw->hooks.connected(sw->hooks.ctx, c);
+}
+
+/* The IP of a connection's remote address into out (16 bytes); its length. */
+static size_t remote_ip(const cp2p_multiaddr_t *ma, uint8_t out[16])
+{
+    cp2p_multiaddr_component_t c;
+    if ((cp2p_multiaddr_get(ma, CP2P_MA_IP4, &c) && cp2p_multiaddr_get(ma, CP2P_MA_IP6, &c)) ||
+        c.value_len > 16)
+        return 0;
+    memcpy(out, c.value, c.value_len);
+    return c.value_len;
+}
+
+/* Every upgrade slot is taken: the oldest upgrading connection of the
+ * address that holds the most slots gives way to the newcomer. */
+static void make_room(cp2p_swarm_t *sw)
+{
+    struct slot {
+        uint8_t ip[16];
+        size_t len;
+        cp2p_conn_t *c;
+    } *v = malloc(sw->pending_in * sizeof *v);
+    size_t n = 0, most = 0;
+    cp2p_conn_t *victim = NULL;
+    for (cp2p_conn_t *a = sw->head; v && a && n < sw->pending_in; a = a->next)
+        if (a->upgrading && a->inbound) {
+            v[n].len = remote_ip(&a->remote, v[n].ip);
+            v[n++].c = a;
+        }
+    /* Oldest first: the first slot of an address is its oldest. */
+    for (size_t i = 0; i < n; i++) {
+        size_t count = 0, j = 0;
+        while (j < i && !(v[j].len == v[i].len && !memcmp(v[j].ip, v[i].ip, v[i].len)))
+            j++;
+        if (j < i)
+            continue; /* counted with its first */
+        for (j = i; j < n; j++)
+            count += v[j].len == v[i].len && !memcmp(v[j].ip, v[i].ip, v[i].len);
+        if (count > most) {
+            most = count;
+            victim = v[i].c;
+        }
+    }
+    free(v);
+    if (victim) {
+        refused(sw, "an upgrading connection gave way: upgrading from its address:",
+                most);
+        cp2p_conn_close_with(victim, CP2P_ELIMIT);
+    }
 }
 
 static void on_accept(void *arg, cp2p_rawconn_t *rc)
@@ -177,12 +273,14 @@ static void on_accept(void *arg, cp2p_rawconn_t *rc)
         cp2p_rawconn_free(rc);
         return;
     }
-    if (sw->nconns >= sw->cfg.max_connections) {
-        sw->stats.conns_rejected++;
-        cp2p_log_debug("swarm", "inbound connection refused: %zu connections", sw->nconns);
+    if (established(sw) >= sw->cfg.max_connections) {
+        refused(sw, "inbound connection refused: connections open:",
+                established(sw));
         cp2p_rawconn_free(rc);
         return;
     }
+    if (sw->cfg.max_pending_inbound && sw->pending_in >= sw->cfg.max_pending_inbound)
+        make_room(sw);
     cp2p_conn_t *c;
     if (cp2p_conn_new(sw, rc, 1, NULL, on_inbound_ready, sw, &c) == 0)
         link_conn(sw, c);
@@ -309,6 +407,8 @@ static void on_outbound_ready(cp2p_conn_t *c, int status, void *arg)
     /* The hook's callbacks may close the swarm, which finishes every dial
      * still in the list: this one is finished here, once. */
     dial_unlink(d);
+    if (status == 0)
+        upgraded(sw, c);
     if (status == 0 && sw->hooks.connected)
         sw->hooks.connected(sw->hooks.ctx, c);
     dial_finish(d, status, c);
@@ -326,7 +426,7 @@ static void on_raw(void *arg, int status, cp2p_rawconn_t *rc)
         dial_next(d);
         return;
     }
-    if (sw->nconns >= sw->cfg.max_connections) {
+    if (established(sw) >= sw->cfg.max_connections) {
         cp2p_rawconn_free(rc);
         dial_finish(d, CP2P_ELIMIT, NULL);
         return;
@@ -412,7 +512,7 @@ int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_mul
         dial_finish_later(d, 0, c);
     else if (leader)
         d->leader = leader; /* one connection per peer: wait for the dial under way */
-    else if (sw->nconns >= sw->cfg.max_connections)
+    else if (established(sw) >= sw->cfg.max_connections)
         dial_finish_later(d, CP2P_ELIMIT, NULL);
     else
         dial_next(d);

@@ -61,6 +61,7 @@ typedef struct cp2p_swarm_config {
     size_t n_securities;
     uint32_t max_connections, max_streams_per_conn, max_stream_buffer;
     uint32_t dial_timeout_ms, negotiate_timeout_ms;
+    uint32_t max_pending_inbound, handshake_timeout_ms; /* see cp2p_host_config_t */
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */
@@ -106,6 +107,7 @@ struct cp2p_conn {
     cp2p_conn_t *prev, *next;    /* the swarm's list */
     cp2p_conn_state_t state;
     int inbound;
+    int upgrading;               /* counted as pending by the swarm until open or closed */
     uv_stream_t *sock;
     uv_timer_t timer;            /* negotiation deadline, then stream deadlines and
                                     stalled output, then the close deadline */

@@ -3,7 +3,8 @@ protocol only as far as its attack needs, never reads what the listener
 sends unless told to, and stops by itself after the given time.
 
   hostile.py ls-flood   HOST PORT SECONDS [CONNS]  multistream header, then "ls" without end
-  hostile.py silent     HOST PORT SECONDS [CONNS]  TCP connections that say nothing
+  hostile.py silent     HOST PORT SECONDS [CONNS]  TCP connections that say nothing (and
+                                                  open again when dropped)
   hostile.py ping-flood HOST PORT SECONDS          Noise + yamux, then yamux pings without end,
                                                   reading for 20 ms every 4 s
   hostile.py syn-flood  HOST PORT SECONDS          Noise + yamux, then new streams without end
@@ -188,39 +189,44 @@ def flood(s, out, frame, seconds):
 
 def raw_flood(host, port, seconds, conns, opening, more):
     """conns connections that send opening, then more without end, never
-    reading; a closed one is opened again."""
+    reading; one that closes (or cannot connect yet) is opened again."""
     deadline = time.time() + seconds
-    socks, sent, opened = [], 0, 0
+    sent, opened = 0, 0
+    socks = [None] * conns
 
     def connect():
         nonlocal opened
-        c = socket.create_connection((host, port))
+        try:
+            c = socket.create_connection((host, port), timeout=1)
+        except OSError:
+            return None
         c.setblocking(False)
         opened += 1
         return [c, opening]
 
-    socks = [connect() for _ in range(conns)]
     while time.time() < deadline:
         progress = False
-        for entry in socks:
+        for i, entry in enumerate(socks):
+            if entry is None:
+                socks[i] = entry = connect()
+                if entry is None:
+                    continue
             c, data = entry
             if not data and more:
                 data = more
-            if not data:
-                continue
             try:
-                k = c.send(data)
-                sent += k
-                entry[1] = data[k:]
-                progress = progress or k > 0
+                if data:
+                    k = c.send(data)
+                    sent += k
+                    entry[1] = data[k:]
+                    progress = progress or k > 0
+                elif c.recv(65536) == b'':
+                    raise ConnectionError('closed')  # silent: says nothing, notices the close
             except BlockingIOError:
                 pass
             except OSError:
                 c.close()
-                try:
-                    entry[:] = connect()
-                except OSError:
-                    pass
+                socks[i] = None
         if not progress:
             time.sleep(0.01)
     return sent, opened
