@@ -9,6 +9,9 @@ sends unless told to, and stops by itself after the given time.
                                                   reading for 20 ms every 4 s
   hostile.py syn-flood  HOST PORT SECONDS          Noise + yamux, then new streams without end
                                                   (each one over the limit earns a RST)
+  hostile.py kad-bomb   HOST PORT SECONDS          listens (port 0: any) as a Kademlia server
+                                                  that answers every request with 4 MiB of
+                                                  empty closerPeers; prints "listening <multiaddr>"
 
 Prints one line "sent <bytes> bytes on <n> connections" at the end. Noise XX
 (libp2p noise spec) is written out here with the cryptography package
@@ -150,6 +153,166 @@ def secure(host, port):
     return s, out
 
 
+B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+
+
+def base58(b):
+    n, out = int.from_bytes(b, 'big'), ''
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return '1' * (len(b) - len(b.lstrip(b'\0'))) + out
+
+
+def identity_payload(ident, static_pub):
+    pub = b'\x08\x01\x12\x20' + raw(ident.public_key())  # PublicKey{Ed25519, 32 bytes}
+    sig = ident.sign(b'noise-libp2p-static-key:' + static_pub)
+    return pub, b'\x0a' + uvarint(len(pub)) + pub + b'\x12' + uvarint(len(sig)) + sig
+
+
+class Opener:
+    """Noise transport messages in, plaintext out."""
+    def __init__(self, k):
+        self.aead = ChaCha20Poly1305(k)
+        self.n = 0
+        self.buf = b''
+
+    def feed(self, data):
+        self.buf += data
+        out = b''
+        while len(self.buf) >= 2:
+            n = struct.unpack('>H', self.buf[:2])[0]
+            if len(self.buf) < 2 + n:
+                break
+            out += self.aead.decrypt(struct.pack('<4xQ', self.n), self.buf[2:2 + n], b'')
+            self.n += 1
+            self.buf = self.buf[2 + n:]
+        return out
+
+
+def respond(s, ident):
+    """The Noise XX responder; then yamux agreed inside. Returns (opener, sealer)."""
+    read_mss(s)
+    if read_mss(s) != b'/noise\n':
+        raise ConnectionError('no noise proposed')
+    s.sendall(mss_msg('/multistream/1.0.0') + mss_msg('/noise'))
+    st, e = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    sym = Symmetric()
+    msg1 = recv_exact(s, struct.unpack('>H', recv_exact(s, 2))[0])
+    re = X25519PublicKey.from_public_bytes(msg1[:32])
+    sym.mix_hash(msg1[:32])
+    sym.decrypt_and_hash(msg1[32:])
+    sym.mix_hash(raw(e.public_key()))
+    sym.mix_key(e.exchange(re))
+    msg2 = raw(e.public_key()) + sym.encrypt_and_hash(raw(st.public_key()))
+    sym.mix_key(st.exchange(re))
+    msg2 += sym.encrypt_and_hash(identity_payload(ident, raw(st.public_key()))[1])
+    s.sendall(struct.pack('>H', len(msg2)) + msg2)
+    msg3 = recv_exact(s, struct.unpack('>H', recv_exact(s, 2))[0])
+    rs = X25519PublicKey.from_public_bytes(sym.decrypt_and_hash(msg3[:48]))
+    sym.mix_key(e.exchange(rs))
+    sym.decrypt_and_hash(msg3[48:])
+    k1, k2 = hkdf2(sym.ck, b'')
+    return Opener(k1), Cipher(k2)
+
+
+def kad_bomb_conn(s, ident):
+    """Serve one connection: every /ipfs/kad/1.0.0 request is answered with
+    a message of empty closerPeers as large as a Kademlia message may be,
+    sent within the yamux windows the dialer grants."""
+    opener, out = respond(s, ident)
+    plain, muxed = b'', False
+    streams = {}  # id: {'in': bytes, 'proto': str|None, 'window': int, 'out': bytes}
+    body = b'\x08\x04' + b'\x42\x00' * ((4 * 1024 * 1024 - 16) // 2)
+    bomb = uvarint(len(body)) + body
+    while True:
+        data = s.recv(1 << 16)
+        if not data:
+            return
+        plain += opener.feed(data)
+        if not muxed:
+            if plain.count(b'\n') < 2:
+                continue
+            s.sendall(out.seal(mss_msg('/multistream/1.0.0') + mss_msg('/yamux/1.0.0')))
+            plain = plain[plain.index(b'\n', plain.index(b'\n') + 1) + 1:]
+            muxed = True
+        reply = b''
+        while len(plain) >= 12:
+            _, typ, flags, sid, length = struct.unpack('>BBHII', plain[:12])
+            n = length if typ == 0 else 0
+            if len(plain) < 12 + n:
+                break
+            payload, plain = plain[12:12 + n], plain[12 + n:]
+            if typ == 2 and flags & 1:
+                reply += yamux(2, 2, 0, length)
+                continue
+            if typ == 3:
+                return
+            st = streams.get(sid)
+            if flags & 1:  # SYN
+                st = streams[sid] = {'in': b'', 'proto': None, 'window': 256 * 1024, 'out': b''}
+                reply += yamux(1, 2, sid, 0)  # ACK
+            if st is None:
+                continue
+            if typ == 1:
+                st['window'] += length
+            st['in'] += payload
+            if st['proto'] is None and st['in'].count(b'\n') >= 2:
+                lines = st['in'].split(b'\n')
+                proto = lines[1][1:].decode(errors='replace')
+                st['in'] = b'\n'.join(lines[2:])
+                if proto == '/ipfs/kad/1.0.0':
+                    st['proto'] = proto
+                    st['out'] = mss_msg('/multistream/1.0.0') + mss_msg(proto)
+                else:
+                    st['proto'] = 'refused'
+                    st['out'] = mss_msg('/multistream/1.0.0') + mss_msg('na')
+            if st['proto'] == '/ipfs/kad/1.0.0' and st['in']:
+                st['in'] = b''
+                st['out'] += bomb
+        for sid, st in streams.items():
+            while st['out'] and st['window'] > 0:
+                k = min(len(st['out']), st['window'], 65000)
+                reply += yamux(0, 0, sid, k) + st['out'][:k]
+                st['out'], st['window'] = st['out'][k:], st['window'] - k
+                if len(reply) > 60000:
+                    s.sendall(out.seal(reply))
+                    reply = b''
+        if reply:
+            s.sendall(out.seal(reply))
+
+
+def kad_bomb(host, port, seconds):
+    import threading
+    ident = Ed25519PrivateKey.generate()
+    pub, _ = identity_payload(ident, b'')
+    peer_id = base58(b'\x00' + bytes([len(pub)]) + pub)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port))
+    ls.listen(16)
+    ls.settimeout(0.2)
+    print(f'listening /ip4/{host}/tcp/{ls.getsockname()[1]}/p2p/{peer_id}', flush=True)
+    deadline, served = time.time() + seconds, 0
+
+    def serve(c):
+        try:
+            kad_bomb_conn(c, ident)
+        except (OSError, ConnectionError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    while time.time() < deadline:
+        try:
+            c, _ = ls.accept()
+        except socket.timeout:
+            continue
+        served += 1
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+    return served
+
+
 def yamux(typ, flags, sid, length):
     return struct.pack('>BBHII', 0, typ, flags, sid, length)
 
@@ -243,6 +406,8 @@ def main():
     elif mode == 'ping-flood':
         s, out = secure(host, port)
         sent, n = flood(s, out, lambda i: yamux(2, 1, 0, i & 0xffffffff), seconds), 1
+    elif mode == 'kad-bomb':
+        sent, n = 0, kad_bomb(host, port, seconds)
     elif mode == 'syn-flood':
         s, out = secure(host, port)
         sent, n = flood(s, out, lambda i: yamux(1, 1, (2 * i + 1) & 0xffffffff, 0), seconds), 1
