@@ -77,11 +77,11 @@ static void shutdown_app(app_t *a)
         cp2p_mdns_stats_t st;
         cp2p_mdns_stats(a->mdns, &st);
         printf("stats received=%llu malformed=%llu rejected=%llu sent=%llu send_errors=%llu "
-               "discovered=%llu expired=%llu\n",
+               "discovered=%llu expired=%llu over_limit=%llu\n",
                (unsigned long long)st.rx_packets, (unsigned long long)st.rx_malformed,
                (unsigned long long)st.rx_rejected, (unsigned long long)st.tx_packets,
                (unsigned long long)st.tx_errors, (unsigned long long)st.discovered,
-               (unsigned long long)st.expired);
+               (unsigned long long)st.expired, (unsigned long long)st.over_limit);
         fflush(stdout);
     }
     cp2p_mdns_stop(a->mdns, mdns_stopped, a);

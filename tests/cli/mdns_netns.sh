@@ -91,6 +91,50 @@ for p in malformed + rejected:
     s.sendto(p, ('224.0.0.251', 5353))
 EOF
 sleep 1
+echo "== one sender making up peers cannot take the table"
+rss_before=$(awk '/^VmRSS:/ {print $2}' /proc/$PID_a/status)
+ip netns exec ${P}h2 /usr/bin/python3 - <<'EOF'
+import os, socket, struct
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
+def b58(b):
+    n, out = int.from_bytes(b, 'big'), ''
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return '1' * (len(b) - len(b.lstrip(b'\0'))) + out
+def fake_id():  # an Ed25519 peer id: the identity multihash of a PublicKey
+    pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return b58(b'\x00\x24\x08\x01\x12\x20' + pub).encode()
+def name(*labels):
+    return b''.join(bytes([len(l)]) + l for l in labels) + b'\0'
+svc = (b'_p2p', b'_udp', b'local')
+def txt(owner, *strs):
+    rd = b''.join(bytes([len(s)]) + s for s in strs)
+    return owner + struct.pack('>HHIH', 16, 1, 120, len(rd)) + rd
+def send(recs):
+    s.sendto(struct.pack('>HHHHHH', 0, 0x8400, 0, 0, 0, len(recs)) + b''.join(recs), ('224.0.0.251', 5353))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('10.77.0.3'))
+k = 0
+for pkt in range(60):  # 60 packets of 40 made-up peers, one address each
+    recs = []
+    for i in range(40):
+        k += 1
+        recs.append(txt(name(b'fake%d' % k, *svc),
+                        b'dnsaddr=/ip4/10.77.%d.%d/tcp/4001/p2p/%s' % (1 + k // 250, 1 + k % 250, fake_id())))
+    send(recs)
+pid = fake_id()  # and one made-up peer with 60 addresses
+send([txt(name(b'many', *svc), b'dnsaddr=/ip4/10.77.20.%d/tcp/4001/p2p/%s' % (i + 1, pid)) for i in range(60)])
+EOF
+sleep 1
+fakes=$(grep -c '^discovered .* /ip4/10\.77\.[1-9][0-9]*\.' "$TMP/a.out" || true)
+[ "$fakes" -le 128 ] || fail "one sender took $fakes entries of the table (at most 128)"
+rss_after=$(awk '/^VmRSS:/ {print $2}' /proc/$PID_a/status)
+[ $((rss_after - rss_before)) -lt $((64 * 1024)) ] || fail "the table flood grew memory by $((rss_after - rss_before)) kB"
+echo "   $fakes made-up entries kept of 2460 sent; RSS $rss_before -> $rss_after kB"
+
 start_cp2p 2 e # the host is still working: it finds a new peer
 wait_line "$TMP/a.out" "^discovered $ID_e /ip4/10\.77\.0\.3/tcp/[0-9]+$" >/dev/null
 wait_line "$TMP/e.out" "^discovered $ID_a " >/dev/null
@@ -100,6 +144,8 @@ st=$(wait_line "$TMP/a.out" '^stats ')
 malformed=$(sed -E 's/.* malformed=([0-9]+).*/\1/' <<<"$st")
 rejected=$(sed -E 's/.* rejected=([0-9]+).*/\1/' <<<"$st")
 [ "$malformed" -ge 10 ] && [ "$rejected" -ge 3 ] || fail "hostile packets not counted: $st"
+over=$(sed -E 's/.* over_limit=([0-9]+).*/\1/' <<<"$st")
+[ "$over" -ge 2000 ] || fail "the table flood was not counted: $st"
 if grep -q "evil\|10\.77\.0\.9" "$TMP/a.out"; then fail "a hostile record was believed"; fi
 
 echo "== cp2p and js-libp2p discover each other"
