@@ -67,6 +67,12 @@ typedef struct cp2p_host_config {
      * handshake_timeout_ms, less than a dial's timeout. */
     uint32_t max_pending_inbound;
     uint32_t handshake_timeout_ms;
+    /* Memory remotes may make the host hold, all connections together: their
+     * output queues and stream receive buffers. Past it, a connection that is
+     * read is not read again until the total is under three quarters (each
+     * connection's own bounds still apply). 0 = an eighth of the machine's
+     * memory, at least 64 MiB. */
+    uint32_t max_memory_mb;
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -161,6 +167,10 @@ typedef struct cp2p_host_stats {
     uint64_t streams_bad;        /* reset because the remote broke the protocol negotiation */
     uint64_t bytes_in;           /* stream payload received (after negotiation) */
     uint64_t bytes_out;          /* stream payload written, as the muxer took it */
+    uint64_t memory_used;        /* held for remotes now (see max_memory_mb) */
+    uint64_t memory_limit;
+    uint64_t memory_peak;
+    uint64_t memory_holds;       /* times a connection was not read for it */
 } cp2p_host_stats_t;
 void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
 

@@ -1,6 +1,7 @@
 /* The host: identity, configuration, peerstore, the protocol router (protocol
  * id -> handler) and the event bus, on top of the swarm. */
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "cp2p/error.h"
@@ -179,6 +180,15 @@ static int pick_securities(const cp2p_host_config_t *cfg, cp2p_swarm_config_t *s
     return 0;
 }
 
+/* An eighth of the machine's memory, at least 64 MiB (as go-libp2p's
+ * resource manager scales its system memory limit). */
+static uint32_t default_memory_mb(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    uint64_t mb = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 8 >> 20 : 0;
+    return mb < 64 ? 64 : mb > UINT32_MAX ? UINT32_MAX : (uint32_t)mb;
+}
+
 static uint32_t or_default(const cp2p_host_config_t *cfg, size_t off, uint32_t def)
 {
     uint32_t v = 0;
@@ -240,6 +250,8 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(max_pending_inbound, CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND);
     DEF(handshake_timeout_ms, CP2P_HOST_DEFAULT_HANDSHAKE_TIMEOUT_MS);
 #undef DEF
+    sc.max_memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
+                                         default_memory_mb()) << 20;
     if (sc.max_stream_buffer < CP2P_HOST_MIN_STREAM_BUFFER)
         sc.max_stream_buffer = CP2P_HOST_MIN_STREAM_BUFFER;
     cp2p_swarm_hooks_t hooks = {
@@ -327,6 +339,10 @@ void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out)
     out->streams_bad = st->streams_bad;
     out->bytes_in = st->bytes_in;
     out->bytes_out = st->bytes_out;
+    out->memory_used = st->memory_used;
+    out->memory_limit = cp2p_swarm_config(h->sw)->max_memory;
+    out->memory_peak = st->memory_peak;
+    out->memory_holds = st->memory_holds;
 }
 
 cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer)

@@ -144,6 +144,14 @@ int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp
                           "Stream payload bytes received.", hs.bytes_in);
     rc = rc ? rc : metric(b, "cp2p_stream_bytes_out_total", "counter",
                           "Stream payload bytes sent.", hs.bytes_out);
+    rc = rc ? rc : metric(b, "cp2p_memory_used_bytes", "gauge",
+                          "Memory held for remotes: output queues and stream buffers.",
+                          hs.memory_used);
+    rc = rc ? rc : metric(b, "cp2p_memory_limit_bytes", "gauge",
+                          "The limit of the memory held for remotes.", hs.memory_limit);
+    rc = rc ? rc : metric(b, "cp2p_memory_holds_total", "counter",
+                          "Times a connection was not read because that memory was full.",
+                          hs.memory_holds);
     rc = rc ? rc : metric(b, "cp2p_peerstore_peers", "gauge", "Peers in the peerstore.",
                           cp2p_peerstore_count(cp2p_host_peerstore(h)));
     for (size_t i = 0; !rc && sources && i < CP2P_METRICS_MAX_SOURCES && sources[i].collect; i++) {

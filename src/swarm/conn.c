@@ -60,6 +60,20 @@ void cp2p_conn_unref(cp2p_conn_t *c)
         conn_maybe_free(c);
 }
 
+void cp2p_conn_charge(cp2p_conn_t *c, long delta)
+{
+    c->mem += (size_t)delta;
+    if (c->sw)
+        cp2p_swarm_mem_add(c->sw, delta);
+}
+
+/* The output queue grew or shrank by delta; the swarm's memory with it. */
+static void queued_add(cp2p_conn_t *c, long delta)
+{
+    c->queued += (size_t)delta;
+    cp2p_conn_charge(c, delta);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     cp2p_conn_t *c = h->data;
@@ -67,6 +81,9 @@ static void on_handle_closed(uv_handle_t *h)
         free(h);
     if (--c->handles == 0 && c->sw) {
         cp2p_swarm_t *sw = c->sw;
+        /* What the connection still holds is no longer the swarm's. */
+        cp2p_swarm_mem_unhold(sw, c); /* the socket is closed: nothing is read again */
+        cp2p_swarm_mem_add(sw, -(long)c->mem);
         c->sw = NULL;
         cp2p_swarm_conn_gone(sw);
     }
@@ -237,7 +254,7 @@ int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n)
     /* Everything after the security handshake is sealed. */
     int rc = c->state >= CONN_MUX_NEGOTIATING ? c->secvt->seal(c->sec, p, n, b)
                                                : cp2p_buf_append(b, p, n);
-    c->queued += b->len - before;
+    queued_add(c, (long)(b->len - before));
     return rc;
 }
 
@@ -259,20 +276,25 @@ static size_t release_mark(const cp2p_conn_t *c)
     return c->state == CONN_OPEN ? CP2P_CONN_HIGH_WATER : CP2P_CONN_UPGRADE_LOW_WATER;
 }
 
-/* Stop reading a remote that does not read what it made us queue. */
+/* Stop reading a remote that does not read what it made us queue, and any
+ * remote just read while the swarm's memory is full. */
 static void hold_if_backed_up(cp2p_conn_t *c)
 {
-    if (!c->out_held && c->state != CONN_CLOSED && c->queued >= hold_mark(c)) {
+    if (c->state == CONN_CLOSED)
+        return;
+    if (!c->out_held && c->queued >= hold_mark(c)) {
         c->out_held = 1;
         cp2p_conn_hold_input(c, 1);
     }
+    if (!c->mem_held && c->sw && cp2p_swarm_mem_over(c->sw))
+        cp2p_swarm_mem_hold(c->sw, c);
 }
 
 static void on_write(uv_write_t *req, int status)
 {
     wreq_t *w = req->data;
     cp2p_conn_t *c = w->c;
-    c->queued -= w->len;
+    queued_add(c, -(long)w->len);
     for (size_t i = 0; i < w->n; i++)
         cp2p_iobuf_release(&w->bufs[i]);
     free(w);
@@ -325,7 +347,7 @@ static int write_out(cp2p_conn_t *c)
     w->req.data = w;
     int r = uv_write(&w->req, c->sock, ub, (unsigned)w->n, on_write);
     if (r) {
-        c->queued -= w->len;
+        queued_add(c, -(long)w->len);
         for (size_t i = 0; i < w->n; i++)
             cp2p_iobuf_release(&w->bufs[i]);
         free(w);
@@ -404,7 +426,7 @@ static int start_security(cp2p_conn_t *c)
         return CP2P_ENOMEM;
     size_t before = b->len;
     rc = c->secvt->start(c->sec, b);
-    c->queued += b->len - before;
+    queued_add(c, (long)(b->len - before));
     return rc;
 }
 
@@ -512,7 +534,7 @@ static int secure_input(cp2p_conn_t *c, const uint8_t *p, size_t n)
         return CP2P_ENOMEM;
     size_t before = b->len;
     int rc = c->secvt->input(c->sec, p, n, b, &c->plain);
-    c->queued += b->len - before;
+    queued_add(c, (long)(b->len - before));
     if (rc >= 0 && !was && cp2p_sec_established(c->sec))
         rc = secured(c);
     if (rc >= 0)
@@ -625,10 +647,12 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
                          : conn_input(c, c->rbuf, (size_t)nread);
     if (!c->rtail || c->state == CONN_CLOSED)
         give_back_rbuf(c);
-    if (rc < 0)
+    if (rc < 0) {
         cp2p_conn_close_with(c, rc);
-    else
+    } else {
         cp2p_conn_flush(c);
+        hold_if_backed_up(c);
+    }
     cp2p_conn_unref(c);
 }
 

@@ -47,6 +47,7 @@ struct cp2p_stream {
     int eof, eof_told;
     int err;           /* to tell the reader when it starts */
     int holding;       /* rbuf is over the limit: the connection stops reading */
+    size_t charged;    /* rbuf bytes counted in the swarm's memory */
 
     wreq_t *whead, *wtail;
     size_t wbytes;     /* bytes the muxer has not taken yet */
@@ -56,6 +57,15 @@ struct cp2p_stream {
     int nested;        /* write callbacks run from cp2p_stream_write, one inside another */
     int in_call;       /* inside cp2p_stream_write or close_write: an end is told later */
 };
+
+/* Keep the swarm's memory in step with what rbuf holds. */
+static void charge_rbuf(cp2p_stream_t *s)
+{
+    if (s->rbuf.len != s->charged) {
+        cp2p_conn_charge(s->conn, (long)s->rbuf.len - (long)s->charged);
+        s->charged = s->rbuf.len;
+    }
+}
 
 static void wreq_free(wreq_t *w)
 {
@@ -161,6 +171,7 @@ void cp2p_stream_unref(cp2p_stream_t *s)
         cp2p_mss_free(s->mss);
     free(s->protocol);
     cp2p_buf_free(&s->rbuf);
+    charge_rbuf(s);
     free(s);
     cp2p_conn_flush(c);
     cp2p_conn_unref(c);
@@ -466,6 +477,7 @@ static void drain(cp2p_stream_t *s)
         s->rcb(s, 0, b.data, b.len, s->rarg);
         consumed(s, b.len);
         cp2p_buf_free(&b);
+        charge_rbuf(s);
     }
     check_hold(s);
     if (s->reading && s->eof && !s->eof_told && !s->rbuf.len) {
@@ -558,6 +570,7 @@ static void negotiated(cp2p_stream_t *s)
         stream_end(s, CP2P_ENOMEM);
         return;
     }
+    charge_rbuf(s);
     /* The leftover is application data: consumed once the reader has it. */
     consumed(s, s->neg_in - ln);
     cp2p_mss_free(s->mss);
@@ -700,6 +713,7 @@ static void ev_data(void *ctx, cp2p_mux_stream_id_t id, const uint8_t *p, size_t
     } else if (cp2p_buf_append(&s->rbuf, p, n)) {
         stream_end(s, CP2P_ENOMEM);
     } else {
+        charge_rbuf(s);
         check_hold(s);
     }
     cp2p_stream_unref(s);

@@ -47,6 +47,8 @@ struct cp2p_swarm {
     size_t nconns;   /* in the list: upgrading or open */
     size_t pending_in, pending_out; /* of those, still upgrading */
     uint64_t last_refusal_log;      /* uv_now of the last admission log line */
+    size_t mem_held;                /* connections not read because memory is full */
+    uint64_t last_mem_log;
     size_t live;     /* connections whose handles are not closed yet */
     dial_t *dials;
     int handles;     /* dial timers and the close notifier */
@@ -102,6 +104,50 @@ cp2p_swarm_stats_t *cp2p_swarm_stats(cp2p_swarm_t *sw)
 size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw)
 {
     return sw->nconns;
+}
+
+void cp2p_swarm_mem_add(cp2p_swarm_t *sw, long delta)
+{
+    sw->stats.memory_used += (uint64_t)delta;
+    if (sw->stats.memory_used > sw->stats.memory_peak)
+        sw->stats.memory_peak = sw->stats.memory_used;
+    if (!sw->mem_held || sw->stats.memory_used >= sw->cfg.max_memory / 4 * 3)
+        return;
+    for (cp2p_conn_t *c = sw->head; c && sw->mem_held; c = c->next)
+        if (c->mem_held)
+            cp2p_swarm_mem_unhold(sw, c);
+}
+
+int cp2p_swarm_mem_over(const cp2p_swarm_t *sw)
+{
+    return sw->cfg.max_memory && sw->stats.memory_used >= sw->cfg.max_memory;
+}
+
+void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    if (c->mem_held)
+        return;
+    c->mem_held = 1;
+    sw->mem_held++;
+    sw->stats.memory_holds++;
+    uint64_t now = uv_now(sw->loop);
+    if (!sw->last_mem_log || now >= sw->last_mem_log + 1000) {
+        sw->last_mem_log = now;
+        cp2p_log_warn("swarm", "memory for remotes full (%llu of %llu bytes): %zu connection%s not read",
+                      (unsigned long long)sw->stats.memory_used,
+                      (unsigned long long)sw->cfg.max_memory, sw->mem_held,
+                      sw->mem_held == 1 ? "" : "s");
+    }
+    cp2p_conn_hold_input(c, 1);
+}
+
+void cp2p_swarm_mem_unhold(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    if (!c->mem_held)
+        return;
+    c->mem_held = 0;
+    sw->mem_held--;
+    cp2p_conn_hold_input(c, 0);
 }
 
 /* Open connections and our own dials: what max_connections bounds. */

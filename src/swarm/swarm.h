@@ -62,6 +62,7 @@ typedef struct cp2p_swarm_config {
     uint32_t max_connections, max_streams_per_conn, max_stream_buffer;
     uint32_t dial_timeout_ms, negotiate_timeout_ms;
     uint32_t max_pending_inbound, handshake_timeout_ms; /* see cp2p_host_config_t */
+    uint64_t max_memory; /* bytes remotes make the swarm hold (0 = no limit) */
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */
@@ -85,6 +86,9 @@ typedef struct cp2p_swarm_stats {
     uint64_t streams_open;   /* negotiated and not yet ended */
     uint64_t streams_bad;    /* reset because the remote broke the negotiation */
     uint64_t bytes_in, bytes_out; /* stream payload delivered / taken by the muxer */
+    uint64_t memory_used;    /* queued output and stream receive buffers, all connections */
+    uint64_t memory_peak;
+    uint64_t memory_holds;   /* times a connection stopped being read because memory was full */
 } cp2p_swarm_stats_t;
 
 /* ---- connections and streams (conn.c, stream.c) ---- */
@@ -138,6 +142,8 @@ struct cp2p_conn {
     int holds;                   /* streams over their buffer limit, or output over the
                                     high-water mark: the socket is not read */
     int out_held;                /* one of the holds: queued output over the high-water mark */
+    int mem_held;                /* one of the holds: the swarm's memory is full */
+    size_t mem;                  /* bytes charged to the swarm: queued output, stream buffers */
 
     /* Output progress, to tell a slow remote from one that stopped reading. */
     uint64_t issued;             /* bytes ever handed to uv_write */
@@ -169,6 +175,9 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status);
  * reading the socket while any stream holds it (head-of-line blocking, the
  * only backpressure mplex has); hold = 0 lets go again. */
 void cp2p_conn_hold_input(cp2p_conn_t *c, int hold);
+/* Account delta bytes held for this connection's remote (stream receive
+ * buffers; conn.c charges its own output queue) to the swarm's memory. */
+void cp2p_conn_charge(cp2p_conn_t *c, long delta);
 /* Put bytes on the wire (sealed once the connection is secured). */
 int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n);
 /* Hand pending bytes to the socket. Every entry point calls it before returning. */
@@ -229,5 +238,14 @@ size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw);
 void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_gone(cp2p_swarm_t *sw);
+
+/* The swarm's memory (cp2p_swarm_config_t.max_memory): what connections hold
+ * for their remotes. Over the limit, a connection that has just been read is
+ * not read again (cp2p_swarm_mem_hold) until the total is back under three
+ * quarters of it, when every such connection is read again. */
+void cp2p_swarm_mem_add(cp2p_swarm_t *sw, long delta);
+int cp2p_swarm_mem_over(const cp2p_swarm_t *sw);
+void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c);
+void cp2p_swarm_mem_unhold(cp2p_swarm_t *sw, cp2p_conn_t *c);
 
 #endif

@@ -977,9 +977,112 @@ static void test_write_failure_tells_reader_later(void **state)
     end_world(&w);
 }
 
+/* The memory remotes make a host hold is bounded across connections
+ * (issue #13): streams that are not read fill their buffers up to the
+ * host's max_memory_mb, then the connection is not read; once the reader
+ * takes the data, reading resumes and everything arrives. */
+enum { SINK_STREAMS = 12, SINK_BYTES = 256 * 1024 };
+
+typedef struct sink {
+    cp2p_stream_t *s[SINK_STREAMS];
+    size_t got[SINK_STREAMS];
+    int n, ended;
+} memsink_t;
+
+static void memsink_handler(cp2p_stream_t *s, void *arg)
+{
+    memsink_t *k = arg;
+    assert_true(k->n < SINK_STREAMS);
+    k->s[k->n++] = s; /* not read yet */
+}
+
+static void memsink_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    memsink_t *k = arg;
+    int i = 0;
+    while (k->s[i] != s)
+        i++;
+    if (status == 0) {
+        k->got[i] += n;
+        return;
+    }
+    if (status != CP2P_ECLOSED)
+        fprintf(stderr, "stream %d of %d: %s after %zu bytes\n", i, k->n, cp2p_strerror(status), k->got[i]);
+    assert_int_equal(status, CP2P_ECLOSED);
+    k->ended++;
+}
+
+typedef struct source {
+    int opened;
+    uint8_t *data;
+    cp2p_stream_t *s[SINK_STREAMS]; /* kept until the end: dropped, a stream is reset */
+} source_t;
+
+static void source_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    source_t *src = arg;
+    assert_int_equal(status, 0);
+    assert_int_equal(cp2p_stream_write(s, src->data, SINK_BYTES, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_close_write(s), 0);
+    src->s[src->opened++] = s;
+}
+
+static void test_memory_limit(void **state)
+{
+    world_t w;
+    make_world(&w, NULL, NULL, 0);
+    cp2p_host_config_t cfg = {.max_memory_mb = 2};
+    cp2p_host_t *m;
+    assert_int_equal(cp2p_host_new(&w.loop, &cfg, &m), 0);
+    memsink_t k = {0};
+    assert_int_equal(cp2p_host_set_handler(m, "/test/sink", memsink_handler, &k), 0);
+    cp2p_multiaddr_t l, *addrs;
+    size_t na;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    assert_int_equal(cp2p_host_listen(m, &l), 0);
+    cp2p_multiaddr_free(&l);
+    assert_int_equal(cp2p_host_listen_addrs(m, &addrs, &na), 0);
+    connect_result_t r = {0};
+    assert_int_equal(cp2p_host_connect(w.a, &addrs[0], on_connect, &r), 0);
+    run_until(&w, &r.done);
+    assert_int_equal(r.status, 0);
+    cp2p_multiaddr_array_free(addrs, na);
+    source_t src = {.data = calloc(1, SINK_BYTES)};
+    static const char *const protos[] = {"/test/sink"};
+    for (int i = 0; i < SINK_STREAMS; i++)
+        assert_int_equal(cp2p_host_new_stream(w.a, cp2p_host_peer_id(m), protos, 1, source_opened, &src), 0);
+    run_for(&w, 1500);
+    cp2p_host_stats_t st;
+    cp2p_host_stats(m, &st);
+    assert_int_equal(st.memory_limit, 2 << 20);
+    assert_true(st.memory_holds >= 1);
+    assert_true(st.memory_peak < (2 << 20) + 512 * 1024);
+    /* The reader takes it all: memory goes, reading resumes, all arrives. */
+    for (int i = 0; i < k.n; i++)
+        assert_int_equal(cp2p_stream_read_start(k.s[i], memsink_read, &k), 0);
+    uv_timer_start(&w.deadline, deadline_cb, 20000, 0);
+    while (k.ended < SINK_STREAMS && !w.expired)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    uv_timer_stop(&w.deadline);
+    assert_false(w.expired);
+    for (int i = 0; i < SINK_STREAMS; i++) {
+        assert_int_equal(k.got[i], SINK_BYTES);
+        cp2p_stream_unref(k.s[i]);
+        cp2p_stream_unref(src.s[i]);
+    }
+    cp2p_host_stats(m, &st);
+    assert_true(st.memory_used < 64 * 1024);
+    free(src.data);
+    int m_done = 0;
+    cp2p_host_close(m, set_flag, &m_done);
+    end_world(&w);
+    assert_true(m_done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_write_failure_tells_reader_later),
         cmocka_unit_test(test_echo_yamux),
         cmocka_unit_test(test_last_unref_in_read_cb),
