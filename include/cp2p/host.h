@@ -31,6 +31,8 @@ typedef struct cp2p_host cp2p_host_t;
 #define CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS 10000       /* security + muxer, or one stream's protocol */
 #define CP2P_HOST_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000        /* an inbound connection's upgrade */
 #define CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND 256          /* inbound connections still upgrading */
+#define CP2P_HOST_DEFAULT_MAX_CONNS_PER_IP 16              /* inbound, upgrading or open */
+#define CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET 64          /* IPv4 /24, IPv6 /56 */
 #define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
 #define CP2P_HOST_MAX_ANNOUNCE_ADDRS 32
 /* Connection manager watermarks (go-libp2p's defaults): once a new
@@ -73,6 +75,12 @@ typedef struct cp2p_host_config {
      * connection's own bounds still apply). 0 = an eighth of the machine's
      * memory, at least 64 MiB. */
     uint32_t max_memory_mb;
+    /* Inbound connections (upgrading or open) from one IP address, and from
+     * one subnet (IPv4 /24, IPv6 /56). Loopback addresses are not limited
+     * unless limit_loopback is set (tests, and hosts that share a machine). */
+    uint32_t max_conns_per_ip;
+    uint32_t max_conns_per_subnet;
+    int limit_loopback;
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */

@@ -249,7 +249,10 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(negotiate_timeout_ms, CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS);
     DEF(max_pending_inbound, CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND);
     DEF(handshake_timeout_ms, CP2P_HOST_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    DEF(max_conns_per_ip, CP2P_HOST_DEFAULT_MAX_CONNS_PER_IP);
+    DEF(max_conns_per_subnet, CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET);
 #undef DEF
+    sc.limit_loopback = cfg && cfg->limit_loopback;
     sc.max_memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
                                          default_memory_mb()) << 20;
     if (sc.max_stream_buffer < CP2P_HOST_MIN_STREAM_BUFFER)

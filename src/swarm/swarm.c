@@ -312,10 +312,58 @@ static void make_room(cp2p_swarm_t *sw)
     }
 }
 
+static int is_loopback(const uint8_t *ip, size_t len)
+{
+    static const uint8_t lo6[16] = {[15] = 1};
+    return (len == 4 && ip[0] == 127) || (len == 16 && !memcmp(ip, lo6, 16));
+}
+
+/* The first bits of two addresses of one family agree. */
+static int same_prefix(const uint8_t *a, const uint8_t *b, size_t len, unsigned bits)
+{
+    size_t whole = bits / 8;
+    if (whole > len)
+        whole = len;
+    if (memcmp(a, b, whole))
+        return 0;
+    unsigned rest = bits % 8;
+    return !rest || whole == len || !((a[whole] ^ b[whole]) & (0xff00 >> rest));
+}
+
+/* Over a per-address or per-subnet limit: the newcomer is refused. */
+static int over_ip_limits(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
+{
+    uint8_t ip[16], other[16];
+    size_t len = remote_ip(remote, ip);
+    if (!len || (is_loopback(ip, len) && !sw->cfg.limit_loopback))
+        return 0;
+    unsigned subnet = len == 4 ? 24 : 56;
+    size_t same = 0, near = 0;
+    for (cp2p_conn_t *c = sw->head; c; c = c->next) {
+        if (!c->inbound || remote_ip(&c->remote, other) != len)
+            continue;
+        same += !memcmp(ip, other, len);
+        near += same_prefix(ip, other, len, subnet);
+    }
+    if (sw->cfg.max_conns_per_ip && same >= sw->cfg.max_conns_per_ip) {
+        refused(sw, "inbound connection refused: connections from its address:", same);
+        return 1;
+    }
+    if (sw->cfg.max_conns_per_subnet && near >= sw->cfg.max_conns_per_subnet) {
+        refused(sw, "inbound connection refused: connections from its subnet:", near);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_accept(void *arg, cp2p_rawconn_t *rc)
 {
     cp2p_swarm_t *sw = arg;
     if (sw->closing) {
+        cp2p_rawconn_free(rc);
+        return;
+    }
+    if (over_ip_limits(sw, &rc->remote)) {
         cp2p_rawconn_free(rc);
         return;
     }

@@ -63,6 +63,8 @@ typedef struct cp2p_swarm_config {
     uint32_t dial_timeout_ms, negotiate_timeout_ms;
     uint32_t max_pending_inbound, handshake_timeout_ms; /* see cp2p_host_config_t */
     uint64_t max_memory; /* bytes remotes make the swarm hold (0 = no limit) */
+    uint32_t max_conns_per_ip, max_conns_per_subnet; /* inbound; 0 = no limit */
+    int limit_loopback;
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */

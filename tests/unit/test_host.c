@@ -1079,9 +1079,53 @@ static void test_memory_limit(void **state)
     assert_true(m_done);
 }
 
+/* Inbound connections per address (issue #13): with loopback limited too,
+ * a third connection from 127.0.0.1 is refused and counted; the host's own
+ * dials are not affected. Without limit_loopback, loopback is not limited. */
+static void test_conns_per_ip(void **state)
+{
+    world_t w;
+    make_world(&w, NULL, NULL, 0);
+    for (int limited = 1; limited >= 0; limited--) {
+        cp2p_host_config_t cfg = {.max_conns_per_ip = 2, .limit_loopback = limited};
+        cp2p_host_t *m, *dialers[3];
+        assert_int_equal(cp2p_host_new(&w.loop, &cfg, &m), 0);
+        cp2p_multiaddr_t l, *addrs;
+        size_t na;
+        assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+        assert_int_equal(cp2p_host_listen(m, &l), 0);
+        cp2p_multiaddr_free(&l);
+        assert_int_equal(cp2p_host_listen_addrs(m, &addrs, &na), 0);
+        for (int i = 0; i < 3; i++) {
+            dialers[i] = new_host(&w, NULL, 0);
+            connect_result_t r = {0};
+            assert_int_equal(cp2p_host_connect(dialers[i], &addrs[0], on_connect, &r), 0);
+            run_until(&w, &r.done);
+            if (limited && i == 2)
+                assert_true(r.status < 0);
+            else
+                assert_int_equal(r.status, 0);
+        }
+        cp2p_host_stats_t st;
+        cp2p_host_stats(m, &st);
+        assert_int_equal(st.conns_rejected, limited ? 1 : 0);
+        /* m still dials out: b is reached. */
+        assert_int_equal(connect_to(&w, m, &w.b_addr), 0);
+        cp2p_multiaddr_array_free(addrs, na);
+        int done[4] = {0};
+        cp2p_host_close(m, set_flag, &done[3]);
+        for (int i = 0; i < 3; i++)
+            cp2p_host_close(dialers[i], set_flag, &done[i]);
+        for (int i = 0; i < 4; i++)
+            run_until(&w, &done[i]);
+    }
+    end_world(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conns_per_ip),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_write_failure_tells_reader_later),
         cmocka_unit_test(test_echo_yamux),
