@@ -48,6 +48,13 @@ int cp2p_stream_reset(cp2p_stream_t *s);
 void cp2p_stream_ref(cp2p_stream_t *s);
 void cp2p_stream_unref(cp2p_stream_t *s);
 
+/* A protocol that assembles what the remote sends (a message read in parts)
+ * counts those bytes in the host's memory limit (max_memory_mb) with
+ * delta > 0, and gives them back with delta < 0 before it drops its last
+ * reference. Past the limit, the connection is not read until memory is
+ * given back. */
+void cp2p_stream_charge(cp2p_stream_t *s, long delta);
+
 /* The negotiated protocol id. */
 const char *cp2p_stream_protocol(const cp2p_stream_t *s);
 const cp2p_peer_id_t *cp2p_stream_peer(const cp2p_stream_t *s);

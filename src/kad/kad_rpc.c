@@ -23,10 +23,20 @@ struct kad_srv {
     int storing, stopped, eof;
     cp2p_kad_msg_type_t storing_type;
     cp2p_buf_t reply;
+    size_t charged; /* of in, counted in the host's memory limit */
 };
 
 /* answer() queued a store write: the reply comes from srv_stored(). */
 #define STORING 1
+
+/* Count what a request or an answer being assembled holds in the host's
+ * memory limit: *charged follows len. */
+static void charge(cp2p_stream_t *s, size_t *charged, size_t len)
+{
+    if (s && len != *charged)
+        cp2p_stream_charge(s, (long)len - (long)*charged);
+    *charged = len;
+}
 
 static void log_peer(const char *what, const cp2p_peer_id_t *peer, const char *why)
 {
@@ -50,6 +60,7 @@ static void srv_end(kad_srv_t *v, int reset)
     d->n_srvs--;
     kad_write_forget(d, v);
     cp2p_buf_free(&v->reply);
+    charge(v->s, &v->charged, 0);
     cp2p_stream_read_stop(v->s);
     if (reset)
         cp2p_stream_reset(v->s);
@@ -203,6 +214,7 @@ static void srv_process(kad_srv_t *v)
             return;
         }
         cp2p_buf_consume(&v->in, (size_t)used);
+        charge(v->s, &v->charged, v->in.len);
         if (rc == STORING) {
             v->storing = 1;
             if (!v->stopped && !v->eof) {
@@ -273,6 +285,7 @@ static void srv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, v
         srv_end(v, 1);
         return;
     }
+    charge(v->s, &v->charged, v->in.len);
     v->deadline = uv_now(d->loop) + d->request_timeout_ms;
     if (!v->storing)
         srv_process(v);
@@ -322,6 +335,7 @@ static void rpc_release(kad_rpc_t *r)
 {
     if (r->s) {
         cp2p_stream_t *s = r->s;
+        charge(s, &r->charged, 0);
         r->s = NULL;
         cp2p_stream_read_stop(s);
         cp2p_stream_reset(s);
@@ -369,6 +383,7 @@ static void rpc_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, v
         rpc_answer(r, CP2P_ENOMEM, NULL, 0);
         return;
     }
+    charge(r->s, &r->charged, r->in.len);
     const uint8_t *body;
     size_t body_len;
     int used = cp2p_kad_msg_frame(r->in.data, r->in.len, &body, &body_len);

@@ -38,6 +38,7 @@ struct kad_rpc {
     cp2p_peer_id_t peer;
     cp2p_kad_msg_type_t type;
     cp2p_buf_t req, in;
+    size_t charged;           /* of in, counted in the host's memory limit */
     cp2p_stream_t *s;
     uint64_t deadline;
     int opening, writing, answered;

@@ -58,6 +58,11 @@ struct cp2p_stream {
     int in_call;       /* inside cp2p_stream_write or close_write: an end is told later */
 };
 
+void cp2p_stream_charge(cp2p_stream_t *s, long delta)
+{
+    cp2p_conn_charge(s->conn, delta);
+}
+
 /* Keep the swarm's memory in step with what rbuf holds. */
 static void charge_rbuf(cp2p_stream_t *s)
 {

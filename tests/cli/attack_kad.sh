@@ -42,7 +42,7 @@ js --dial "$ADDR" --ping 3 --wait-identify >"$TMP/js.out" 2>"$TMP/js.err" ||
     { show js.out js.err victim.err; fail "js was not served during the attack"; }
 grep -q "^identified ${ADDR##*/p2p/} " "$TMP/js.out" || { show js.out; fail "js was not served identify"; }
 wait_line "$TMP/victim.out" '^(Successfully put|Failed to put) record "/test/keep"' 20 >/dev/null
-grep -q 'bad response from .*: ' "$TMP/victim.err" || { show victim.err bomb.out; fail "the bombs were not refused"; }
+grep -q 'bad response from .*: ' "$TMP/victim.err" || { show victim.err bomb.out bomb.err; fail "the bombs were not refused"; }
 bombs=$(grep -c 'bad response from' "$TMP/victim.err" || true)
 sleep 4
 kill -0 "$VICTIM" || fail "the node died"

@@ -93,9 +93,13 @@ class Cipher:
         self.n = 0
 
     def seal(self, p):
-        c = self.aead.encrypt(struct.pack('<4xQ', self.n), p, b'')
-        self.n += 1
-        return struct.pack('>H', len(c)) + c
+        """p as Noise transport messages (at most 65519 plaintext bytes each)."""
+        out = b''
+        for i in range(0, max(len(p), 1), 65519):
+            c = self.aead.encrypt(struct.pack('<4xQ', self.n), p[i:i + 65519], b'')
+            self.n += 1
+            out += struct.pack('>H', len(c)) + c
+        return out
 
 
 def recv_exact(s, n):
@@ -298,8 +302,8 @@ def kad_bomb(host, port, seconds):
     def serve(c):
         try:
             kad_bomb_conn(c, ident)
-        except (OSError, ConnectionError, ValueError):
-            pass
+        except (OSError, ConnectionError, ValueError) as e:
+            print(f'connection ended: {e!r}', file=sys.stderr, flush=True)
         finally:
             c.close()
 
