@@ -60,6 +60,7 @@ struct cp2p_mdns_engine {
     tracked_t *tracked;
     size_t ntracked;
     uint64_t last_reply[CP2P_MDNS_MAX_LINKS]; /* uv_now of the last reply + 1; 0 = never */
+    uint8_t deferred[CP2P_MDNS_MAX_LINKS];    /* a query came too soon: 1, 3 with the meta query */
     struct querier {
         uint8_t src[CP2P_MDNS_MAX_SOURCE];
         size_t len;
@@ -345,14 +346,42 @@ static int on_query(cp2p_mdns_engine_t *e, unsigned link, const cp2p_dns_msg_t *
     if (!want)
         return 0;
     note_querier(e, src, src_len, now);
-    if (e->last_reply[link] && now + 1 - e->last_reply[link] < MIN_REPLY_GAP_MS)
+    /* Too soon after our last answer on this link (our own query, looped
+     * back, is answered too): the answer waits for the second to pass. */
+    if (e->last_reply[link] && now + 1 - e->last_reply[link] < MIN_REPLY_GAP_MS) {
+        e->deferred[link] |= (uint8_t)(1 | (meta ? 2 : 0));
         return 0;
+    }
     int rc = build_response(e, e->ttl_s, meta, reply);
     if (rc == CP2P_ENOTFOUND)
         return 0;
     if (!rc)
         e->last_reply[link] = now + 1;
     return rc;
+}
+
+uint64_t cp2p_mdns_engine_deferred_due(const cp2p_mdns_engine_t *e)
+{
+    uint64_t due = UINT64_MAX;
+    for (unsigned i = 0; i < CP2P_MDNS_MAX_LINKS; i++)
+        if (e->deferred[i] && e->last_reply[i] - 1 + MIN_REPLY_GAP_MS < due)
+            due = e->last_reply[i] - 1 + MIN_REPLY_GAP_MS;
+    return due;
+}
+
+int cp2p_mdns_engine_deferred(cp2p_mdns_engine_t *e, unsigned link, uint64_t now,
+                              cp2p_buf_t *reply)
+{
+    if (link >= CP2P_MDNS_MAX_LINKS || !e->deferred[link] ||
+        now + 1 - e->last_reply[link] < MIN_REPLY_GAP_MS)
+        return 0;
+    int meta = e->deferred[link] & 2;
+    e->deferred[link] = 0;
+    int rc = build_response(e, e->ttl_s, meta, reply);
+    if (rc)
+        return rc == CP2P_ENOTFOUND ? 0 : rc;
+    e->last_reply[link] = now + 1;
+    return 1;
 }
 
 static tracked_t *find_tracked(cp2p_mdns_engine_t *e, const cp2p_peer_id_t *peer,
@@ -413,7 +442,8 @@ static void apply(cp2p_mdns_engine_t *e, found_t *f, uint64_t now, const uint8_t
     t->peer = f->peer;
     t->addr = f->addr;
     t->src_len = src_len <= CP2P_MDNS_MAX_SOURCE ? (uint8_t)src_len : 0;
-    memcpy(t->src, src, t->src_len);
+    if (t->src_len)
+        memcpy(t->src, src, t->src_len);
     t->expires = now + (uint64_t)f->ttl * 1000;
     f->addr = (cp2p_multiaddr_t){0};
     e->stats.discovered++;
@@ -702,6 +732,9 @@ static void schedule(cp2p_mdns_t *m)
         next = m->next_query;
     if (m->next_announce && m->next_announce < next)
         next = m->next_announce;
+    uint64_t deferred = cp2p_mdns_engine_deferred_due(m->e);
+    if (deferred < next)
+        next = deferred;
     uv_timer_start(&m->timer, on_timer, next > now ? next - now : 0, 0);
 }
 
@@ -923,6 +956,12 @@ static void on_timer(uv_timer_t *t)
     if (m->next_announce && now >= m->next_announce) {
         m->next_announce = 0;
         announce(m, m->e->ttl_s);
+    }
+    for (size_t i = 0; i < m->nlinks; i++) {
+        cp2p_buf_t b = {0};
+        if (cp2p_mdns_engine_deferred(m->e, m->links[i]->index, now, &b) == 1)
+            send_on(m->links[i], b.data, b.len);
+        cp2p_buf_free(&b);
     }
     schedule(m);
 }

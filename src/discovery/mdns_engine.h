@@ -75,6 +75,13 @@ int cp2p_mdns_engine_input(cp2p_mdns_engine_t *e, unsigned link, const uint8_t *
  * taught about us but which we know nothing of yet. The glue then queries
  * soon, so both sides learn each other without waiting for an interval. */
 int cp2p_mdns_engine_take_new_querier(cp2p_mdns_engine_t *e);
+/* A query about us that came within a second of our last answer on its
+ * link is answered once that second has passed: when (UINT64_MAX if none),
+ * and the answer for link into reply (1 if one was appended, 0 if none is
+ * due, or a negative error). */
+uint64_t cp2p_mdns_engine_deferred_due(const cp2p_mdns_engine_t *e);
+int cp2p_mdns_engine_deferred(cp2p_mdns_engine_t *e, unsigned link, uint64_t now,
+                              cp2p_buf_t *reply);
 
 /* Report and forget the addresses whose TTL ran out by now_ms. Returns when
  * the next one runs out (UINT64_MAX if none is tracked). */
