@@ -33,6 +33,9 @@ typedef struct opts {
         quiet, conn_manager, config_stdin;
     long conn_lo, conn_hi;
     uint64_t conn_grace_ms, idle_timeout_ms;
+    /* cp2pd's own limits (issue #13); 0 = the host's default */
+    long max_memory_mb, conns_per_ip, conns_per_subnet, max_pending;
+    uint64_t handshake_ms;
     /* accepted, no effect in cp2p */
     int nat_port_map, autonat, auto_relay, force_public, force_private, pprof, pubsub_sign,
         pubsub_sign_strict, deprecated;
@@ -75,6 +78,11 @@ static const struct flag {
     F(STR, "metricsAddr", metrics_addr, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT"),
     F(STR, "dhtDatastore", dht_datastore, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
     F(STR, "announceAddrs", announce_addrs, "comma separated multiaddrs to announce instead of the listen addresses"),
+    F(INT, "maxMemoryMB", max_memory_mb, "memory remotes may make the host hold, in MiB (default an eighth of the machine's; cp2pd only)"),
+    F(INT, "connsPerIP", conns_per_ip, "inbound connections from one IP address (default 16; loopback not limited; cp2pd only)"),
+    F(INT, "connsPerSubnet", conns_per_subnet, "inbound connections from one IPv4 /24 or IPv6 /56 (default 64; cp2pd only)"),
+    F(INT, "maxPendingInbound", max_pending, "inbound connections still upgrading (default 256; cp2pd only)"),
+    F(DUR, "handshakeTimeout", handshake_ms, "an inbound connection's upgrade deadline, a Go duration (default 5s; cp2pd only)"),
     F(STR, "f", config_file, "a JSON config file (not available: an error; use flags)"),
     F(BOOL, "i", config_stdin, "read a JSON config from stdin (not available: an error; use flags)"),
     F(BOOL, "natPortMap", nat_port_map, NULL),
@@ -468,6 +476,12 @@ int main(int argc, char **argv)
         if (room > CP2P_HOST_DEFAULT_MAX_CONNECTIONS)
             cfg.max_connections = room;
     }
+    cfg.max_memory_mb = o.max_memory_mb > 0 && o.max_memory_mb < UINT32_MAX ? (uint32_t)o.max_memory_mb : 0;
+    cfg.max_conns_per_ip = o.conns_per_ip > 0 && o.conns_per_ip < UINT32_MAX ? (uint32_t)o.conns_per_ip : 0;
+    cfg.max_conns_per_subnet =
+        o.conns_per_subnet > 0 && o.conns_per_subnet < UINT32_MAX ? (uint32_t)o.conns_per_subnet : 0;
+    cfg.max_pending_inbound = o.max_pending > 0 && o.max_pending < UINT32_MAX ? (uint32_t)o.max_pending : 0;
+    cfg.handshake_timeout_ms = o.handshake_ms < UINT32_MAX ? (uint32_t)o.handshake_ms : UINT32_MAX - 1;
     if (o.id && (rc = cp2p_privkey_load_file(o.id, &cfg.identity)) < 0)
         return fail(&a, o.id, cp2p_strerror(rc));
 
