@@ -93,20 +93,13 @@ EOF
 sleep 1
 echo "== one sender making up peers cannot take the table"
 rss_before=$(awk '/^VmRSS:/ {print $2}' /proc/$PID_a/status)
-ip netns exec ${P}h2 /usr/bin/python3 - <<'EOF'
-import os, socket, struct
+LIB=$(cd "$(dirname "$0")/lib" && pwd) ip netns exec ${P}h2 /usr/bin/python3 - <<'EOF'
+import os, socket, struct, sys
+sys.path.insert(0, os.environ['LIB'])
+from hostile import base58, raw
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
-def b58(b):
-    n, out = int.from_bytes(b, 'big'), ''
-    while n:
-        n, r = divmod(n, 58)
-        out = B58[r] + out
-    return '1' * (len(b) - len(b.lstrip(b'\0'))) + out
 def fake_id():  # an Ed25519 peer id: the identity multihash of a PublicKey
-    pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return b58(b'\x00\x24\x08\x01\x12\x20' + pub).encode()
+    return base58(b'\x00\x24\x08\x01\x12\x20' + raw(Ed25519PrivateKey.generate().public_key())).encode()
 def name(*labels):
     return b''.join(bytes([len(l)]) + l for l in labels) + b'\0'
 svc = (b'_p2p', b'_udp', b'local')

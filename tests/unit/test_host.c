@@ -977,6 +977,20 @@ static void test_write_failure_tells_reader_later(void **state)
     end_world(&w);
 }
 
+/* h listens on an ephemeral loopback port: that address (the caller frees it). */
+static cp2p_multiaddr_t listen_loopback(cp2p_host_t *h)
+{
+    cp2p_multiaddr_t l, *addrs, first;
+    size_t na;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    assert_int_equal(cp2p_host_listen(h, &l), 0);
+    cp2p_multiaddr_free(&l);
+    assert_int_equal(cp2p_host_listen_addrs(h, &addrs, &na), 0);
+    assert_int_equal(cp2p_multiaddr_dup(&addrs[0], &first), 0);
+    cp2p_multiaddr_array_free(addrs, na);
+    return first;
+}
+
 /* The memory remotes make a host hold is bounded across connections
  * (issue #13): streams that are not read fill their buffers up to the
  * host's max_memory_mb, then the connection is not read; once the reader
@@ -1036,17 +1050,12 @@ static void test_memory_limit(void **state)
     assert_int_equal(cp2p_host_new(&w.loop, &cfg, &m), 0);
     memsink_t k = {0};
     assert_int_equal(cp2p_host_set_handler(m, "/test/sink", memsink_handler, &k), 0);
-    cp2p_multiaddr_t l, *addrs;
-    size_t na;
-    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
-    assert_int_equal(cp2p_host_listen(m, &l), 0);
-    cp2p_multiaddr_free(&l);
-    assert_int_equal(cp2p_host_listen_addrs(m, &addrs, &na), 0);
+    cp2p_multiaddr_t addr = listen_loopback(m);
     connect_result_t r = {0};
-    assert_int_equal(cp2p_host_connect(w.a, &addrs[0], on_connect, &r), 0);
+    assert_int_equal(cp2p_host_connect(w.a, &addr, on_connect, &r), 0);
     run_until(&w, &r.done);
     assert_int_equal(r.status, 0);
-    cp2p_multiaddr_array_free(addrs, na);
+    cp2p_multiaddr_free(&addr);
     source_t src = {.data = calloc(1, SINK_BYTES)};
     static const char *const protos[] = {"/test/sink"};
     for (int i = 0; i < SINK_STREAMS; i++)
@@ -1090,16 +1099,11 @@ static void test_conns_per_ip(void **state)
         cp2p_host_config_t cfg = {.max_conns_per_ip = 2, .limit_loopback = limited};
         cp2p_host_t *m, *dialers[3];
         assert_int_equal(cp2p_host_new(&w.loop, &cfg, &m), 0);
-        cp2p_multiaddr_t l, *addrs;
-        size_t na;
-        assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
-        assert_int_equal(cp2p_host_listen(m, &l), 0);
-        cp2p_multiaddr_free(&l);
-        assert_int_equal(cp2p_host_listen_addrs(m, &addrs, &na), 0);
+        cp2p_multiaddr_t addr = listen_loopback(m);
         for (int i = 0; i < 3; i++) {
             dialers[i] = new_host(&w, NULL, 0);
             connect_result_t r = {0};
-            assert_int_equal(cp2p_host_connect(dialers[i], &addrs[0], on_connect, &r), 0);
+            assert_int_equal(cp2p_host_connect(dialers[i], &addr, on_connect, &r), 0);
             run_until(&w, &r.done);
             if (limited && i == 2)
                 assert_true(r.status < 0);
@@ -1111,7 +1115,7 @@ static void test_conns_per_ip(void **state)
         assert_int_equal(st.conns_rejected, limited ? 1 : 0);
         /* m still dials out: b is reached. */
         assert_int_equal(connect_to(&w, m, &w.b_addr), 0);
-        cp2p_multiaddr_array_free(addrs, na);
+        cp2p_multiaddr_free(&addr);
         int done[4] = {0};
         cp2p_host_close(m, set_flag, &done[3]);
         for (int i = 0; i < 3; i++)
