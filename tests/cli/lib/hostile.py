@@ -361,11 +361,23 @@ def raw_flood(host, port, seconds, conns, opening, more):
     sent, opened = 0, 0
     socks = [None] * conns
 
+    refused_at = 0.0
+
     def connect():
-        nonlocal opened
+        nonlocal opened, refused_at
+        if time.time() < refused_at + 0.05:
+            return None  # the port is not open yet: try again in a moment, not in a spin
         try:
             c = socket.create_connection((host, port), timeout=1)
         except OSError:
+            refused_at = time.time()
+            return None
+        if c.getsockname() == c.getpeername():
+            # Connecting to a port nobody listens on can meet itself (TCP
+            # simultaneous open when the kernel picks that very port as the
+            # source): that would hold the port the listener wants.
+            c.close()
+            refused_at = time.time()
             return None
         c.setblocking(False)
         opened += 1
