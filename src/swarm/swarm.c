@@ -45,7 +45,7 @@ struct cp2p_swarm {
     size_t nlisteners;
     cp2p_conn_t *head, *tail;
     size_t nconns;   /* in the list: upgrading or open */
-    size_t pending_in, pending_out; /* of those, still upgrading */
+    size_t pending_in;              /* of those, inbound and still upgrading */
     uint64_t last_refusal_log;      /* uv_now of the last admission log line */
     size_t mem_held;                /* connections not read because memory is full */
     uint64_t last_mem_log;
@@ -163,8 +163,6 @@ static void upgraded(cp2p_swarm_t *sw, cp2p_conn_t *c)
     c->upgrading = 0;
     if (c->inbound)
         sw->pending_in--;
-    else
-        sw->pending_out--;
 }
 
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
@@ -200,8 +198,6 @@ static void link_conn(cp2p_swarm_t *sw, cp2p_conn_t *c)
     c->upgrading = 1;
     if (c->inbound)
         sw->pending_in++;
-    else
-        sw->pending_out++;
 }
 
 void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c)
@@ -318,17 +314,6 @@ static int is_loopback(const uint8_t *ip, size_t len)
     return (len == 4 && ip[0] == 127) || (len == 16 && !memcmp(ip, lo6, 16));
 }
 
-/* The first bits of two addresses of one family agree. */
-static int same_prefix(const uint8_t *a, const uint8_t *b, size_t len, unsigned bits)
-{
-    size_t whole = bits / 8;
-    if (whole > len)
-        whole = len;
-    if (memcmp(a, b, whole))
-        return 0;
-    unsigned rest = bits % 8;
-    return !rest || whole == len || !((a[whole] ^ b[whole]) & (0xff00 >> rest));
-}
 
 /* Over a per-address or per-subnet limit: the newcomer is refused. */
 static int over_ip_limits(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
@@ -337,13 +322,13 @@ static int over_ip_limits(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
     size_t len = remote_ip(remote, ip);
     if (!len || (is_loopback(ip, len) && !sw->cfg.limit_loopback))
         return 0;
-    unsigned subnet = len == 4 ? 24 : 56;
+    size_t subnet = len == 4 ? 3 : 7; /* bytes: /24, /56 */
     size_t same = 0, near = 0;
     for (cp2p_conn_t *c = sw->head; c; c = c->next) {
         if (!c->inbound || remote_ip(&c->remote, other) != len)
             continue;
         same += !memcmp(ip, other, len);
-        near += same_prefix(ip, other, len, subnet);
+        near += !memcmp(ip, other, subnet);
     }
     if (sw->cfg.max_conns_per_ip && same >= sw->cfg.max_conns_per_ip) {
         refused(sw, "inbound connection refused: connections from its address:", same);
