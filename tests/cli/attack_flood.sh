@@ -15,14 +15,13 @@ LIMIT_KB=$((64 * 1024))
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null ||
     fail "python3-cryptography is not installed (scripts/deps.sh installs it)"
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 start_cp2p victim
 PORT=$(sed -E 's#^/ip4/127\.0\.0\.1/tcp/([0-9]+)/.*#\1#' <<<"$CP2P_ADDR")
 VICTIM=$CP2P_PID
 # Warm up (the first connections size the pools), then take the baseline.
 js --dial "$CP2P_ADDR" --ping 2 >/dev/null 2>&1 || fail "js could not ping the listener before the attacks"
-BASE=$(rss_kb "$VICTIM")
+BASE=$(proc_kb "$VICTIM" VmRSS)
 echo "baseline RSS $BASE kB"
 
 # attack MODE [CONNS]: run hostile.py for SECONDS_EACH while js pings; check memory.
@@ -35,7 +34,7 @@ attack() {
     js --dial "$CP2P_ADDR" --ping 3 --wait-identify >"$TMP/js-$name.out" 2>"$TMP/js-$name.err" &
     local jp=$!
     while kill -0 $hp 2>/dev/null; do
-        now=$(rss_kb "$VICTIM") || fail "$name: the listener died"
+        now=$(proc_kb "$VICTIM" VmRSS) || fail "$name: the listener died"
         [ "$now" -le "$peak" ] || peak=$now
         sleep 0.2
     done

@@ -14,7 +14,6 @@ source "$(dirname "$0")/../interop/lib.sh" "$1"
 HOSTILE=(/usr/bin/python3 "$(dirname "$0")/lib/hostile.py")
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null ||
     fail "python3-cryptography is not installed (scripts/deps.sh installs it)"
-kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 DHT=("$CP2P" dht --listen /ip4/127.0.0.1/tcp/0 --namespace test)
 
 # A quiet node's footprint, for the baseline.
@@ -26,7 +25,7 @@ exec 4>"$TMP/quiet.in"
 wait_line "$TMP/quiet.out" '^Listening on ' >/dev/null
 echo "PUT /test/warm x" >&4
 sleep 2
-BASE=$(kb "$QUIET" VmHWM)
+BASE=$(proc_kb "$QUIET" VmHWM)
 kill "$QUIET"
 
 "${HOSTILE[@]}" kad-bomb 127.0.0.1 0 16 >"$TMP/bomb.out" 2>"$TMP/bomb.err" &
@@ -49,7 +48,7 @@ grep -q 'bad response from .*: ' "$TMP/victim.err" || { show victim.err bomb.out
 bombs=$(grep -c 'bad response from' "$TMP/victim.err" || true)
 sleep 4
 kill -0 "$VICTIM" || fail "the node died"
-PEAK=$(kb "$VICTIM" VmHWM)
+PEAK=$(proc_kb "$VICTIM" VmHWM)
 out=$(echo "GET /test/keep" | timeout 60 "${DHT[@]}" --bootstrap "$ADDR" 2>/dev/null | grep 'record')
 [ "$out" = 'Got record "/test/keep" "kept through the attack"' ] || fail "the record was lost: $out"
 echo "bombs refused: $bombs (logged); peak RSS $PEAK kB against $BASE kB for a quiet node"

@@ -12,8 +12,6 @@ source "$(dirname "$0")/../interop/lib.sh" "$1"
 HOSTILE=(/usr/bin/python3 "$(dirname "$0")/lib/hostile.py")
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null ||
     fail "python3-cryptography is not installed (scripts/deps.sh installs it)"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 start_js target
 PORT=$(free_port)
@@ -27,12 +25,12 @@ VICTIM=$!
 PIDS+=($VICTIM)
 ADDR=$(wait_line "$TMP/victim.out" '^Listening on ' | cut -d' ' -f3)
 sleep 1
-BASE=$(rss_kb "$VICTIM")
+BASE=$(proc_kb "$VICTIM" VmRSS)
 sleep 5 # past the 5 s handshake deadline: the first silent ones were dropped and came back
 js --dial "$ADDR" --ping 3 --wait-identify >"$TMP/js.out" 2>"$TMP/js.err" ||
     { show js.out js.err victim.err; fail "js was not served while the slots were under attack"; }
 grep -q "^identified ${ADDR##*/p2p/} " "$TMP/js.out" || { show js.out; fail "js was not served identify"; }
-peak=$(rss_kb "$VICTIM")
+peak=$(proc_kb "$VICTIM" VmRSS)
 wait "$VICTIM" || { show victim.out victim.err; fail "the attacked host could not ping out"; }
 [ "$(grep -c '^ping ' "$TMP/victim.out")" -ge 16 ] || { show victim.out; fail "too few pings out"; }
 wait "$ATTACKER"

@@ -2,7 +2,6 @@
 # cp2pd's limit flags (issue #13) reach the host: -maxMemoryMB shows as the
 # memory limit in /metrics, next to the memory in use; -h lists them all.
 source "$(dirname "$0")/lib/common.sh"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 for f in maxMemoryMB connsPerIP connsPerSubnet maxPendingInbound handshakeTimeout; do
     "$BUILD/cp2pd" -h 2>&1 | grep -q -- "-$f " || fail "cp2pd -h does not list -$f"
 done

@@ -9,7 +9,6 @@
 source "$(dirname "$0")/../interop/lib.sh" "$1"
 SHOW_ON_FAIL=(all)
 cleanup_more() { exec 3>&- 2>/dev/null || true; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 DHT=("$CP2P" dht --listen /ip4/127.0.0.1/tcp/0)
 
 "$CP2P" keygen --out "$TMP/b.key" >/dev/null

@@ -92,7 +92,7 @@ for p in malformed + rejected:
 EOF
 sleep 1
 echo "== one sender making up peers cannot take the table"
-rss_before=$(awk '/^VmRSS:/ {print $2}' /proc/$PID_a/status)
+rss_before=$(proc_kb "$PID_a" VmRSS)
 LIB=$(cd "$(dirname "$0")/lib" && pwd) ip netns exec ${P}h2 /usr/bin/python3 - <<'EOF'
 import os, socket, struct, sys
 sys.path.insert(0, os.environ['LIB'])
@@ -124,7 +124,7 @@ EOF
 sleep 1
 fakes=$(grep -c '^discovered .* /ip4/10\.77\.[1-9][0-9]*\.' "$TMP/a.out" || true)
 [ "$fakes" -le 128 ] || fail "one sender took $fakes entries of the table (at most 128)"
-rss_after=$(awk '/^VmRSS:/ {print $2}' /proc/$PID_a/status)
+rss_after=$(proc_kb "$PID_a" VmRSS)
 [ $((rss_after - rss_before)) -lt $((64 * 1024)) ] || fail "the table flood grew memory by $((rss_after - rss_before)) kB"
 echo "   $fakes made-up entries kept of 2460 sent; RSS $rss_before -> $rss_after kB"
 

@@ -46,3 +46,8 @@ start_cp2pd() {
     CTL=$(sed -n 's#^Control socket: /ip4/127.0.0.1/tcp/##p' "$TMP/$name.out")
     ID=$(sed -n 's/^Peer ID: //p' "$TMP/$name.out")
 }
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# proc_kb PID FIELD: a size from /proc/PID/status in kB (VmRSS, VmHWM ...).
+proc_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
