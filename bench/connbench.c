@@ -71,9 +71,15 @@ static long rss_kib(long pid)
 
 static cp2p_host_t *new_host(uint32_t conns)
 {
-    /* Every connection is wanted: no connection manager trims. */
+    /* Every connection is wanted, all of them to one peer: no connection
+     * manager trims, and no scope limits counts. */
     cp2p_host_config_t cfg = {.max_connections = conns, .max_streams_per_conn = 4096,
                               .conn_low_water = conns, .conn_high_water = conns};
+    cfg.peer_limits = cfg.protocol_limits = (cp2p_rc_limits_t){
+        .conns = CP2P_RC_UNLIMITED, .streams_in = CP2P_RC_UNLIMITED,
+        .streams_out = CP2P_RC_UNLIMITED};
+    cfg.system_limits = (cp2p_rc_limits_t){.streams_in = CP2P_RC_UNLIMITED,
+                                           .streams_out = CP2P_RC_UNLIMITED};
     cp2p_host_t *h;
     int rc = cp2p_host_new(&loop, &cfg, &h);
     if (rc)

@@ -295,10 +295,16 @@ int cmd_perf(int argc, char **argv)
         return cli_usage("perf", "bad --server-address %s (want IP:PORT)", address);
     }
 
-    /* A benchmark server takes as many connections and streams as it is given. */
-    /* A perf server serves every client it can: no connection manager trims. */
+    /* A benchmark server takes as many connections and streams as it is
+     * given, from one peer too: no connection manager trims, and neither a
+     * peer's nor the protocol's scope limits counts. */
     cp2p_host_config_t cfg = {.max_connections = 65536, .max_streams_per_conn = 4096,
                               .conn_low_water = 65536, .conn_high_water = 65536};
+    cfg.peer_limits = cfg.protocol_limits = (cp2p_rc_limits_t){
+        .conns = CP2P_RC_UNLIMITED, .streams_in = CP2P_RC_UNLIMITED,
+        .streams_out = CP2P_RC_UNLIMITED};
+    cfg.system_limits = (cp2p_rc_limits_t){.streams_in = CP2P_RC_UNLIMITED,
+                                           .streams_out = CP2P_RC_UNLIMITED};
     if (server && (rc = cp2p_perf_server_identity(&cfg.identity)) < 0) {
         cp2p_multiaddr_free(&ma);
         free(a);

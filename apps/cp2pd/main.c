@@ -2,6 +2,7 @@
  * start-up output and its control protocol (go-libp2p-daemon specs/CONTROL.md). */
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef struct opts {
     /* cp2pd's own limits (issue #13); 0 = the host's default */
     long max_memory_mb, conns_per_ip, conns_per_subnet, max_pending;
     uint64_t handshake_ms;
+    const char *limits;
     /* accepted, no effect in cp2p */
     int nat_port_map, autonat, auto_relay, force_public, force_private, pprof, pubsub_sign,
         pubsub_sign_strict, deprecated;
@@ -82,6 +84,7 @@ static const struct flag {
     F(INT, "connsPerIP", conns_per_ip, "inbound connections from one IP address (default 16; loopback not limited; cp2pd only)"),
     F(INT, "connsPerSubnet", conns_per_subnet, "inbound connections from one IPv4 /24 or IPv6 /56 (default 64; cp2pd only)"),
     F(INT, "maxPendingInbound", max_pending, "inbound connections still upgrading (default 256; cp2pd only)"),
+    F(STR, "limits", limits, "resource manager limits, comma separated SCOPE.RESOURCE=N: scope system, transient, peer, protocol or protocol:ID; resource memory (KiB/MiB/GiB), conns, conns_in, conns_out, streams, streams_in, streams_out, fds; N may be unlimited (cp2pd only)"),
     F(DUR, "handshakeTimeout", handshake_ms, "an inbound connection's upgrade deadline, a Go duration (default 5s; cp2pd only)"),
     F(STR, "f", config_file, "a JSON config file (not available: an error; use flags)"),
     F(BOOL, "i", config_stdin, "read a JSON config from stdin (not available: an error; use flags)"),
@@ -318,6 +321,83 @@ static int fail(app_t *a, const char *what, const char *detail)
     return 1;
 }
 
+/* ---- -limits ---- */
+
+static uint64_t *limit_field(cp2p_rc_limits_t *l, const char *name, size_t len)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } fields[] = {
+#define L(x) {#x, offsetof(cp2p_rc_limits_t, x)}
+        L(memory), L(conns), L(conns_in), L(conns_out), L(streams), L(streams_in), L(streams_out),
+        L(fds),
+#undef L
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (strlen(fields[i].name) == len && !memcmp(fields[i].name, name, len))
+            return (uint64_t *)((char *)l + fields[i].off);
+    return NULL;
+}
+
+/* A count, "unlimited", or for memory a size with an optional KiB/MiB/GiB. */
+static int limit_value(const char *s, int memory, uint64_t *out)
+{
+    if (!strcmp(s, "unlimited")) {
+        *out = CP2P_RC_UNLIMITED;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-')
+        return CP2P_EINVAL;
+    int shift = !*end ? 0 : !memory ? -1 : !strcmp(end, "KiB") ? 10 : !strcmp(end, "MiB") ? 20
+                                                  : !strcmp(end, "GiB") ? 30 : -1;
+    if (shift < 0 || v == 0 || v > (UINT64_MAX >> shift) - 1)
+        return CP2P_EINVAL;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* Applies -limits to cfg (h NULL) or, for protocol:ID items, to h. */
+static int apply_limits(const char *list, cp2p_host_config_t *cfg, cp2p_host_t *h,
+                        char *bad, size_t cap)
+{
+    char *copy = strdup(list), *save = NULL;
+    if (!copy)
+        return CP2P_ENOMEM;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        char *eq = strchr(t, '='), *dot = NULL;
+        for (char *q = t; eq && q < eq; q++)
+            if (*q == '.')
+                dot = q; /* the last: protocol ids have dots of their own */
+        snprintf(bad, cap, "%s", t);
+        if (!eq || !dot) {
+            rc = CP2P_EINVAL;
+            break;
+        }
+        *dot = 0;
+        cp2p_rc_limits_t one = {0}, *l = !strcmp(t, "system")      ? &cfg->system_limits
+                                       : !strcmp(t, "transient") ? &cfg->transient_limits
+                                       : !strcmp(t, "peer")      ? &cfg->peer_limits
+                                       : !strcmp(t, "protocol")  ? &cfg->protocol_limits
+                                       : !strncmp(t, "protocol:", 9) && t[9] ? &one : NULL;
+        uint64_t *f = l ? limit_field(l, dot + 1, (size_t)(eq - dot - 1)) : NULL;
+        if (!f || limit_value(eq + 1, f == &l->memory, f)) {
+            rc = CP2P_EINVAL;
+            break;
+        }
+        if (l == &one && h)
+            rc = cp2p_host_set_protocol_limits(h, t + 9, &one);
+    }
+    free(copy);
+    return rc;
+}
+
 /* Each of a comma separated list of multiaddrs, parsed; CP2P_E* on the first bad one. */
 static int each_addr(const char *list, int (*fn)(app_t *, const cp2p_multiaddr_t *), app_t *a,
                      const char **bad)
@@ -482,6 +562,13 @@ int main(int argc, char **argv)
         o.conns_per_subnet > 0 && o.conns_per_subnet < UINT32_MAX ? (uint32_t)o.conns_per_subnet : 0;
     cfg.max_pending_inbound = o.max_pending > 0 && o.max_pending < UINT32_MAX ? (uint32_t)o.max_pending : 0;
     cfg.handshake_timeout_ms = o.handshake_ms < UINT32_MAX ? (uint32_t)o.handshake_ms : UINT32_MAX - 1;
+    char bad_limit[256] = "";
+    if (o.limits && apply_limits(o.limits, &cfg, NULL, bad_limit, sizeof bad_limit)) {
+        char why[400];
+        snprintf(why, sizeof why, "%s is not SCOPE.RESOURCE=N with a known scope and resource (see -help)",
+                 bad_limit);
+        return fail(&a, "-limits", why);
+    }
     if (o.id && (rc = cp2p_privkey_load_file(o.id, &cfg.identity)) < 0)
         return fail(&a, o.id, cp2p_strerror(rc));
 
@@ -503,7 +590,12 @@ int main(int argc, char **argv)
         uv_loop_close(&a.loop);
         return 1;
     }
-    rc = cp2p_ping_enable(a.h);
+    if (o.limits) {
+        what = "-limits";
+        rc = apply_limits(o.limits, &cfg, a.h, bad_limit, sizeof bad_limit);
+    }
+    if (!rc)
+        rc = cp2p_ping_enable(a.h);
     if (!rc)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc && (o.dht || o.dht_client || o.dht_server)) {

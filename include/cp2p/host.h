@@ -14,6 +14,7 @@
 #include "cp2p/keys.h"
 #include "cp2p/peer.h"
 #include "cp2p/peerstore.h"
+#include "cp2p/resources.h"
 #include "cp2p/stream.h"
 
 #ifdef __cplusplus
@@ -33,6 +34,17 @@ typedef struct cp2p_host cp2p_host_t;
 #define CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND 256          /* inbound connections still upgrading */
 #define CP2P_HOST_DEFAULT_MAX_CONNS_PER_IP 16              /* inbound, upgrading or open */
 #define CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET 64          /* IPv4 /24, IPv6 /56 */
+/* Resource manager defaults (include/cp2p/resources.h, README "Limits").
+ * G is the system memory limit in GiB (at least 1): stream counts scale
+ * with it, as go-libp2p's do. */
+#define CP2P_HOST_DEFAULT_PEER_CONNS 8               /* per peer, either direction */
+#define CP2P_HOST_DEFAULT_PEER_STREAMS_IN 512
+#define CP2P_HOST_DEFAULT_PEER_STREAMS_OUT 1024
+#define CP2P_HOST_DEFAULT_PROTOCOL_STREAMS_IN 1024   /* x G */
+#define CP2P_HOST_DEFAULT_PROTOCOL_STREAMS_OUT 4096  /* x G */
+#define CP2P_HOST_DEFAULT_SYSTEM_STREAMS_IN 4096     /* x G */
+#define CP2P_HOST_DEFAULT_SYSTEM_STREAMS_OUT 16384   /* x G */
+#define CP2P_HOST_DEFAULT_TRANSIENT_STREAMS_IN 1024  /* negotiating, all peers */
 #define CP2P_HOST_DEFAULT_AGENT_VERSION "cp2p/0.1.0"
 #define CP2P_HOST_MAX_ANNOUNCE_ADDRS 32
 /* Connection manager watermarks (go-libp2p's defaults): once a new
@@ -81,6 +93,20 @@ typedef struct cp2p_host_config {
     uint32_t max_conns_per_ip;
     uint32_t max_conns_per_subnet;
     int limit_loopback;
+    /* The resource manager's scopes (include/cp2p/resources.h). A 0 field
+     * takes its default, CP2P_RC_UNLIMITED lifts the limit. Defaults:
+     *   system     memory max_memory_mb, conns max_connections, streams in
+     *              4096 x G and out 16384 x G, fds seven eighths of the
+     *              soft RLIMIT_NOFILE (the rest is for files and the store)
+     *   transient  conns_in max_pending_inbound, streams_in 1024, memory a
+     *              sixteenth of the system's (at least 16 MiB)
+     *   peer       conns 8, streams in 512 and out 1024, memory a sixteenth
+     *              of the system's (at least 64 MiB)
+     *   protocol   streams in 1024 x G and out 4096 x G, memory a quarter of
+     *              the system's (at least 64 MiB); per protocol, see
+     *              cp2p_host_set_protocol_limits
+     * Fields not listed have no limit by default. */
+    cp2p_rc_limits_t system_limits, transient_limits, peer_limits, protocol_limits;
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -179,8 +205,22 @@ typedef struct cp2p_host_stats {
     uint64_t memory_limit;
     uint64_t memory_peak;
     uint64_t memory_holds;       /* times a connection was not read for it */
+    uint64_t streams_refused;    /* inbound streams refused or reset for a resource limit */
 } cp2p_host_stats_t;
 void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
+
+/* The resource manager's scopes, used against their limits: fills
+ * out[0..cap) with system, transient, peer (every peer: the fullest one's
+ * use), then each protocol seen; returns the number there are. Names are
+ * valid until the host is closed. */
+size_t cp2p_host_resources(cp2p_host_t *h, cp2p_rc_scope_stat_t *out, size_t cap);
+/* One peer's scope; CP2P_ENOTFOUND if it has no connection. */
+int cp2p_host_peer_resources(cp2p_host_t *h, const cp2p_peer_id_t *peer,
+                             cp2p_rc_scope_stat_t *out);
+/* Limits for one protocol's scope instead of protocol_limits (0 fields keep
+ * those; CP2P_RC_UNLIMITED lifts one). CP2P_ELIMIT past 256 protocols. */
+int cp2p_host_set_protocol_limits(cp2p_host_t *h, const char *protocol,
+                                  const cp2p_rc_limits_t *limits);
 
 /* Open a stream to peer, connecting first (addresses from the peerstore) if
  * there is no connection, and negotiate the first of protocols[0..n) the

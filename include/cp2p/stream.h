@@ -30,12 +30,20 @@ typedef void (*cp2p_stream_read_cb)(cp2p_stream_t *s, int status, const uint8_t 
 typedef void (*cp2p_stream_open_cb)(int status, cp2p_stream_t *s, void *arg);
 
 /* Copies p. cb (may be NULL) runs once the muxer has taken all n bytes, or
- * with a negative status if the stream died first. Writes are queued in order;
- * the queue is bounded by the host's max_stream_buffer (CP2P_EAGAIN past it). */
+ * with a negative status if the stream died first; never inside this call,
+ * always on a later loop turn. Writes are queued in order; the queue is
+ * bounded by the host's max_stream_buffer (CP2P_EAGAIN past it). */
 int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
                       void *arg);
+/* As much of p[0..n) as the muxer takes now, with no copy and no callback
+ * (uv_try_write): the count taken (0 when the window or the connection's
+ * output is full, or writes are queued), or a negative code if the stream
+ * cannot be written. A bulk sender writes with it until it takes less than
+ * asked, then hands the rest to cp2p_stream_write. */
+long cp2p_stream_try_write(cp2p_stream_t *s, const uint8_t *p, size_t n);
 /* Start delivering data. Bytes buffered while stopped (and a pending EOF or
- * error) are delivered first, before this call returns. */
+ * error) are delivered on a later loop turn, never inside this call; what
+ * arrives meanwhile comes after them. */
 int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg);
 /* While stopped, incoming data stays buffered (bounded by max_stream_buffer)
  * and the muxer window stays shut. */
@@ -49,11 +57,13 @@ void cp2p_stream_ref(cp2p_stream_t *s);
 void cp2p_stream_unref(cp2p_stream_t *s);
 
 /* A protocol that assembles what the remote sends (a message read in parts)
- * counts those bytes in the host's memory limit (max_memory_mb) with
- * delta > 0, and gives them back with delta < 0 before it drops its last
- * reference. Past the limit, the connection is not read until memory is
- * given back. */
-void cp2p_stream_charge(cp2p_stream_t *s, long delta);
+ * counts those bytes in the host's resource scopes (include/cp2p/resources.h)
+ * with delta > 0, and gives them back with delta < 0 before it drops its
+ * last reference. The bytes are counted whatever the result; past the
+ * system's or the peer's memory limit the connection is not read until
+ * memory is given back, and CP2P_ELIMIT says the stream's protocol is over
+ * its limit: the caller should reset the stream. */
+int cp2p_stream_charge(cp2p_stream_t *s, long delta);
 
 /* The negotiated protocol id. */
 const char *cp2p_stream_protocol(const cp2p_stream_t *s);

@@ -1,6 +1,7 @@
 /* The host: identity, configuration, peerstore, the protocol router (protocol
  * id -> handler) and the event bus, on top of the swarm. */
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -189,6 +190,67 @@ static uint32_t default_memory_mb(void)
     return mb < 64 ? 64 : mb > UINT32_MAX ? UINT32_MAX : (uint32_t)mb;
 }
 
+/* Seven eighths of the soft descriptor limit, at least 64. */
+static uint64_t default_fds(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    uint64_t n = (uint64_t)rl.rlim_cur - (uint64_t)rl.rlim_cur / 8;
+    return n < 64 ? 64 : n;
+}
+
+/* The given limits, their zero fields filled from def. */
+static void limits_or(const cp2p_rc_limits_t *given, const cp2p_rc_limits_t *def,
+                      cp2p_rc_limits_t *out)
+{
+    const uint64_t *g = (const uint64_t *)given, *d = (const uint64_t *)def;
+    uint64_t *o = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *out / sizeof *o; i++)
+        o[i] = g[i] ? g[i] : d[i];
+}
+
+static uint64_t at_least(uint64_t v, uint64_t min)
+{
+    return v < min ? min : v;
+}
+
+/* The resource manager's limits: the config's, else the defaults host.h
+ * lists, which scale with the system memory limit. */
+static void pick_limits(const cp2p_host_config_t *cfg, uint64_t memory, uint32_t conns,
+                        uint32_t pending, cp2p_rcmgr_config_t *out)
+{
+    static const cp2p_rc_limits_t none;
+    uint64_t g = at_least(memory >> 30, 1);
+    cp2p_rc_limits_t d = {
+        .memory = memory,
+        .conns = conns,
+        .streams_in = CP2P_HOST_DEFAULT_SYSTEM_STREAMS_IN * g,
+        .streams_out = CP2P_HOST_DEFAULT_SYSTEM_STREAMS_OUT * g,
+        .fds = default_fds(),
+    };
+    limits_or(cfg ? &cfg->system_limits : &none, &d, &out->system);
+    d = (cp2p_rc_limits_t){
+        .memory = at_least(memory / 16, 16u << 20),
+        .conns_in = pending,
+        .streams_in = CP2P_HOST_DEFAULT_TRANSIENT_STREAMS_IN,
+    };
+    limits_or(cfg ? &cfg->transient_limits : &none, &d, &out->transient);
+    d = (cp2p_rc_limits_t){
+        .memory = at_least(memory / 16, 64u << 20),
+        .conns = CP2P_HOST_DEFAULT_PEER_CONNS,
+        .streams_in = CP2P_HOST_DEFAULT_PEER_STREAMS_IN,
+        .streams_out = CP2P_HOST_DEFAULT_PEER_STREAMS_OUT,
+    };
+    limits_or(cfg ? &cfg->peer_limits : &none, &d, &out->peer);
+    d = (cp2p_rc_limits_t){
+        .memory = at_least(memory / 4, 64u << 20),
+        .streams_in = CP2P_HOST_DEFAULT_PROTOCOL_STREAMS_IN * g,
+        .streams_out = CP2P_HOST_DEFAULT_PROTOCOL_STREAMS_OUT * g,
+    };
+    limits_or(cfg ? &cfg->protocol_limits : &none, &d, &out->protocol);
+}
+
 static uint32_t or_default(const cp2p_host_config_t *cfg, size_t off, uint32_t def)
 {
     uint32_t v = 0;
@@ -242,19 +304,25 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     if (!rc)
         rc = pick_securities(cfg, &sc);
 #define DEF(field, d) sc.field = or_default(cfg, offsetof(cp2p_host_config_t, field), d)
-    DEF(max_connections, CP2P_HOST_DEFAULT_MAX_CONNECTIONS);
     DEF(max_streams_per_conn, CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN);
     DEF(max_stream_buffer, CP2P_HOST_DEFAULT_MAX_STREAM_BUFFER);
     DEF(dial_timeout_ms, CP2P_HOST_DEFAULT_DIAL_TIMEOUT_MS);
     DEF(negotiate_timeout_ms, CP2P_HOST_DEFAULT_NEGOTIATE_TIMEOUT_MS);
-    DEF(max_pending_inbound, CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND);
     DEF(handshake_timeout_ms, CP2P_HOST_DEFAULT_HANDSHAKE_TIMEOUT_MS);
     DEF(max_conns_per_ip, CP2P_HOST_DEFAULT_MAX_CONNS_PER_IP);
     DEF(max_conns_per_subnet, CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET);
 #undef DEF
     sc.limit_loopback = cfg && cfg->limit_loopback;
-    sc.max_memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
-                                         default_memory_mb()) << 20;
+    uint64_t memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
+                                           default_memory_mb()) << 20;
+    cp2p_rcmgr_config_t limits;
+    pick_limits(cfg, memory,
+                or_default(cfg, offsetof(cp2p_host_config_t, max_connections),
+                           CP2P_HOST_DEFAULT_MAX_CONNECTIONS),
+                or_default(cfg, offsetof(cp2p_host_config_t, max_pending_inbound),
+                           CP2P_HOST_DEFAULT_MAX_PENDING_INBOUND),
+                &limits);
+    sc.limits = &limits;
     if (sc.max_stream_buffer < CP2P_HOST_MIN_STREAM_BUFFER)
         sc.max_stream_buffer = CP2P_HOST_MIN_STREAM_BUFFER;
     cp2p_swarm_hooks_t hooks = {
@@ -342,10 +410,31 @@ void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out)
     out->streams_bad = st->streams_bad;
     out->bytes_in = st->bytes_in;
     out->bytes_out = st->bytes_out;
-    out->memory_used = st->memory_used;
-    out->memory_limit = cp2p_swarm_config(h->sw)->max_memory;
-    out->memory_peak = st->memory_peak;
+    const cp2p_rc_scope_t *sys = cp2p_rcmgr_system(cp2p_swarm_rcmgr(h->sw));
+    out->memory_used = sys->used[RC_MEMORY];
+    out->memory_limit = sys->limit[RC_MEMORY];
+    out->memory_peak = sys->memory_peak;
     out->memory_holds = st->memory_holds;
+    out->streams_refused = st->streams_refused;
+}
+
+size_t cp2p_host_resources(cp2p_host_t *h, cp2p_rc_scope_stat_t *out, size_t cap)
+{
+    return cp2p_rcmgr_stats(cp2p_swarm_rcmgr(h->sw), out, cap);
+}
+
+int cp2p_host_peer_resources(cp2p_host_t *h, const cp2p_peer_id_t *peer,
+                             cp2p_rc_scope_stat_t *out)
+{
+    if (!peer || !out)
+        return CP2P_EINVAL;
+    return cp2p_rcmgr_peer_stat(cp2p_swarm_rcmgr(h->sw), peer, out);
+}
+
+int cp2p_host_set_protocol_limits(cp2p_host_t *h, const char *protocol,
+                                  const cp2p_rc_limits_t *limits)
+{
+    return cp2p_rcmgr_set_protocol_limits(cp2p_swarm_rcmgr(h->sw), protocol, limits);
 }
 
 cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer)

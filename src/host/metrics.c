@@ -3,6 +3,7 @@
  * Prometheus text exposition format 0.0.4. Subsystems above the host give
  * their samples through cp2p_metrics_source_t. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,73 @@ static void label_value(char *out, size_t cap, const char *s)
     out[o] = 0;
 }
 
+static const struct {
+    const char *name;
+    size_t off;
+} rc_fields[] = {
+#define F(x) {#x, offsetof(cp2p_rc_limits_t, x)}
+    F(memory), F(conns), F(conns_in), F(conns_out), F(streams), F(streams_in), F(streams_out), F(fds),
+#undef F
+};
+
+static uint64_t rc_field(const cp2p_rc_limits_t *l, size_t i)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)l + rc_fields[i].off, sizeof v);
+    return v;
+}
+
+/* One family of the resource manager's samples: scope (and protocol) and
+ * resource labels; which: 0 used, 1 limit (none where unlimited), 2 refused. */
+static int render_rc_family(cp2p_buf_t *b, const cp2p_rc_scope_stat_t *st, size_t n, int which)
+{
+    static const char *const names[] = {"cp2p_rcmgr_used", "cp2p_rcmgr_limit",
+                                        "cp2p_rcmgr_refused_total"};
+    static const char *const helps[] = {
+        "Resources in use per resource manager scope (peer: the fullest peer).",
+        "Resource limits per resource manager scope (peer: each peer's).",
+        "Reservations refused per resource manager scope and resource."};
+    int rc = put(b, "# HELP %s %s\n# TYPE %s %s\n", names[which], helps[which], names[which],
+                 which == 2 ? "counter" : "gauge");
+    for (size_t i = 0; !rc && i < n; i++) {
+        static const char *const types[] = {"system", "transient", "peer", "protocol"};
+        char proto[512] = "";
+        if (st[i].type == CP2P_RC_SCOPE_PROTOCOL) {
+            char v[480];
+            label_value(v, sizeof v, st[i].name);
+            snprintf(proto, sizeof proto, ",protocol=\"%s\"", v);
+        }
+        for (size_t k = 0; !rc && k < sizeof rc_fields / sizeof rc_fields[0]; k++) {
+            uint64_t lim = rc_field(&st[i].limit, k);
+            const cp2p_rc_limits_t *src = which == 0 ? &st[i].used : which == 1 ? &st[i].limit
+                                                                              : &st[i].refused;
+            if (!lim && !rc_field(&st[i].used, k) && !rc_field(&st[i].refused, k))
+                continue; /* a resource this scope neither limits nor uses */
+            if (which == 1 && !lim)
+                continue;
+            rc = put(b, "%s{scope=\"%s\"%s,resource=\"%s\"} %llu\n", names[which],
+                     types[st[i].type], proto, rc_fields[k].name,
+                     (unsigned long long)rc_field(src, k));
+        }
+    }
+    return rc;
+}
+
+static int render_resources(cp2p_host_t *h, cp2p_buf_t *b)
+{
+    size_t n = cp2p_host_resources(h, NULL, 0);
+    cp2p_rc_scope_stat_t *st = malloc(n * sizeof *st);
+    if (!st)
+        return CP2P_ENOMEM;
+    n = cp2p_host_resources(h, st, n);
+    int rc = metric(b, "cp2p_rcmgr_peers", "gauge", "Peers with a resource scope (a connection).",
+                    n > 2 ? st[2].n : 0);
+    for (int which = 0; !rc && which < 3; which++)
+        rc = render_rc_family(b, st, n, which);
+    free(st);
+    return rc;
+}
+
 static size_t listen_addr_count(cp2p_host_t *h)
 {
     cp2p_multiaddr_t *addrs;
@@ -154,6 +222,10 @@ int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp
                           hs.memory_holds);
     rc = rc ? rc : metric(b, "cp2p_peerstore_peers", "gauge", "Peers in the peerstore.",
                           cp2p_peerstore_count(cp2p_host_peerstore(h)));
+    rc = rc ? rc : metric(b, "cp2p_streams_refused_total", "counter",
+                          "Inbound streams refused or reset for a resource limit.",
+                          hs.streams_refused);
+    rc = rc ? rc : render_resources(h, b);
     for (size_t i = 0; !rc && sources && i < CP2P_METRICS_MAX_SOURCES && sources[i].collect; i++) {
         cp2p_metric_t ms[CP2P_METRICS_MAX_PER_SOURCE];
         size_t n = sources[i].collect(sources[i].subsystem, ms, CP2P_METRICS_MAX_PER_SOURCE);

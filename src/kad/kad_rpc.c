@@ -30,12 +30,15 @@ struct kad_srv {
 #define STORING 1
 
 /* Count what a request or an answer being assembled holds in the host's
- * memory limit: *charged follows len. */
-static void charge(cp2p_stream_t *s, size_t *charged, size_t len)
+ * resource scopes: *charged follows len. CP2P_ELIMIT: the protocol's memory
+ * is full, and the stream should go. */
+static int charge(cp2p_stream_t *s, size_t *charged, size_t len)
 {
+    int rc = 0;
     if (s && len != *charged)
-        cp2p_stream_charge(s, (long)len - (long)*charged);
+        rc = cp2p_stream_charge(s, (long)len - (long)*charged);
     *charged = len;
+    return rc;
 }
 
 static void log_peer(const char *what, const cp2p_peer_id_t *peer, const char *why)
@@ -285,7 +288,10 @@ static void srv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, v
         srv_end(v, 1);
         return;
     }
-    charge(v->s, &v->charged, v->in.len);
+    if (charge(v->s, &v->charged, v->in.len)) {
+        srv_bad(v, "over the protocol's memory limit");
+        return;
+    }
     v->deadline = uv_now(d->loop) + d->request_timeout_ms;
     if (!v->storing)
         srv_process(v);
@@ -383,7 +389,10 @@ static void rpc_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, v
         rpc_answer(r, CP2P_ENOMEM, NULL, 0);
         return;
     }
-    charge(r->s, &r->charged, r->in.len);
+    if (charge(r->s, &r->charged, r->in.len)) {
+        rpc_bad(r, "over the protocol's memory limit");
+        return;
+    }
     const uint8_t *body;
     size_t body_len;
     int used = cp2p_kad_msg_frame(r->in.data, r->in.len, &body, &body_len);

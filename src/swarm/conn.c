@@ -60,18 +60,18 @@ void cp2p_conn_unref(cp2p_conn_t *c)
         conn_maybe_free(c);
 }
 
-void cp2p_conn_charge(cp2p_conn_t *c, long delta)
+void cp2p_conn_charge(cp2p_conn_t *c, cp2p_rc_scope_t *extra, long delta)
 {
     c->mem += (size_t)delta;
     if (c->sw)
-        cp2p_swarm_mem_add(c->sw, delta);
+        cp2p_swarm_mem_add(c->sw, c, extra, delta);
 }
 
 /* The output queue grew or shrank by delta; the swarm's memory with it. */
 static void queued_add(cp2p_conn_t *c, long delta)
 {
     c->queued += (size_t)delta;
-    cp2p_conn_charge(c, delta);
+    cp2p_conn_charge(c, NULL, delta);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -82,8 +82,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles == 0 && c->sw) {
         cp2p_swarm_t *sw = c->sw;
         /* What the connection still holds is no longer the swarm's. */
-        cp2p_swarm_mem_unhold(sw, c); /* the socket is closed: nothing is read again */
-        cp2p_swarm_mem_add(sw, -(long)c->mem);
+        cp2p_swarm_conn_release(sw, c);
         c->sw = NULL;
         cp2p_swarm_conn_gone(sw);
     }
@@ -115,7 +114,8 @@ void cp2p_conn_violation(cp2p_conn_t *c, const char *what, int err)
 static int is_violation(int status)
 {
     return status != 0 && status != CP2P_ECLOSED && status != CP2P_EIO &&
-           status != CP2P_ECANCELED && status != CP2P_ETIMEOUT && status != CP2P_ENOMEM;
+           status != CP2P_ECANCELED && status != CP2P_ETIMEOUT && status != CP2P_ENOMEM &&
+           status != CP2P_ELIMIT; /* the swarm logs its refusals itself */
 }
 
 static void close_handles(cp2p_conn_t *c)
@@ -184,6 +184,8 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status)
         cp2p_conn_send_closes(c);
         if (status != CP2P_ECLOSED)
             c->muxvt->goaway(c->mux);
+    } else if (was_open && status == CP2P_ELIMIT) {
+        c->muxvt->goaway(c->mux); /* refused for a limit: say so, then go */
     }
     c->state = CONN_CLOSED;
     c->refs++;
@@ -216,7 +218,12 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status)
 
 void cp2p_conn_close(cp2p_conn_t *c)
 {
+    cp2p_swarm_t *sw = c->sw;
+    if (sw)
+        cp2p_swarm_enter(sw); /* the streams are told on a later turn */
     cp2p_conn_close_with(c, 0);
+    if (sw)
+        cp2p_swarm_leave(sw);
 }
 
 /* ---- output ---- */
@@ -286,7 +293,7 @@ static void hold_if_backed_up(cp2p_conn_t *c)
         c->out_held = 1;
         cp2p_conn_hold_input(c, 1);
     }
-    if (!c->mem_held && c->sw && cp2p_swarm_mem_over(c->sw))
+    if (!c->mem_held && c->sw && cp2p_swarm_mem_over(c->sw, c))
         cp2p_swarm_mem_hold(c->sw, c);
 }
 
@@ -737,6 +744,7 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     }
     c->refs = 1;
     c->sw = sw;
+    c->owner = cp2p_rcmgr_transient(cp2p_swarm_rcmgr(sw));
     c->cfg = *cp2p_swarm_config(sw);
     c->inbound = inbound;
     c->ready = ready;
@@ -746,6 +754,7 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
         c->expected = *expected;
     }
     c->sock = rc->stream;
+    c->loop = c->sock->loop;
     c->sock->data = c;
     c->local = rc->local;
     c->remote = rc->remote;

@@ -8,10 +8,6 @@
 #include "core/iobuf.h"
 #include "swarm/swarm.h"
 
-/* How deep write callbacks that write again may nest before writes are
- * queued instead (the stack stays small however tiny the writes). */
-#define MAX_NESTED_WRITES 8
-
 typedef struct wreq {
     struct wreq *next;
     size_t off, len;
@@ -48,28 +44,154 @@ struct cp2p_stream {
     int err;           /* to tell the reader when it starts */
     int holding;       /* rbuf is over the limit: the connection stops reading */
     size_t charged;    /* rbuf bytes counted in the swarm's memory */
+    /* Resource manager: the transient scope while negotiating, then the
+     * protocol's (NULL: none); the direction reserved (0 once given back)
+     * and the memory charged to that scope. */
+    cp2p_rc_scope_t *scope;
+    cp2p_rc_kind_t rc_dir;
+    size_t scope_mem;
 
     wreq_t *whead, *wtail;
     size_t wbytes;     /* bytes the muxer has not taken yet */
     int queue_ref;     /* a non-empty queue holds one reference */
     int close_pending, write_closed;
     int pumping;
-    int nested;        /* write callbacks run from cp2p_stream_write, one inside another */
-    int in_call;       /* inside cp2p_stream_write or close_write: an end is told later */
+
+    /* Callbacks owed (libuv's rule: never inside the call that caused
+     * them), delivered in this order on a later loop turn: writes the muxer
+     * took, the end, data buffered for a reader that started. */
+    wreq_t *dhead, *dtail;
+    int end_owed, end_status;
+    stream_state_t end_was;
+    int drain_owed;
+    int later;         /* queued for delivery; the queue holds a reference */
 };
 
-void cp2p_stream_charge(cp2p_stream_t *s, long delta)
+static void drain(cp2p_stream_t *s);
+
+/* Inside a public call of this swarm, or past the swarm's life (an API call
+ * on a dead stream): callbacks wait for a later loop turn. */
+static int deferring(const cp2p_stream_t *s)
 {
-    cp2p_conn_charge(s->conn, delta);
+    return !s->conn->sw || cp2p_swarm_in_call(s->conn->sw);
+}
+
+static void enter(cp2p_stream_t *s)
+{
+    if (s->conn->sw)
+        cp2p_swarm_enter(s->conn->sw);
+}
+
+static void leave(cp2p_conn_t *c)
+{
+    if (c->sw)
+        cp2p_swarm_leave(c->sw);
+}
+
+/* ---- resources ---- */
+
+/* The stream's scopes: its peer's (or the transient one of a connection
+ * still upgrading), its own (transient or protocol) and the system's. */
+static size_t scopes_of(cp2p_conn_t *c, cp2p_rc_scope_t *own, cp2p_rc_scope_t **sc)
+{
+    cp2p_rcmgr_t *m = cp2p_swarm_rcmgr(c->sw);
+    sc[0] = c->owner;
+    sc[1] = own;
+    sc[2] = cp2p_rcmgr_system(m);
+    return 3;
+}
+
+/* A new stream takes one of kind in its scopes; 0 or CP2P_ELIMIT (counted
+ * and logged). */
+static int reserve_stream(cp2p_conn_t *c, cp2p_rc_kind_t kind, const char *what)
+{
+    cp2p_rc_scope_t *sc[3], *full;
+    size_t n = scopes_of(c, cp2p_rcmgr_transient(cp2p_swarm_rcmgr(c->sw)), sc);
+    if (!(full = cp2p_rc_reserve(sc, n, kind, RC_STREAMS, 1)))
+        return 0;
+    cp2p_swarm_rc_refused(c->sw, full, what);
+    return CP2P_ELIMIT;
+}
+
+static void adopt_stream(cp2p_stream_t *s, cp2p_rc_kind_t kind)
+{
+    s->scope = cp2p_rcmgr_transient(cp2p_swarm_rcmgr(s->conn->sw));
+    s->rc_dir = kind;
+}
+
+static void unreserve_stream(cp2p_conn_t *c, cp2p_rc_scope_t *own, cp2p_rc_kind_t kind)
+{
+    cp2p_rc_scope_t *sc[3];
+    size_t n = scopes_of(c, own, sc);
+    cp2p_rc_release(sc, n, kind, RC_STREAMS, 1);
+}
+
+/* The stream ended: its count and its scope's memory go back. */
+static void release_stream(cp2p_stream_t *s)
+{
+    if (s->rc_dir && s->conn->sw)
+        unreserve_stream(s->conn, s->scope, s->rc_dir);
+    s->rc_dir = 0;
+    if (s->scope && s->scope_mem)
+        cp2p_rc_charge(&s->scope, 1, -(long)s->scope_mem);
+    s->scope_mem = 0;
+    s->scope = NULL;
+}
+
+/* Negotiated: the stream leaves the transient scope for its protocol's. */
+static int attach_protocol(cp2p_stream_t *s)
+{
+    cp2p_conn_t *c = s->conn;
+    if (!s->rc_dir || !c->sw)
+        return 0;
+    cp2p_rc_scope_t *proto = cp2p_rcmgr_protocol(cp2p_swarm_rcmgr(c->sw), s->protocol);
+    uint64_t use[RC_NKINDS] = {[RC_STREAMS] = 1, [RC_MEMORY] = s->scope_mem};
+    use[s->rc_dir] = 1;
+    cp2p_rc_scope_t *full = cp2p_rc_move(use, s->scope, proto);
+    if (full) {
+        cp2p_swarm_stats(c->sw)->streams_refused++;
+        cp2p_swarm_rc_refused(c->sw, full, s->inbound ? "inbound stream reset" : "stream open failed");
+        return CP2P_ELIMIT;
+    }
+    /* Without a scope of its own (past CP2P_RCMGR_MAX_PROTOCOLS) the stream
+     * still counts in its peer's and the system's. */
+    s->scope = proto;
+    if (!proto)
+        s->scope_mem = 0;
+    return 0;
+}
+
+/* Memory the stream holds for its remote: its connection's scopes and its
+ * own. CP2P_ELIMIT when that took its protocol over its memory limit. */
+static int charge(cp2p_stream_t *s, long delta)
+{
+    cp2p_rc_scope_t *own = s->scope;
+    cp2p_conn_charge(s->conn, own, delta);
+    if (!own)
+        return 0;
+    s->scope_mem += (size_t)delta;
+    if (delta <= 0 || own->type != CP2P_RC_SCOPE_PROTOCOL || !cp2p_rc_mem_over(own))
+        return 0;
+    cp2p_rc_refuse(own, RC_MEMORY);
+    if (s->conn->sw)
+        cp2p_swarm_rc_refused(s->conn->sw, own, "stream reset");
+    return CP2P_ELIMIT;
+}
+
+int cp2p_stream_charge(cp2p_stream_t *s, long delta)
+{
+    return charge(s, delta);
 }
 
 /* Keep the swarm's memory in step with what rbuf holds. */
-static void charge_rbuf(cp2p_stream_t *s)
+static int charge_rbuf(cp2p_stream_t *s)
 {
+    int rc = 0;
     if (s->rbuf.len != s->charged) {
-        cp2p_conn_charge(s->conn, (long)s->rbuf.len - (long)s->charged);
+        rc = charge(s, (long)s->rbuf.len - (long)s->charged);
         s->charged = s->rbuf.len;
     }
+    return rc;
 }
 
 static void wreq_free(wreq_t *w)
@@ -162,8 +284,10 @@ void cp2p_stream_unref(cp2p_stream_t *s)
     if (--s->refs > 0)
         return;
     cp2p_conn_t *c = s->conn;
+    enter(s); /* the reset below may take the connection down */
     if (s->state == ST_OPEN)
         count_end(s);
+    release_stream(s);
     /* Dropping the last reference to a stream still open both ways aborts it. */
     if (mux_alive(s))
         c->muxvt->reset(c->mux, s->id);
@@ -179,6 +303,7 @@ void cp2p_stream_unref(cp2p_stream_t *s)
     charge_rbuf(s);
     free(s);
     cp2p_conn_flush(c);
+    leave(c);
     cp2p_conn_unref(c);
 }
 
@@ -222,44 +347,90 @@ static void notify_end(cp2p_stream_t *s, stream_state_t was, int status)
     }
 }
 
-typedef struct deferred_end {
+typedef struct later_timer {
     uv_timer_t timer;
     cp2p_stream_t *s;
-    stream_state_t was;
-    int status;
-} deferred_end_t;
+} later_timer_t;
 
-static void deferred_closed(uv_handle_t *h)
+static void later_timer_closed(uv_handle_t *h)
 {
     free(h->data);
 }
 
-static void on_deferred_end(uv_timer_t *t)
+static void on_later_timer(uv_timer_t *t)
 {
-    deferred_end_t *d = t->data;
-    cp2p_stream_t *s = d->s;
-    notify_end(s, d->was, d->status);
-    cp2p_stream_unref(s);
-    uv_close((uv_handle_t *)&d->timer, deferred_closed);
+    later_timer_t *l = t->data;
+    cp2p_stream_run_later(l->s);
+    uv_close((uv_handle_t *)&l->timer, later_timer_closed);
 }
 
-/* A stream that dies inside one of its own calls (a write the muxer
- * refuses) tells its callbacks on a later loop turn (libuv's rule): the
- * caller may be in the middle of using what a callback would free. */
-static void defer_end(cp2p_stream_t *s, stream_state_t was, int status)
+/* Queue the stream for cp2p_stream_run_later: the swarm's queue, or a
+ * timer of its own once the swarm let go of the connection. */
+static void schedule(cp2p_stream_t *s)
 {
-    deferred_end_t *d = malloc(sizeof *d);
-    if (!d || uv_timer_init(s->conn->sock->loop, &d->timer)) {
-        free(d);
-        notify_end(s, was, status); /* out of memory: better late than never */
+    if (s->later)
+        return;
+    s->later = 1;
+    s->refs++;
+    if (s->conn->sw && cp2p_swarm_later(s->conn->sw, s) == 0)
+        return;
+    later_timer_t *l = malloc(sizeof *l);
+    if (!l || uv_timer_init(s->conn->loop, &l->timer)) {
+        free(l);
+        cp2p_stream_run_later(s); /* out of memory: better late than never */
         return;
     }
-    d->timer.data = d;
-    d->s = s;
-    d->was = was;
-    d->status = status;
-    s->refs++;
-    uv_timer_start(&d->timer, on_deferred_end, 0, 0);
+    l->timer.data = l;
+    l->s = s;
+    uv_timer_start(&l->timer, on_later_timer, 0, 0);
+}
+
+/* A write the muxer took in full: its callback, now or owed. */
+static void write_done(cp2p_stream_t *s, wreq_t *w)
+{
+    if (!w->cb) {
+        wreq_free(w);
+        return;
+    }
+    if (!deferring(s) && !s->dhead) {
+        w->cb(s, 0, w->arg);
+        wreq_free(w);
+        return;
+    }
+    w->next = NULL;
+    if (s->dtail)
+        s->dtail->next = w;
+    else
+        s->dhead = w;
+    s->dtail = w;
+    schedule(s);
+}
+
+void cp2p_stream_run_later(cp2p_stream_t *s)
+{
+    s->later = 0;
+    while (s->dhead) {
+        wreq_t *w = s->dhead;
+        if (!(s->dhead = w->next))
+            s->dtail = NULL;
+        w->cb(s, 0, w->arg);
+        wreq_free(w);
+    }
+    /* Only the queue's reference left: the application dropped the stream
+     * (and nothing is queued or negotiating), so nobody is told, as when
+     * the last reference goes before the end. */
+    int held = s->refs > 1;
+    if (s->end_owed) {
+        s->end_owed = 0;
+        if (held)
+            notify_end(s, s->end_was, s->end_status);
+    }
+    if (s->drain_owed) {
+        s->drain_owed = 0;
+        if (held)
+            drain(s);
+    }
+    cp2p_stream_unref(s); /* the queue's */
 }
 
 static void stream_end(cp2p_stream_t *s, int status)
@@ -274,16 +445,21 @@ static void stream_end(cp2p_stream_t *s, int status)
         status = CP2P_ERESET;
     if (was == ST_OPEN)
         count_end(s);
+    release_stream(s);
     s->refs++;
     if (mux_alive(s))
         s->conn->muxvt->reset(s->conn->mux, s->id);
     s->released = 1;
     detach(s);
     check_hold(s);
-    if (s->in_call)
-        defer_end(s, was, status);
-    else
+    if (deferring(s) || s->later) {
+        s->end_owed = 1;
+        s->end_was = was;
+        s->end_status = status;
+        schedule(s);
+    } else {
         notify_end(s, was, status);
+    }
     cp2p_stream_unref(s);
 }
 
@@ -316,9 +492,7 @@ static void pump(cp2p_stream_t *s)
             s->whead = w->next;
             if (!s->whead)
                 s->wtail = NULL;
-            if (w->cb)
-                w->cb(s, 0, w->arg);
-            wreq_free(w);
+            write_done(s, w);
         }
     }
     if (!s->whead && s->state != ST_DEAD) {
@@ -374,11 +548,14 @@ static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_strea
 
 int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb, void *arg)
 {
+    cp2p_conn_t *c = s->conn;
+    cp2p_conn_ref(c);
     s->refs++;
-    s->in_call++;
+    enter(s);
     int rc = stream_write(s, p, n, cb, arg);
-    s->in_call--;
     cp2p_stream_unref(s);
+    leave(c);
+    cp2p_conn_unref(c);
     return rc;
 }
 
@@ -393,10 +570,15 @@ static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_strea
         return CP2P_EAGAIN;
     cp2p_conn_t *c = s->conn;
     size_t took = 0;
+    /* The callback of a write taken at once is owed: a record for it now,
+     * so that nothing can fail once bytes are on their way. */
+    wreq_t *done = NULL;
+    if (cb && !(done = malloc(sizeof *done)))
+        return CP2P_ENOMEM;
     /* Nothing queued ahead: the muxer seals straight from the caller's
      * memory, and only what it cannot take now is copied. An error is left
      * to pump(), which ends the stream as for any queued write. */
-    if (!s->whead && s->nested < MAX_NESTED_WRITES && cp2p_conn_writable(c)) {
+    if (!s->whead && cp2p_conn_writable(c)) {
         long k = c->muxvt->write(c->mux, s->id, p, n);
         if (k > 0) {
             took = (size_t)k;
@@ -406,19 +588,14 @@ static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_strea
         }
     }
     if (took == n) {
-        s->refs++; /* the callback may drop the caller's reference */
-        /* Out to the socket before the callback seals more: the remote
-         * decrypts this while we encrypt the next. */
-        cp2p_conn_flush(c);
-        if (cb) {
-            s->nested++;
-            cb(s, 0, arg);
-            s->nested--;
+        if (done) {
+            *done = (wreq_t){.cb = cb, .arg = arg};
+            write_done(s, done);
         }
         cp2p_conn_flush(c);
-        cp2p_stream_unref(s);
         return 0;
     }
+    free(done);
     int rc = enqueue(s, p + took, n - took, cb, arg);
     if (rc && took) {
         /* Part of the write is on its way: the stream cannot go on. */
@@ -433,18 +610,48 @@ static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_strea
     return 0;
 }
 
+long cp2p_stream_try_write(cp2p_stream_t *s, const uint8_t *p, size_t n)
+{
+    if (s->state == ST_DEAD)
+        return s->err ? s->err : CP2P_ERESET;
+    if (s->state != ST_OPEN || s->write_closed || s->close_pending)
+        return CP2P_ESTATE;
+    cp2p_conn_t *c = s->conn;
+    if (s->whead || !n || !cp2p_conn_writable(c))
+        return 0;
+    cp2p_conn_ref(c);
+    s->refs++;
+    enter(s);
+    long k = c->muxvt->write(c->mux, s->id, p, n);
+    if (k > 0) {
+        cp2p_swarm_stats_t *st = stats_of(s);
+        if (st)
+            st->bytes_out += (uint64_t)k;
+        cp2p_conn_flush(c);
+    } else if (k < 0) {
+        stream_end(s, (int)k);
+    }
+    cp2p_stream_unref(s);
+    leave(c);
+    cp2p_conn_unref(c);
+    return k;
+}
+
 int cp2p_stream_close_write(cp2p_stream_t *s)
 {
     if (s->state != ST_OPEN || s->write_closed || s->close_pending)
         return s->state == ST_DEAD ? CP2P_ERESET : CP2P_ESTATE;
     s->close_pending = 1;
+    cp2p_conn_t *c = s->conn;
+    cp2p_conn_ref(c);
     s->refs++;
-    s->in_call++;
+    enter(s);
     if (!s->whead)
         pump(s);
-    cp2p_conn_flush(s->conn);
-    s->in_call--;
+    cp2p_conn_flush(c);
     cp2p_stream_unref(s);
+    leave(c);
+    cp2p_conn_unref(c);
     return 0;
 }
 
@@ -457,8 +664,10 @@ int cp2p_stream_reset(cp2p_stream_t *s)
         return 0;
     cp2p_conn_t *c = s->conn;
     cp2p_conn_ref(c);
+    enter(s);
     stream_end(s, CP2P_ERESET);
     cp2p_conn_flush(c);
+    leave(c);
     cp2p_conn_unref(c);
     return 0;
 }
@@ -512,10 +721,12 @@ int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg)
     s->rcb = cb;
     s->rarg = arg;
     s->reading = 1;
-    cp2p_stream_ref(s); /* the read callback may drop the caller's last reference */
-    drain(s);
-    cp2p_conn_flush(s->conn);
-    cp2p_stream_unref(s);
+    /* What is buffered comes on a later turn (so does what arrives in
+     * between: it queues behind it). */
+    if (s->rbuf.len || s->err || (s->eof && !s->eof_told)) {
+        s->drain_owed = 1;
+        schedule(s);
+    }
     return 0;
 }
 
@@ -575,7 +786,13 @@ static void negotiated(cp2p_stream_t *s)
         stream_end(s, CP2P_ENOMEM);
         return;
     }
-    charge_rbuf(s);
+    int rc = attach_protocol(s);
+    if (!rc)
+        rc = charge_rbuf(s);
+    if (rc) {
+        stream_end(s, rc);
+        return;
+    }
     /* The leftover is application data: consumed once the reader has it. */
     consumed(s, s->neg_in - ln);
     cp2p_mss_free(s->mss);
@@ -625,8 +842,23 @@ static void negotiate_input(cp2p_stream_t *s, const uint8_t *p, size_t n)
     }
 }
 
+static int open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n,
+                       cp2p_stream_open_cb cb, void *arg);
+
 int cp2p_conn_open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n,
                           cp2p_stream_open_cb cb, void *arg)
+{
+    cp2p_conn_ref(c);
+    if (c->sw)
+        cp2p_swarm_enter(c->sw);
+    int rc = open_stream(c, protocols, n, cb, arg);
+    leave(c);
+    cp2p_conn_unref(c);
+    return rc;
+}
+
+static int open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n,
+                       cp2p_stream_open_cb cb, void *arg)
 {
     if (!cb || !protocols || n == 0)
         return CP2P_EINVAL;
@@ -638,17 +870,25 @@ int cp2p_conn_open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n
     int rc = cp2p_mss_dialer_new(&mss, protocols, n, 0);
     if (rc)
         return rc;
+    if ((rc = reserve_stream(c, RC_STREAMS_OUT, "stream open failed"))) {
+        cp2p_mss_free(mss);
+        return rc;
+    }
+    cp2p_rc_scope_t *tr = cp2p_rcmgr_transient(cp2p_swarm_rcmgr(c->sw));
     cp2p_mux_stream_id_t id;
     if ((rc = c->muxvt->open_stream(c->mux, &id))) {
+        unreserve_stream(c, tr, RC_STREAMS_OUT);
         cp2p_mss_free(mss);
         return rc;
     }
     cp2p_stream_t *s = stream_new(c, id, 0);
     if (!s) {
+        unreserve_stream(c, tr, RC_STREAMS_OUT);
         c->muxvt->reset(c->mux, id);
         cp2p_mss_free(mss);
         return CP2P_ENOMEM;
     }
+    adopt_stream(s, RC_STREAMS_OUT);
     s->mss = mss;
     s->open_cb = cb;
     s->open_arg = arg;
@@ -681,11 +921,19 @@ static int ev_opened(void *ctx, cp2p_mux_stream_id_t id)
         return CP2P_ECLOSED;
     if (c->nstreams >= c->cfg.max_streams_per_conn) {
         cp2p_log_debug("swarm", "inbound stream refused: %u streams", (unsigned)c->nstreams);
+        cp2p_swarm_stats(c->sw)->streams_refused++;
+        return CP2P_ELIMIT;
+    }
+    if (reserve_stream(c, RC_STREAMS_IN, "inbound stream refused")) {
+        cp2p_swarm_stats(c->sw)->streams_refused++;
         return CP2P_ELIMIT;
     }
     cp2p_stream_t *s = stream_new(c, id, 1);
-    if (!s)
+    if (!s) {
+        unreserve_stream(c, cp2p_rcmgr_transient(cp2p_swarm_rcmgr(c->sw)), RC_STREAMS_IN);
         return CP2P_ENOMEM;
+    }
+    adopt_stream(s, RC_STREAMS_IN);
     cp2p_buf_t out = {0};
     int rc = cp2p_mss_listener_new(&s->mss, NULL, 0, match_protocol, s);
     if (!rc)
@@ -717,8 +965,10 @@ static void ev_data(void *ctx, cp2p_mux_stream_id_t id, const uint8_t *p, size_t
         consumed(s, n);
     } else if (cp2p_buf_append(&s->rbuf, p, n)) {
         stream_end(s, CP2P_ENOMEM);
+    } else if (charge_rbuf(s)) {
+        cp2p_swarm_stats(s->conn->sw)->streams_refused++;
+        stream_end(s, CP2P_ELIMIT);
     } else {
-        charge_rbuf(s);
         check_hold(s);
     }
     cp2p_stream_unref(s);

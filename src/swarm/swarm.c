@@ -7,6 +7,8 @@
 #include "cp2p/log.h"
 #include "swarm/swarm.h"
 
+static void maybe_done(struct cp2p_swarm *sw);
+
 static const cp2p_transport_vtable_t *const transports[] = {&cp2p_tcp_transport};
 
 typedef struct listener {
@@ -45,14 +47,20 @@ struct cp2p_swarm {
     size_t nlisteners;
     cp2p_conn_t *head, *tail;
     size_t nconns;   /* in the list: upgrading or open */
-    size_t pending_in;              /* of those, inbound and still upgrading */
+    cp2p_rcmgr_t *rc;
     uint64_t last_refusal_log;      /* uv_now of the last admission log line */
+    uint64_t last_rc_log[4][RC_NKINDS]; /* ... of a refusal, per scope type and resource */
     size_t mem_held;                /* connections not read because memory is full */
     uint64_t last_mem_log;
     size_t live;     /* connections whose handles are not closed yet */
     dial_t *dials;
-    int handles;     /* dial timers and the close notifier */
+    int handles;     /* dial timers, the close notifier and the run-later idler */
     uv_timer_t closer;
+    /* Streams owing callbacks (cp2p_swarm_later), run by the idler. */
+    uv_idle_t idler;
+    cp2p_stream_t **later;
+    size_t nlater, cap_later;
+    int in_call, idler_closing;
     int closing;
     void (*done)(void *arg);
     void *done_arg;
@@ -75,13 +83,22 @@ int cp2p_swarm_new(uv_loop_t *loop, const cp2p_swarm_config_t *cfg, const cp2p_s
     cp2p_swarm_t *sw = calloc(1, sizeof *sw);
     if (!sw)
         return CP2P_ENOMEM;
+    static const cp2p_rcmgr_config_t unlimited;
+    int rc = cp2p_rcmgr_new(cfg->limits ? cfg->limits : &unlimited, &sw->rc);
+    if (rc) {
+        free(sw);
+        return rc;
+    }
     sw->loop = loop;
     sw->cfg = *cfg;
+    sw->cfg.limits = NULL;
     if (hooks)
         sw->hooks = *hooks;
     uv_timer_init(loop, &sw->closer);
     sw->closer.data = sw;
-    sw->handles = 1;
+    uv_idle_init(loop, &sw->idler);
+    sw->idler.data = sw;
+    sw->handles = 2;
     *out = sw;
     return 0;
 }
@@ -106,21 +123,95 @@ size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw)
     return sw->nconns;
 }
 
-void cp2p_swarm_mem_add(cp2p_swarm_t *sw, long delta)
+/* ---- later: libuv's rule ---- */
+
+void cp2p_swarm_enter(cp2p_swarm_t *sw)
 {
-    sw->stats.memory_used += (uint64_t)delta;
-    if (sw->stats.memory_used > sw->stats.memory_peak)
-        sw->stats.memory_peak = sw->stats.memory_used;
-    if (!sw->mem_held || sw->stats.memory_used >= sw->cfg.max_memory / 4 * 3)
-        return;
-    for (cp2p_conn_t *c = sw->head; c && sw->mem_held; c = c->next)
-        if (c->mem_held)
-            cp2p_swarm_mem_unhold(sw, c);
+    sw->in_call++;
 }
 
-int cp2p_swarm_mem_over(const cp2p_swarm_t *sw)
+void cp2p_swarm_leave(cp2p_swarm_t *sw)
 {
-    return sw->cfg.max_memory && sw->stats.memory_used >= sw->cfg.max_memory;
+    sw->in_call--;
+}
+
+int cp2p_swarm_in_call(const cp2p_swarm_t *sw)
+{
+    return sw->in_call > 0;
+}
+
+/* Rounds of owed callbacks one idle turn runs before the loop polls again:
+ * a writer chained from its callbacks goes on without a poll per write, and
+ * still lets the sockets be read. */
+#define LATER_ROUNDS 16
+
+static void on_idle(uv_idle_t *t)
+{
+    cp2p_swarm_t *sw = t->data;
+    for (int round = 0; round < LATER_ROUNDS && sw->nlater; round++) {
+        /* What the callbacks owe in turn waits for the next round. */
+        cp2p_stream_t **run = sw->later;
+        size_t n = sw->nlater;
+        sw->later = NULL;
+        sw->nlater = sw->cap_later = 0;
+        for (size_t i = 0; i < n; i++)
+            cp2p_stream_run_later(run[i]);
+        free(run);
+    }
+    if (!sw->nlater)
+        uv_idle_stop(&sw->idler);
+    maybe_done(sw);
+}
+
+int cp2p_swarm_later(cp2p_swarm_t *sw, cp2p_stream_t *s)
+{
+    if (sw->idler_closing)
+        return CP2P_ESTATE;
+    if (sw->nlater == sw->cap_later) {
+        size_t cap = sw->cap_later ? sw->cap_later * 2 : 16;
+        cp2p_stream_t **a = realloc(sw->later, cap * sizeof *a);
+        if (!a)
+            return CP2P_ENOMEM;
+        sw->later = a;
+        sw->cap_later = cap;
+    }
+    sw->later[sw->nlater++] = s;
+    uv_idle_start(&sw->idler, on_idle); /* does nothing if started */
+    return 0;
+}
+
+cp2p_rcmgr_t *cp2p_swarm_rcmgr(cp2p_swarm_t *sw)
+{
+    return sw->rc;
+}
+
+static void mem_unhold(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    if (!c->mem_held)
+        return;
+    c->mem_held = 0;
+    sw->mem_held--;
+    cp2p_conn_hold_input(c, 0);
+}
+
+void cp2p_swarm_mem_add(cp2p_swarm_t *sw, cp2p_conn_t *c, cp2p_rc_scope_t *extra, long delta)
+{
+    cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc);
+    cp2p_rc_scope_t *sc[] = {c->owner, extra, sys};
+    cp2p_rc_charge(sc, 3, delta);
+    /* Held connections are let go when the scope that held them is under
+     * its mark again: look only when this release left one there. */
+    if (delta >= 0 || !sw->mem_held ||
+        !(cp2p_rc_mem_under_mark(sys) && cp2p_rc_mem_under_mark(c->owner)))
+        return;
+    for (cp2p_conn_t *a = sw->head; a && sw->mem_held; a = a->next)
+        if (a->mem_held && cp2p_rc_mem_under_mark(a->owner))
+            mem_unhold(sw, a);
+}
+
+int cp2p_swarm_mem_over(const cp2p_swarm_t *sw, const cp2p_conn_t *c)
+{
+    return cp2p_rc_mem_over(cp2p_rcmgr_system(sw->rc)) || cp2p_rc_mem_over(c->owner);
 }
 
 void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c)
@@ -130,39 +221,110 @@ void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c)
     c->mem_held = 1;
     sw->mem_held++;
     sw->stats.memory_holds++;
+    cp2p_conn_hold_input(c, 1);
+    const cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc);
+    const cp2p_rc_scope_t *full = cp2p_rc_mem_over(sys) ? sys : c->owner;
     uint64_t now = uv_now(sw->loop);
     if (!sw->last_mem_log || now >= sw->last_mem_log + 1000) {
         sw->last_mem_log = now;
-        cp2p_log_warn("swarm", "memory for remotes full (%llu of %llu bytes): %zu connection%s not read",
-                      (unsigned long long)sw->stats.memory_used,
-                      (unsigned long long)sw->cfg.max_memory, sw->mem_held,
+        cp2p_log_warn("swarm", "%s memory full (%llu of %llu bytes): %zu connection%s not read",
+                      cp2p_rc_scope_name(full), (unsigned long long)full->used[RC_MEMORY],
+                      (unsigned long long)full->limit[RC_MEMORY], sw->mem_held,
                       sw->mem_held == 1 ? "" : "s");
     }
-    cp2p_conn_hold_input(c, 1);
 }
 
-void cp2p_swarm_mem_unhold(cp2p_swarm_t *sw, cp2p_conn_t *c)
+void cp2p_swarm_rc_refused(cp2p_swarm_t *sw, const cp2p_rc_scope_t *s, const char *what)
 {
-    if (!c->mem_held)
+    uint64_t now = uv_now(sw->loop), *last = &sw->last_rc_log[s->type][s->last_refused];
+    if (*last && now < *last + 1000)
         return;
-    c->mem_held = 0;
-    sw->mem_held--;
-    cp2p_conn_hold_input(c, 0);
+    *last = now;
+    char name[CP2P_PEER_ID_STRMAX] = "";
+    if (s->type == CP2P_RC_SCOPE_PEER)
+        cp2p_peer_id_to_string(&s->peer, name, sizeof name);
+    cp2p_log_info("swarm", "%s: %s%s%s %s limit %llu reached (%llu refused so far)", what,
+                  cp2p_rc_scope_name(s), *name ? " " : "", name,
+                  cp2p_rc_kind_name(s->last_refused),
+                  (unsigned long long)s->limit[s->last_refused],
+                  (unsigned long long)s->refused[s->last_refused]);
 }
 
-/* Open connections and our own dials: what max_connections bounds. */
-static size_t established(const cp2p_swarm_t *sw)
+/* A connection's counts in its scopes: both directions and its own. */
+static cp2p_rc_kind_t conn_kind(const cp2p_conn_t *c)
 {
-    return sw->nconns - sw->pending_in;
+    return c->inbound ? RC_CONNS_IN : RC_CONNS_OUT;
 }
 
-static void upgraded(cp2p_swarm_t *sw, cp2p_conn_t *c)
+static void release_counts(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    if (c->rc_owner) {
+        c->rc_owner = 0;
+        cp2p_rc_release(&c->owner, 1, conn_kind(c), RC_CONNS, 1);
+    }
+    if (c->rc_system) {
+        c->rc_system = 0;
+        cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc);
+        cp2p_rc_release(&sys, 1, conn_kind(c), RC_CONNS, 1);
+    }
+}
+
+void cp2p_swarm_conn_release(cp2p_swarm_t *sw, cp2p_conn_t *c)
+{
+    mem_unhold(sw, c); /* the socket is closed: nothing is read again */
+    release_counts(sw, c);
+    cp2p_swarm_mem_add(sw, c, NULL, -(long)c->mem);
+    cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc);
+    if (c->rc_fd) {
+        c->rc_fd = 0;
+        cp2p_rc_release(&sys, 1, RC_FDS, RC_NKINDS, 1);
+    }
+    if (c->owner && c->owner->type == CP2P_RC_SCOPE_PEER)
+        cp2p_rcmgr_peer_put(c->owner);
+    c->owner = NULL;
+}
+
+/* Inbound connections still upgrading. */
+static size_t pending_in(cp2p_swarm_t *sw)
+{
+    return cp2p_rcmgr_transient(sw->rc)->used[RC_CONNS_IN];
+}
+
+/* Open connections and our own dials, what the system's conns limit bounds,
+ * are full. */
+static int system_full(cp2p_swarm_t *sw, cp2p_rc_kind_t dir)
+{
+    const cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc);
+    return cp2p_rc_full(sys, RC_CONNS) || cp2p_rc_full(sys, dir);
+}
+
+/* The upgrade proved the peer: the connection counts in the system scope and
+ * moves from the transient scope to its peer's. A refusal closes it. */
+static int upgraded(cp2p_swarm_t *sw, cp2p_conn_t *c)
 {
     if (!c->upgrading)
-        return;
+        return 0;
     c->upgrading = 0;
-    if (c->inbound)
-        sw->pending_in--;
+    cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc), *full;
+    if (!c->rc_system) {
+        if ((full = cp2p_rc_reserve(&sys, 1, conn_kind(c), RC_CONNS, 1))) {
+            cp2p_swarm_rc_refused(sw, full, "inbound connection closed");
+            return CP2P_ELIMIT;
+        }
+        c->rc_system = 1;
+    }
+    cp2p_rc_scope_t *peer = cp2p_rcmgr_peer(sw->rc, &c->peer);
+    if (!peer)
+        return CP2P_ENOMEM;
+    uint64_t use[RC_NKINDS] = {[RC_MEMORY] = c->mem, [RC_CONNS] = 1};
+    use[conn_kind(c)] = 1;
+    if ((full = cp2p_rc_move(use, c->owner, peer))) {
+        cp2p_rcmgr_peer_put(peer);
+        cp2p_swarm_rc_refused(sw, full, c->inbound ? "inbound connection closed" : "dial failed");
+        return CP2P_ELIMIT;
+    }
+    c->owner = peer;
+    return 0;
 }
 
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
@@ -173,13 +335,30 @@ cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
     return NULL;
 }
 
+static void idler_closed(uv_handle_t *h)
+{
+    cp2p_swarm_t *sw = h->data;
+    sw->handles--;
+    maybe_done(sw);
+}
+
 static void maybe_done(cp2p_swarm_t *sw)
 {
-    if (!sw->closing || sw->handles || sw->live)
+    if (!sw->closing || sw->live || sw->nlater)
+        return;
+    /* Nothing can be owed any more: connections are gone, and their
+     * streams' later calls go to timers of their own. */
+    if (!sw->idler_closing) {
+        sw->idler_closing = 1;
+        uv_close((uv_handle_t *)&sw->idler, idler_closed);
+        return;
+    }
+    if (sw->handles)
         return;
     void (*done)(void *) = sw->done;
     void *arg = sw->done_arg;
     free(sw->listeners);
+    cp2p_rcmgr_free(sw->rc);
     free(sw);
     if (done)
         done(arg);
@@ -196,8 +375,6 @@ static void link_conn(cp2p_swarm_t *sw, cp2p_conn_t *c)
     sw->nconns++;
     sw->live++;
     c->upgrading = 1;
-    if (c->inbound)
-        sw->pending_in++;
 }
 
 void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c)
@@ -212,7 +389,8 @@ void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c)
         sw->tail = c->prev;
     c->prev = c->next = NULL;
     sw->nconns--;
-    upgraded(sw, c);
+    c->upgrading = 0;
+    release_counts(sw, c);
 }
 
 void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c)
@@ -229,6 +407,46 @@ void cp2p_swarm_conn_gone(cp2p_swarm_t *sw)
 }
 
 /* ---- listening ---- */
+
+/* What a new connection reserves before it exists: a socket, an upgrade
+ * slot in the transient scope and, for our dials, a connection in the
+ * system scope (an inbound one takes that when its upgrade is done). The
+ * scope that refused, or NULL. */
+static cp2p_rc_scope_t *reserve_new(cp2p_swarm_t *sw, int inbound)
+{
+    cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc), *tr = cp2p_rcmgr_transient(sw->rc), *full;
+    cp2p_rc_kind_t kind = inbound ? RC_CONNS_IN : RC_CONNS_OUT;
+    if ((full = cp2p_rc_reserve(&sys, 1, RC_FDS, RC_NKINDS, 1)))
+        return full;
+    if ((full = cp2p_rc_reserve(&tr, 1, kind, RC_CONNS, 1))) {
+        cp2p_rc_release(&sys, 1, RC_FDS, RC_NKINDS, 1);
+        return full;
+    }
+    if (!inbound && (full = cp2p_rc_reserve(&sys, 1, kind, RC_CONNS, 1))) {
+        cp2p_rc_release(&tr, 1, kind, RC_CONNS, 1);
+        cp2p_rc_release(&sys, 1, RC_FDS, RC_NKINDS, 1);
+        return full;
+    }
+    return NULL;
+}
+
+/* The new connection owns what reserve_new took. */
+static void adopt(cp2p_conn_t *c)
+{
+    c->rc_fd = c->rc_owner = 1;
+    c->rc_system = !c->inbound;
+}
+
+/* conn_new failed: give back what reserve_new took. */
+static void unreserve_new(cp2p_swarm_t *sw, int inbound)
+{
+    cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc), *tr = cp2p_rcmgr_transient(sw->rc);
+    cp2p_rc_kind_t kind = inbound ? RC_CONNS_IN : RC_CONNS_OUT;
+    cp2p_rc_release(&tr, 1, kind, RC_CONNS, 1);
+    if (!inbound)
+        cp2p_rc_release(&sys, 1, kind, RC_CONNS, 1);
+    cp2p_rc_release(&sys, 1, RC_FDS, RC_NKINDS, 1);
+}
 
 /* Counted always; logged at most once a second (a flood is one line). */
 static void refused(cp2p_swarm_t *sw, const char *what, size_t n)
@@ -247,12 +465,11 @@ static void on_inbound_ready(cp2p_conn_t *c, int status, void *arg)
     cp2p_swarm_t *sw = arg;
     if (status)
         return;
-    upgraded(sw, c);
-    /* Upgrades are not bounded by max_connections; the open ones are. */
-    if (established(sw) > sw->cfg.max_connections) {
-        refused(sw, "inbound connection closed: connections open:",
-                established(sw) - 1);
-        cp2p_conn_close_with(c, CP2P_ELIMIT);
+    /* Upgrades are not bounded by the system's connections; the open ones are. */
+    int rc = upgraded(sw, c);
+    if (rc) {
+        sw->stats.conns_rejected++;
+        cp2p_conn_close_with(c, rc);
         return;
     }
     if (sw->hooks.connected)
@@ -278,10 +495,10 @@ static void make_room(cp2p_swarm_t *sw)
         uint8_t ip[16];
         size_t len;
         cp2p_conn_t *c;
-    } *v = malloc(sw->pending_in * sizeof *v);
+    } *v = malloc(pending_in(sw) * sizeof *v);
     size_t n = 0, most = 0;
     cp2p_conn_t *victim = NULL;
-    for (cp2p_conn_t *a = sw->head; v && a && n < sw->pending_in; a = a->next)
+    for (cp2p_conn_t *a = sw->head; v && a && n < pending_in(sw); a = a->next)
         if (a->upgrading && a->inbound) {
             v[n].len = remote_ip(&a->remote, v[n].ip);
             v[n++].c = a;
@@ -352,17 +569,28 @@ static void on_accept(void *arg, cp2p_rawconn_t *rc)
         cp2p_rawconn_free(rc);
         return;
     }
-    if (established(sw) >= sw->cfg.max_connections) {
+    if (system_full(sw, RC_CONNS_IN)) {
         refused(sw, "inbound connection refused: connections open:",
-                established(sw));
+                cp2p_rcmgr_system(sw->rc)->used[RC_CONNS]);
         cp2p_rawconn_free(rc);
         return;
     }
-    if (sw->cfg.max_pending_inbound && sw->pending_in >= sw->cfg.max_pending_inbound)
+    if (cp2p_rc_full(cp2p_rcmgr_transient(sw->rc), RC_CONNS_IN))
         make_room(sw);
+    cp2p_rc_scope_t *full = reserve_new(sw, 1);
+    if (full) {
+        sw->stats.conns_rejected++;
+        cp2p_swarm_rc_refused(sw, full, "inbound connection refused");
+        cp2p_rawconn_free(rc);
+        return;
+    }
     cp2p_conn_t *c;
-    if (cp2p_conn_new(sw, rc, 1, NULL, on_inbound_ready, sw, &c) == 0)
+    if (cp2p_conn_new(sw, rc, 1, NULL, on_inbound_ready, sw, &c) == 0) {
+        adopt(c);
         link_conn(sw, c);
+    } else {
+        unreserve_new(sw, 1);
+    }
 }
 
 int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiaddr_t **addrs,
@@ -486,8 +714,8 @@ static void on_outbound_ready(cp2p_conn_t *c, int status, void *arg)
     /* The hook's callbacks may close the swarm, which finishes every dial
      * still in the list: this one is finished here, once. */
     dial_unlink(d);
-    if (status == 0)
-        upgraded(sw, c);
+    if (status == 0 && (status = upgraded(sw, c)))
+        cp2p_conn_close_with(c, status);
     if (status == 0 && sw->hooks.connected)
         sw->hooks.connected(sw->hooks.ctx, c);
     dial_finish(d, status, c);
@@ -505,7 +733,9 @@ static void on_raw(void *arg, int status, cp2p_rawconn_t *rc)
         dial_next(d);
         return;
     }
-    if (established(sw) >= sw->cfg.max_connections) {
+    cp2p_rc_scope_t *full = reserve_new(sw, 0);
+    if (full) {
+        cp2p_swarm_rc_refused(sw, full, "dial failed");
         cp2p_rawconn_free(rc);
         dial_finish(d, CP2P_ELIMIT, NULL);
         return;
@@ -514,9 +744,11 @@ static void on_raw(void *arg, int status, cp2p_rawconn_t *rc)
     d->phase = DIAL_UPGRADE;
     int r = cp2p_conn_new(sw, rc, 0, d->has_peer ? &d->peer : NULL, on_outbound_ready, d, &c);
     if (r) {
+        unreserve_new(sw, 0);
         dial_finish(d, r, NULL);
         return;
     }
+    adopt(c);
     link_conn(sw, c);
 }
 
@@ -591,7 +823,7 @@ int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_mul
         dial_finish_later(d, 0, c);
     else if (leader)
         d->leader = leader; /* one connection per peer: wait for the dial under way */
-    else if (established(sw) >= sw->cfg.max_connections)
+    else if (system_full(sw, RC_CONNS_OUT))
         dial_finish_later(d, CP2P_ELIMIT, NULL);
     else
         dial_next(d);
@@ -612,6 +844,7 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
     if (sw->closing)
         return;
     sw->closing = 1;
+    sw->in_call++; /* streams are told on a later turn */
     sw->done = done;
     sw->done_arg = arg;
     for (size_t i = 0; i < sw->nlisteners; i++)
@@ -639,5 +872,6 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
             d->t->dial_cancel(d->td);
         dial_finish(d, CP2P_ECANCELED, NULL);
     }
+    sw->in_call--;
     uv_close((uv_handle_t *)&sw->closer, closer_closed);
 }

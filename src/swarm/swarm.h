@@ -18,6 +18,7 @@
 #include "mss/mss.h"
 #include "muxer/muxer.h"
 #include "security/security.h"
+#include "swarm/rcmgr.h"
 #include "transport/transport.h"
 
 #define CP2P_SWARM_MAX_MUXERS 4
@@ -59,12 +60,15 @@ typedef struct cp2p_swarm_config {
     size_t n_muxers;
     const cp2p_sec_vtable_t *securities[CP2P_SWARM_MAX_SECURITIES]; /* preference order */
     size_t n_securities;
-    uint32_t max_connections, max_streams_per_conn, max_stream_buffer;
+    uint32_t max_streams_per_conn, max_stream_buffer;
     uint32_t dial_timeout_ms, negotiate_timeout_ms;
-    uint32_t max_pending_inbound, handshake_timeout_ms; /* see cp2p_host_config_t */
-    uint64_t max_memory; /* bytes remotes make the swarm hold (0 = no limit) */
+    uint32_t handshake_timeout_ms; /* see cp2p_host_config_t */
     uint32_t max_conns_per_ip, max_conns_per_subnet; /* inbound; 0 = no limit */
     int limit_loopback;
+    /* The resource manager's limits (read by cp2p_swarm_new only). The system
+     * scope's conns bound open connections and our dials; the transient
+     * scope's conns_in the inbound connections still upgrading. */
+    const cp2p_rcmgr_config_t *limits;
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */
@@ -88,9 +92,8 @@ typedef struct cp2p_swarm_stats {
     uint64_t streams_open;   /* negotiated and not yet ended */
     uint64_t streams_bad;    /* reset because the remote broke the negotiation */
     uint64_t bytes_in, bytes_out; /* stream payload delivered / taken by the muxer */
-    uint64_t memory_used;    /* queued output and stream receive buffers, all connections */
-    uint64_t memory_peak;
     uint64_t memory_holds;   /* times a connection stopped being read because memory was full */
+    uint64_t streams_refused; /* inbound streams refused or reset for a resource limit */
 } cp2p_swarm_stats_t;
 
 /* ---- connections and streams (conn.c, stream.c) ---- */
@@ -114,6 +117,7 @@ struct cp2p_conn {
     cp2p_conn_state_t state;
     int inbound;
     int upgrading;               /* counted as pending by the swarm until open or closed */
+    uv_loop_t *loop;
     uv_stream_t *sock;
     uv_timer_t timer;            /* negotiation deadline, then stream deadlines and
                                     stalled output, then the close deadline */
@@ -144,8 +148,12 @@ struct cp2p_conn {
     int holds;                   /* streams over their buffer limit, or output over the
                                     high-water mark: the socket is not read */
     int out_held;                /* one of the holds: queued output over the high-water mark */
-    int mem_held;                /* one of the holds: the swarm's memory is full */
+    int mem_held;                /* one of the holds: its peer's or the system's memory is full */
     size_t mem;                  /* bytes charged to the swarm: queued output, stream buffers */
+    /* Resource manager: the transient scope while upgrading, then the peer's;
+     * what the connection reserved from it and from the system scope. */
+    cp2p_rc_scope_t *owner;
+    int rc_owner, rc_system, rc_fd;
 
     /* Output progress, to tell a slow remote from one that stopped reading. */
     uint64_t issued;             /* bytes ever handed to uv_write */
@@ -178,8 +186,9 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status);
  * only backpressure mplex has); hold = 0 lets go again. */
 void cp2p_conn_hold_input(cp2p_conn_t *c, int hold);
 /* Account delta bytes held for this connection's remote (stream receive
- * buffers; conn.c charges its own output queue) to the swarm's memory. */
-void cp2p_conn_charge(cp2p_conn_t *c, long delta);
+ * buffers; conn.c charges its own output queue) to the swarm's memory, and
+ * to extra (a stream's scope) too if not NULL. */
+void cp2p_conn_charge(cp2p_conn_t *c, cp2p_rc_scope_t *extra, long delta);
 /* Put bytes on the wire (sealed once the connection is secured). */
 int cp2p_conn_send(cp2p_conn_t *c, const uint8_t *p, size_t n);
 /* Hand pending bytes to the socket. Every entry point calls it before returning. */
@@ -203,6 +212,9 @@ void cp2p_conn_pump_streams(cp2p_conn_t *c);
 /* Send the FIN of streams whose close waits only on a write callback still
  * running (a graceful close is about to stop the muxer). */
 void cp2p_conn_send_closes(cp2p_conn_t *c);
+/* Deliver the callbacks a stream owes (stream.c; the swarm's queue runs it)
+ * and drop the queue's reference. */
+void cp2p_stream_run_later(cp2p_stream_t *s);
 /* Kill every stream (the connection is closing). */
 void cp2p_conn_kill_streams(cp2p_conn_t *c, int status);
 /* Reset streams whose negotiation passed its deadline; 1 if some still negotiate. */
@@ -241,13 +253,27 @@ void cp2p_swarm_conn_unlink(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_closed(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_gone(cp2p_swarm_t *sw);
 
-/* The swarm's memory (cp2p_swarm_config_t.max_memory): what connections hold
- * for their remotes. Over the limit, a connection that has just been read is
- * not read again (cp2p_swarm_mem_hold) until the total is back under three
- * quarters of it, when every such connection is read again. */
-void cp2p_swarm_mem_add(cp2p_swarm_t *sw, long delta);
-int cp2p_swarm_mem_over(const cp2p_swarm_t *sw);
+/* Memory connections hold for their remotes, charged to the connection's
+ * scope (transient or its peer's) and the system's, plus `extra` (a stream's
+ * protocol scope, or NULL). A connection that has just been read while its
+ * scope or the system is over its memory limit is not read again
+ * (cp2p_swarm_mem_hold) until both are back under three quarters. */
+void cp2p_swarm_mem_add(cp2p_swarm_t *sw, cp2p_conn_t *c, cp2p_rc_scope_t *extra, long delta);
+int cp2p_swarm_mem_over(const cp2p_swarm_t *sw, const cp2p_conn_t *c);
 void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c);
-void cp2p_swarm_mem_unhold(cp2p_swarm_t *sw, cp2p_conn_t *c);
+/* The connection's handles are closed: what it reserved goes back. */
+void cp2p_swarm_conn_release(cp2p_swarm_t *sw, cp2p_conn_t *c);
+cp2p_rcmgr_t *cp2p_swarm_rcmgr(cp2p_swarm_t *sw);
+/* libuv's rule: no callback runs inside the public call that caused it.
+ * Public entry points that can end streams bracket themselves with
+ * enter/leave; while inside, stream.c owes its callbacks and queues the
+ * stream with cp2p_swarm_later, which runs cp2p_stream_run_later on a later
+ * loop turn (0, or CP2P_ENOMEM / CP2P_ESTATE when the queue cannot take it). */
+void cp2p_swarm_enter(cp2p_swarm_t *sw);
+void cp2p_swarm_leave(cp2p_swarm_t *sw);
+int cp2p_swarm_in_call(const cp2p_swarm_t *sw);
+int cp2p_swarm_later(cp2p_swarm_t *sw, cp2p_stream_t *s);
+/* Log a refusal for a resource limit, at most once a second. */
+void cp2p_swarm_rc_refused(cp2p_swarm_t *sw, const cp2p_rc_scope_t *s, const char *what);
 
 #endif

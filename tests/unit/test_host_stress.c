@@ -112,8 +112,10 @@ static void op_written(cp2p_stream_t *s, int status, void *arg)
 {
     op_t *o = arg;
     o->writes_out--;
+    o->busy++; /* op_send may end o: this frame still uses it */
     if (status == 0 && !o->flood && !o->read_done)
         op_send(o);
+    o->busy--;
     op_maybe_end(o);
 }
 
@@ -137,7 +139,7 @@ static void op_send_chunks(op_t *o)
         size_t n = o->total - o->sent < CHUNK ? o->total - o->sent : CHUNK;
         for (size_t i = 0; i < n; i++)
             o->buf[i] = pat(o->sent + i);
-        /* Counted first: the callback may run inside the write and send on. */
+        /* Counted before the write, given back if it fails. */
         o->writes_out++;
         o->sent += n;
         int rc = cp2p_stream_write(o->s, o->buf, n, op_written, o);
