@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
         --minimize) minimize=1; shift ;;
         -h|--help) usage; exit 0 ;;
         -*) echo "fuzz: unknown option $1 (see --help)" >&2; exit 2 ;;
-        *) [[ $1 =~ ^[0-9]+$ ]] || { echo "fuzz: SECONDS must be a number, not $1" >&2; exit 2; }
+        *) [[ $1 =~ ^[1-9][0-9]*$ ]] || { echo "fuzz: SECONDS must be a number of seconds, at least 1, not $1" >&2; exit 2; }
            secs=$1; shift ;;
     esac
 done

@@ -32,7 +32,8 @@ const cp2p_multiaddr_t *cp2p_conn_local_addr(const cp2p_conn_t *c);
 const char *cp2p_conn_muxer_id(const cp2p_conn_t *c);
 int cp2p_conn_is_inbound(const cp2p_conn_t *c);
 /* Close: open streams are reset (queued writes fail with CP2P_ERESET) and
- * CP2P_EVENT_DISCONNECTED follows at once. Bytes the muxer already took, and
+ * CP2P_EVENT_DISCONNECTED follows; those callbacks come on a later loop
+ * turn, never inside this call. Bytes the muxer already took, and
  * a FIN asked for with cp2p_stream_close_write(), still go out, after a yamux
  * GoAway; the socket closes when the remote closes too, or after a short
  * deadline. */

@@ -112,7 +112,8 @@ typedef struct cp2p_host_config {
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
 int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **out);
 /* Closes listeners and connections (streams are reset, pending callbacks run
- * with CP2P_ECANCELED); done runs once every handle is closed and h is freed.
+ * with CP2P_ECANCELED or CP2P_ERESET on later loop turns, never inside this
+ * call); done runs after them, once every handle is closed and h is freed.
  * What the muxers already took still goes out (see cp2p_conn_close), so done
  * may take up to a couple of seconds. Safe from any callback; a second call
  * does nothing. */
@@ -245,7 +246,9 @@ typedef struct cp2p_event {
 } cp2p_event_t;
 
 typedef void (*cp2p_event_fn)(const cp2p_event_t *ev, void *arg);
-/* Every subscriber sees every event, during the emit call. */
+/* Every subscriber sees every event. An event a public call causes (a
+ * listen, a close, a trim) is told on a later loop turn, never inside that
+ * call; what it points to stays valid during the subscriber's call only. */
 int cp2p_host_subscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
 int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
 /* For protocol modules (identify emits CP2P_EVENT_PEER_IDENTIFIED). */

@@ -56,7 +56,7 @@ static handler_t *find_handler(cp2p_host_t *h, const char *id, size_t len)
     return NULL;
 }
 
-void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev)
+static void deliver(cp2p_host_t *h, const cp2p_event_t *ev)
 {
     /* A copy, so that subscribers may subscribe or leave from the callback. */
     size_t n = h->nsubs;
@@ -67,6 +67,59 @@ void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev)
     for (size_t i = 0; i < n; i++)
         subs[i].fn(ev, subs[i].arg);
     free(subs);
+}
+
+/* An event caused by a public call, told on a later turn (libuv's rule):
+ * what it points to is copied or referenced until then. */
+typedef struct owed_event {
+    cp2p_host_t *h;
+    cp2p_event_t ev;
+    cp2p_peer_id_t peer;
+    cp2p_multiaddr_t addr;
+} owed_event_t;
+
+static void deliver_owed(void *arg)
+{
+    owed_event_t *o = arg;
+    deliver(o->h, &o->ev);
+    if (o->ev.conn)
+        cp2p_conn_unref(o->ev.conn);
+    if (o->ev.addr)
+        cp2p_multiaddr_free(&o->addr);
+    free(o);
+}
+
+void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev)
+{
+    if (!cp2p_swarm_in_call(h->sw)) {
+        deliver(h, ev);
+        return;
+    }
+    owed_event_t *o = calloc(1, sizeof *o);
+    if (!o || (ev->addr && cp2p_multiaddr_dup(ev->addr, &o->addr))) {
+        free(o);
+        deliver(h, ev); /* out of memory: better now than never */
+        return;
+    }
+    o->h = h;
+    o->ev = *ev;
+    if (ev->peer) {
+        o->peer = *ev->peer;
+        o->ev.peer = &o->peer;
+    }
+    if (ev->addr)
+        o->ev.addr = &o->addr;
+    if (ev->conn)
+        cp2p_conn_ref(ev->conn);
+    if (cp2p_swarm_later(h->sw, deliver_owed, o)) {
+        o->ev.conn = NULL;
+        deliver(h, &o->ev);
+        if (ev->conn)
+            cp2p_conn_unref(ev->conn);
+        if (ev->addr)
+            cp2p_multiaddr_free(&o->addr);
+        free(o);
+    }
 }
 
 /* ---- swarm hooks ---- */
@@ -481,7 +534,10 @@ static size_t trim(cp2p_host_t *h, uint64_t spare_after_ms)
 
 size_t cp2p_host_trim(cp2p_host_t *h)
 {
-    return trim(h, UINT64_MAX);
+    cp2p_swarm_enter(h->sw); /* the closed connections' callbacks come later */
+    size_t n = trim(h, UINT64_MAX);
+    cp2p_swarm_leave(h->sw);
+    return n;
 }
 
 /* ---- listening ---- */
@@ -491,6 +547,7 @@ int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma)
     cp2p_multiaddr_t *addrs = NULL;
     size_t n = 0;
     int rc = cp2p_swarm_listen(h->sw, ma, &addrs, &n);
+    cp2p_swarm_enter(h->sw); /* subscribers hear of the addresses on a later turn */
     for (size_t i = 0; i < n; i++) {
         if (!rc) {
             cp2p_event_t ev = {.type = CP2P_EVENT_LISTEN_ADDR, .addr = &addrs[i]};
@@ -498,6 +555,7 @@ int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma)
         }
         cp2p_multiaddr_free(&addrs[i]);
     }
+    cp2p_swarm_leave(h->sw);
     free(addrs);
     return rc;
 }
@@ -526,10 +584,12 @@ int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, 
     cp2p_multiaddr_array_free(h->announce, h->nannounce);
     h->announce = copy;
     h->nannounce = n;
+    cp2p_swarm_enter(h->sw); /* subscribers hear of the addresses on a later turn */
     for (size_t i = 0; i < n; i++) {
         cp2p_event_t ev = {.type = CP2P_EVENT_LISTEN_ADDR, .addr = &h->announce[i]};
         cp2p_host_emit(h, &ev);
     }
+    cp2p_swarm_leave(h->sw);
     return 0;
 }
 

@@ -364,6 +364,11 @@ static void on_later_timer(uv_timer_t *t)
     uv_close((uv_handle_t *)&l->timer, later_timer_closed);
 }
 
+static void run_later(void *s)
+{
+    cp2p_stream_run_later(s);
+}
+
 /* Queue the stream for cp2p_stream_run_later: the swarm's queue, or a
  * timer of its own once the swarm let go of the connection. */
 static void schedule(cp2p_stream_t *s)
@@ -372,7 +377,7 @@ static void schedule(cp2p_stream_t *s)
         return;
     s->later = 1;
     s->refs++;
-    if (s->conn->sw && cp2p_swarm_later(s->conn->sw, s) == 0)
+    if (s->conn->sw && cp2p_swarm_later(s->conn->sw, run_later, s) == 0)
         return;
     later_timer_t *l = malloc(sizeof *l);
     if (!l || uv_timer_init(s->conn->loop, &l->timer)) {

@@ -18,6 +18,11 @@ typedef struct listener {
 
 typedef enum { DIAL_WAIT, DIAL_TRANSPORT, DIAL_UPGRADE, DIAL_DONE } dial_phase_t;
 
+typedef struct later {
+    void (*fn)(void *arg);
+    void *arg;
+} later_t;
+
 typedef struct dial {
     struct dial *prev, *next;
     cp2p_swarm_t *sw;
@@ -56,9 +61,9 @@ struct cp2p_swarm {
     dial_t *dials;
     int handles;     /* dial timers, the close notifier and the run-later idler */
     uv_timer_t closer;
-    /* Streams owing callbacks (cp2p_swarm_later), run by the idler. */
+    /* Calls owed to a later turn (cp2p_swarm_later), run by the idler. */
     uv_idle_t idler;
-    cp2p_stream_t **later;
+    later_t *later;
     size_t nlater, cap_later;
     int in_call, idler_closing;
     int closing;
@@ -150,12 +155,12 @@ static void on_idle(uv_idle_t *t)
     cp2p_swarm_t *sw = t->data;
     for (int round = 0; round < LATER_ROUNDS && sw->nlater; round++) {
         /* What the callbacks owe in turn waits for the next round. */
-        cp2p_stream_t **run = sw->later;
+        later_t *run = sw->later;
         size_t n = sw->nlater;
         sw->later = NULL;
         sw->nlater = sw->cap_later = 0;
         for (size_t i = 0; i < n; i++)
-            cp2p_stream_run_later(run[i]);
+            run[i].fn(run[i].arg);
         free(run);
     }
     if (!sw->nlater)
@@ -163,19 +168,19 @@ static void on_idle(uv_idle_t *t)
     maybe_done(sw);
 }
 
-int cp2p_swarm_later(cp2p_swarm_t *sw, cp2p_stream_t *s)
+int cp2p_swarm_later(cp2p_swarm_t *sw, void (*fn)(void *arg), void *arg)
 {
     if (sw->idler_closing)
         return CP2P_ESTATE;
     if (sw->nlater == sw->cap_later) {
         size_t cap = sw->cap_later ? sw->cap_later * 2 : 16;
-        cp2p_stream_t **a = realloc(sw->later, cap * sizeof *a);
+        later_t *a = realloc(sw->later, cap * sizeof *a);
         if (!a)
             return CP2P_ENOMEM;
         sw->later = a;
         sw->cap_later = cap;
     }
-    sw->later[sw->nlater++] = s;
+    sw->later[sw->nlater++] = (later_t){fn, arg};
     uv_idle_start(&sw->idler, on_idle); /* does nothing if started */
     return 0;
 }
@@ -653,9 +658,19 @@ static void dial_unlink(dial_t *d)
     d->prev = d->next = NULL;
 }
 
+static void dial_finish_later(dial_t *d, int status, cp2p_conn_t *c);
+
 static void dial_finish(dial_t *d, int status, cp2p_conn_t *c)
 {
     cp2p_swarm_t *sw = d->sw;
+    if (sw->in_call) {
+        /* Inside a public call (a close): the dialer hears on a later turn
+         * (from the timer already started, if the dial was done). */
+        dial_unlink(d);
+        if (d->phase != DIAL_DONE)
+            dial_finish_later(d, status, c);
+        return;
+    }
     dial_unlink(d);
     d->phase = DIAL_DONE;
     /* A connection reused from the list may have closed while we waited. */

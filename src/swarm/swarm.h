@@ -265,14 +265,16 @@ void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c);
 void cp2p_swarm_conn_release(cp2p_swarm_t *sw, cp2p_conn_t *c);
 cp2p_rcmgr_t *cp2p_swarm_rcmgr(cp2p_swarm_t *sw);
 /* libuv's rule: no callback runs inside the public call that caused it.
- * Public entry points that can end streams bracket themselves with
- * enter/leave; while inside, stream.c owes its callbacks and queues the
- * stream with cp2p_swarm_later, which runs cp2p_stream_run_later on a later
- * loop turn (0, or CP2P_ENOMEM / CP2P_ESTATE when the queue cannot take it). */
+ * Public entry points that can end streams, connections or dials bracket
+ * themselves with enter/leave; while inside, callbacks are owed: streams
+ * (stream.c), dials (swarm.c) and the host's events queue them with
+ * cp2p_swarm_later, which runs fn(arg) on a later loop turn, before the
+ * swarm's close is done (0, or CP2P_ENOMEM / CP2P_ESTATE when the queue
+ * cannot take it: the swarm is past closing). */
 void cp2p_swarm_enter(cp2p_swarm_t *sw);
 void cp2p_swarm_leave(cp2p_swarm_t *sw);
 int cp2p_swarm_in_call(const cp2p_swarm_t *sw);
-int cp2p_swarm_later(cp2p_swarm_t *sw, cp2p_stream_t *s);
+int cp2p_swarm_later(cp2p_swarm_t *sw, void (*fn)(void *arg), void *arg);
 /* Log a refusal for a resource limit, at most once a second. */
 void cp2p_swarm_rc_refused(cp2p_swarm_t *sw, const cp2p_rc_scope_t *s, const char *what);
 
