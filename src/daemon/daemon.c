@@ -68,6 +68,7 @@ struct cp2p_daemon_client {
     /* bridge */
     cp2p_stream_t *s;
     int to_stream_busy;  /* a stream write is in flight: the socket is not read */
+    size_t charged;      /* stream bytes on their way to the socket, in the stream's scopes */
     int client_eof, stream_eof;
     cp2p_daemon_client_t *prev, *next;
     uint8_t rbuf[READ_CHUNK];
@@ -137,6 +138,9 @@ static void client_close(cp2p_daemon_client_t *c)
     if (c->s) {
         cp2p_stream_t *s = c->s;
         c->s = NULL;
+        if (c->charged)
+            cp2p_stream_charge(s, -(long)c->charged);
+        c->charged = 0;
         cp2p_stream_read_stop(s);
         if (!(c->client_eof && c->stream_eof))
             cp2p_stream_reset(s);
@@ -191,6 +195,9 @@ static void on_client_written(uv_write_t *req, int status)
     } else if (c->state == C_REQUEST) {
         process(c);
     } else if (c->state == C_BRIDGE && c->unread == 0) {
+        if (c->charged && c->s)
+            cp2p_stream_charge(c->s, -(long)c->charged);
+        c->charged = 0;
         if (c->stream_eof)
             bridge_maybe_end(c);
         else
@@ -311,8 +318,14 @@ static void on_stream_read(cp2p_stream_t *s, int status, const uint8_t *p, size_
     cp2p_daemon_client_t *c = arg;
     if (status == 0) {
         cp2p_stream_read_stop(s);
-        if (cp2p_daemon_send(c, p, n) < 0)
+        if (cp2p_daemon_send(c, p, n) < 0) {
             client_close(c);
+            return;
+        }
+        /* Held for the remote until the client took it: its scopes count it. */
+        c->charged += n;
+        if (cp2p_stream_charge(s, (long)n) < 0)
+            client_close(c); /* the protocol's memory is full */
         return;
     }
     if (status != CP2P_ECLOSED) {

@@ -242,6 +242,8 @@ static void exchange_end(exchange_t *ex, int reset)
 {
     exchange_unlink(ex);
     if (ex->s) {
+        if (ex->buf.len)
+            cp2p_stream_charge(ex->s, -(long)ex->buf.len);
         cp2p_stream_read_stop(ex->s);
         if (reset)
             cp2p_stream_reset(ex->s);
@@ -470,6 +472,10 @@ static void exchange_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t
                           CP2P_IDENTIFY_MAX_TOTAL);
             exchange_end(ex, 1);
         } else if (cp2p_buf_append(&ex->buf, p, n) < 0) {
+            exchange_end(ex, 1);
+        } else if (cp2p_stream_charge(s, (long)n) < 0) {
+            /* Counted in the stream's scopes (given back at the end); over the
+             * protocol's memory limit, the stream goes. */
             exchange_end(ex, 1);
         }
         return;
