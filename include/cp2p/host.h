@@ -251,6 +251,10 @@ typedef void (*cp2p_event_fn)(const cp2p_event_t *ev, void *arg);
  * call; what it points to stays valid during the subscriber's call only. */
 int cp2p_host_subscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
 int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
+/* Run fn(arg) on a later loop turn, before the host's close is done (how a
+ * module keeps libuv's rule: a callback its call causes runs after the call
+ * returns). CP2P_ENOMEM, or CP2P_ESTATE once the host is past closing. */
+int cp2p_host_later(cp2p_host_t *h, void (*fn)(void *arg), void *arg);
 /* For protocol modules (identify emits CP2P_EVENT_PEER_IDENTIFIED). */
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
 

@@ -47,7 +47,7 @@ typedef void (*cp2p_perf_cb)(int status, void *arg);
 
 /* cb runs exactly once, never before this returns. *out stays the caller's:
  * cp2p_perf_free() it after cb ran (or before, to cancel: cb then runs with
- * CP2P_ECANCELED from inside the free). */
+ * CP2P_ECANCELED on a later loop turn, never inside the free). */
 int cp2p_perf_start(cp2p_host_t *h, const cp2p_peer_id_t *peer, uint64_t upload,
                     uint64_t download, cp2p_perf_cb cb, void *arg, cp2p_perf_t **out);
 /* Bytes the muxer has taken from us (payload only) and bytes received, so far. */

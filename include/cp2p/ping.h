@@ -35,7 +35,8 @@ int cp2p_ping_new(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_ping_t **out)
 /* One ping at a time (CP2P_ESTATE while one is outstanding). cb runs exactly
  * once, never before this returns. */
 int cp2p_ping_send(cp2p_ping_t *p, cp2p_ping_cb cb, void *arg);
-/* An outstanding ping's cb runs with CP2P_ECANCELED, then p is gone. */
+/* p is gone at once; an outstanding ping's cb runs with CP2P_ECANCELED on a
+ * later loop turn. */
 void cp2p_ping_free(cp2p_ping_t *p);
 
 #ifdef __cplusplus

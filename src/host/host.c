@@ -56,6 +56,13 @@ static handler_t *find_handler(cp2p_host_t *h, const char *id, size_t len)
     return NULL;
 }
 
+int cp2p_host_later(cp2p_host_t *h, void (*fn)(void *arg), void *arg)
+{
+    if (!h || !fn)
+        return CP2P_EINVAL;
+    return cp2p_swarm_later(h->sw, fn, arg);
+}
+
 static void deliver(cp2p_host_t *h, const cp2p_event_t *ev)
 {
     /* A copy, so that subscribers may subscribe or leave from the callback. */

@@ -346,11 +346,36 @@ void cp2p_perf_progress(const cp2p_perf_t *p, uint64_t *up, uint64_t *down)
         *down = p->downloaded;
 }
 
+/* A run cancelled by its free, told on a later turn. */
+typedef struct cancelled {
+    cp2p_perf_cb cb;
+    void *arg;
+} cancelled_t;
+
+static void tell_cancelled(void *arg)
+{
+    cancelled_t *c = arg;
+    c->cb(CP2P_ECANCELED, c->arg);
+    free(c);
+}
+
 void cp2p_perf_free(cp2p_perf_t *p)
 {
     if (!p)
         return;
+    cp2p_perf_cb cb = p->cb;
+    p->cb = NULL;
     finish(p, CP2P_ECANCELED);
+    cancelled_t *c = cb ? malloc(sizeof *c) : NULL;
+    if (c) {
+        *c = (cancelled_t){cb, p->arg};
+        if (cp2p_host_later(p->h, tell_cancelled, c)) {
+            free(c);
+            c = NULL;
+        }
+    }
+    if (cb && !c)
+        cb(CP2P_ECANCELED, p->arg); /* out of memory or a closed host: better now than never */
     if (p->opening)
         p->freed = 1;
     else

@@ -201,20 +201,42 @@ int cp2p_ping_send(cp2p_ping_t *p, cp2p_ping_cb cb, void *arg)
     return 0;
 }
 
+/* An outstanding ping's cancellation, told on a later turn. */
+typedef struct cancelled {
+    cp2p_ping_cb cb;
+    void *arg;
+} cancelled_t;
+
+static void tell_cancelled(void *arg)
+{
+    cancelled_t *c = arg;
+    c->cb(CP2P_ECANCELED, 0, c->arg);
+    free(c);
+}
+
 void cp2p_ping_free(cp2p_ping_t *p)
 {
     if (!p)
         return;
     cp2p_ping_cb cb = p->cb;
     void *arg = p->cb_arg;
+    cp2p_host_t *h = p->h;
     p->cb = NULL;
     drop_stream(p, cb == NULL);
     if (p->opening)
         p->freed = 1;
     else
         free(p);
-    if (cb)
-        cb(CP2P_ECANCELED, 0, arg);
+    if (!cb)
+        return;
+    cancelled_t *c = malloc(sizeof *c);
+    if (c) {
+        *c = (cancelled_t){cb, arg};
+        if (cp2p_host_later(h, tell_cancelled, c) == 0)
+            return;
+        free(c);
+    }
+    cb(CP2P_ECANCELED, 0, arg); /* out of memory or a closed host: better now than never */
 }
 
 int cp2p_ping(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_ping_cb cb, void *arg)
