@@ -8,9 +8,7 @@
 # served afterwards.
 # ctest: run-serial
 source "$(dirname "$0")/../interop/lib.sh" "$1"
-# Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
-# default) before reuse: keep it small, so resident memory measures cp2p.
-[ -z "${ASAN_OPTIONS:-}" ] || export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=8"
+small_quarantine
 HOSTILE=(/usr/bin/python3 "$(dirname "$0")/lib/hostile.py")
 /usr/bin/python3 -c 'import cryptography' 2>/dev/null ||
     fail "python3-cryptography is not installed (scripts/deps.sh installs it)"

@@ -5,6 +5,7 @@
 # leak. The hour-long run is bench/soak as it is (bench/soak.png).
 # ctest: run-serial
 source "$(dirname "$0")/lib/common.sh"
+small_quarantine
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 "$ROOT/bench/soak" --seconds "${SOAK_SECONDS:-90}" --build "$BUILD" --out "$TMP/soak" ||
     fail "the soak failed (see above)"

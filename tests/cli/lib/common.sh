@@ -51,3 +51,7 @@ start_cp2pd() {
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # proc_kb PID FIELD: a size from /proc/PID/status in kB (VmRSS, VmHWM ...).
 proc_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# Under AddressSanitizer freed memory waits in a quarantine (256 MiB by
+# default) before reuse: tests that measure resident memory keep it small,
+# so that what they see is cp2p's.
+small_quarantine() { [ -z "${ASAN_OPTIONS:-}" ] || export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=8"; }
