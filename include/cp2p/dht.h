@@ -91,6 +91,8 @@ typedef struct cp2p_dht_stats {
     uint64_t requests_out;     /* RPCs sent */
     uint64_t bad_messages;     /* malformed or oversized remote messages (stream reset) */
     uint64_t invalid_records;  /* records refused by validation */
+    uint64_t stale_records;    /* records refused as worse than the one held (an IPNS
+                                  record of a lower sequence: a rollback) */
     uint64_t timeouts;         /* RPCs that hit request_timeout_ms */
     uint32_t last_hops;        /* the lookup that ended last: hops from us to the peer
                                   that gave its answer (read it in the callback) */
@@ -133,7 +135,9 @@ int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
  * CP2P_EQUORUM (some took it, too few), CP2P_EREFUSED (peers answered and
  * refused it), CP2P_ETIMEOUT, CP2P_EUNREACHABLE, or CP2P_ENOTFOUND (no peer to
  * ask: an empty routing table and no bootstrap peer). Lookups that reach no
- * peer fail with those same codes. Republished every record_republish_ms. */
+ * peer fail with those same codes. Republished every record_republish_ms.
+ * Returns CP2P_EREFUSED at once when we hold a better record for the key (an
+ * IPNS record of a higher sequence); peers refuse such a record too. */
 int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
                  size_t value_len, cp2p_dht_done_cb cb, void *arg);
 /* GET_VALUE toward the k closest; the best valid value once quorum values

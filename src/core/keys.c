@@ -233,6 +233,20 @@ static int der_pubkey_raw(EVP_PKEY *pk, uint8_t **raw, size_t *len)
     return 0;
 }
 
+/* An RSA key of an accepted size whose public exponent is below 2^31 (as
+ * Go's crypto/rsa requires): a huge exponent makes every public operation,
+ * and the pairwise check of a private key, as slow as a private one. */
+static int rsa_shape_ok(const EVP_PKEY *pk)
+{
+    int bits = EVP_PKEY_get_bits(pk);
+    BIGNUM *e = NULL;
+    int ok = EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA && bits >= CP2P_RSA_MIN_BITS &&
+             bits <= CP2P_RSA_MAX_BITS && EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_E, &e) &&
+             BN_num_bits(e) <= 31 && BN_is_odd(e) && !BN_is_one(e);
+    BN_free(e);
+    return ok;
+}
+
 /* Parse Data of a public key. Only the canonical encoding is accepted, so that
  * one key has exactly one peer ID. */
 static EVP_PKEY *pubkey_parse(cp2p_key_type_t type, const uint8_t *p, size_t n)
@@ -267,9 +281,7 @@ static EVP_PKEY *pubkey_parse(cp2p_key_type_t type, const uint8_t *p, size_t n)
     } else if (type == CP2P_KEY_ECDSA) {
         ok = ecdsa_curve_ok(pk);
     } else {
-        int bits = EVP_PKEY_get_bits(pk);
-        ok = EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA && bits >= CP2P_RSA_MIN_BITS &&
-             bits <= CP2P_RSA_MAX_BITS;
+        ok = rsa_shape_ok(pk);
     }
     if (ok && (type == CP2P_KEY_ECDSA || type == CP2P_KEY_RSA)) {
         uint8_t *raw = NULL;
@@ -560,6 +572,10 @@ static EVP_PKEY *der_priv_parse(int evp_type, const uint8_t *p, size_t n)
     EVP_PKEY *pk = d2i_PrivateKey(evp_type, NULL, &q, (long)n);
     if (!pk)
         return NULL;
+    if (evp_type == EVP_PKEY_RSA && !rsa_shape_ok(pk)) { /* before the costly check */
+        EVP_PKEY_free(pk);
+        return NULL;
+    }
     /* SEC1 and PKCS#1 carry public parts that OpenSSL takes on trust; a key
      * whose halves disagree would sign what its public key never verifies. */
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
@@ -600,12 +616,7 @@ int cp2p_privkey_unmarshal(const uint8_t *p, size_t n, cp2p_privkey_t **out)
         }
         break;
     case CP2P_KEY_RSA:
-        pk = der_priv_parse(EVP_PKEY_RSA, data, len);
-        if (pk && (EVP_PKEY_get_bits(pk) < CP2P_RSA_MIN_BITS ||
-                   EVP_PKEY_get_bits(pk) > CP2P_RSA_MAX_BITS)) {
-            EVP_PKEY_free(pk);
-            pk = NULL;
-        }
+        pk = der_priv_parse(EVP_PKEY_RSA, data, len); /* sizes checked there */
         break;
     }
     protobuf_c_message_free_unpacked(msg, NULL);

@@ -1084,6 +1084,11 @@ int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_
     if (!d || !cb || !key || !key_len || (!value && value_len) || value_len > CP2P_KAD_MAX_VALUE)
         return CP2P_EINVAL;
     int rc = kad_validate(d, key, key_len, value, value_len);
+    cp2p_buf_t held = {0};
+    if (!rc && cp2p_kad_store_get_record(d->store, key, key_len, kad_wall_ms(), &held, NULL) == 0 &&
+        cp2p_kad_store_keeps_old(key, key_len, value, value_len, held.data, held.len))
+        rc = CP2P_EREFUSED; /* no rollback of our own either */
+    cp2p_buf_free(&held);
     if (!rc)
         rc = own_add(d, 0, key, key_len, value, value_len);
     kad_op_t *op;

@@ -244,10 +244,18 @@ static void srv_stored(cp2p_dht_t *d, int rc, void *arg)
 {
     kad_srv_t *v = arg;
     v->storing = 0;
-    if (rc < 0) {
+    if (rc == CP2P_EREFUSED) {
+        /* Older than what we hold (an IPNS rollback): the putter is told by
+         * the reset, as go-libp2p-kad-dht tells it with an error. */
+        d->stats.stale_records++;
+        log_peer("refused a record older than the one held from", cp2p_stream_peer(v->s),
+                 "not better by its namespace's selector");
+    } else if (rc < 0) {
         cp2p_log_warn(LOG, "cannot store a %s: %s",
                       v->storing_type == CP2P_KAD_PUT_VALUE ? "record" : "provider",
                       cp2p_strerror(rc));
+    }
+    if (rc < 0) {
         if (v->storing_type == CP2P_KAD_PUT_VALUE) {
             srv_end(v, 1); /* no acknowledgement: the putter counts a failure */
             return;

@@ -6,6 +6,7 @@
 
 #include "cp2p/error.h"
 #include "kad/kad_store.h"
+#include "kad/kad_validate.h"
 
 void cp2p_kad_store_limits_defaults(cp2p_kad_store_limits_t *l)
 {
@@ -242,11 +243,23 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
     return d;
 }
 
+int cp2p_kad_store_keeps_old(const uint8_t *key, size_t key_len, const uint8_t *value,
+                             size_t value_len, const uint8_t *old, size_t old_len)
+{
+    /* The new one first: between equals (and values without an order) it wins. */
+    const uint8_t *vals[2] = {value, old};
+    size_t lens[2] = {value_len, old_len};
+    return cp2p_kad_select(key, key_len, vals, lens, 2) == 1;
+}
+
 static int mem_put_record(cp2p_kad_store_t *s, const uint8_t *key, size_t key_len,
                           const uint8_t *value, size_t value_len, uint64_t now_ms)
 {
     mem_t *m = (mem_t *)s;
     rec_t **pp = rec_find(m, key, key_len);
+    if (*pp && (*pp)->expires_ms > now_ms &&
+        cp2p_kad_store_keeps_old(key, key_len, value, value_len, (*pp)->value, (*pp)->value_len))
+        return CP2P_EREFUSED;
     uint64_t old = *pp ? (*pp)->key_len + (*pp)->value_len : 0;
     if (!*pp && m->n_recs >= s->limits.max_records)
         return CP2P_ELIMIT;

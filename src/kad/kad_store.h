@@ -74,13 +74,19 @@ int cp2p_kad_store_open_lmdb(const char *dir, const cp2p_kad_store_limits_t *lim
 void cp2p_kad_store_free(cp2p_kad_store_t *s);
 
 /* Store (or replace) the record under key; it expires CP2P_KAD_RECORD_TTL_MS
- * after now_ms. */
+ * after now_ms. A record that is not at least as good as the live one held
+ * (by the key's namespace: cp2p_kad_select, e.g. an IPNS record of a lower
+ * sequence) is refused with CP2P_EREFUSED and the held one stays. */
 int cp2p_kad_store_put_record(cp2p_kad_store_t *s, const uint8_t *key, size_t key_len,
                               const uint8_t *value, size_t value_len, uint64_t now_ms);
 /* Append the value to out; *received_ms (may be NULL) gets its put time.
  * CP2P_ENOTFOUND if absent or expired at now_ms. */
 int cp2p_kad_store_get_record(cp2p_kad_store_t *s, const uint8_t *key, size_t key_len,
                               uint64_t now_ms, cp2p_buf_t *out, uint64_t *received_ms);
+/* 1 if the held value `old` is better than value for key: the write of
+ * value must be refused (shared by the stores). */
+int cp2p_kad_store_keeps_old(const uint8_t *key, size_t key_len, const uint8_t *value,
+                             size_t value_len, const uint8_t *old, size_t old_len);
 int cp2p_kad_store_remove_record(cp2p_kad_store_t *s, const uint8_t *key, size_t key_len);
 
 /* Add or renew peer as a provider of key until now_ms + CP2P_KAD_PROVIDER_TTL_MS. */

@@ -92,6 +92,13 @@ static int lm_put_record(cp2p_kad_store_t *s, const uint8_t *key, size_t key_len
         e = mdb_stat(txn, l->records, &st);
         if (!e && st.ms_entries >= s->limits.max_records)
             rc = CP2P_ELIMIT;
+    } else if (!e && v.mv_size >= REC_HDR + key_len) {
+        /* Read in the write's own transaction: nothing lands in between. */
+        const uint8_t *p = v.mv_data;
+        if (get_u64(p + 8) > now_ms &&
+            cp2p_kad_store_keeps_old(key, key_len, value, value_len, p + REC_HDR + key_len,
+                                     v.mv_size - REC_HDR - key_len))
+            rc = CP2P_EREFUSED;
     }
     if (e && e != MDB_NOTFOUND)
         rc = map_err(e, "read record");

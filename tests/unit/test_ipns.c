@@ -12,7 +12,11 @@
 #include "cp2p/keys.h"
 #include "cp2p/peer.h"
 #include "ipns.pb-c.h"
+#include "cp2p/dht.h"
+#include "cp2p/host.h"
+#include "cp2p/multiaddr.h"
 #include "kad/ipns.h"
+#include "kad/kad_store.h"
 #include "kad/kad_validate.h"
 
 #define NOW 1700000000 /* 2023-11-14T22:13:20Z */
@@ -373,12 +377,186 @@ static void test_select(void **state)
     cp2p_privkey_free(a);
 }
 
+/* ---- rollbacks (issue #14): a record is stored only if it is at least as
+ * good as the one held ---- */
+
+static const fields_t AT_SEQ = {"/ipfs/bafkqaddwgevxmmraojswg33smq", LATER, 0, 0, 300000000000u};
+
+/* The key and a record of sequence seq for k's name. */
+static size_t ipns_key(const cp2p_privkey_t *k, uint8_t *key)
+{
+    cp2p_peer_id_t id;
+    name_of(k, &id);
+    memcpy(key, "/ipns/", 6);
+    memcpy(key + 6, id.bytes, id.len);
+    return 6 + id.len;
+}
+
+static void record_at(const cp2p_privkey_t *k, uint64_t seq, cp2p_buf_t *out)
+{
+    fields_t f = AT_SEQ;
+    f.seq = seq;
+    Ipns__IpnsEntry e = IPNS__IPNS_ENTRY__INIT;
+    build(k, &f, &e, out);
+}
+
+static void check_store(cp2p_kad_store_t *st, const cp2p_privkey_t *k)
+{
+    uint8_t key[80];
+    size_t kl = ipns_key(k, key);
+    cp2p_buf_t r5 = {0}, r1 = {0}, r6 = {0}, got = {0};
+    record_at(k, 5, &r5);
+    record_at(k, 1, &r1);
+    record_at(k, 6, &r6);
+    uint64_t now = 1000;
+    assert_int_equal(cp2p_kad_store_put_record(st, key, kl, r5.data, r5.len, now), 0);
+    assert_int_equal(cp2p_kad_store_put_record(st, key, kl, r1.data, r1.len, now), CP2P_EREFUSED);
+    assert_int_equal(cp2p_kad_store_get_record(st, key, kl, now, &got, NULL), 0);
+    assert_true(got.len == r5.len && !memcmp(got.data, r5.data, r5.len)); /* still 5 */
+    /* The same record again is fine (a republish), a newer one replaces it. */
+    assert_int_equal(cp2p_kad_store_put_record(st, key, kl, r5.data, r5.len, now), 0);
+    assert_int_equal(cp2p_kad_store_put_record(st, key, kl, r6.data, r6.len, now), 0);
+    got.len = 0;
+    assert_int_equal(cp2p_kad_store_get_record(st, key, kl, now, &got, NULL), 0);
+    assert_true(got.len == r6.len && !memcmp(got.data, r6.data, r6.len));
+    /* Keys without an order are overwritten, as before. */
+    assert_int_equal(cp2p_kad_store_put_record(st, (const uint8_t *)"k", 1, (const uint8_t *)"a", 1, now), 0);
+    assert_int_equal(cp2p_kad_store_put_record(st, (const uint8_t *)"k", 1, (const uint8_t *)"b", 1, now), 0);
+    cp2p_buf_free(&r5);
+    cp2p_buf_free(&r1);
+    cp2p_buf_free(&r6);
+    cp2p_buf_free(&got);
+}
+
+static void test_store_refuses_rollback(void **state)
+{
+    (void)state;
+    cp2p_privkey_t *k;
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, 0, &k), 0);
+    cp2p_kad_store_t *st;
+    assert_int_equal(cp2p_kad_store_new_memory(NULL, &st), 0);
+    check_store(st, k);
+    cp2p_kad_store_free(st);
+    char dir[] = "/tmp/cp2p-ipns-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(cp2p_kad_store_open_lmdb(dir, NULL, &st), 0);
+    check_store(st, k);
+    cp2p_kad_store_free(st);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    cp2p_privkey_free(k);
+}
+
+typedef struct done {
+    int done, status;
+} done_t;
+
+static void on_dht_done(cp2p_dht_t *d, int status, void *arg)
+{
+    (void)d;
+    done_t *r = arg;
+    r->done = 1;
+    r->status = status;
+}
+
+typedef struct got {
+    cp2p_buf_t value;
+    int done;
+} got_t;
+
+static void on_dht_value(cp2p_dht_t *d, int status, const uint8_t *v, size_t n, void *arg)
+{
+    (void)d;
+    got_t *g = arg;
+    if (!status)
+        assert_int_equal(cp2p_buf_append(&g->value, v, n), 0);
+    g->done = 1;
+}
+
+static void wait_done(uv_loop_t *loop, const int *done)
+{
+    uint64_t end = uv_now(loop) + 15000;
+    while (!*done && uv_now(loop) < end)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_true(*done);
+}
+
+static void count_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* A peer holding seq 5 is sent a validly signed seq 1 by another peer: it
+ * refuses (the putter hears CP2P_EREFUSED) and still serves seq 5. */
+static void test_peer_refuses_rollback(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    cp2p_host_t *h[2];
+    cp2p_dht_t *d[2];
+    cp2p_multiaddr_t l, *addrs;
+    size_t n;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
+    cp2p_dht_config_t cfg = {.quorum = 1, .query_timeout_ms = 5000};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cp2p_host_new(&loop, NULL, &h[i]), 0);
+        assert_int_equal(cp2p_host_listen(h[i], &l), 0);
+        assert_int_equal(cp2p_dht_new(h[i], &cfg, &d[i]), 0);
+    }
+    cp2p_multiaddr_free(&l);
+    assert_int_equal(cp2p_host_listen_addrs(h[0], &addrs, &n), 0);
+    assert_int_equal(cp2p_dht_add_peer(d[1], cp2p_host_peer_id(h[0]), addrs, 1), 0);
+    cp2p_multiaddr_array_free(addrs, n);
+
+    cp2p_privkey_t *k;
+    assert_int_equal(cp2p_privkey_generate(CP2P_KEY_ED25519, 0, &k), 0);
+    uint8_t key[80];
+    size_t kl = ipns_key(k, key);
+    cp2p_buf_t r5 = {0}, r1 = {0};
+    record_at(k, 5, &r5);
+    record_at(k, 1, &r1);
+    /* Node 0 holds seq 5 (put by its owner). */
+    done_t put = {0};
+    assert_int_equal(cp2p_dht_put(d[0], key, kl, r5.data, r5.len, on_dht_done, &put), 0);
+    wait_done(&loop, &put.done);
+    /* and refuses an older one of its own */
+    assert_int_equal(cp2p_dht_put(d[0], key, kl, r1.data, r1.len, on_dht_done, &put), CP2P_EREFUSED);
+    /* Node 1, which holds nothing, pushes seq 1 to node 0. */
+    done_t attack = {0};
+    assert_int_equal(cp2p_dht_put(d[1], key, kl, r1.data, r1.len, on_dht_done, &attack), 0);
+    wait_done(&loop, &attack.done);
+    assert_int_equal(attack.status, CP2P_EREFUSED);
+    assert_int_equal(cp2p_dht_stats(d[0])->stale_records, 1);
+    /* Node 0 still serves seq 5 (its own store first). */
+    got_t g = {0};
+    assert_int_equal(cp2p_dht_get(d[0], key, kl, on_dht_value, &g), 0);
+    wait_done(&loop, &g.done);
+    assert_true(g.value.len == r5.len && !memcmp(g.value.data, r5.data, r5.len));
+
+    cp2p_buf_free(&g.value);
+    cp2p_buf_free(&r5);
+    cp2p_buf_free(&r1);
+    cp2p_privkey_free(k);
+    int closed = 0;
+    for (int i = 0; i < 2; i++) {
+        cp2p_dht_free(d[i]);
+        cp2p_host_close(h[i], count_closed, &closed);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),     cmocka_unit_test(test_tampered),
         cmocka_unit_test(test_truncated), cmocka_unit_test(test_cbor_rules),
         cmocka_unit_test(test_time),      cmocka_unit_test(test_select),
+        cmocka_unit_test(test_store_refuses_rollback),
+        cmocka_unit_test(test_peer_refuses_rollback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "cp2p/buf.h"
@@ -380,11 +382,51 @@ static void test_file_roundtrip(void **state)
     cp2p_privkey_free(sk);
 }
 
+/* An RSA public key with exponent e, as the protobuf PublicKey cp2p reads. */
+static void rsa_with_e(unsigned long long e, cp2p_buf_t *out)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, NULL);
+    BIGNUM *bn = BN_new();
+    EVP_PKEY *pk = NULL;
+    assert_true(ctx && bn && BN_set_word(bn, e));
+    assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048), 1);
+    assert_int_equal(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, bn), 1);
+    assert_int_equal(EVP_PKEY_keygen(ctx, &pk), 1);
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(pk, &der);
+    assert_true(n > 0 && n < 16384);
+    uint8_t head[] = {0x08, 0x00, 0x12, (uint8_t)(0x80 | (n & 0x7f)), (uint8_t)(n >> 7)};
+    assert_int_equal(cp2p_buf_append(out, head, sizeof head), 0);
+    assert_int_equal(cp2p_buf_append(out, der, (size_t)n), 0);
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
+    BN_free(bn);
+    EVP_PKEY_CTX_free(ctx);
+}
+
+/* Go's crypto/rsa takes exponents below 2^31 only; a huge one makes every
+ * verification as slow as a signature. */
+static void test_rsa_exponent_bounded(void **state)
+{
+    (void)state;
+    cp2p_buf_t ok = {0}, big = {0};
+    rsa_with_e(65537, &ok);
+    rsa_with_e((1ull << 33) + 1, &big);
+    cp2p_pubkey_t *k;
+    assert_int_equal(cp2p_pubkey_unmarshal(ok.data, ok.len, &k), 0);
+    cp2p_pubkey_free(k);
+    assert_int_equal(cp2p_pubkey_unmarshal(big.data, big.len, &k), CP2P_EPARSE);
+    cp2p_buf_free(&ok);
+    cp2p_buf_free(&big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_ed25519),     cmocka_unit_test(test_spec_secp256k1),
         cmocka_unit_test(test_spec_ecdsa),       cmocka_unit_test(test_spec_rsa),
+        cmocka_unit_test(test_rsa_exponent_bounded),
         cmocka_unit_test(test_sign_verify_all),  cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_secp256k1_low_s),  cmocka_unit_test(test_js_signatures),
         cmocka_unit_test(test_rejects_protobuf), cmocka_unit_test(test_rejects_keys),
