@@ -7,6 +7,7 @@
 
 #include <openssl/asn1t.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
@@ -201,6 +202,26 @@ static int find_signed_key(X509 *x, const ASN1_OCTET_STRING **val)
     return *val ? 0 : CP2P_EPROTO;
 }
 
+/* The certificate's own key (what the TLS handshake is signed with): our
+ * chain check replaces OpenSSL's, so its security level is ours to apply.
+ * ECDSA on the NIST curves, Ed25519 or Ed448, or RSA of 2048 to 8192 bits. */
+static int cert_key_ok(EVP_PKEY *pk)
+{
+    int id = EVP_PKEY_get_base_id(pk), bits = EVP_PKEY_get_bits(pk);
+    if (id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448)
+        return 1;
+    if (id == EVP_PKEY_RSA)
+        return bits >= CP2P_RSA_MIN_BITS && bits <= CP2P_RSA_MAX_BITS;
+    if (id != EVP_PKEY_EC)
+        return 0;
+    char curve[64];
+    size_t len = 0;
+    if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof curve, &len))
+        return 0;
+    return !strcmp(curve, "prime256v1") || !strcmp(curve, "P-256") || !strcmp(curve, "secp384r1") ||
+           !strcmp(curve, "P-384") || !strcmp(curve, "secp521r1") || !strcmp(curve, "P-521");
+}
+
 static int check_signed_key(X509 *x, const ASN1_OCTET_STRING *val, cp2p_pubkey_t **out)
 {
     const unsigned char *p = ASN1_STRING_get0_data(val);
@@ -216,7 +237,9 @@ static int check_signed_key(X509 *x, const ASN1_OCTET_STRING *val, cp2p_pubkey_t
                                    (size_t)ASN1_STRING_length(sk->public_key), &key);
     /* Structure first, signatures last: garbage costs no public-key operation. */
     EVP_PKEY *pk = X509_get0_pubkey(x);
-    if (!rc && (!pk || X509_verify(x, pk) != 1))
+    if (!rc && (!pk || !cert_key_ok(pk)))
+        rc = ssl_fail(CP2P_EUNSUPPORTED, "certificate key type or size");
+    if (!rc && X509_verify(x, pk) != 1)
         rc = ssl_fail(CP2P_ESIG, "certificate self-signature");
     if (!rc)
         rc = signed_message(x, &msg);

@@ -252,6 +252,7 @@ enum {
     CERT_EXPIRED,
     CERT_NOT_YET_VALID,
     CERT_CHAIN_OF_TWO,
+    CERT_WEAK_RSA, /* a 1024-bit RSA certificate key (issue #14) */
     CERT_NONE,
 };
 
@@ -288,7 +289,7 @@ static void add_ext(X509 *x, const char *oid, int critical, const uint8_t *p, si
 
 static X509 *make_cert(const cp2p_privkey_t *host, int how, EVP_PKEY **key_out)
 {
-    EVP_PKEY *k = EVP_EC_gen("P-256");
+    EVP_PKEY *k = how == CERT_WEAK_RSA ? EVP_RSA_gen(1024) : EVP_EC_gen("P-256");
     X509 *x = X509_new();
     assert_true(k && x);
     assert_true(X509_set_version(x, X509_VERSION_3));
@@ -348,6 +349,8 @@ static void raw_new(raw_t *r, int client, const cp2p_privkey_t *host, int how, c
     assert_true(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION));
     assert_true(SSL_CTX_set_max_proto_version(ctx, max_version));
     SSL_CTX_set_verify(ctx, client ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, accept_all);
+    if (how == CERT_WEAK_RSA)
+        SSL_CTX_set_security_level(ctx, 0); /* the attacker's side takes any key */
     if (how != CERT_NONE) {
         EVP_PKEY *k;
         X509 *x = make_cert(host, how == CERT_CHAIN_OF_TWO ? CERT_GOOD : how, &k);
@@ -450,6 +453,7 @@ static void test_bad_certificates(void **state)
     check_raw(&us, &them, CERT_EXPIRED, CP2P_EPROTO);
     check_raw(&us, &them, CERT_NOT_YET_VALID, CP2P_EPROTO);
     check_raw(&us, &them, CERT_CHAIN_OF_TWO, CP2P_EPROTO);
+    check_raw(&us, &them, CERT_WEAK_RSA, CP2P_EUNSUPPORTED);
     check_raw(&us, &them, CERT_NONE, CP2P_EPROTO);
     cp2p_privkey_free(us.key);
     cp2p_privkey_free(them.key);
