@@ -323,21 +323,13 @@ static int fail(app_t *a, const char *what, const char *detail)
 
 /* ---- -limits ---- */
 
-static uint64_t *limit_field(cp2p_rc_limits_t *l, const char *name, size_t len)
+/* The index of the cp2p_rc_limits_t field name[0..len), or -1. */
+static long limit_index(const char *name, size_t len)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } fields[] = {
-#define L(x) {#x, offsetof(cp2p_rc_limits_t, x)}
-        L(memory), L(conns), L(conns_in), L(conns_out), L(streams), L(streams_in), L(streams_out),
-        L(fds),
-#undef L
-    };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (strlen(fields[i].name) == len && !memcmp(fields[i].name, name, len))
-            return (uint64_t *)((char *)l + fields[i].off);
-    return NULL;
+    for (size_t i = 0; cp2p_rc_limit_name(i); i++)
+        if (strlen(cp2p_rc_limit_name(i)) == len && !memcmp(cp2p_rc_limit_name(i), name, len))
+            return (long)i;
+    return -1;
 }
 
 /* A count, "unlimited", or for memory a size with an optional KiB/MiB/GiB. */
@@ -386,11 +378,13 @@ static int apply_limits(const char *list, cp2p_host_config_t *cfg, cp2p_host_t *
                                        : !strcmp(t, "peer")      ? &cfg->peer_limits
                                        : !strcmp(t, "protocol")  ? &cfg->protocol_limits
                                        : !strncmp(t, "protocol:", 9) && t[9] ? &one : NULL;
-        uint64_t *f = l ? limit_field(l, dot + 1, (size_t)(eq - dot - 1)) : NULL;
-        if (!f || limit_value(eq + 1, f == &l->memory, f)) {
+        long f = l ? limit_index(dot + 1, (size_t)(eq - dot - 1)) : -1;
+        uint64_t v;
+        if (f < 0 || limit_value(eq + 1, !strcmp(cp2p_rc_limit_name((size_t)f), "memory"), &v)) {
             rc = CP2P_EINVAL;
             break;
         }
+        cp2p_rc_limit_set(l, (size_t)f, v);
         if (l == &one && h)
             rc = cp2p_host_set_protocol_limits(h, t + 9, &one);
     }

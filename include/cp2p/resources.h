@@ -38,6 +38,14 @@ typedef struct cp2p_rc_limits {
     uint64_t fds;                        /* sockets (system scope only) */
 } cp2p_rc_limits_t;
 
+/* The fields of cp2p_rc_limits_t in the order above, for code that walks
+ * them (flags, metrics): i in [0, CP2P_RC_NLIMITS). The name is the field's
+ * ("memory", "conns_in" ...); NULL past the end. */
+#define CP2P_RC_NLIMITS 8
+const char *cp2p_rc_limit_name(size_t i);
+uint64_t cp2p_rc_limit_get(const cp2p_rc_limits_t *l, size_t i);
+void cp2p_rc_limit_set(cp2p_rc_limits_t *l, size_t i, uint64_t v);
+
 typedef enum {
     CP2P_RC_SCOPE_SYSTEM,
     CP2P_RC_SCOPE_TRANSIENT,

@@ -264,10 +264,10 @@ static uint64_t default_fds(void)
 static void limits_or(const cp2p_rc_limits_t *given, const cp2p_rc_limits_t *def,
                       cp2p_rc_limits_t *out)
 {
-    const uint64_t *g = (const uint64_t *)given, *d = (const uint64_t *)def;
-    uint64_t *o = (uint64_t *)out;
-    for (size_t i = 0; i < sizeof *out / sizeof *o; i++)
-        o[i] = g[i] ? g[i] : d[i];
+    for (size_t i = 0; i < CP2P_RC_NLIMITS; i++) {
+        uint64_t g = cp2p_rc_limit_get(given, i);
+        cp2p_rc_limit_set(out, i, g ? g : cp2p_rc_limit_get(def, i));
+    }
 }
 
 static uint64_t at_least(uint64_t v, uint64_t min)

@@ -3,7 +3,6 @@
  * Prometheus text exposition format 0.0.4. Subsystems above the host give
  * their samples through cp2p_metrics_source_t. */
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,22 +95,6 @@ static void label_value(char *out, size_t cap, const char *s)
     out[o] = 0;
 }
 
-static const struct {
-    const char *name;
-    size_t off;
-} rc_fields[] = {
-#define F(x) {#x, offsetof(cp2p_rc_limits_t, x)}
-    F(memory), F(conns), F(conns_in), F(conns_out), F(streams), F(streams_in), F(streams_out), F(fds),
-#undef F
-};
-
-static uint64_t rc_field(const cp2p_rc_limits_t *l, size_t i)
-{
-    uint64_t v;
-    memcpy(&v, (const char *)l + rc_fields[i].off, sizeof v);
-    return v;
-}
-
 /* One family of the resource manager's samples: scope (and protocol) and
  * resource labels; which: 0 used, 1 limit (none where unlimited), 2 refused. */
 static int render_rc_family(cp2p_buf_t *b, const cp2p_rc_scope_stat_t *st, size_t n, int which)
@@ -132,17 +115,17 @@ static int render_rc_family(cp2p_buf_t *b, const cp2p_rc_scope_stat_t *st, size_
             label_value(v, sizeof v, st[i].name);
             snprintf(proto, sizeof proto, ",protocol=\"%s\"", v);
         }
-        for (size_t k = 0; !rc && k < sizeof rc_fields / sizeof rc_fields[0]; k++) {
-            uint64_t lim = rc_field(&st[i].limit, k);
+        for (size_t k = 0; !rc && k < CP2P_RC_NLIMITS; k++) {
+            uint64_t lim = cp2p_rc_limit_get(&st[i].limit, k);
             const cp2p_rc_limits_t *src = which == 0 ? &st[i].used : which == 1 ? &st[i].limit
                                                                               : &st[i].refused;
-            if (!lim && !rc_field(&st[i].used, k) && !rc_field(&st[i].refused, k))
+            if (!lim && !cp2p_rc_limit_get(&st[i].used, k) && !cp2p_rc_limit_get(&st[i].refused, k))
                 continue; /* a resource this scope neither limits nor uses */
             if (which == 1 && !lim)
                 continue;
             rc = put(b, "%s{scope=\"%s\"%s,resource=\"%s\"} %llu\n", names[which],
-                     types[st[i].type], proto, rc_fields[k].name,
-                     (unsigned long long)rc_field(src, k));
+                     types[st[i].type], proto, cp2p_rc_limit_name(k),
+                     (unsigned long long)cp2p_rc_limit_get(src, k));
         }
     }
     return rc;

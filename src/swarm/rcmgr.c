@@ -1,6 +1,7 @@
 /* The resource manager's scopes and their counters (the model of
  * go-libp2p's resource manager: a use counts in its scope and every scope
  * above it, and a reservation is all or nothing). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,13 +22,39 @@ struct cp2p_rcmgr {
     size_t nprotocols;
 };
 
-static const char *const kind_names[RC_NKINDS] = {
-    "memory", "conns", "conns_in", "conns_out", "streams", "streams_in", "streams_out", "fds",
+static const struct {
+    const char *name;
+    size_t off;
+} fields[RC_NKINDS] = {
+#define F(k, x) [k] = {#x, offsetof(cp2p_rc_limits_t, x)}
+    F(RC_MEMORY, memory),   F(RC_CONNS, conns),     F(RC_CONNS_IN, conns_in),
+    F(RC_CONNS_OUT, conns_out), F(RC_STREAMS, streams), F(RC_STREAMS_IN, streams_in),
+    F(RC_STREAMS_OUT, streams_out), F(RC_FDS, fds),
+#undef F
 };
+
+const char *cp2p_rc_limit_name(size_t i)
+{
+    return i < RC_NKINDS ? fields[i].name : NULL;
+}
+
+uint64_t cp2p_rc_limit_get(const cp2p_rc_limits_t *l, size_t i)
+{
+    uint64_t v = 0;
+    if (i < RC_NKINDS)
+        memcpy(&v, (const char *)l + fields[i].off, sizeof v);
+    return v;
+}
+
+void cp2p_rc_limit_set(cp2p_rc_limits_t *l, size_t i, uint64_t v)
+{
+    if (i < RC_NKINDS)
+        memcpy((char *)l + fields[i].off, &v, sizeof v);
+}
 
 const char *cp2p_rc_kind_name(cp2p_rc_kind_t k)
 {
-    return k < RC_NKINDS ? kind_names[k] : "?";
+    return k < RC_NKINDS ? fields[k].name : "?";
 }
 
 const char *cp2p_rc_scope_name(const cp2p_rc_scope_t *s)
@@ -42,26 +69,14 @@ const char *cp2p_rc_scope_name(const cp2p_rc_scope_t *s)
 
 static void to_array(const cp2p_rc_limits_t *l, uint64_t *v)
 {
-    v[RC_MEMORY] = l->memory;
-    v[RC_CONNS] = l->conns;
-    v[RC_CONNS_IN] = l->conns_in;
-    v[RC_CONNS_OUT] = l->conns_out;
-    v[RC_STREAMS] = l->streams;
-    v[RC_STREAMS_IN] = l->streams_in;
-    v[RC_STREAMS_OUT] = l->streams_out;
-    v[RC_FDS] = l->fds;
+    for (size_t k = 0; k < RC_NKINDS; k++)
+        v[k] = cp2p_rc_limit_get(l, k);
 }
 
 static void from_array(const uint64_t *v, cp2p_rc_limits_t *l)
 {
-    l->memory = v[RC_MEMORY];
-    l->conns = v[RC_CONNS];
-    l->conns_in = v[RC_CONNS_IN];
-    l->conns_out = v[RC_CONNS_OUT];
-    l->streams = v[RC_STREAMS];
-    l->streams_in = v[RC_STREAMS_IN];
-    l->streams_out = v[RC_STREAMS_OUT];
-    l->fds = v[RC_FDS];
+    for (size_t k = 0; k < RC_NKINDS; k++)
+        cp2p_rc_limit_set(l, k, v[k]);
 }
 
 /* 0 and CP2P_RC_UNLIMITED both mean no limit inside. */

@@ -10,6 +10,7 @@
 #include "cp2p/peer.h"
 #include "cp2p/resources.h"
 
+/* The kinds are the fields of cp2p_rc_limits_t, in its order. */
 typedef enum {
     RC_MEMORY,
     RC_CONNS,

@@ -76,16 +76,39 @@ static int deferring(const cp2p_stream_t *s)
     return !s->conn->sw || cp2p_swarm_in_call(s->conn->sw);
 }
 
+static void enter_conn(cp2p_conn_t *c)
+{
+    if (c->sw)
+        cp2p_swarm_enter(c->sw);
+}
+
 static void enter(cp2p_stream_t *s)
 {
-    if (s->conn->sw)
-        cp2p_swarm_enter(s->conn->sw);
+    enter_conn(s->conn);
 }
 
 static void leave(cp2p_conn_t *c)
 {
     if (c->sw)
         cp2p_swarm_leave(c->sw);
+}
+
+/* A public call on s: both s and its connection stay alive through it, and
+ * the callbacks it causes are owed (call_end returns what call_begin took). */
+static cp2p_conn_t *call_begin(cp2p_stream_t *s)
+{
+    cp2p_conn_t *c = s->conn;
+    cp2p_conn_ref(c);
+    s->refs++;
+    enter(s);
+    return c;
+}
+
+static void call_end(cp2p_stream_t *s, cp2p_conn_t *c)
+{
+    cp2p_stream_unref(s);
+    leave(c);
+    cp2p_conn_unref(c);
 }
 
 /* ---- resources ---- */
@@ -553,14 +576,9 @@ static int stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_strea
 
 int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb, void *arg)
 {
-    cp2p_conn_t *c = s->conn;
-    cp2p_conn_ref(c);
-    s->refs++;
-    enter(s);
+    cp2p_conn_t *c = call_begin(s);
     int rc = stream_write(s, p, n, cb, arg);
-    cp2p_stream_unref(s);
-    leave(c);
-    cp2p_conn_unref(c);
+    call_end(s, c);
     return rc;
 }
 
@@ -621,12 +639,9 @@ long cp2p_stream_try_write(cp2p_stream_t *s, const uint8_t *p, size_t n)
         return s->err ? s->err : CP2P_ERESET;
     if (s->state != ST_OPEN || s->write_closed || s->close_pending)
         return CP2P_ESTATE;
-    cp2p_conn_t *c = s->conn;
-    if (s->whead || !n || !cp2p_conn_writable(c))
+    if (s->whead || !n || !cp2p_conn_writable(s->conn))
         return 0;
-    cp2p_conn_ref(c);
-    s->refs++;
-    enter(s);
+    cp2p_conn_t *c = call_begin(s);
     long k = c->muxvt->write(c->mux, s->id, p, n);
     if (k > 0) {
         cp2p_swarm_stats_t *st = stats_of(s);
@@ -636,9 +651,7 @@ long cp2p_stream_try_write(cp2p_stream_t *s, const uint8_t *p, size_t n)
     } else if (k < 0) {
         stream_end(s, (int)k);
     }
-    cp2p_stream_unref(s);
-    leave(c);
-    cp2p_conn_unref(c);
+    call_end(s, c);
     return k;
 }
 
@@ -647,16 +660,11 @@ int cp2p_stream_close_write(cp2p_stream_t *s)
     if (s->state != ST_OPEN || s->write_closed || s->close_pending)
         return s->state == ST_DEAD ? CP2P_ERESET : CP2P_ESTATE;
     s->close_pending = 1;
-    cp2p_conn_t *c = s->conn;
-    cp2p_conn_ref(c);
-    s->refs++;
-    enter(s);
+    cp2p_conn_t *c = call_begin(s);
     if (!s->whead)
         pump(s);
     cp2p_conn_flush(c);
-    cp2p_stream_unref(s);
-    leave(c);
-    cp2p_conn_unref(c);
+    call_end(s, c);
     return 0;
 }
 
@@ -854,8 +862,7 @@ int cp2p_conn_open_stream(cp2p_conn_t *c, const char *const *protocols, size_t n
                           cp2p_stream_open_cb cb, void *arg)
 {
     cp2p_conn_ref(c);
-    if (c->sw)
-        cp2p_swarm_enter(c->sw);
+    enter_conn(c);
     int rc = open_stream(c, protocols, n, cb, arg);
     leave(c);
     cp2p_conn_unref(c);

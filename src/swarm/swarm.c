@@ -859,7 +859,7 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
     if (sw->closing)
         return;
     sw->closing = 1;
-    sw->in_call++; /* streams are told on a later turn */
+    cp2p_swarm_enter(sw); /* streams and dials are told on a later turn */
     sw->done = done;
     sw->done_arg = arg;
     for (size_t i = 0; i < sw->nlisteners; i++)
@@ -887,6 +887,6 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
             d->t->dial_cancel(d->td);
         dial_finish(d, CP2P_ECANCELED, NULL);
     }
-    sw->in_call--;
+    cp2p_swarm_leave(sw);
     uv_close((uv_handle_t *)&sw->closer, closer_closed);
 }
