@@ -344,7 +344,9 @@ static void rpc_free(kad_rpc_t *r)
     free(r);
 }
 
-/* Drop the stream; r itself stays while the stream is still being opened. */
+/* Drop the stream; r itself stays while the stream is still being opened
+ * or its write is still owed a done callback (the stream calls it even after
+ * a reset), and frees itself there, out of the DHT's list. */
 static void rpc_release(kad_rpc_t *r)
 {
     if (r->s) {
@@ -355,7 +357,11 @@ static void rpc_release(kad_rpc_t *r)
         cp2p_stream_reset(s);
         cp2p_stream_unref(s);
     }
-    if (r->opening)
+    if (r->writing && r->d) {
+        rpc_unlink(r->d, r);
+        r->d = NULL;
+    }
+    if (r->opening || r->writing)
         return;
     if (r->d)
         rpc_unlink(r->d, r);
@@ -425,6 +431,8 @@ static void rpc_written(cp2p_stream_t *s, int status, void *arg)
     r->writing = 0;
     if (r->s)
         rpc_answer(r, status, NULL, status == 0);
+    else
+        rpc_free(r); /* released while the write was owed */
 }
 
 static void rpc_opened(int status, cp2p_stream_t *s, void *arg)
@@ -450,14 +458,14 @@ static void rpc_opened(int status, cp2p_stream_t *s, void *arg)
     int oneway = r->type == CP2P_KAD_ADD_PROVIDER;
     r->writing = oneway;
     int rc = cp2p_stream_write(s, r->req.data, r->req.len, oneway ? rpc_written : NULL, r);
+    if (rc < 0)
+        r->writing = 0; /* no done callback owed */
     if (rc == 0)
         rc = cp2p_stream_close_write(s);
     if (rc == 0)
         rc = cp2p_stream_read_start(s, rpc_read, r);
-    if (rc < 0) {
-        r->writing = 0;
+    if (rc < 0)
         rpc_answer(r, rc, NULL, 0);
-    }
 }
 
 int kad_rpc_send(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_kad_msg_t *m,

@@ -50,6 +50,8 @@ typedef struct serving {
     uint8_t hdr[HDR_LEN];
     size_t hdr_n;
     uint64_t left; /* bytes still to send */
+    int writing;   /* sent() is owed, even after the stream's end */
+    int ended;     /* serving_end() ran while writing: sent() frees it */
 } serving_t;
 
 struct cp2p_perf_server {
@@ -71,7 +73,10 @@ static void serving_end(serving_t *v, int reset)
     if (reset)
         cp2p_stream_reset(v->s);
     cp2p_stream_unref(v->s);
-    free(v);
+    if (v->writing)
+        v->ended = 1;
+    else
+        free(v);
 }
 
 static void send_next(serving_t *v);
@@ -79,6 +84,11 @@ static void send_next(serving_t *v);
 static void sent(cp2p_stream_t *s, int status, void *arg)
 {
     serving_t *v = arg;
+    v->writing = 0;
+    if (v->ended) {
+        free(v);
+        return;
+    }
     if (status < 0) {
         cp2p_log_debug("perf", "send failed: %s", cp2p_strerror(status));
         serving_end(v, 1);
@@ -107,6 +117,7 @@ static void send_next(serving_t *v)
     size_t n = next_chunk(v->left);
     v->left -= n;
     int rc = cp2p_stream_write(v->s, zeros, n, sent, v);
+    v->writing = rc == 0;
     if (rc < 0) {
         cp2p_log_debug("perf", "send refused: %s", cp2p_strerror(rc));
         serving_end(v, 1);
@@ -206,7 +217,8 @@ struct cp2p_perf {
     uint64_t uploaded; /* upload bytes the muxer took */
     uint64_t downloaded;
     int opening;       /* the new_stream callback is due */
-    int freed;         /* cp2p_perf_free() ran while opening */
+    int writing;       /* uploaded() is owed, even after the stream's end */
+    int freed;         /* cp2p_perf_free() ran while opening or writing */
     cp2p_perf_cb cb;   /* NULL once it ran */
     void *arg;
     uint8_t hdr[HDR_LEN];
@@ -237,7 +249,12 @@ static void upload_next(cp2p_perf_t *p);
 static void uploaded(cp2p_stream_t *s, int status, void *arg)
 {
     cp2p_perf_t *p = arg;
-    if (status < 0)
+    p->writing = 0;
+    if (p->freed) {
+        free(p);
+        return;
+    }
+    if (status < 0 || !p->s)
         return; /* the reader hears of the stream's death and finishes */
     upload_next(p);
 }
@@ -261,6 +278,7 @@ static void upload_next(cp2p_perf_t *p)
         size_t n = next_chunk(p->upload - p->queued);
         p->queued += n;
         rc = cp2p_stream_write(p->s, zeros, n, uploaded, p);
+        p->writing = rc == 0;
     }
     if (rc < 0)
         finish(p, rc);
@@ -376,7 +394,7 @@ void cp2p_perf_free(cp2p_perf_t *p)
     }
     if (cb && !c)
         cb(CP2P_ECANCELED, p->arg); /* out of memory or a closed host: better now than never */
-    if (p->opening)
+    if (p->opening || p->writing)
         p->freed = 1;
     else
         free(p);

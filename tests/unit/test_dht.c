@@ -259,6 +259,41 @@ static void test_free_cancels(void **state)
     end_world(&w);
 }
 
+/* Freed between any two loop turns of a provide from a new host: whatever
+ * the DHT had pending then (a dial, a stream opening, a lookup, an
+ * ADD_PROVIDER whose write's done callback the stream still owes) is let go
+ * of safely. */
+static void test_free_at_every_turn(void **state)
+{
+    world_t w;
+    make_world(&w);
+    cp2p_dht_config_t cfg = {.request_timeout_ms = TIMEOUT_MS, .query_timeout_ms = 20000,
+                             .quorum = 2};
+    result_t r = {0};
+    int closed = 0, k;
+    for (k = 0; k < 400; k++) {
+        cp2p_host_t *h;
+        cp2p_dht_t *d;
+        assert_int_equal(cp2p_host_new(&w.loop, NULL, &h), 0);
+        assert_int_equal(cp2p_dht_new(h, &cfg, &d), 0);
+        assert_int_equal(cp2p_dht_add_peer(d, cp2p_host_peer_id(w.h[1]), &w.addr[1], 1), 0);
+        memset(&r, 0, sizeof r);
+        assert_int_equal(cp2p_dht_provide(d, (const uint8_t *)"\x12\x20mh", 4, on_done, &r), 0);
+        for (int i = 0; i < k && !r.done; i++)
+            uv_run(&w.loop, UV_RUN_ONCE);
+        int done = r.done;
+        cp2p_dht_free(d);
+        cp2p_host_close(h, set_flag, &closed);
+        if (done)
+            break;
+    }
+    while (closed < k + 1)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_true(r.done);
+    assert_int_equal(r.status, 0);
+    end_world(&w);
+}
+
 static void tick_fired(uv_timer_t *t)
 {
     (*(int *)t->data)++;
@@ -493,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_put_get_providers_find),
         cmocka_unit_test(test_hostile_peers_do_not_stall),
         cmocka_unit_test(test_free_cancels),
+        cmocka_unit_test(test_free_at_every_turn),
         cmocka_unit_test(test_lookup_not_paced_by_tick),
         cmocka_unit_test(test_table_peers_spared_by_trim),
         cmocka_unit_test(test_store_writes),

@@ -248,6 +248,37 @@ static void test_cancel(void **state)
     assert_int_equal(perf_run(f, 10, 10), 0);
 }
 
+/* Freed between any two loop turns of a run, the client and then the
+ * server: writes whose done callbacks the stream still owes are let go of
+ * safely, and each run is told once. */
+static void test_free_at_every_turn(void **state)
+{
+    fixture_t *f = *state;
+    for (int k = 0; k < 60; k++) {
+        cp2p_perf_t *p;
+        int want = f->results + 1;
+        assert_int_equal(cp2p_perf_start(f->hp.a, &f->hp.b_id, 256 << 10, 256 << 10, on_result,
+                                         f, &p), 0);
+        for (int i = 0; i < k && f->results < want; i++)
+            uv_run(&f->hp.w.loop, UV_RUN_ONCE);
+        cp2p_perf_free(p);
+        run_until(f, &f->results, want);
+    }
+    for (int k = 0; k < 60; k++) {
+        cp2p_perf_t *p;
+        int want = f->results + 1;
+        assert_int_equal(cp2p_perf_start(f->hp.a, &f->hp.b_id, 64 << 10, 1 << 20, on_result, f,
+                                         &p), 0);
+        for (int i = 0; i < k && f->results < want; i++)
+            uv_run(&f->hp.w.loop, UV_RUN_ONCE);
+        cp2p_perf_server_free(f->srv);
+        assert_int_equal(cp2p_perf_enable(f->hp.b, &f->srv), 0);
+        run_until(f, &f->results, want);
+        cp2p_perf_free(p);
+    }
+    assert_int_equal(perf_run(f, 10, 10), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +289,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raw_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_sends_too_much, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_at_every_turn, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
