@@ -71,9 +71,11 @@ static void usage(FILE *f)
             "  GET_PROVIDERS <key>   list the providers of key\n"
             "  FIND_PEER <peer id>   print the addresses of a peer\n"
             "A key is its bytes; for providers a CID means its multihash. Keys without a\n"
-            "namespace (\"k1\", as in rust-libp2p's demo) take any value here and on rust-libp2p\n"
-            "peers; js-libp2p and go-libp2p peers refuse them and take only /<ns>/<key> keys\n"
-            "whose namespace they have a validator for (see --namespace).\n"
+            "namespace (\"k1\", as in rust-libp2p's demo) take any value here (unless\n"
+            "--no-open-keys) and on rust-libp2p peers, from anyone: nobody owns them, so any\n"
+            "peer may overwrite them. js-libp2p and go-libp2p peers (and cp2pd by default)\n"
+            "refuse them and take only /<ns>/<key> keys whose namespace they have a\n"
+            "validator for (see --namespace).\n"
             "options:\n"
             "  --listen MA           listen on MA (default /ip4/0.0.0.0/tcp/0); repeatable\n"
             "  --bootstrap MA        a DHT peer, MA ending in /p2p/<id> (DNS names allowed); repeatable\n"
@@ -82,6 +84,9 @@ static void usage(FILE *f)
             "  --datastore DIR       keep records, providers and the routing table in DIR (LMDB)\n"
             "  --client              client mode: ask, but do not serve the DHT\n"
             "  --namespace NS        accept any value under /NS/ keys (e.g. test); repeatable\n"
+            "  --no-open-keys        refuse keys without a namespace (go-libp2p's default)\n"
+            "  --records-per-peer N  records one remote peer may hold here (default 1024)\n"
+            "  --providers-per-peer N  provider entries one remote peer may hold (default 8192)\n"
             "  --quorum N            peers that must store a PUT / values a GET collects\n"
             "  --protocol ID         DHT protocol (default " CP2P_DHT_PROTOCOL ")\n"
             "  --timeout S           per-request timeout in seconds (default 10)\n"
@@ -185,9 +190,11 @@ static const char *why(const node_t *n, int status, const char *put_key, char *o
         at = snprintf(p, left, "refused by %u of %u peer%s", o->refused, o->asked, plural(o->asked));
         if (put_key && plain_key(put_key) && at > 0 && (size_t)at < left)
             snprintf(p + at, left - (size_t)at,
-                     " (js-libp2p and go-libp2p take only keys under a namespace they have a "
-                     "validator for: use /<namespace>/%s, with that namespace set up on those "
-                     "peers and --namespace <namespace> here)", put_key);
+                     " (js-libp2p, go-libp2p and cp2pd take only keys under a namespace they "
+                     "have a validator for: use /<namespace>/%s, with that namespace set up on "
+                     "those peers and --namespace <namespace> here; or they hold all they take "
+                     "from one peer)", put_key);
+
         break;
     case CP2P_EQUORUM:
         snprintf(p, left,
@@ -621,6 +628,7 @@ int cmd_dht(int argc, char **argv)
     static app_t a;
     opts_t o = {0};
     long peers = 1, num;
+    int no_open_keys = 0;
     const char *control = NULL;
     memset(&a, 0, sizeof a);
     for (int i = 1; i < argc; i++) {
@@ -636,6 +644,9 @@ int cmd_dht(int argc, char **argv)
             continue;
         } else if (!strcmp(k, "--serve")) {
             a.serve = 1;
+            continue;
+        } else if (!strcmp(k, "--no-open-keys")) {
+            no_open_keys = 1;
             continue;
         } else if (!v) {
             return cli_usage("dht", "%s needs a value", k);
@@ -663,6 +674,10 @@ int cmd_dht(int argc, char **argv)
             o.cfg.request_timeout_ms = (uint32_t)num * 1000;
         else if (!strcmp(k, "--query-timeout") && parse_count(v, 3600, &num))
             o.cfg.query_timeout_ms = (uint32_t)num * 1000;
+        else if (!strcmp(k, "--records-per-peer") && parse_count(v, UINT32_MAX, &num))
+            o.cfg.max_records_per_peer = (uint32_t)num;
+        else if (!strcmp(k, "--providers-per-peer") && parse_count(v, UINT32_MAX, &num))
+            o.cfg.max_providers_per_peer = (uint32_t)num;
         else if (!strcmp(k, "--peers") && parse_count(v, 1000, &peers))
             a.verbose_stats = 1;
         else
@@ -672,6 +687,7 @@ int cmd_dht(int argc, char **argv)
         return cp2p_dht_control_run(control);
     o.cfg.open_namespaces = o.ns;
     o.cfg.n_open_namespaces = o.n_ns;
+    o.cfg.open_keys = !no_open_keys; /* the original demo's keys ("k1") */
 
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a.loop);

@@ -31,7 +31,7 @@ typedef struct opts {
     const char *metrics_addr, *dht_datastore; /* cp2pd's own: p2pd has neither */
     const char *announce_addrs, *config_file;
     int no_listen, noise, tls, plaintext, dht, dht_client, dht_server, bootstrap, pubsub, relay,
-        quiet, conn_manager, config_stdin;
+        quiet, conn_manager, config_stdin, keep_private_addrs, dht_open_keys;
     long conn_lo, conn_hi;
     uint64_t conn_grace_ms, idle_timeout_ms;
     /* cp2pd's own limits (issue #13); 0 = the host's default */
@@ -85,6 +85,8 @@ static const struct flag {
     F(INT, "connsPerSubnet", conns_per_subnet, "inbound connections from one IPv4 /24 or IPv6 /56 (default 64; cp2pd only)"),
     F(INT, "maxPendingInbound", max_pending, "inbound connections still upgrading (default 256; cp2pd only)"),
     F(STR, "limits", limits, "resource manager limits, comma separated SCOPE.RESOURCE=N: scope system, transient, peer, protocol or protocol:ID; resource memory (KiB/MiB/GiB), conns, conns_in, conns_out, streams, streams_in, streams_out, fds; N may be unlimited (cp2pd only)"),
+    F(BOOL, "dhtOpenKeys", dht_open_keys, "let DHT keys without a namespace take any value from anyone (rust-libp2p's default; without it they are refused, as go-libp2p refuses them; cp2pd only)"),
+    F(BOOL, "keepPrivateAddrs", keep_private_addrs, "keep the loopback and private addresses that peers on public addresses claim (private deployments that route them; cp2pd only)"),
     F(DUR, "handshakeTimeout", handshake_ms, "an inbound connection's upgrade deadline, a Go duration (default 5s; cp2pd only)"),
     F(STR, "f", config_file, "a JSON config file (not available: an error; use flags)"),
     F(BOOL, "i", config_stdin, "read a JSON config from stdin (not available: an error; use flags)"),
@@ -555,6 +557,7 @@ int main(int argc, char **argv)
     cfg.max_conns_per_subnet =
         o.conns_per_subnet > 0 && o.conns_per_subnet < UINT32_MAX ? (uint32_t)o.conns_per_subnet : 0;
     cfg.max_pending_inbound = o.max_pending > 0 && o.max_pending < UINT32_MAX ? (uint32_t)o.max_pending : 0;
+    cfg.keep_private_addrs = o.keep_private_addrs;
     cfg.handshake_timeout_ms = o.handshake_ms < UINT32_MAX ? (uint32_t)o.handshake_ms : UINT32_MAX - 1;
     char bad_limit[256] = "";
     if (o.limits && apply_limits(o.limits, &cfg, NULL, bad_limit, sizeof bad_limit)) {
@@ -597,7 +600,8 @@ int main(int argc, char **argv)
         cp2p_dht_config_t dcfg = {.mode = o.dht_client && !o.dht && !o.dht_server
                                               ? CP2P_DHT_MODE_CLIENT
                                               : CP2P_DHT_MODE_SERVER,
-                                      .datastore = o.dht_datastore};
+                                      .datastore = o.dht_datastore,
+                                      .open_keys = o.dht_open_keys};
         rc = cp2p_dht_new(a.h, &dcfg, &a.dht);
     }
     if (!rc && !o.no_listen) {

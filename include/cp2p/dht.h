@@ -9,9 +9,11 @@
  * before the call returns; cp2p_dht_free() runs pending ones with
  * CP2P_ECANCELED (do not call it from inside a dht callback). Keys are bytes
  * (record keys such as "/pk/<id>", provider keys being multihashes); the
- * library copies them. Records under "/pk/" are verified; keys without a
- * namespace and keys in open_namespaces take any value (the first value a
- * lookup finds wins); other namespaces are refused. */
+ * library copies them. Records under "/pk/" and "/ipns/" are verified; keys
+ * in open_namespaces, and keys without a namespace if open_keys is set, take
+ * any value (the first value a lookup finds wins), from anyone: nobody owns
+ * them, so any peer may overwrite them. Other keys are refused, as
+ * go-libp2p-kad-dht refuses them. */
 #ifndef CP2P_DHT_H
 #define CP2P_DHT_H
 
@@ -63,8 +65,18 @@ typedef struct cp2p_dht_config {
     uint64_t refresh_ms;           /* routing table bucket refresh */
     uint64_t record_republish_ms;  /* records we put */
     uint64_t provider_republish_ms;/* keys we provide */
+    /* Keys without a namespace ("k1", as rust-libp2p's demo and libp2p's
+     * kad spec allow) take any value from anyone: 1 accepts them (rust-
+     * libp2p's default), 0 refuses them (go-libp2p's and js-libp2p's). */
+    int open_keys;
     const char *const *open_namespaces; /* e.g. {"test"}: "/test/..." keys take any value */
     size_t n_open_namespaces;
+    /* What one remote peer may hold in our store at a time (its PUT_VALUEs
+     * and ADD_PROVIDERs past it are refused: the stream is reset). 0 = a
+     * sixteenth of the store: 1024 records, 8192 provider entries, 16 MiB. */
+    uint32_t max_records_per_peer;
+    uint32_t max_providers_per_peer;
+    uint64_t max_bytes_per_peer;
 } cp2p_dht_config_t;
 
 typedef struct cp2p_dht cp2p_dht_t;
@@ -94,6 +106,7 @@ typedef struct cp2p_dht_stats {
     uint64_t stale_records;    /* records refused as worse than the one held (an IPNS
                                   record of a lower sequence: a rollback) */
     uint64_t timeouts;         /* RPCs that hit request_timeout_ms */
+    uint64_t quota_refused;    /* stores refused: the peer held its quota (max_*_per_peer) */
     uint32_t last_hops;        /* the lookup that ended last: hops from us to the peer
                                   that gave its answer (read it in the callback) */
     cp2p_dht_outcome_t last;   /* the operation that ended last (read it in the callback) */

@@ -93,6 +93,11 @@ typedef struct cp2p_host_config {
     uint32_t max_conns_per_ip;
     uint32_t max_conns_per_subnet;
     int limit_loopback;
+    /* Addresses a peer claims (identify, its signed record, its DHT answers
+     * and provider records) are kept only if they fit how it was reached
+     * (see cp2p_host_plausible_addrs). keep_private_addrs keeps loopback and
+     * private claims from anyone: private deployments that route them. */
+    int keep_private_addrs;
     /* The resource manager's scopes (include/cp2p/resources.h). A 0 field
      * takes its default, CP2P_RC_UNLIMITED lifts the limit. Defaults:
      *   system     memory max_memory_mb, conns max_connections, streams in
@@ -189,6 +194,16 @@ cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer);
 /* Connections being upgraded or open. */
 size_t cp2p_host_conn_count(const cp2p_host_t *h);
 
+/* Of the addresses in[0..n) that a peer claims, those it may claim when it
+ * came over via (its connection; NULL counts as loopback), as views into in,
+ * in their order, to out[0..n); returns how many. Unspecified, multicast,
+ * broadcast and link-local addresses never are; over a public address only
+ * public ones are; over a private one all but loopback (go-libp2p's rule);
+ * over loopback all. Names (dns, ...) cannot be judged and are kept.
+ * keep_private_addrs keeps loopback and private ones whatever via is. */
+size_t cp2p_host_plausible_addrs(cp2p_host_t *h, const cp2p_conn_t *via,
+                                 const cp2p_multiaddr_t *in, size_t n, cp2p_multiaddr_t *out);
+
 typedef struct cp2p_host_stats {
     uint64_t conns_opened;   /* upgraded, inbound and outbound */
     uint64_t conns_failed;   /* upgrade failed: protocol error, timeout, wrong peer */
@@ -207,6 +222,7 @@ typedef struct cp2p_host_stats {
     uint64_t memory_peak;
     uint64_t memory_holds;       /* times a connection was not read for it */
     uint64_t streams_refused;    /* inbound streams refused or reset for a resource limit */
+    uint64_t addrs_dropped;      /* claimed addresses that did not fit how the claim came */
 } cp2p_host_stats_t;
 void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
 

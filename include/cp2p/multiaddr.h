@@ -106,6 +106,20 @@ int cp2p_multiaddr_get(const cp2p_multiaddr_t *ma, uint64_t code, cp2p_multiaddr
  * "/tmp/s" for unix, "" for protocols without a value). */
 int cp2p_multiaddr_value_to_string(const cp2p_multiaddr_component_t *c, cp2p_buf_t *out);
 
+/* How far an address's leading IP reaches (no spec; the ranges are IANA's
+ * special-purpose registries). Documentation, benchmarking and reserved
+ * ranges count as private: nothing on the internet routes them. */
+typedef enum cp2p_ip_scope {
+    CP2P_IP_NONE = 0,  /* no ip4/ip6 first (dns, unix, ...): nothing to judge */
+    CP2P_IP_UNUSABLE,  /* unspecified, multicast, broadcast, link-local */
+    CP2P_IP_LOOPBACK,
+    CP2P_IP_PRIVATE,   /* 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, ... */
+    CP2P_IP_PUBLIC,
+} cp2p_ip_scope_t;
+cp2p_ip_scope_t cp2p_multiaddr_ip_scope(const cp2p_multiaddr_t *ma);
+/* The scope of a raw IPv4 (len 4) or IPv6 (len 16) address. */
+cp2p_ip_scope_t cp2p_ip_scope(const uint8_t *ip, size_t len);
+
 /* Name <-> code. _code returns 0 or CP2P_ENOTFOUND; _name returns NULL if unknown. */
 int cp2p_multiaddr_protocol_code(const char *name, uint64_t *code);
 const char *cp2p_multiaddr_protocol_name(uint64_t code);

@@ -34,6 +34,22 @@ typedef struct cp2p_multiaddr cp2p_multiaddr_t;
 #define CP2P_TTL_ADDRESS (60 * 60 * 1000ULL)      /* learned from a third party */
 #define CP2P_TTL_TEMP (2 * 60 * 1000ULL)
 
+/* Where an address came from, worst first. Addresses are listed (and so
+ * dialled) best source first, the most recently added or confirmed first
+ * within a source. A new address displaces the worst, then the oldest, of a
+ * full list, but never one from a better source; third-party addresses are
+ * at most CP2P_PEERSTORE_MAX_THIRD_PARTY_ADDRS per peer (the newest kept),
+ * so whatever other peers claim never pushes out what the peer itself said
+ * or what a connection proved. */
+typedef enum cp2p_addr_source {
+    CP2P_ADDR_ANY = 0,         /* in filters: every source */
+    CP2P_ADDR_THIRD_PARTY = 1, /* another peer said so (a DHT answer) */
+    CP2P_ADDR_CLAIMED = 2,     /* the peer itself (identify, its signed record, mDNS, its
+                                  provider record) or our own user */
+    CP2P_ADDR_CONFIRMED = 3,   /* we connected to the peer there */
+} cp2p_addr_source_t;
+#define CP2P_PEERSTORE_MAX_THIRD_PARTY_ADDRS 8
+
 /* max_peers 0 = CP2P_PEERSTORE_DEFAULT_MAX_PEERS. */
 int cp2p_peerstore_new(size_t max_peers, cp2p_peerstore_t **out);
 void cp2p_peerstore_free(cp2p_peerstore_t *ps);
@@ -48,13 +64,17 @@ int cp2p_peerstore_remove(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
 /* Every setter below creates the peer if unknown (possibly evicting the least
  * recently seen one) and counts as seeing it. Strings and keys are copied. */
 
-/* Add addresses valid for ttl_ms from now_ms. A known address keeps the later
- * of its old and new expiry (and the TTL that gave it). Addresses beyond
- * CP2P_PEERSTORE_MAX_ADDRS are dropped (the call still succeeds: what fits is
- * kept, expired ones are dropped first). Invalid addresses are skipped. */
+/* Add addresses valid for ttl_ms from now_ms, as CP2P_ADDR_CLAIMED. A known
+ * address keeps the later of its old and new expiry (and the TTL that gave
+ * it) and the better of its sources. Past CP2P_PEERSTORE_MAX_ADDRS, expired
+ * addresses go first, then the rule above decides (the call still succeeds:
+ * an address that finds no room is dropped). Invalid addresses are skipped. */
 int cp2p_peerstore_add_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                              const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
                              uint64_t now_ms);
+int cp2p_peerstore_add_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                  const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
+                                  uint64_t now_ms, cp2p_addr_source_t src);
 /* Like add, but the expiry is set exactly; ttl_ms 0 removes the addresses. */
 int cp2p_peerstore_set_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                              const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
@@ -63,11 +83,21 @@ int cp2p_peerstore_set_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
  * e.g. CP2P_TTL_CONNECTED -> CP2P_TTL_RECENTLY_CONNECTED on disconnect. */
 int cp2p_peerstore_update_addrs_ttl(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                                     uint64_t old_ttl, uint64_t new_ttl, uint64_t now_ms);
-/* The addresses still valid at now_ms: fills out[0..cap) with views into the
- * peerstore (valid until the next call that modifies it) and returns the
- * total count (0 for an unknown peer). Does not count as seeing the peer. */
+/* The same for the addresses of one source only (CP2P_ADDR_ANY: all). */
+int cp2p_peerstore_update_addrs_ttl_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                         cp2p_addr_source_t src, uint64_t old_ttl,
+                                         uint64_t new_ttl, uint64_t now_ms);
+/* The addresses still valid at now_ms, best first (see cp2p_addr_source_t):
+ * fills out[0..cap) with views into the peerstore (valid until the next call
+ * that modifies it) and returns the total count (0 for an unknown peer).
+ * Does not count as seeing the peer. */
 size_t cp2p_peerstore_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer, uint64_t now_ms,
                             cp2p_multiaddr_t *out, size_t cap);
+/* Only those from min_src or a better source (what we tell other peers
+ * leaves out what third parties told us). */
+size_t cp2p_peerstore_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                 uint64_t now_ms, cp2p_addr_source_t min_src,
+                                 cp2p_multiaddr_t *out, size_t cap);
 /* Drop expired addresses of every peer. */
 void cp2p_peerstore_expire(cp2p_peerstore_t *ps, uint64_t now_ms);
 

@@ -500,3 +500,74 @@ int cp2p_multiaddr_get(const cp2p_multiaddr_t *ma, uint64_t code, cp2p_multiaddr
             return 0;
     return CP2P_ENOTFOUND;
 }
+
+/* ---- IP scopes ---- */
+
+static int in4(const uint8_t *ip, uint32_t net, unsigned bits)
+{
+    uint32_t a = (uint32_t)ip[0] << 24 | (uint32_t)ip[1] << 16 | (uint32_t)ip[2] << 8 | ip[3];
+    return bits == 0 || (a ^ net) >> (32 - bits) == 0;
+}
+
+static cp2p_ip_scope_t scope4(const uint8_t *ip)
+{
+    static const struct {
+        uint32_t net;
+        uint8_t bits;
+        uint8_t scope;
+    } ranges[] = {
+        {0x00000000, 8, CP2P_IP_UNUSABLE},  /* "this network" */
+        {0x7f000000, 8, CP2P_IP_LOOPBACK},
+        {0xa9fe0000, 16, CP2P_IP_UNUSABLE}, /* link-local */
+        {0xe0000000, 4, CP2P_IP_UNUSABLE},  /* multicast */
+        {0xf0000000, 4, CP2P_IP_UNUSABLE},  /* reserved, broadcast */
+        {0x0a000000, 8, CP2P_IP_PRIVATE},
+        {0xac100000, 12, CP2P_IP_PRIVATE},
+        {0xc0a80000, 16, CP2P_IP_PRIVATE},
+        {0x64400000, 10, CP2P_IP_PRIVATE},  /* shared address space (CGNAT) */
+        {0xc0000000, 24, CP2P_IP_PRIVATE},  /* IETF protocol assignments */
+        {0xc0000200, 24, CP2P_IP_PRIVATE},  /* documentation */
+        {0xc6336400, 24, CP2P_IP_PRIVATE},
+        {0xcb007100, 24, CP2P_IP_PRIVATE},
+        {0xc6120000, 15, CP2P_IP_PRIVATE},  /* benchmarking */
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (in4(ip, ranges[i].net, ranges[i].bits))
+            return (cp2p_ip_scope_t)ranges[i].scope;
+    return CP2P_IP_PUBLIC;
+}
+
+cp2p_ip_scope_t cp2p_ip_scope(const uint8_t *ip, size_t len)
+{
+    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (len == 4)
+        return scope4(ip);
+    if (len != 16)
+        return CP2P_IP_NONE;
+    if (!memcmp(ip, mapped, 12))
+        return scope4(ip + 12);
+    int zero15 = 1;
+    for (int i = 0; i < 15; i++)
+        zero15 &= ip[i] == 0;
+    if (zero15)
+        return ip[15] == 1 ? CP2P_IP_LOOPBACK : CP2P_IP_UNUSABLE; /* ::1, :: */
+    if (ip[0] == 0xff || (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80))
+        return CP2P_IP_UNUSABLE; /* multicast, link-local */
+    if ((ip[0] & 0xfe) == 0xfc)
+        return CP2P_IP_PRIVATE; /* unique local */
+    if (ip[0] == 0x20 && ip[1] == 0x01 && ip[2] == 0x0d && ip[3] == 0xb8)
+        return CP2P_IP_PRIVATE; /* documentation */
+    return CP2P_IP_PUBLIC;
+}
+
+cp2p_ip_scope_t cp2p_multiaddr_ip_scope(const cp2p_multiaddr_t *ma)
+{
+    cp2p_multiaddr_iter_t it;
+    cp2p_multiaddr_component_t c;
+    cp2p_multiaddr_iter_init(&it, ma);
+    if (!cp2p_multiaddr_iter_next(&it, &c))
+        return CP2P_IP_NONE;
+    if ((c.code == CP2P_MA_IP4 && c.value_len == 4) || (c.code == CP2P_MA_IP6 && c.value_len == 16))
+        return cp2p_ip_scope(c.value, c.value_len);
+    return c.code == CP2P_MA_IP6ZONE ? CP2P_IP_UNUSABLE : CP2P_IP_NONE;
+}

@@ -40,6 +40,8 @@ struct cp2p_host {
     cp2p_multiaddr_t *announce;
     size_t nannounce;
     int closing;
+    int keep_private_addrs;
+    uint64_t addrs_dropped;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -159,7 +161,8 @@ static void hook_connected(void *ctx, cp2p_conn_t *c)
     /* The remote address of an inbound connection is an ephemeral port: not
      * worth dialling back. */
     if (!cp2p_conn_is_inbound(c))
-        cp2p_peerstore_add_addrs(h->ps, peer, cp2p_conn_remote_addr(c), 1, CP2P_TTL_CONNECTED, now);
+        cp2p_peerstore_add_addrs_from(h->ps, peer, cp2p_conn_remote_addr(c), 1,
+                                      CP2P_TTL_CONNECTED, now, CP2P_ADDR_CONFIRMED);
     else
         cp2p_peerstore_touch(h->ps, peer);
     cp2p_peerstore_set_pubkey(h->ps, peer, cp2p_conn_remote_key(c));
@@ -373,6 +376,7 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(max_conns_per_subnet, CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET);
 #undef DEF
     sc.limit_loopback = cfg && cfg->limit_loopback;
+    h->keep_private_addrs = cfg && cfg->keep_private_addrs;
     uint64_t memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
                                            default_memory_mb()) << 20;
     cp2p_rcmgr_config_t limits;
@@ -476,6 +480,35 @@ void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out)
     out->memory_peak = sys->memory_peak;
     out->memory_holds = st->memory_holds;
     out->streams_refused = st->streams_refused;
+    out->addrs_dropped = h->addrs_dropped;
+}
+
+static int plausible(cp2p_ip_scope_t claim, cp2p_ip_scope_t via, int keep_private)
+{
+    if (claim == CP2P_IP_UNUSABLE)
+        return 0;
+    if (claim == CP2P_IP_NONE || claim == CP2P_IP_PUBLIC || keep_private)
+        return 1;
+    if (via == CP2P_IP_PUBLIC)
+        return 0;
+    return claim == CP2P_IP_PRIVATE || via == CP2P_IP_LOOPBACK || via == CP2P_IP_NONE;
+}
+
+size_t cp2p_host_plausible_addrs(cp2p_host_t *h, const cp2p_conn_t *via,
+                                 const cp2p_multiaddr_t *in, size_t n, cp2p_multiaddr_t *out)
+{
+    cp2p_ip_scope_t v = via ? cp2p_multiaddr_ip_scope(cp2p_conn_remote_addr(via))
+                            : CP2P_IP_LOOPBACK;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (plausible(cp2p_multiaddr_ip_scope(&in[i]), v, h->keep_private_addrs))
+            out[k++] = in[i];
+    if (k < n) {
+        h->addrs_dropped += n - k;
+        cp2p_log_debug("host", "dropped %zu of %zu claimed addresses: they do not fit the "
+                       "address the claim came from", n - k, n);
+    }
+    return k;
 }
 
 size_t cp2p_host_resources(cp2p_host_t *h, cp2p_rc_scope_stat_t *out, size_t cap)

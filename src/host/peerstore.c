@@ -20,6 +20,8 @@ typedef struct addr {
     size_t len;
     uint64_t ttl;
     uint64_t expires; /* UINT64_MAX: never */
+    uint64_t stamp;   /* when added or raised to a better source: newer is larger */
+    uint8_t src;      /* cp2p_addr_source_t */
 } addr_t;
 
 typedef struct peer {
@@ -45,6 +47,7 @@ struct cp2p_peerstore {
     peer_t **buckets;
     peer_t *newest, *oldest;
     uint64_t seed; /* random, so remote-chosen peer IDs cannot aim at one bucket */
+    uint64_t stamp;
 };
 
 static size_t bucket_of(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *id)
@@ -240,11 +243,35 @@ static void purge_expired(peer_t *p, uint64_t now)
             remove_addr(p, &p->addrs[i]);
 }
 
-static int append_addr(peer_t *p, const uint8_t *b, size_t n, uint64_t ttl, uint64_t now)
+/* Room for a newcomer from src: 0 with *v NULL if there is room, 0 with *v
+ * the address it displaces (the worst source, then the oldest; third-party
+ * addresses also make room among themselves past their own limit), or
+ * CP2P_ELIMIT if every address comes from a better source. */
+static int make_room(peer_t *p, uint8_t src, addr_t **v)
+{
+    size_t third = 0;
+    for (size_t i = 0; i < p->n_addrs; i++)
+        third += p->addrs[i].src == CP2P_ADDR_THIRD_PARTY;
+    *v = NULL;
+    if (p->n_addrs < CP2P_PEERSTORE_MAX_ADDRS &&
+        (src != CP2P_ADDR_THIRD_PARTY || third < CP2P_PEERSTORE_MAX_THIRD_PARTY_ADDRS))
+        return 0;
+    for (size_t i = 0; i < p->n_addrs; i++) {
+        addr_t *a = &p->addrs[i];
+        if (a->src <= src && (!*v || a->src < (*v)->src ||
+                              (a->src == (*v)->src && a->stamp < (*v)->stamp)))
+            *v = a;
+    }
+    return *v ? 0 : CP2P_ELIMIT;
+}
+
+static int append_addr(cp2p_peerstore_t *ps, peer_t *p, const uint8_t *b, size_t n,
+                       uint64_t ttl, uint64_t now, uint8_t src)
 {
     if (p->n_addrs == CP2P_PEERSTORE_MAX_ADDRS)
         purge_expired(p, now);
-    if (p->n_addrs == CP2P_PEERSTORE_MAX_ADDRS)
+    addr_t *v;
+    if (make_room(p, src, &v) < 0)
         return CP2P_ELIMIT;
     if (!p->addrs) {
         p->addrs = calloc(CP2P_PEERSTORE_MAX_ADDRS, sizeof *p->addrs);
@@ -255,15 +282,19 @@ static int append_addr(peer_t *p, const uint8_t *b, size_t n, uint64_t ttl, uint
     if (!copy)
         return CP2P_ENOMEM;
     memcpy(copy, b, n);
-    p->addrs[p->n_addrs++] = (addr_t){copy, n, ttl, expiry(ttl, now)};
+    if (v)
+        remove_addr(p, v);
+    p->addrs[p->n_addrs++] = (addr_t){copy, n, ttl, expiry(ttl, now), ++ps->stamp, src};
     return 0;
 }
 
 static int put_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                      const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl, uint64_t now,
-                     int exact)
+                     int exact, uint8_t src)
 {
     if (n && !addrs)
+        return CP2P_EINVAL;
+    if (src < CP2P_ADDR_THIRD_PARTY || src > CP2P_ADDR_CONFIRMED)
         return CP2P_EINVAL;
     peer_t *p = seen(ps, peer);
     if (!p)
@@ -277,11 +308,17 @@ static int put_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
         addr_t *a = find_addr(p, b, len);
         if (a && exact && ttl == 0) {
             remove_addr(p, a);
-        } else if (a && (exact || exp > a->expires)) {
+            continue;
+        }
+        if (a && src > a->src) {
+            a->src = src;
+            a->stamp = ++ps->stamp;
+        }
+        if (a && (exact || exp > a->expires)) {
             a->ttl = ttl;
             a->expires = exp;
         } else if (!a && ttl > 0) {
-            int rc = append_addr(p, b, len, ttl, now);
+            int rc = append_addr(ps, p, b, len, ttl, now, src);
             if (rc == CP2P_ENOMEM)
                 return rc;
             if (rc)
@@ -295,25 +332,40 @@ int cp2p_peerstore_add_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                              const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
                              uint64_t now_ms)
 {
-    return put_addrs(ps, peer, addrs, n, ttl_ms, now_ms, 0);
+    return put_addrs(ps, peer, addrs, n, ttl_ms, now_ms, 0, CP2P_ADDR_CLAIMED);
+}
+
+int cp2p_peerstore_add_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                  const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
+                                  uint64_t now_ms, cp2p_addr_source_t src)
+{
+    return put_addrs(ps, peer, addrs, n, ttl_ms, now_ms, 0, (uint8_t)src);
 }
 
 int cp2p_peerstore_set_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                              const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
                              uint64_t now_ms)
 {
-    return put_addrs(ps, peer, addrs, n, ttl_ms, now_ms, 1);
+    return put_addrs(ps, peer, addrs, n, ttl_ms, now_ms, 1, CP2P_ADDR_CLAIMED);
 }
 
 int cp2p_peerstore_update_addrs_ttl(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                                     uint64_t old_ttl, uint64_t new_ttl, uint64_t now_ms)
+{
+    return cp2p_peerstore_update_addrs_ttl_from(ps, peer, CP2P_ADDR_ANY, old_ttl, new_ttl,
+                                                now_ms);
+}
+
+int cp2p_peerstore_update_addrs_ttl_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                         cp2p_addr_source_t src, uint64_t old_ttl,
+                                         uint64_t new_ttl, uint64_t now_ms)
 {
     peer_t *p = lookup(ps, peer);
     if (!p)
         return CP2P_ENOTFOUND;
     for (size_t i = p->n_addrs; i-- > 0;) {
         addr_t *a = &p->addrs[i];
-        if (a->ttl != old_ttl)
+        if (a->ttl != old_ttl || (src != CP2P_ADDR_ANY && a->src != src))
             continue;
         if (new_ttl == 0) {
             remove_addr(p, a);
@@ -325,24 +377,42 @@ int cp2p_peerstore_update_addrs_ttl(cp2p_peerstore_t *ps, const cp2p_peer_id_t *
     return 0;
 }
 
-size_t cp2p_peerstore_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer, uint64_t now_ms,
-                            cp2p_multiaddr_t *out, size_t cap)
+static int better(const addr_t *a, const addr_t *b)
+{
+    return a->src != b->src ? a->src > b->src : a->stamp > b->stamp;
+}
+
+size_t cp2p_peerstore_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                 uint64_t now_ms, cp2p_addr_source_t min_src,
+                                 cp2p_multiaddr_t *out, size_t cap)
 {
     peer_t *p = lookup(ps, peer);
     if (!p)
         return 0;
+    /* Best first: an insertion sort of at most CP2P_PEERSTORE_MAX_ADDRS. */
+    const addr_t *v[CP2P_PEERSTORE_MAX_ADDRS];
     size_t total = 0;
     for (size_t i = 0; i < p->n_addrs; i++) {
-        if (p->addrs[i].expires <= now_ms)
+        const addr_t *a = &p->addrs[i];
+        if (a->expires <= now_ms || a->src < min_src)
             continue;
-        if (total < cap) {
-            memset(&out[total], 0, sizeof out[total]);
-            out[total].bytes = p->addrs[i].bytes;
-            out[total].len = p->addrs[i].len;
-        }
-        total++;
+        size_t j = total++;
+        for (; j > 0 && better(a, v[j - 1]); j--)
+            v[j] = v[j - 1];
+        v[j] = a;
+    }
+    for (size_t i = 0; i < total && i < cap; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].bytes = v[i]->bytes;
+        out[i].len = v[i]->len;
     }
     return total;
+}
+
+size_t cp2p_peerstore_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer, uint64_t now_ms,
+                            cp2p_multiaddr_t *out, size_t cap)
+{
+    return cp2p_peerstore_addrs_from(ps, peer, now_ms, CP2P_ADDR_ANY, out, cap);
 }
 
 void cp2p_peerstore_expire(cp2p_peerstore_t *ps, uint64_t now_ms)

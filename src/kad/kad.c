@@ -106,14 +106,20 @@ uint64_t kad_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int kad_key_is_open(const cp2p_dht_t *d, const uint8_t *key, size_t key_len)
+/* The length of key's namespace ("/ns/..."), 0 if it has none. */
+static size_t ns_len_of(const uint8_t *key, size_t key_len)
 {
     if (key_len < 3 || key[0] != '/')
-        return 1;
+        return 0;
     const uint8_t *slash = memchr(key + 1, '/', key_len - 1);
-    if (!slash || slash == key + 1)
-        return 1;
-    size_t ns_len = (size_t)(slash - key - 1);
+    return slash ? (size_t)(slash - key - 1) : 0;
+}
+
+int kad_key_is_open(const cp2p_dht_t *d, const uint8_t *key, size_t key_len)
+{
+    size_t ns_len = ns_len_of(key, key_len);
+    if (!ns_len)
+        return d->open_keys;
     for (size_t i = 0; i < d->n_open_ns; i++)
         if (strlen(d->open_ns[i]) == ns_len && !memcmp(d->open_ns[i], key + 1, ns_len))
             return 1;
@@ -125,6 +131,8 @@ int kad_validate(const cp2p_dht_t *d, const uint8_t *key, size_t key_len, const 
 {
     if (kad_key_is_open(d, key, key_len))
         return 0;
+    if (!ns_len_of(key, key_len))
+        return CP2P_EUNSUPPORTED; /* a key nobody owns, and open_keys is off */
     return cp2p_kad_validate(key, key_len, v, n);
 }
 
@@ -153,8 +161,9 @@ void kad_fill_peers(cp2p_dht_t *d, const cp2p_peer_id_t *ids, size_t n, cp2p_kad
 {
     cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
     for (size_t i = 0; i < n; i++) {
-        size_t na = cp2p_peerstore_addrs(ps, &ids[i], uv_now(d->loop), addrs[i],
-                                         CP2P_KAD_MAX_PEER_ADDRS);
+        /* what third parties told us is not ours to pass on */
+        size_t na = cp2p_peerstore_addrs_from(ps, &ids[i], uv_now(d->loop), CP2P_ADDR_CLAIMED,
+                                              addrs[i], CP2P_KAD_MAX_PEER_ADDRS);
         out[i] = (cp2p_kad_peer_t){.id = ids[i], .addrs = addrs[i],
                                    .n_addrs = na < CP2P_KAD_MAX_PEER_ADDRS ? na
                                                                            : CP2P_KAD_MAX_PEER_ADDRS,
@@ -198,14 +207,30 @@ void kad_arm_tick(cp2p_dht_t *d)
 
 /* ---- operations ---- */
 
-static void learn_addrs(cp2p_dht_t *d, const cp2p_kad_peer_t *peers, size_t n)
+/* Addresses in an answer from `from`: what it says of itself is its claim;
+ * what it says of others is held apart, briefly (go-libp2p-kad-dht's
+ * TempAddrTTL), and never displaces better (include/cp2p/peerstore.h).
+ * Either must fit the connection the answer came over. */
+static void learn_addrs(cp2p_dht_t *d, const cp2p_peer_id_t *from, const cp2p_kad_peer_t *peers,
+                        size_t n)
 {
     cp2p_peerstore_t *ps = cp2p_host_peerstore(d->h);
     const cp2p_peer_id_t *self = cp2p_host_peer_id(d->h);
-    for (size_t i = 0; i < n; i++)
-        if (peers[i].n_addrs && !cp2p_peer_id_equal(&peers[i].id, self))
-            cp2p_peerstore_add_addrs(ps, &peers[i].id, peers[i].addrs, peers[i].n_addrs,
-                                     CP2P_TTL_ADDRESS, uv_now(d->loop));
+    const cp2p_conn_t *via = cp2p_host_conn_to(d->h, from);
+    for (size_t i = 0; i < n; i++) {
+        if (!peers[i].n_addrs || cp2p_peer_id_equal(&peers[i].id, self))
+            continue;
+        cp2p_multiaddr_t kept[CP2P_KAD_MAX_PEER_ADDRS];
+        size_t na = peers[i].n_addrs < CP2P_KAD_MAX_PEER_ADDRS ? peers[i].n_addrs
+                                                               : CP2P_KAD_MAX_PEER_ADDRS;
+        size_t k = cp2p_host_plausible_addrs(d->h, via, peers[i].addrs, na, kept);
+        if (cp2p_peer_id_equal(&peers[i].id, from))
+            cp2p_peerstore_add_addrs_from(ps, &peers[i].id, kept, k, CP2P_TTL_ADDRESS,
+                                          uv_now(d->loop), CP2P_ADDR_CLAIMED);
+        else
+            cp2p_peerstore_add_addrs_from(ps, &peers[i].id, kept, k, CP2P_TTL_TEMP,
+                                          uv_now(d->loop), CP2P_ADDR_THIRD_PARTY);
+    }
 }
 
 static uint32_t hops_of(const kad_op_t *op, const cp2p_peer_id_t *peer)
@@ -402,7 +427,7 @@ static void on_lookup_answer(cp2p_dht_t *d, kad_rpc_t *r, int status,
 {
     kad_peer_seen(d, &r->peer, status == 0);
     if (status == 0)
-        learn_addrs(d, m->closer, m->n_closer);
+        learn_addrs(d, &r->peer, m->closer, m->n_closer);
     kad_op_t *op = r->op;
     if (!op)
         return;
@@ -443,7 +468,7 @@ static void on_lookup_answer(cp2p_dht_t *d, kad_rpc_t *r, int status,
                 cp2p_kad_query_stop(op->q);
         }
     } else if (op->kind == OP_PROVIDERS) {
-        learn_addrs(d, m->providers, m->n_providers);
+        learn_addrs(d, &r->peer, m->providers, m->n_providers);
         for (size_t i = 0; i < m->n_providers && op->n_found < op->max_found; i++) {
             size_t j = 0;
             while (j < op->n_found && !cp2p_peer_id_equal(&op->found[j], &m->providers[i].id))
@@ -472,7 +497,9 @@ static void on_lookup_answer(cp2p_dht_t *d, kad_rpc_t *r, int status,
 
 static void on_store_answer(cp2p_dht_t *d, kad_rpc_t *r, int status, const cp2p_kad_msg_t *m)
 {
-    kad_peer_seen(d, &r->peer, status == 0);
+    /* A reset is a refusal (a record it does not take, its quota): the peer
+     * is alive and stays in the table. */
+    kad_peer_seen(d, &r->peer, status == 0 || status == CP2P_ERESET);
     kad_op_t *op = r->op;
     if (!op)
         return;
@@ -926,6 +953,7 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
     d->query_timeout_ms =
         cfg->query_timeout_ms ? cfg->query_timeout_ms : CP2P_DHT_DEFAULT_QUERY_TIMEOUT_MS;
     d->quorum = cfg->quorum;
+    d->open_keys = cfg->open_keys;
     d->refresh_ms = cfg->refresh_ms ? cfg->refresh_ms : CP2P_DHT_DEFAULT_REFRESH_MS;
     d->record_republish_ms =
         cfg->record_republish_ms ? cfg->record_republish_ms : CP2P_DHT_DEFAULT_RECORD_REPUBLISH_MS;
@@ -942,6 +970,19 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
     }
     if (!rc)
         rc = cp2p_kad_table_new(cp2p_host_peer_id(h), d->k, &d->table);
+    if (!rc) {
+        /* a sixteenth of the store each, by default */
+        cp2p_kad_store_limits_t sl = {0};
+        cp2p_kad_store_limits_defaults(&sl);
+        kad_quota_limits_t ql = {
+            .records = cfg->max_records_per_peer ? cfg->max_records_per_peer
+                                                 : (uint32_t)(sl.max_records / 16),
+            .providers = cfg->max_providers_per_peer ? cfg->max_providers_per_peer
+                                                     : (uint32_t)(sl.max_providers / 16),
+            .bytes = cfg->max_bytes_per_peer ? cfg->max_bytes_per_peer : sl.max_bytes / 16,
+            .max_entries = 2 * (sl.max_records + sl.max_providers)};
+        rc = kad_quota_new(&ql, &d->quota);
+    }
     if (!rc)
         rc = cfg->datastore ? cp2p_kad_store_open_lmdb(cfg->datastore, NULL, &d->store)
                             : cp2p_kad_store_new_memory(NULL, &d->store);
@@ -954,6 +995,7 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
             cp2p_host_remove_handler(h, d->protocol);
         cp2p_kad_store_free(d->store);
         cp2p_kad_table_free(d->table);
+        kad_quota_free(d->quota);
         for (size_t i = 0; i < d->n_open_ns; i++)
             free(d->open_ns[i]);
         free(d->open_ns);
@@ -1017,6 +1059,8 @@ void cp2p_dht_free(cp2p_dht_t *d)
     }
     cp2p_kad_table_free(d->table);
     d->table = NULL;
+    kad_quota_free(d->quota);
+    d->quota = NULL;
     for (size_t i = 0; i < d->n_open_ns; i++)
         free(d->open_ns[i]);
     free(d->open_ns);

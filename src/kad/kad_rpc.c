@@ -112,8 +112,13 @@ static int answer(kad_srv_t *v, const cp2p_peer_id_t *from, const cp2p_kad_msg_t
             d->stats.invalid_records++;
             return CP2P_EPROTO;
         }
+        int rc = kad_quota_charge(d->quota, from, KAD_QUOTA_RECORD, req->key, req->key_len,
+                                  req->key_len + req->rec_value_len, now,
+                                  now + CP2P_KAD_RECORD_TTL_MS);
+        if (rc < 0)
+            return rc;
         /* The spec's acknowledgement is the request echoed, once stored. */
-        int rc = cp2p_kad_msg_write(req, &v->reply);
+        rc = cp2p_kad_msg_write(req, &v->reply);
         if (!rc)
             rc = kad_write_record(d, req->key, req->key_len, req->rec_value, req->rec_value_len,
                                   now, srv_stored, v);
@@ -131,9 +136,19 @@ static int answer(kad_srv_t *v, const cp2p_peer_id_t *from, const cp2p_kad_msg_t
             const cp2p_kad_peer_t *p = &req->providers[i];
             if (!cp2p_peer_id_equal(&p->id, from))
                 continue;
-            cp2p_peerstore_add_addrs(ps, from, p->addrs, p->n_addrs, CP2P_TTL_ADDRESS,
-                                     uv_now(d->loop));
-            int rc = kad_write_provider(d, req->key, req->key_len, from, now, srv_stored, v);
+            int rc = kad_quota_charge(d->quota, from, KAD_QUOTA_PROVIDER, req->key,
+                                      req->key_len, req->key_len + from->len, now,
+                                      now + CP2P_KAD_PROVIDER_TTL_MS);
+            if (rc < 0)
+                return rc;
+            cp2p_multiaddr_t kept[CP2P_KAD_MAX_PEER_ADDRS];
+            size_t na = p->n_addrs < CP2P_KAD_MAX_PEER_ADDRS ? p->n_addrs
+                                                             : CP2P_KAD_MAX_PEER_ADDRS;
+            size_t k = cp2p_host_plausible_addrs(d->h, cp2p_stream_conn(v->s), p->addrs, na,
+                                                 kept);
+            cp2p_peerstore_add_addrs_from(ps, from, kept, k, CP2P_TTL_ADDRESS, uv_now(d->loop),
+                                          CP2P_ADDR_CLAIMED);
+            rc = kad_write_provider(d, req->key, req->key_len, from, now, srv_stored, v);
             if (rc < 0)
                 cp2p_log_warn(LOG, "cannot store a provider: %s", cp2p_strerror(rc));
             return rc < 0 ? 0 : STORING;
@@ -212,6 +227,12 @@ static void srv_process(kad_srv_t *v)
         if (rc == 0 && out.len)
             rc = cp2p_stream_write(v->s, out.data, out.len, NULL, NULL);
         cp2p_buf_free(&out);
+        if (rc == CP2P_ELIMIT) {
+            d->stats.quota_refused++;
+            log_peer("refused a store from", cp2p_stream_peer(v->s), "over its store quota");
+            srv_end(v, 1); /* no acknowledgement: the putter counts a failure */
+            return;
+        }
         if (rc < 0) {
             srv_bad(v, rc == CP2P_EPROTO ? "unacceptable request" : cp2p_strerror(rc));
             return;

@@ -9,6 +9,7 @@
 
 #include "cp2p/dht.h"
 #include "kad/kad_msg.h"
+#include "kad/kad_quota.h"
 #include "kad/kad_store.h"
 #include "kad/kad_table.h"
 
@@ -53,10 +54,12 @@ struct cp2p_dht {
     size_t k, alpha;
     uint32_t request_timeout_ms, query_timeout_ms, quorum;
     uint64_t refresh_ms, record_republish_ms, provider_republish_ms;
+    int open_keys;
     char **open_ns;
     size_t n_open_ns;
     cp2p_kad_table_t *table;
     cp2p_kad_store_t *store;
+    kad_quota_t *quota; /* what each remote peer holds in store */
     cp2p_dht_stats_t stats;
     /* tick only enforces deadlines; kick starts new operations on the next
      * loop turn, so a lookup never waits for a tick that is already running. */

@@ -373,20 +373,24 @@ static void send_and_drain(cp2p_identify_t *id, cp2p_stream_t *s)
     }
 }
 
-static void apply_addrs(cp2p_identify_t *id, const cp2p_peer_id_t *peer, uint8_t *const *bytes,
-                        const size_t *lens, size_t count, uint64_t now)
+/* What the peer says of itself, as far as it fits the connection it came
+ * over (cp2p_host_plausible_addrs). */
+static void apply_addrs(cp2p_identify_t *id, const cp2p_peer_id_t *peer, const cp2p_conn_t *via,
+                        uint8_t *const *bytes, const size_t *lens, size_t count, uint64_t now)
 {
     cp2p_peerstore_t *ps = cp2p_host_peerstore(id->h);
-    cp2p_multiaddr_t addrs[CP2P_IDENTIFY_MAX_ADDRS];
+    cp2p_multiaddr_t addrs[CP2P_IDENTIFY_MAX_ADDRS], kept[CP2P_IDENTIFY_MAX_ADDRS];
     size_t n = 0;
     for (size_t i = 0; i < count && n < CP2P_IDENTIFY_MAX_ADDRS; i++)
         if (cp2p_multiaddr_from_bytes(bytes[i], lens[i], &addrs[n]) == 0)
             n++;
     if (n < count)
         cp2p_log_debug("identify", "ignored %zu invalid listen addresses", count - n);
-    /* The new list replaces what an earlier identify said. */
-    cp2p_peerstore_update_addrs_ttl(ps, peer, CP2P_TTL_CONNECTED, 0, now);
-    cp2p_peerstore_add_addrs(ps, peer, addrs, n, CP2P_TTL_CONNECTED, now);
+    size_t k = cp2p_host_plausible_addrs(id->h, via, addrs, n, kept);
+    /* The new list replaces what an earlier identify said; what a
+     * connection confirmed stays. */
+    cp2p_peerstore_update_addrs_ttl_from(ps, peer, CP2P_ADDR_CLAIMED, CP2P_TTL_CONNECTED, 0, now);
+    cp2p_peerstore_add_addrs_from(ps, peer, kept, k, CP2P_TTL_CONNECTED, now, CP2P_ADDR_CLAIMED);
     for (size_t i = 0; i < n; i++)
         cp2p_multiaddr_free(&addrs[i]);
 }
@@ -394,7 +398,7 @@ static void apply_addrs(cp2p_identify_t *id, const cp2p_peer_id_t *peer, uint8_t
 /* A valid signed peer record newer than the one we have is the better source
  * of addresses (it cannot be forged by whoever relays identify); an invalid
  * one is ignored. Returns 1 if the record's addresses were taken. */
-static int apply_record(cp2p_identify_t *id, const cp2p_peer_id_t *peer,
+static int apply_record(cp2p_identify_t *id, const cp2p_peer_id_t *peer, const cp2p_conn_t *via,
                         const cp2p_identify_msg_t *m, uint64_t now)
 {
     /* The very record we hold (a reconnection) was verified when it came and
@@ -413,7 +417,7 @@ static int apply_record(cp2p_identify_t *id, const cp2p_peer_id_t *peer,
         rc = cp2p_peerstore_set_record(cp2p_host_peerstore(id->h), peer, m->signed_peer_record,
                                        m->signed_peer_record_len, r.seq);
     if (!rc)
-        apply_addrs(id, peer, r.addrs, r.addr_lens, r.n_addrs, now);
+        apply_addrs(id, peer, via, r.addrs, r.addr_lens, r.n_addrs, now);
     else if (rc != CP2P_EEXIST)
         cp2p_log_info("identify", "ignoring an invalid signed peer record: %s", cp2p_strerror(rc));
     cp2p_peer_record_clear(&r);
@@ -435,8 +439,8 @@ static void apply_protocols(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
 
 /* A push carries what changed, so its absent fields are no news; an identify
  * answer is the whole truth. */
-static int apply(cp2p_identify_t *id, const cp2p_peer_id_t *peer, const cp2p_identify_msg_t *m,
-                 int push)
+static int apply(cp2p_identify_t *id, const cp2p_peer_id_t *peer, const cp2p_conn_t *via,
+                 const cp2p_identify_msg_t *m, int push)
 {
     cp2p_peerstore_t *ps = cp2p_host_peerstore(id->h);
     if (m->public_key) {
@@ -456,10 +460,10 @@ static int apply(cp2p_identify_t *id, const cp2p_peer_id_t *peer, const cp2p_ide
     if (!push || m->n_protocols)
         apply_protocols(ps, peer, m);
     uint64_t now = uv_now(cp2p_host_loop(id->h));
-    if (m->signed_peer_record && apply_record(id, peer, m, now))
+    if (m->signed_peer_record && apply_record(id, peer, via, m, now))
         return 0;
     if (!push || m->n_listen_addrs)
-        apply_addrs(id, peer, m->listen_addrs, m->listen_addr_lens, m->n_listen_addrs, now);
+        apply_addrs(id, peer, via, m->listen_addrs, m->listen_addr_lens, m->n_listen_addrs, now);
     return 0;
 }
 
@@ -488,7 +492,7 @@ static void exchange_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t
     cp2p_identify_msg_t m;
     int rc = cp2p_identify_decode(ex->buf.data, ex->buf.len, &m);
     if (!rc)
-        rc = apply(ex->id, cp2p_stream_peer(s), &m, ex->push);
+        rc = apply(ex->id, cp2p_stream_peer(s), cp2p_stream_conn(s), &m, ex->push);
     if (rc) {
         cp2p_log_info("identify", "resetting stream: bad %s message: %s",
                       ex->push ? "push" : "identify", cp2p_strerror(rc));

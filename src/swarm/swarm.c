@@ -530,19 +530,13 @@ static void make_room(cp2p_swarm_t *sw)
     }
 }
 
-static int is_loopback(const uint8_t *ip, size_t len)
-{
-    static const uint8_t lo6[16] = {[15] = 1};
-    return (len == 4 && ip[0] == 127) || (len == 16 && !memcmp(ip, lo6, 16));
-}
-
 
 /* Over a per-address or per-subnet limit: the newcomer is refused. */
 static int over_ip_limits(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
 {
     uint8_t ip[16], other[16];
     size_t len = remote_ip(remote, ip);
-    if (!len || (is_loopback(ip, len) && !sw->cfg.limit_loopback))
+    if (!len || (cp2p_ip_scope(ip, len) == CP2P_IP_LOOPBACK && !sw->cfg.limit_loopback))
         return 0;
     size_t subnet = len == 4 ? 3 : 7; /* bytes: /24, /56 */
     size_t same = 0, near = 0;

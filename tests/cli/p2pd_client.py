@@ -102,6 +102,14 @@ def connect(where, peer, addrs):
                                                  b''.join(field(2, 2, a) for a in addrs)))
 
 
+def peer_addrs(where, peer):
+    """The addresses of peer in the daemon's peerstore, in its order."""
+    r = request(where, field(1, 0, 9) + field(9, 2, field(1, 0, 2) + field(2, 2, peer)))
+    assert r[1] == [0], r
+    info = parse(r[8][0]).get(1)
+    return parse(info[0]).get(2, []) if info else []
+
+
 def list_peers(where):
     r = request(where, field(1, 0, 5))
     assert r[1] == [0], r

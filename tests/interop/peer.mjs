@@ -4,7 +4,7 @@
 // "echo ok ...", "error ..."); exit 0 when the requested work succeeded.
 //
 // node --import ./polyfill.mjs peer.mjs --muxer yamux|mplex
-//      [--listen MA] [--dial MA] [--ping N] [--wait-identify]
+//      [--listen MA] [--announce MA,MA...] [--dial MA] [--ping N] [--wait-identify]
 //      [--echo-streams N --echo-size BYTES] [--agent NAME]
 import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -24,7 +24,7 @@ function parseArgs (argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]
     const v = argv[i + 1]
-    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else { throw new Error(`unknown option ${k}`) }
+    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else { throw new Error(`unknown option ${k}`) }
   }
   return o
 }
@@ -80,7 +80,7 @@ async function echoOnce (conn, index, size) {
 async function main () {
   const o = parseArgs(process.argv.slice(2))
   const node = await createLibp2p({
-    addresses: { listen: o.listen ? [o.listen] : [] },
+    addresses: { listen: o.listen ? [o.listen] : [], announce: o.announce ?? [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     // js-mplex drops a connection whose remote opens more than 5 streams a

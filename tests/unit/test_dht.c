@@ -102,8 +102,8 @@ static void make_world(world_t *w)
     assert_int_equal(uv_loop_init(&w->loop), 0);
     cp2p_multiaddr_t l;
     assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
-    cp2p_dht_config_t cfg = {.request_timeout_ms = TIMEOUT_MS, .query_timeout_ms = 20000,
-                             .quorum = 2};
+    cp2p_dht_config_t cfg = {.open_keys = 1, .request_timeout_ms = TIMEOUT_MS,
+                             .query_timeout_ms = 20000, .quorum = 2};
     for (int i = 0; i < N + 2; i++) {
         assert_int_equal(cp2p_host_new(&w->loop, NULL, &w->h[i]), 0);
         /* Identify tells who serves the DHT: inbound peers enter the table. */
@@ -177,6 +177,14 @@ static void test_put_get_providers_find(void **state)
     assert_int_equal(cp2p_dht_get(w.d[1], (const uint8_t *)"nothing", 7, on_value, &r), 0);
     run_until(&w, &r, 10000);
     assert_int_equal(r.status, CP2P_ENOTFOUND);
+
+    /* Keys without a namespace are refused unless open_keys is set. */
+    cp2p_dht_t *closed;
+    cp2p_dht_config_t ccfg = {.mode = CP2P_DHT_MODE_CLIENT};
+    assert_int_equal(cp2p_dht_new(w.h[N], &ccfg, &closed), 0);
+    assert_int_equal(cp2p_dht_put(closed, (const uint8_t *)"color", 5, (const uint8_t *)"red", 3,
+                                  on_done, &r), CP2P_EUNSUPPORTED);
+    cp2p_dht_free(closed);
 
     /* A /pk/ record that is not the key's public key is refused. */
     assert_int_equal(cp2p_dht_put(w.d[0], (const uint8_t *)"/pk/xyz", 7, (const uint8_t *)"k", 1,
@@ -267,8 +275,8 @@ static void test_free_at_every_turn(void **state)
 {
     world_t w;
     make_world(&w);
-    cp2p_dht_config_t cfg = {.request_timeout_ms = TIMEOUT_MS, .query_timeout_ms = 20000,
-                             .quorum = 2};
+    cp2p_dht_config_t cfg = {.open_keys = 1, .request_timeout_ms = TIMEOUT_MS,
+                             .query_timeout_ms = 20000, .quorum = 2};
     result_t r = {0};
     int closed = 0, k;
     for (k = 0; k < 400; k++) {
@@ -404,7 +412,7 @@ static void test_put_retries_when_nobody_found(void **state)
     assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &l), 0);
     assert_int_equal(cp2p_host_new(&w.loop, NULL, &h), 0);
     assert_int_equal(cp2p_host_listen(h, &l), 0);
-    cp2p_dht_config_t cfg = {.quorum = 2};
+    cp2p_dht_config_t cfg = {.open_keys = 1, .quorum = 2};
     assert_int_equal(cp2p_dht_new(h, &cfg, &d), 0);
     result_t r = {0};
     assert_int_equal(cp2p_dht_put(d, (const uint8_t *)"late", 4, (const uint8_t *)"v", 1, on_done,
@@ -466,7 +474,7 @@ static void test_store_writes(void **state)
     cp2p_host_t *h;
     cp2p_dht_t *d;
     assert_int_equal(cp2p_host_new(&loop, NULL, &h), 0);
-    cp2p_dht_config_t cfg = {.datastore = dir};
+    cp2p_dht_config_t cfg = {.open_keys = 1, .datastore = dir};
     assert_int_equal(cp2p_dht_new(h, &cfg, &d), 0);
     wseq = (wlog_t){.order_ok = 1};
     wseq_next = 0;

@@ -341,8 +341,9 @@ static void test_metrics_move(void **state)
     assert_int_equal(cp2p_host_new(&w.loop, NULL, &w.b), 0);
     host_listen(w.a);
     cp2p_dht_t *da, *db;
-    assert_int_equal(cp2p_dht_new(w.a, NULL, &da), 0);
-    assert_int_equal(cp2p_dht_new(w.b, NULL, &db), 0);
+    cp2p_dht_config_t dc = {.open_keys = 1};
+    assert_int_equal(cp2p_dht_new(w.a, &dc, &da), 0);
+    assert_int_equal(cp2p_dht_new(w.b, &dc, &db), 0);
     cp2p_metrics_config_t cfg = {.listen = "127.0.0.1:0", .sources = {{cp2p_dht_metrics, da}}};
     assert_int_equal(cp2p_metrics_start(w.a, &cfg, &w.m), 0);
     w.port = cp2p_metrics_port(w.m);

