@@ -60,7 +60,7 @@ static const struct flag {
     F(STR, "id", id, "identity: a private key file in the libp2p protobuf format (default: a fresh Ed25519 key)"),
     F(BOOL, "noise", noise, "offer /noise (default true)"),
     F(BOOL, "tls", tls, "offer /tls/1.0.0 (default true)"),
-    F(BOOL, "plaintext", plaintext, "offer /plaintext/2.0.0: no encryption, for tests (default false; cp2pd only)"),
+    F(BOOL, "plaintext", plaintext, "offer /plaintext/2.0.0: no encryption and no authentication (a peer only claims its key), for tests (default false; cp2pd only)"),
     F(STR, "muxer", muxer, "yamux or mplex (default yamux; cp2pd only)"),
     F(BOOL, "dht", dht, "enable the DHT in server mode"),
     F(BOOL, "dhtClient", dht_client, "enable the DHT in client mode"),

@@ -22,7 +22,9 @@ typedef struct cp2p_multiaddr cp2p_multiaddr_t;
 void cp2p_conn_ref(cp2p_conn_t *c);
 void cp2p_conn_unref(cp2p_conn_t *c);
 
-/* The authenticated remote peer and its public key (from the Noise handshake). */
+/* The remote peer and its public key, from the security handshake: proven
+ * with Noise and TLS (the remote signed with that key), only claimed with
+ * plaintext (see cp2p_host_config_t.security). */
 const cp2p_peer_id_t *cp2p_conn_peer(const cp2p_conn_t *c);
 const cp2p_pubkey_t *cp2p_conn_remote_key(const cp2p_conn_t *c);
 /* Transport addresses (/ip4/../tcp/..); owned by the connection. */

@@ -110,6 +110,9 @@ typedef struct cp2p_dht_stats {
     uint32_t last_hops;        /* the lookup that ended last: hops from us to the peer
                                   that gave its answer (read it in the callback) */
     cp2p_dht_outcome_t last;   /* the operation that ended last (read it in the callback) */
+    uint64_t not_stored;       /* valid records and providers from peers that were not
+                                  stored: the store or its write queue full, or a write
+                                  failed (a PUT_VALUE's stream is reset) */
 } cp2p_dht_stats_t;
 
 /* cfg may be NULL. In server mode the protocol handler is registered on h.

@@ -59,8 +59,11 @@ typedef struct cp2p_host_config {
     cp2p_privkey_t *identity;     /* the host takes ownership; NULL = a fresh Ed25519 key */
     const char *const *muxers;    /* preference order; NULL = {"/yamux/1.0.0", "/mplex/6.7.0"} */
     size_t n_muxers;
-    /* preference order, from "/noise", "/tls/1.0.0", "/plaintext/2.0.0"
-     * (plaintext authenticates but does not encrypt: tests only); NULL = {"/noise"} */
+    /* preference order, from "/noise", "/tls/1.0.0", "/plaintext/2.0.0"; NULL = {"/noise"}.
+     * Plaintext neither encrypts nor authenticates: each side only states a
+     * public key, with no proof that it holds the private half, so anyone
+     * may pass for any peer whose public key it knows (a dial to a peer ID
+     * checks the claim, not its truth). For tests and trusted networks only. */
     const char *const *security;
     size_t n_security;
     const char *agent_version;    /* copied; NULL = CP2P_HOST_DEFAULT_AGENT_VERSION */

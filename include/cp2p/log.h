@@ -1,5 +1,18 @@
 /* Levelled logging to stderr. The level comes from CP2P_LOG
- * (error, warn, info, debug, trace; default warn) or cp2p_log_set_level(). */
+ * (error, warn, info, debug, trace; default warn) or cp2p_log_set_level().
+ *
+ * Repeated lines are rate-limited, so that a flood of requests a peer sends
+ * cannot flood the log: the lines at error, warn and info of one format
+ * string (one call site, whatever its arguments) are written at most
+ * CP2P_LOG_DEFAULT_BURST times in a window of CP2P_LOG_DEFAULT_WINDOW_MS
+ * that starts at the first of them; the rest are counted, and once the
+ * window is over one line says how many were suppressed ("suppressed 3927
+ * similar lines in the last 10 s, like: <the last line written>"). That line
+ * comes before the next line at error, warn or info (of any format) after
+ * the window, or at the latest when the process exits or cp2p_log_flush()
+ * is called. debug and trace are opt-in and never limited. At most 64
+ * formats are tracked at once (more evict the stalest, whose count is
+ * reported then). */
 #ifndef CP2P_LOG_H
 #define CP2P_LOG_H
 
@@ -20,8 +33,20 @@ cp2p_log_level_t cp2p_log_get_level(void);
 /* Parse "debug" etc.; returns -1 if unknown. */
 int cp2p_log_parse_level(const char *s);
 int cp2p_log_enabled(cp2p_log_level_t level);
+
+#define CP2P_LOG_DEFAULT_BURST 5         /* lines per format and window */
+#define CP2P_LOG_DEFAULT_WINDOW_MS 10000
+/* lines 0 or window_ms 0: no limit. Reports what was suppressed so far. */
+void cp2p_log_set_rate_limit(unsigned lines, unsigned window_ms);
+/* Write the suppressed-lines line of every format that has one now. */
+void cp2p_log_flush(void);
+
 void cp2p_log_write(cp2p_log_level_t level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same, with key telling apart lines of one format that are limited
+ * apart (e.g. one per resource); cp2p_log_write's key is 0. */
+void cp2p_log_write_key(cp2p_log_level_t level, const char *module, unsigned key,
+                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define CP2P_LOG_AT(lvl, mod, ...)                                                     \
     do {                                                                               \

@@ -13,7 +13,7 @@
  * scopes above it (a stream: its peer and the system). A reservation that
  * would take any of its scopes over a limit is refused: the stream is reset
  * or the connection closed (our own dial or stream open fails with
- * CP2P_ELIMIT), counted per scope and logged at most once a second. Memory
+ * CP2P_ELIMIT), counted per scope and logged (rate-limited, log.h). Memory
  * (output queues, stream buffers, message assembly) cannot be refused once
  * a remote sent it: a connection whose peer or the system is over its memory
  * limit is not read again until that scope is under three quarters of it,

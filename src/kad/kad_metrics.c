@@ -20,6 +20,7 @@ size_t cp2p_dht_metrics(const void *dht, cp2p_metric_t *out, size_t cap)
         {"cp2p_dht_invalid_records_total", "counter", "Records refused by validation.", s->invalid_records},
         {"cp2p_dht_stale_records_total", "counter", "Records refused as worse than the one held (IPNS rollbacks).", s->stale_records},
         {"cp2p_dht_quota_refused_total", "counter", "Stores refused because the peer held its quota.", s->quota_refused},
+        {"cp2p_dht_not_stored_total", "counter", "Valid records and providers from peers that were not stored (store or write queue full, write failed).", s->not_stored},
     };
     size_t n = sizeof all / sizeof *all < cap ? sizeof all / sizeof *all : cap;
     memcpy(out, all, n * sizeof *out);

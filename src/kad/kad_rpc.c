@@ -41,13 +41,37 @@ static int charge(cp2p_stream_t *s, size_t *charged, size_t len)
     return rc;
 }
 
-static void log_peer(const char *what, const cp2p_peer_id_t *peer, const char *why)
+/* what (a string literal) is part of the format, so that each use is
+ * rate-limited on its own (log.h). */
+#define log_peer(what, peer, why)                                                         \
+    do {                                                                                  \
+        if (cp2p_log_enabled(CP2P_LOG_INFO)) {                                            \
+            char id_[CP2P_PEER_ID_STRMAX];                                                \
+            cp2p_peer_id_to_string(peer, id_, sizeof id_);                                \
+            cp2p_log_info(LOG, what " %s: %s", id_, why);                                 \
+        }                                                                                 \
+    } while (0)
+
+/* A record or provider from a peer that was not stored: its store or write
+ * queue is full, or the write failed. Counted; logged at warn (log.h keeps a
+ * flood of them to a few lines and a count of the rest). */
+static void not_stored(cp2p_dht_t *d, cp2p_kad_msg_type_t type, const cp2p_peer_id_t *from,
+                       const char *why)
 {
-    if (!cp2p_log_enabled(CP2P_LOG_INFO))
+    d->stats.not_stored++;
+    if (!cp2p_log_enabled(CP2P_LOG_WARN))
         return;
     char id[CP2P_PEER_ID_STRMAX];
-    cp2p_peer_id_to_string(peer, id, sizeof id);
-    cp2p_log_info(LOG, "%s %s: %s", what, id, why);
+    cp2p_peer_id_to_string(from, id, sizeof id);
+    cp2p_log_warn(LOG, "did not store a %s from %s: %s (%llu not stored so far)",
+                  type == CP2P_KAD_PUT_VALUE ? "record" : "provider", id, why,
+                  (unsigned long long)d->stats.not_stored);
+}
+
+/* Why a write could not be queued (kad_write_*). */
+static const char *queue_error(int rc)
+{
+    return rc == CP2P_ELIMIT ? "the store's write queue is full" : cp2p_strerror(rc);
 }
 
 /* ---- the server side ---- */
@@ -123,7 +147,7 @@ static int answer(kad_srv_t *v, const cp2p_peer_id_t *from, const cp2p_kad_msg_t
             rc = kad_write_record(d, req->key, req->key_len, req->rec_value, req->rec_value_len,
                                   now, srv_stored, v);
         if (rc < 0) {
-            cp2p_log_warn(LOG, "cannot store a record: %s", cp2p_strerror(rc));
+            not_stored(d, req->type, from, queue_error(rc));
             return rc;
         }
         return STORING;
@@ -150,7 +174,7 @@ static int answer(kad_srv_t *v, const cp2p_peer_id_t *from, const cp2p_kad_msg_t
                                           CP2P_ADDR_CLAIMED);
             rc = kad_write_provider(d, req->key, req->key_len, from, now, srv_stored, v);
             if (rc < 0)
-                cp2p_log_warn(LOG, "cannot store a provider: %s", cp2p_strerror(rc));
+                not_stored(d, req->type, from, queue_error(rc));
             return rc < 0 ? 0 : STORING;
         }
         return 0;
@@ -272,9 +296,8 @@ static void srv_stored(cp2p_dht_t *d, int rc, void *arg)
         log_peer("refused a record older than the one held from", cp2p_stream_peer(v->s),
                  "not better by its namespace's selector");
     } else if (rc < 0) {
-        cp2p_log_warn(LOG, "cannot store a %s: %s",
-                      v->storing_type == CP2P_KAD_PUT_VALUE ? "record" : "provider",
-                      cp2p_strerror(rc));
+        not_stored(d, v->storing_type, cp2p_stream_peer(v->s),
+                   rc == CP2P_ELIMIT ? "the store is full" : cp2p_strerror(rc));
     }
     if (rc < 0) {
         if (v->storing_type == CP2P_KAD_PUT_VALUE) {

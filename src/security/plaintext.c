@@ -1,5 +1,7 @@
 /* The /plaintext/2.0.0 security session (libp2p specs plaintext/README.md, "Protocol"):
- * one uvarint-prefixed Exchange message each way, then bytes pass through untouched. */
+ * one uvarint-prefixed Exchange message each way, then bytes pass through untouched.
+ * Nothing proves that the remote holds the key it sends: the peer it is
+ * taken for is only the one it claims to be. Tests and trusted networks only. */
 #include <stdlib.h>
 #include <string.h>
 

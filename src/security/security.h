@@ -1,5 +1,7 @@
 /* The security vtable: a sans-I/O session that turns a raw byte stream into an
- * authenticated, encrypted one (noise, later tls and plaintext). The glue in
+ * authenticated, encrypted one (noise, tls), or, with plaintext, one whose
+ * remote only claims a public key (no proof that it holds it; nothing is
+ * encrypted). The glue in
  * src/swarm feeds it bytes read from the socket and sends what it produces. */
 #ifndef CP2P_SECURITY_H
 #define CP2P_SECURITY_H
@@ -17,7 +19,8 @@ typedef struct cp2p_sec cp2p_sec_t; /* one per connection, defined by each imple
  * has a cp2p_sec_base_t as its first member, so the questions below are
  * answered once for all of them. */
 typedef struct cp2p_sec_base {
-    int established;           /* the handshake is complete and the remote authenticated */
+    int established;           /* the handshake is complete: the remote authenticated
+                                  (plaintext: its key stated) */
     int err;                   /* sticky: once broken, the connection stays broken */
     cp2p_pubkey_t *remote_key; /* owned by the session */
     cp2p_peer_id_t remote_peer;
@@ -25,7 +28,7 @@ typedef struct cp2p_sec_base {
 
 /* 1 once established, unless the session broke since. */
 int cp2p_sec_established(const cp2p_sec_t *s);
-/* The authenticated remote; NULL until established. */
+/* The remote (plaintext: as it claims to be); NULL until established. */
 const cp2p_pubkey_t *cp2p_sec_remote_key(const cp2p_sec_t *s);
 const cp2p_peer_id_t *cp2p_sec_remote_peer(const cp2p_sec_t *s);
 

@@ -53,10 +53,7 @@ struct cp2p_swarm {
     cp2p_conn_t *head, *tail;
     size_t nconns;   /* in the list: upgrading or open */
     cp2p_rcmgr_t *rc;
-    uint64_t last_refusal_log;      /* uv_now of the last admission log line */
-    uint64_t last_rc_log[4][RC_NKINDS]; /* ... of a refusal, per scope type and resource */
     size_t mem_held;                /* connections not read because memory is full */
-    uint64_t last_mem_log;
     size_t live;     /* connections whose handles are not closed yet */
     dial_t *dials;
     int handles;     /* dial timers, the close notifier and the run-later idler */
@@ -229,30 +226,28 @@ void cp2p_swarm_mem_hold(cp2p_swarm_t *sw, cp2p_conn_t *c)
     cp2p_conn_hold_input(c, 1);
     const cp2p_rc_scope_t *sys = cp2p_rcmgr_system(sw->rc);
     const cp2p_rc_scope_t *full = cp2p_rc_mem_over(sys) ? sys : c->owner;
-    uint64_t now = uv_now(sw->loop);
-    if (!sw->last_mem_log || now >= sw->last_mem_log + 1000) {
-        sw->last_mem_log = now;
-        cp2p_log_warn("swarm", "%s memory full (%llu of %llu bytes): %zu connection%s not read",
-                      cp2p_rc_scope_name(full), (unsigned long long)full->used[RC_MEMORY],
-                      (unsigned long long)full->limit[RC_MEMORY], sw->mem_held,
-                      sw->mem_held == 1 ? "" : "s");
-    }
+    if (cp2p_log_enabled(CP2P_LOG_WARN)) /* rate-limited per scope type (log.h) */
+        cp2p_log_write_key(CP2P_LOG_WARN, "swarm", (unsigned)full->type,
+                           "%s memory full (%llu of %llu bytes): %zu connection%s not read",
+                           cp2p_rc_scope_name(full), (unsigned long long)full->used[RC_MEMORY],
+                           (unsigned long long)full->limit[RC_MEMORY], sw->mem_held,
+                           sw->mem_held == 1 ? "" : "s");
 }
 
 void cp2p_swarm_rc_refused(cp2p_swarm_t *sw, const cp2p_rc_scope_t *s, const char *what)
 {
-    uint64_t now = uv_now(sw->loop), *last = &sw->last_rc_log[s->type][s->last_refused];
-    if (*last && now < *last + 1000)
+    if (!cp2p_log_enabled(CP2P_LOG_INFO))
         return;
-    *last = now;
     char name[CP2P_PEER_ID_STRMAX] = "";
     if (s->type == CP2P_RC_SCOPE_PEER)
         cp2p_peer_id_to_string(&s->peer, name, sizeof name);
-    cp2p_log_info("swarm", "%s: %s%s%s %s limit %llu reached (%llu refused so far)", what,
-                  cp2p_rc_scope_name(s), *name ? " " : "", name,
-                  cp2p_rc_kind_name(s->last_refused),
-                  (unsigned long long)s->limit[s->last_refused],
-                  (unsigned long long)s->refused[s->last_refused]);
+    /* Rate-limited per scope type and resource (log.h). */
+    cp2p_log_write_key(CP2P_LOG_INFO, "swarm", (unsigned)s->type * RC_NKINDS + s->last_refused,
+                       "%s: %s%s%s %s limit %llu reached (%llu refused so far)", what,
+                       cp2p_rc_scope_name(s), *name ? " " : "", name,
+                       cp2p_rc_kind_name(s->last_refused),
+                       (unsigned long long)s->limit[s->last_refused],
+                       (unsigned long long)s->refused[s->last_refused]);
 }
 
 /* A connection's counts in its scopes: both directions and its own. */
@@ -453,14 +448,10 @@ static void unreserve_new(cp2p_swarm_t *sw, int inbound)
     cp2p_rc_release(&sys, 1, RC_FDS, RC_NKINDS, 1);
 }
 
-/* Counted always; logged at most once a second (a flood is one line). */
+/* Counted always; logged (log.h keeps a flood to a few lines). */
 static void refused(cp2p_swarm_t *sw, const char *what, size_t n)
 {
     sw->stats.conns_rejected++;
-    uint64_t now = uv_now(sw->loop);
-    if (sw->last_refusal_log && now < sw->last_refusal_log + 1000)
-        return;
-    sw->last_refusal_log = now;
     cp2p_log_info("swarm", "%s %zu (%llu refused so far)", what, n,
                   (unsigned long long)sw->stats.conns_rejected);
 }

@@ -275,7 +275,7 @@ void cp2p_swarm_enter(cp2p_swarm_t *sw);
 void cp2p_swarm_leave(cp2p_swarm_t *sw);
 int cp2p_swarm_in_call(const cp2p_swarm_t *sw);
 int cp2p_swarm_later(cp2p_swarm_t *sw, void (*fn)(void *arg), void *arg);
-/* Log a refusal for a resource limit, at most once a second. */
+/* Log a refusal for a resource limit (rate-limited per scope type and resource). */
 void cp2p_swarm_rc_refused(cp2p_swarm_t *sw, const cp2p_rc_scope_t *s, const char *what);
 
 #endif

