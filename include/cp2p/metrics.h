@@ -6,8 +6,15 @@
  * thread only.
  *
  * Every client is hostile: a request is at most CP2P_METRICS_MAX_REQUEST
- * bytes and must arrive within the idle timeout, clients beyond max_clients
- * are closed at once, and each connection serves one request and closes. */
+ * bytes and must arrive within the idle timeout, and each connection serves
+ * one request and closes. The slots are shared: a newcomer over
+ * max_clients_per_ip makes a client of its own address give way (evicted),
+ * one over max_clients a client of the address holding the most; of those, a
+ * client already answered goes first, then the oldest still sending its
+ * request, one being answered last. So a flood of slow clients cannot keep a
+ * probe out, and a probe from an address of its own is the last to go. A
+ * request for /healthz is answered on its request line, without waiting for
+ * the headers. */
 #ifndef CP2P_METRICS_H
 #define CP2P_METRICS_H
 
@@ -24,6 +31,7 @@ extern "C" {
 #define CP2P_METRICS_MAX_REQUEST 4096          /* request line and headers */
 #define CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS 5000 /* from accept to a whole request */
 #define CP2P_METRICS_DEFAULT_MAX_CLIENTS 64
+#define CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP 8 /* IPv6: per /64 */
 #define CP2P_METRICS_MAX_SOURCES 8
 #define CP2P_METRICS_MAX_PER_SOURCE 32
 
@@ -52,13 +60,15 @@ typedef struct cp2p_metrics_config {
     cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
     uint32_t idle_timeout_ms;    /* 0 = CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS */
     uint32_t max_clients;        /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS */
+    uint32_t max_clients_per_ip; /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP */
+    int limit_loopback;          /* loopback clients count per IP too (by default they do not) */
 } cp2p_metrics_config_t;
 
 typedef struct cp2p_metrics_stats {
     uint64_t requests;      /* answered 200 */
     uint64_t bad_requests;  /* answered 4xx: malformed, too large, unknown path or method */
     uint64_t timeouts;      /* closed: no whole request within the idle timeout */
-    uint64_t rejected;      /* closed at once: over max_clients */
+    uint64_t evicted;       /* closed to make room for a newer client */
 } cp2p_metrics_stats_t;
 
 /* Listen on cfg->listen (numeric address only). h is borrowed and must

@@ -14,6 +14,7 @@
 
 #define MAX_METHOD 16
 #define MAX_TARGET 2048
+#define EVICT_LOG_MS 1000 /* at most one log line a second about evicted clients */
 
 typedef struct client client_t;
 
@@ -21,8 +22,10 @@ struct cp2p_metrics {
     cp2p_host_t *h;
     cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
     uv_tcp_t listener;
-    uint32_t idle_ms, max_clients, n_clients;
-    client_t *clients;
+    uint32_t idle_ms, max_clients, max_per_ip, n_clients;
+    int limit_loopback;
+    uint64_t last_evict_log;
+    client_t *clients; /* newest first */
     size_t open; /* the listener and every client not yet freed */
     int stopping;
     void (*done)(void *arg);
@@ -37,9 +40,13 @@ struct client {
     uv_timer_t timer;
     uv_write_t wr;
     uv_shutdown_t sreq;
-    int handles, closing, answered;
+    int handles, closing, answered, written;
+    uint64_t since; /* accepted at (loop time) */
+    uint8_t key[16]; /* the address that counts for max_clients_per_ip: IPv4, IPv6 /64 */
+    size_t keylen;   /* 0: not counted (loopback, unknown) */
     cp2p_buf_t out;
     size_t len, scanned; /* bytes read; bytes searched for the blank line */
+    size_t line;         /* the request line's length with its LF, once read; else 0 */
     char buf[CP2P_METRICS_MAX_REQUEST];
 };
 
@@ -226,8 +233,9 @@ static int render_own(cp2p_metrics_t *m, cp2p_buf_t *b)
                           "Requests to this endpoint answered 4xx.", m->st.bad_requests);
     rc = rc ? rc : metric(b, "cp2p_metrics_timeouts_total", "counter",
                           "Clients of this endpoint closed for being too slow.", m->st.timeouts);
-    rc = rc ? rc : metric(b, "cp2p_metrics_rejected_total", "counter",
-                          "Clients of this endpoint closed for being too many.", m->st.rejected);
+    rc = rc ? rc : metric(b, "cp2p_metrics_evicted_total", "counter",
+                          "Clients of this endpoint closed to make room for a newer one.",
+                          m->st.evicted);
     return rc;
 }
 
@@ -281,6 +289,7 @@ static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *b);
 static void written(uv_write_t *w, int status)
 {
     client_t *c = w->data;
+    c->written = status >= 0;
     c->sreq.data = c;
     if (status < 0 || uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shut_down) ||
         uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, drain_read))
@@ -408,16 +417,32 @@ static void alloc_cb(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
         *b = uv_buf_init(c->buf + c->len, (unsigned)(sizeof c->buf - c->len));
 }
 
-/* The blank line that ends the headers: LF LF or LF CR LF. Each byte is
- * looked at once, however the request is split into reads. */
+/* The blank line that ends the headers: LF LF or LF CR LF; on the way, the
+ * end of the request line (c->line). Each byte is looked at once, however
+ * the request is split into reads. */
 static int request_complete(client_t *c)
 {
-    for (size_t i = c->scanned > 1 ? c->scanned : 1; i < c->len; i++)
-        if (c->buf[i] == '\n' && (c->buf[i - 1] == '\n' ||
-                                  (i >= 2 && c->buf[i - 1] == '\r' && c->buf[i - 2] == '\n')))
+    for (size_t i = c->scanned; i < c->len; i++) {
+        if (c->buf[i] != '\n')
+            continue;
+        if (!c->line)
+            c->line = i + 1;
+        if (i >= 1 && (c->buf[i - 1] == '\n' ||
+                       (i >= 2 && c->buf[i - 1] == '\r' && c->buf[i - 2] == '\n')))
             return 1;
+    }
     c->scanned = c->len;
     return 0;
+}
+
+/* A request line for /healthz: answered without waiting for the headers, so
+ * a probe is served as soon as it has said what it wants. handle_request
+ * checks the rest of the line. */
+static int healthz_line(const client_t *c)
+{
+    const char *sp = memchr(c->buf, ' ', c->line);
+    size_t at = sp ? (size_t)(sp + 1 - c->buf) : c->line;
+    return c->line - at > 8 && !memcmp(sp + 1, "/healthz", 8) && (sp[9] == ' ' || sp[9] == '?');
 }
 
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -430,7 +455,8 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     }
     c->len += (size_t)n;
-    if (request_complete(c))
+    size_t had_line = c->line;
+    if (request_complete(c) || (!had_line && c->line && healthz_line(c)))
         handle_request(c);
     else if (c->len == sizeof c->buf)
         respond_text(c, 431, "Request Header Fields Too Large", "request too large\n", NULL);
@@ -442,6 +468,130 @@ static void on_idle(uv_timer_t *t)
     if (!c->answered)
         c->m->st.timeouts++;
     client_close(c);
+}
+
+/* ---- sharing the slots ---- */
+
+/* The address a client counts under for max_clients_per_ip: IPv4 (also when
+ * mapped into IPv6) or IPv6 /64, the block one host usually has; none for
+ * loopback unless limit_loopback. */
+static void client_key(client_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len))
+        return;
+    static const uint8_t mapped[12] = {[10] = 0xff, [11] = 0xff}, lo6[16] = {[15] = 1};
+    const uint8_t *ip;
+    size_t n;
+    if (ss.ss_family == AF_INET) {
+        ip = (const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr;
+        n = 4;
+    } else if (ss.ss_family == AF_INET6) {
+        ip = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+        n = memcmp(ip, mapped, 12) ? 8 : 4;
+        if (n == 4)
+            ip += 12;
+        else if (!memcmp(ip, lo6, 16) && !c->m->limit_loopback)
+            return;
+    } else {
+        return;
+    }
+    if (n == 4 && ip[0] == 127 && !c->m->limit_loopback)
+        return;
+    memcpy(c->key, ip, n);
+    c->keylen = n;
+}
+
+/* The same address for the limits (the clients not counted per IP make one
+ * address of their own). */
+static int same_addr(const client_t *a, const client_t *b)
+{
+    return a->keylen == b->keylen && !memcmp(a->key, b->key, a->keylen);
+}
+
+/* The clients of a's address other than the newcomer c (a scan of at most
+ * max_clients clients). */
+static uint32_t count_addr(const cp2p_metrics_t *m, const client_t *a, const client_t *c)
+{
+    uint32_t n = 0;
+    for (const client_t *o = m->clients; o; o = o->next)
+        n += o != c && same_addr(o, a);
+    return n;
+}
+
+/* Who gives way for the newcomer c: a client of c's address when of_addr,
+ * else of the address holding the most clients (so a probe from an address
+ * of its own is the last to go); of those, one already answered (waiting for
+ * its close) before one still sending its request before one being answered,
+ * and the oldest of its kind (the one that had the most time). */
+static client_t *victim(cp2p_metrics_t *m, const client_t *c, int of_addr)
+{
+    const client_t *addr = c;
+    if (!of_addr) {
+        uint32_t most = 0;
+        addr = NULL;
+        for (const client_t *o = m->clients; o; o = o->next) { /* ties: the older */
+            uint32_t n = o == c ? 0 : count_addr(m, o, c);
+            if (n && n >= most) {
+                most = n;
+                addr = o;
+            }
+        }
+        if (!addr)
+            return NULL;
+    }
+    client_t *v = NULL;
+    int best = 3;
+    for (client_t *o = m->clients; o; o = o->next) { /* newest first */
+        if (o == c || !same_addr(o, addr))
+            continue;
+        int rank = o->written ? 0 : !o->answered ? 1 : 2;
+        if (rank <= best) {
+            v = o;
+            best = rank;
+        }
+    }
+    return v;
+}
+
+/* Counted always; logged at most once a second (a flood is one line). */
+static void evict(cp2p_metrics_t *m, client_t *v, const char *limit, uint32_t n)
+{
+    m->st.evicted++;
+    uint64_t now = uv_now(m->listener.loop);
+    if (!m->last_evict_log || now >= m->last_evict_log + EVICT_LOG_MS) {
+        m->last_evict_log = now;
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        char addr[64] = "?", what[64];
+        int named = !uv_tcp_getpeername(&v->tcp, (struct sockaddr *)&ss, &len);
+        if (named && ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, addr, sizeof addr);
+        else if (named)
+            uv_ip4_name((struct sockaddr_in *)&ss, addr, sizeof addr);
+        if (v->answered)
+            snprintf(what, sizeof what, "was %sanswered", v->written ? "" : "being ");
+        else
+            snprintf(what, sizeof what, "had sent %zu byte%s of a request", v->len,
+                     v->len == 1 ? "" : "s");
+        cp2p_log_info("metrics",
+                      "a client of %s gave way to a newer client (limit %u %s): it %s in %llu ms "
+                      "(%llu evicted so far)",
+                      addr, n, limit, what, (unsigned long long)(now - v->since),
+                      (unsigned long long)m->st.evicted);
+    }
+    client_close(v);
+}
+
+/* The newcomer c, already counted: over a limit, an older client goes. */
+static void make_room(cp2p_metrics_t *m, client_t *c)
+{
+    client_t *v = NULL;
+    if (c->keylen && count_addr(m, c, c) >= m->max_per_ip && (v = victim(m, c, 1)))
+        evict(m, v, "clients from its address", m->max_per_ip);
+    else if (m->n_clients > m->max_clients && (v = victim(m, c, 0)))
+        evict(m, v, "clients", m->max_clients);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -467,11 +617,9 @@ static void on_connection(uv_stream_t *server, int status)
         client_close(c);
         return;
     }
-    if (m->n_clients > m->max_clients) {
-        m->st.rejected++;
-        client_close(c);
-        return;
-    }
+    c->since = uv_now(server->loop);
+    client_key(c);
+    make_room(m, c);
     /* The timer bounds the whole exchange, not the gap between bytes: a
      * client sending one byte a second still goes. */
     uv_timer_start(&c->timer, on_idle, m->idle_ms, 0);
@@ -526,6 +674,9 @@ int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_me
     memcpy(m->sources, cfg->sources, sizeof m->sources);
     m->idle_ms = cfg->idle_timeout_ms ? cfg->idle_timeout_ms : CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS;
     m->max_clients = cfg->max_clients ? cfg->max_clients : CP2P_METRICS_DEFAULT_MAX_CLIENTS;
+    m->max_per_ip = cfg->max_clients_per_ip ? cfg->max_clients_per_ip
+                                            : CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP;
+    m->limit_loopback = cfg->limit_loopback;
     uv_tcp_init(cp2p_host_loop(h), &m->listener);
     m->listener.data = m;
     m->open = 1;

@@ -2,8 +2,9 @@
 # Every Kubernetes manifest in deploy/ validates against the Kubernetes API
 # schema (kubernetes-models, made from the official OpenAPI document) with no
 # unknown field, and the pods resolve against what deploy/Dockerfile puts in
-# the image; broken copies are refused (the check bites). The runtime image's
-# package list is read off this build's binaries.
+# the image; the NetworkPolicy opens the libp2p port to all and the metrics
+# port only to the monitoring; broken copies are refused (the checks bite).
+# The runtime image's package list is read off this build's binaries.
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,6 +46,26 @@ broken "a probe on a port that is not there" '0,/port: metrics/s//port: metricz/
 broken "a program the image does not have" 's|/usr/local/bin/cp2p-entrypoint|/usr/local/bin/cp2p-start|' "$K8S/statefulset.yaml"
 broken "running as root" 's/runAsUser: 10001/runAsUser: 0/' "$K8S/scenarios/ping.yaml"
 broken "an enum value that does not exist" 's/imagePullPolicy: IfNotPresent/imagePullPolicy: Sometimes/' "$K8S/scenarios/mdns.yaml"
+broken "a misspelt NetworkPolicy field" 's/namespaceSelector:/namespacesSelector:/' "$K8S/networkpolicy.yaml"
+
+echo "== the NetworkPolicy: libp2p open to all, metrics only to the monitoring"
+netpol() { node "$CLUSTER/manifests.mjs" netpol "$@"; }
+netpol "$K8S" || fail "the NetworkPolicy does not keep the metrics port to the monitoring"
+policy_broken() { # description, sed expression, file in deploy/kubernetes: the edited copy must fail
+    rm -rf "$TMP/k8s"
+    cp -r "$K8S" "$TMP/k8s"
+    sed -i "$2" "$TMP/k8s/$3"
+    cmp -s "$K8S/$3" "$TMP/k8s/$3" && fail "the edit for '$1' changed nothing"
+    if netpol "$TMP/k8s" >"$TMP/out" 2>&1; then cat "$TMP/out"; fail "accepted: $1"; fi
+    echo "refused: $1: $(grep -m1 'manifests:' "$TMP/out")"
+}
+policy_broken "no NetworkPolicy" '/networkpolicy.yaml/d' kustomization.yaml
+policy_broken "a policy for other pods" 's|^      app.kubernetes.io/name: cp2p$|      app.kubernetes.io/name: cp2p-dht|' networkpolicy.yaml
+policy_broken "a policy for egress only" 's/- Ingress/- Egress/' networkpolicy.yaml
+policy_broken "the metrics port open to all" 's/^        - port: p2p$/&\n        - port: metrics/' networkpolicy.yaml
+policy_broken "the metrics port open to any pod of the namespace" '/^          podSelector:$/,/prometheus$/d' networkpolicy.yaml
+policy_broken "the metrics port open to another namespace" 's|metadata.name: monitoring|metadata.name: default|' networkpolicy.yaml
+policy_broken "the libp2p port closed" 's/- port: p2p/- port: 4002/' networkpolicy.yaml
 
 echo "== the image"
 grep -q '^RUN scripts/deps.sh' "$SRC/deploy/Dockerfile" && grep -q 'scripts/build.sh build' "$SRC/deploy/Dockerfile" ||

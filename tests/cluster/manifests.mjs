@@ -7,6 +7,9 @@
 //       must resolve (volumes, ports, variables, commands the image has).
 //   node manifests.mjs pods --dockerfile F OUT PATH...
 //       the pods they make, written under OUT for tests/cluster/run.
+//   node manifests.mjs netpol PATH...
+//       the NetworkPolicy of each StatefulSet's pods: its p2p port open to
+//       all, every other port (metrics) only to the monitoring pods.
 // A PATH is a YAML file, or a directory with a kustomization.yaml whose
 // namespace, resources and replicas are applied; other kustomize features are
 // refused rather than ignored.
@@ -320,6 +323,79 @@ function writePods(out, pods, image) {
     }
 }
 
+// ---- network policies ----
+
+// Who may scrape: the pods named prometheus in the namespace named monitoring
+// (deploy/README.md says so; the API server sets kubernetes.io/metadata.name).
+const MONITORING = {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+    podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+};
+
+function selects(sel, labels, where) {
+    if (sel?.matchExpressions)
+        fail(`${where}: matchExpressions are not understood by this test`);
+    return !!sel && Object.entries(sel.matchLabels || {}).every(([k, v]) => labels[k] === v);
+}
+
+// The same value, whatever order the keys are written in.
+const sorted = (x) => (x && typeof x === "object" && !Array.isArray(x)
+    ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sorted(x[k])])) : x);
+const sameJson = (a, b) => JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
+
+// The peers the policies let reach a container port: "all", or a list.
+function allowedFrom(policies, port) {
+    const peers = [];
+    for (const { obj: p } of policies) {
+        for (const rule of p.spec.ingress || []) {
+            const hit = !rule.ports?.length || rule.ports.some((rp) => (rp.protocol || "TCP") === (port.protocol || "TCP") &&
+                (rp.port === undefined || rp.port === port.name || rp.port === port.containerPort ||
+                 (rp.endPort !== undefined && port.containerPort >= rp.port && port.containerPort <= rp.endPort)));
+            if (!hit)
+                continue;
+            if (!rule.from?.length)
+                return "all";
+            peers.push(...rule.from);
+        }
+    }
+    return peers;
+}
+
+function checkPolicies(items) {
+    const policies = items.filter(({ obj }) => obj.kind === "NetworkPolicy");
+    const sets = items.filter(({ obj }) => obj.kind === "StatefulSet");
+    if (!sets.length)
+        fail("no StatefulSet to check the policies of");
+    for (const { obj: s, file } of sets) {
+        const where = `${file}: StatefulSet ${s.metadata.name}`;
+        const ns = s.metadata.namespace || "default";
+        const labels = s.spec.template.metadata?.labels || {};
+        const mine = policies.filter(({ obj: p, file: pf }) => (p.metadata.namespace || "default") === ns &&
+            (p.spec.policyTypes || ["Ingress"]).includes("Ingress") &&
+            selects(p.spec.podSelector, labels, `${pf}: NetworkPolicy ${p.metadata.name}`));
+        if (!mine.length)
+            fail(`${where}: no NetworkPolicy selects its pods for ingress (all ports open to all)`);
+        for (const c of s.spec.template.spec.containers) {
+            for (const port of c.ports || []) {
+                const from = allowedFrom(mine, port);
+                const what = `${where}: port ${port.name || port.containerPort}`;
+                if (port.name === "p2p") {
+                    if (from !== "all")
+                        fail(`${what}: the libp2p port must be open to all`);
+                    console.log(`ok ${what}: open to all`);
+                    continue;
+                }
+                if (from === "all")
+                    fail(`${what}: open to all, not only to the monitoring`);
+                const stray = from.find((peer) => !sameJson(peer, MONITORING));
+                if (stray)
+                    fail(`${what}: reachable from ${JSON.stringify(stray)}, not only from ${JSON.stringify(MONITORING)}`);
+                console.log(`ok ${what}: ${from.length ? "only from the monitoring" : "closed"}`);
+            }
+        }
+    }
+}
+
 async function main(argv) {
     const cmd = argv.shift();
     let dockerfile = null;
@@ -328,9 +404,13 @@ async function main(argv) {
         dockerfile = argv.shift();
     }
     const out = cmd === "pods" ? argv.shift() : null;
-    if (!["validate", "pods"].includes(cmd) || !argv.length || (cmd === "pods" && !dockerfile))
-        fail("usage: manifests.mjs validate [--dockerfile F] PATH... | pods --dockerfile F OUT PATH...");
+    if (!["validate", "pods", "netpol"].includes(cmd) || !argv.length || (cmd === "pods" && !dockerfile))
+        fail("usage: manifests.mjs validate [--dockerfile F] PATH... | pods --dockerfile F OUT PATH... | netpol PATH...");
     const items = argv.flatMap(loadPath);
+    if (cmd === "netpol") {
+        checkPolicies(items);
+        return 0;
+    }
     let bad = 0;
     if (cmd === "validate") {
         for (const { obj, file } of items) {

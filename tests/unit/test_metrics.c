@@ -1,7 +1,8 @@
 /* Unit tests for the health and metrics endpoint (src/host/metrics.c): the
  * address it takes, /healthz and /metrics over real sockets on loopback,
  * counters that move with traffic (connections, DHT requests), and hostile
- * clients: bad requests, oversized ones, slow and silent ones, too many. */
+ * clients: bad requests, oversized ones, slow and silent ones, too many (who
+ * gives way to whom, per address and in all). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,7 +120,7 @@ typedef struct client {
     size_t req_len, sent, piece;
     uint64_t gap_ms;
     cp2p_buf_t resp;
-    int handles, done, eof;
+    int handles, connected, done, eof, keep_open; /* keep_open: not closed at the server's EOF */
     char rbuf[65536];
 } client_t;
 
@@ -149,7 +150,8 @@ static void client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     client_t *c = s->data;
     if (n < 0) {
         c->eof = 1;
-        client_end(c);
+        if (!c->keep_open)
+            client_end(c);
     } else if (n > 0) {
         cp2p_buf_append(&c->resp, b->base, (size_t)n);
     }
@@ -186,15 +188,17 @@ static void client_connected(uv_connect_t *req, int status)
 {
     client_t *c = req->data;
     assert_int_equal(status, 0);
+    c->connected = 1;
     assert_int_equal(uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read), 0);
     if (c->req_len)
         client_send_next(c);
 }
 
-/* Connect and send req (in pieces of piece bytes, gap_ms apart, when piece
- * is nonzero); the response is collected until the server closes. */
-static void client_start(world_t *w, client_t *c, const char *req, size_t len, size_t piece,
-                         uint64_t gap_ms)
+/* Connect from the address from (NULL: any) and send req (in pieces of
+ * piece bytes, gap_ms apart, when piece is nonzero); the response is
+ * collected until the server closes. */
+static void client_start_from(world_t *w, client_t *c, const char *from, const char *req,
+                              size_t len, size_t piece, uint64_t gap_ms)
 {
     memset(c, 0, offsetof(client_t, rbuf));
     c->req = req;
@@ -207,8 +211,18 @@ static void client_start(world_t *w, client_t *c, const char *req, size_t len, s
     c->tcp.data = c->gap.data = c->conn.data = c;
     c->handles = 2;
     struct sockaddr_in sa;
+    if (from) {
+        uv_ip4_addr(from, 0, &sa);
+        assert_int_equal(uv_tcp_bind(&c->tcp, (struct sockaddr *)&sa, 0), 0);
+    }
     uv_ip4_addr("127.0.0.1", w->port, &sa);
     assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&sa, client_connected), 0);
+}
+
+static void client_start(world_t *w, client_t *c, const char *req, size_t len, size_t piece,
+                         uint64_t gap_ms)
+{
+    client_start_from(w, c, NULL, req, len, piece, gap_ms);
 }
 
 /* One request; returns the whole response (the caller frees it). */
@@ -520,16 +534,17 @@ static void test_slow_and_many_clients(void **state)
     static const char partial[] = "GET /metrics HTTP/1.1\r\n";
     client_start(&w, &c[1], partial, sizeof partial - 1, 0, 0); /* never ends its headers */
     run_for(&w, 50);
-    client_start(&w, &c[2], NULL, 0, 0, 0); /* one too many: closed at once */
-    run_until(&w, &c[2].done);
-    assert_false(c[0].done);
-    assert_false(c[1].done);
-    assert_int_equal(c[2].resp.len, 0);
+    client_start(&w, &c[2], NULL, 0, 0, 0); /* one too many: the oldest gives way */
     run_until(&w, &c[0].done);
-    run_until(&w, &c[1].done);
-    assert_true(uv_now(&w.loop) - t0 >= 250);
     assert_int_equal(c[0].resp.len, 0);
+    assert_true(uv_now(&w.loop) - t0 < 250);
+    assert_false(c[1].done);
+    assert_false(c[2].done);
+    run_until(&w, &c[1].done);
+    run_until(&w, &c[2].done);
+    assert_true(uv_now(&w.loop) - t0 >= 250);
     assert_int_equal(c[1].resp.len, 0);
+    assert_int_equal(c[2].resp.len, 0);
     /* A client trickling a byte at a time is bounded by the same clock. */
     static const char trickle[] = "GET /healthz HTTP/1.1\r\nHost: something.long\r\n\r\n";
     client_start(&w, &c[3], trickle, sizeof trickle - 1, 1, 20);
@@ -537,7 +552,7 @@ static void test_slow_and_many_clients(void **state)
     assert_int_equal(c[3].resp.len, 0);
     cp2p_metrics_stats_t st;
     cp2p_metrics_stats(w.m, &st);
-    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.evicted, 1);
     assert_int_equal(st.timeouts, 3);
     char *r = get(&w, "/healthz"); /* and the server still answers */
     assert_true(!strncmp(r, "HTTP/1.1 200 OK\r\n", 17));
@@ -562,6 +577,156 @@ static void test_slow_and_many_clients(void **state)
     assert_int_equal(uv_loop_close(&w.loop), 0);
 }
 
+/* A request for /healthz is answered on its request line: a probe does not
+ * wait for anything after it. Every other request waits for its headers. */
+static void test_healthz_on_request_line(void **state)
+{
+    world_t w;
+    cp2p_metrics_config_t cfg = {.idle_timeout_ms = 300};
+    world_init(&w, &cfg, 1);
+    static const char line[] = "GET /healthz HTTP/1.1\r\n";
+    char *r = http(&w, line, sizeof line - 1);
+    assert_true(!strncmp(r, "HTTP/1.1 200 OK\r\n", 17));
+    assert_string_equal(body_of(r), "ok\n");
+    free(r);
+    static const char head[] = "HEAD /healthz?verbose HTTP/1.0\n";
+    r = http(&w, head, sizeof head - 1);
+    assert_true(!strncmp(r, "HTTP/1.1 200 OK\r\n", 17));
+    assert_string_equal(body_of(r), "");
+    free(r);
+    static const char post[] = "POST /healthz HTTP/1.1\r\n";
+    expect_error(&w, post, sizeof post - 1, "HTTP/1.1 405 ");
+    static const char version[] = "GET /healthz HTTP/2\r\n";
+    expect_error(&w, version, sizeof version - 1, "HTTP/1.1 400 ");
+    static const char *const wait[] = {"GET /healthzz HTTP/1.1\r\n", "GET /metrics HTTP/1.1\r\n",
+                                       "GET /healthz"};
+    for (size_t i = 0; i < sizeof wait / sizeof *wait; i++) {
+        r = http(&w, wait[i], strlen(wait[i]));
+        assert_string_equal(r, ""); /* closed at the timeout, unanswered */
+        free(r);
+    }
+    cp2p_metrics_stats_t st;
+    cp2p_metrics_stats(w.m, &st);
+    assert_int_equal(st.requests, 2);
+    assert_int_equal(st.bad_requests, 2);
+    assert_int_equal(st.timeouts, 3);
+    world_free(&w);
+}
+
+/* A client that sends req (NULL: nothing), accepted before the next one. */
+static void start_first(world_t *w, client_t *c, const char *from, const char *req)
+{
+    client_start_from(w, c, from, req, req ? strlen(req) : 0, 0, 0);
+    run_until(w, &c->connected);
+    run_for(w, 20);
+}
+
+static void silent_from(world_t *w, client_t *c, const char *from)
+{
+    start_first(w, c, from, NULL);
+}
+
+static void free_clients(client_t *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        cp2p_buf_free(&c[i].resp);
+    free(c);
+}
+
+/* Over max_clients, who gives way to a newcomer: a client already answered
+ * (waiting for its close) before one still sending its request; of those
+ * the oldest; never the newcomer. */
+static void test_eviction_order(void **state)
+{
+    world_t w;
+    cp2p_metrics_config_t cfg = {.max_clients = 3};
+    world_init(&w, &cfg, 1);
+    client_t *c = calloc(5, sizeof *c);
+    silent_from(&w, &c[0], NULL);
+    start_first(&w, &c[1], NULL, "GET /metrics HTTP/1.1\r\nHost: x\r\n"); /* no end of headers */
+    static const char req[] = "GET /healthz HTTP/1.1\r\n\r\n";
+    client_start(&w, &c[2], req, sizeof req - 1, 0, 0);
+    c[2].keep_open = 1; /* answered, and stays */
+    run_until(&w, &c[2].eof);
+    assert_true(c[2].resp.len > 17 && !strncmp((char *)c[2].resp.data, "HTTP/1.1 200 OK\r\n", 17));
+    cp2p_metrics_stats_t st;
+    /* The answered one goes, though it is the youngest. */
+    silent_from(&w, &c[3], NULL);
+    cp2p_metrics_stats(w.m, &st);
+    assert_int_equal(st.evicted, 1);
+    assert_false(c[0].done);
+    assert_false(c[1].done);
+    /* Then the oldest still sending its request. */
+    client_start(&w, &c[4], NULL, 0, 0, 0);
+    run_until(&w, &c[0].done);
+    assert_int_equal(c[0].resp.len, 0);
+    run_for(&w, 20);
+    assert_false(c[1].done);
+    assert_false(c[3].done);
+    assert_false(c[4].done);
+    /* A scrape is a newcomer too: c[1] goes, and the scrape counts it. */
+    char *r = get(&w, "/metrics");
+    assert_true(!strncmp(r, "HTTP/1.1 200 OK\r\n", 17));
+    assert_int_equal(sample(body_of(r), "cp2p_metrics_evicted_total"), 3);
+    free(r);
+    run_until(&w, &c[1].done);
+    assert_int_equal(c[1].resp.len, 0);
+    assert_false(c[3].done);
+    assert_false(c[4].done);
+    client_end(&c[2]);
+    world_free(&w);
+    free_clients(c, 5);
+}
+
+/* Per address (max_clients_per_ip): a newcomer over it makes its own
+ * address's oldest client go; over max_clients, the address holding the
+ * most gives way, not a client with an address of its own (a probe). */
+static void test_eviction_per_address(void **state)
+{
+    world_t w;
+    /* Loopback counted per IP, each 127.0.0.x an address of its own. */
+    cp2p_metrics_config_t cfg = {.max_clients = 4, .max_clients_per_ip = 2, .limit_loopback = 1};
+    world_init(&w, &cfg, 1);
+    client_t *c = calloc(6, sizeof *c);
+    silent_from(&w, &c[0], "127.0.0.2"); /* the oldest of all */
+    silent_from(&w, &c[1], "127.0.0.1");
+    silent_from(&w, &c[2], "127.0.0.1");
+    client_start_from(&w, &c[3], "127.0.0.1", NULL, 0, 0, 0); /* a third from there */
+    run_until(&w, &c[1].done);
+    run_for(&w, 20);
+    assert_false(c[0].done);
+    assert_false(c[2].done);
+    assert_false(c[3].done);
+    silent_from(&w, &c[4], "127.0.0.3"); /* the 4th slot: nobody goes */
+    cp2p_metrics_stats_t st;
+    cp2p_metrics_stats(w.m, &st);
+    assert_int_equal(st.evicted, 1);
+    client_start_from(&w, &c[5], "127.0.0.4", NULL, 0, 0, 0); /* a 5th: 127.0.0.1 holds the most */
+    run_until(&w, &c[2].done);
+    run_for(&w, 20);
+    assert_false(c[0].done);
+    assert_false(c[3].done);
+    assert_false(c[4].done);
+    assert_false(c[5].done);
+    cp2p_metrics_stats(w.m, &st);
+    assert_int_equal(st.evicted, 2);
+    world_free(&w);
+    free_clients(c, 6);
+
+    /* By default loopback is not counted per IP (tests, sidecars). */
+    cfg = (cp2p_metrics_config_t){.max_clients_per_ip = 1};
+    world_init(&w, &cfg, 1);
+    c = calloc(3, sizeof *c);
+    for (int i = 0; i < 3; i++)
+        silent_from(&w, &c[i], "127.0.0.1");
+    cp2p_metrics_stats(w.m, &st);
+    assert_int_equal(st.evicted, 0);
+    for (int i = 0; i < 3; i++)
+        assert_false(c[i].done);
+    world_free(&w);
+    free_clients(c, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +735,9 @@ int main(void)
         cmocka_unit_test(test_metrics_move),
         cmocka_unit_test(test_hostile_requests),
         cmocka_unit_test(test_slow_and_many_clients),
+        cmocka_unit_test(test_healthz_on_request_line),
+        cmocka_unit_test(test_eviction_order),
+        cmocka_unit_test(test_eviction_per_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

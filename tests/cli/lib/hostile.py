@@ -5,6 +5,8 @@ sends unless told to, and stops by itself after the given time.
   hostile.py ls-flood   HOST PORT SECONDS [CONNS]  multistream header, then "ls" without end
   hostile.py silent     HOST PORT SECONDS [CONNS]  TCP connections that say nothing (and
                                                   open again when dropped)
+  hostile.py loris      HOST PORT SECONDS [CONNS]  the same, each sending one byte first (an
+                                                  HTTP request that never ends)
   hostile.py ping-flood HOST PORT SECONDS          Noise + yamux, then yamux pings without end,
                                                   reading for 20 ms every 4 s
   hostile.py syn-flood  HOST PORT SECONDS          Noise + yamux, then new streams without end
@@ -516,6 +518,8 @@ def main():
         sent, n = raw_flood(host, port, seconds, conns, header, mss_msg('ls') * 4096)
     elif mode == 'silent':
         sent, n = raw_flood(host, port, seconds, conns, b'', b'')
+    elif mode == 'loris':
+        sent, n = raw_flood(host, port, seconds, conns, b'G', b'')
     elif mode == 'ping-flood':
         s, out = secure(host, port)
         sent, n = flood(s, out, lambda i: yamux(2, 1, 0, i & 0xffffffff), seconds), 1
