@@ -5,8 +5,9 @@
 # in its signed peer record). cp2pd keeps only what fits the connection the
 # claim came over: from a peer on loopback all but the unusable (link-local,
 # unspecified); from a peer on a public address (network namespaces on
-# 11.77.0.0/24) only public addresses; and -keepPrivateAddrs keeps them all
-# but the unusable.
+# 11.77.0.0/24) only public addresses; from one on a private address
+# (10.78.0.0/24) all but loopback; and -keepPrivateAddrs keeps them all but
+# the unusable.
 source "$(dirname "$0")/../interop/lib.sh" "$1"
 P=cp2pa$$
 source "$(dirname "$0")/lib/netns.sh"
@@ -57,7 +58,7 @@ js_peer() {
 daemon() {
     local ns=$1 name=$2; shift 2
     CTL=$TMP/$name.sock
-    ${ns:+ip netns exec "$ns"} "$D" -listen "/unix$CTL" -hostAddrs /ip4/0.0.0.0/tcp/0 "$@" \
+    ${ns:+ip netns exec "$ns"} env CP2P_LOG=${CP2P_LOG:-warn} "$D" -listen "/unix$CTL" -hostAddrs /ip4/0.0.0.0/tcp/0 "$@" \
         >"$TMP/$name.out" 2>"$TMP/$name.err" &
     PIDS+=($!)
     wait_line "$TMP/$name.out" '^Peer Addrs:' 5 >/dev/null || fail "cp2pd $name did not start"
@@ -87,20 +88,33 @@ netns_link "$P" 11.77.0 2
 js_peer ${P}h0 jspub 11.77.0.1
 daemon ${P}h1 dpub
 SHOW_ON_FAIL=(dpub.err jspub.err)
-kept ${P}h1 "$CTL" "$JS_REAL" >"$TMP/pub.addrs" || fail "connect over the public link failed"
+JS_PUB=$JS_REAL
+kept ${P}h1 "$CTL" "$JS_PUB" >"$TMP/pub.addrs" || fail "connect over the public link failed"
 check pub.addrs '^/ip4/11\.77\.0\.1/tcp/4001$' "the real address is gone"
 check_not pub.addrs '127\.0\.0\.1' "a loopback claim from a public peer was kept"
 check_not pub.addrs '10\.9\.9\.9' "a private claim from a public peer was kept"
 check_not pub.addrs '169\.254\.' "a link-local claim was kept"
 check_not pub.addrs '0\.0\.0\.0' "an unspecified claim was kept"
 
+echo "== a peer on a private address"
+netns_link ${P}p 10.78.0 2
+js_peer ${P}ph0 jspriv 10.78.0.1
+daemon ${P}ph1 dpriv
+SHOW_ON_FAIL=(dpriv.err jspriv.err)
+kept ${P}ph1 "$CTL" "$JS_REAL" >"$TMP/priv.addrs" || fail "connect over the private link failed"
+check priv.addrs '^/ip4/10\.78\.0\.1/tcp/4001$' "the real address is gone"
+check priv.addrs '^/ip4/10\.9\.9\.9/tcp/22$' "a private claim from a private peer was dropped"
+check_not priv.addrs '127\.0\.0\.1' "a loopback claim from a private peer was kept"
+check_not priv.addrs '169\.254\.' "a link-local claim was kept"
+
 echo "== -keepPrivateAddrs: a private deployment that routes them"
 daemon ${P}h1 dkeep -keepPrivateAddrs
 SHOW_ON_FAIL=(dkeep.err jspub.err)
-kept ${P}h1 "$CTL" "$JS_REAL" >"$TMP/keep.addrs" || fail "connect with -keepPrivateAddrs failed"
+kept ${P}h1 "$CTL" "$JS_PUB" >"$TMP/keep.addrs" || fail "connect with -keepPrivateAddrs failed"
 check keep.addrs '^/ip4/10\.9\.9\.9/tcp/22$' "-keepPrivateAddrs dropped a private claim"
 check_not keep.addrs '169\.254\.' "-keepPrivateAddrs kept a link-local claim"
 echo "kept from loopback: $(tr "\n" " " <"$TMP/lo.addrs")"
 echo "kept from public: $(tr "\n" " " <"$TMP/pub.addrs")"
+echo "kept from private: $(tr "\n" " " <"$TMP/priv.addrs")"
 echo "kept with -keepPrivateAddrs: $(tr "\n" " " <"$TMP/keep.addrs")"
 echo "ok: claimed addresses filtered by the connection they came over"

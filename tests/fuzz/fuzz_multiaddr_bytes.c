@@ -1,5 +1,6 @@
 /* Fuzz target: binary multiaddrs (as received from peers in identify, kad and
- * relay messages); what validates must print and parse back to the same bytes. */
+ * relay messages); what validates must print and parse back to the same bytes,
+ * and has an IP scope. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (cp2p_multiaddr_iter_next(&it, &c))
         total += c.raw_len;
     if (total != size)
+        abort();
+    /* the scope that decides which claimed addresses are kept */
+    if ((unsigned)cp2p_multiaddr_ip_scope(&ma) > CP2P_IP_PUBLIC)
         abort();
     cp2p_multiaddr_free(&ma);
     cp2p_multiaddr_free(&back);

@@ -296,6 +296,52 @@ static void test_array_dup_free(void **state)
     cp2p_multiaddr_array_free(NULL, 0);
 }
 
+static void test_ip_scope(void **state)
+{
+    static const struct {
+        const char *ma;
+        cp2p_ip_scope_t scope;
+    } v[] = {
+        {"/ip4/8.8.8.8/tcp/1", CP2P_IP_PUBLIC},
+        {"/ip4/11.77.0.1/tcp/4001", CP2P_IP_PUBLIC},
+        {"/ip4/127.0.0.1/tcp/6379", CP2P_IP_LOOPBACK},
+        {"/ip4/127.255.0.9", CP2P_IP_LOOPBACK},
+        {"/ip4/10.9.9.9/tcp/22", CP2P_IP_PRIVATE},
+        {"/ip4/172.16.0.1", CP2P_IP_PRIVATE},
+        {"/ip4/172.32.0.1", CP2P_IP_PUBLIC},
+        {"/ip4/192.168.1.1", CP2P_IP_PRIVATE},
+        {"/ip4/100.64.0.1", CP2P_IP_PRIVATE},
+        {"/ip4/100.128.0.1", CP2P_IP_PUBLIC},
+        {"/ip4/192.0.2.1", CP2P_IP_PRIVATE},
+        {"/ip4/198.18.0.1", CP2P_IP_PRIVATE},
+        {"/ip4/169.254.169.254/tcp/80", CP2P_IP_UNUSABLE},
+        {"/ip4/0.0.0.0/tcp/4001", CP2P_IP_UNUSABLE},
+        {"/ip4/224.0.0.251/udp/5353", CP2P_IP_UNUSABLE},
+        {"/ip4/255.255.255.255", CP2P_IP_UNUSABLE},
+        {"/ip6/::1/tcp/1", CP2P_IP_LOOPBACK},
+        {"/ip6/::/tcp/1", CP2P_IP_UNUSABLE},
+        {"/ip6/fe80::1/tcp/1", CP2P_IP_UNUSABLE},
+        {"/ip6zone/eth0/ip6/fe80::1/tcp/1", CP2P_IP_UNUSABLE},
+        {"/ip6/ff02::fb", CP2P_IP_UNUSABLE},
+        {"/ip6/fd77::2/tcp/1", CP2P_IP_PRIVATE},
+        {"/ip6/2001:db8::1", CP2P_IP_PRIVATE},
+        {"/ip6/2606:4700::1111/tcp/443", CP2P_IP_PUBLIC},
+        {"/ip6/::ffff:127.0.0.1", CP2P_IP_LOOPBACK},
+        {"/ip6/::ffff:8.8.4.4", CP2P_IP_PUBLIC},
+        {"/dns4/example.com/tcp/1", CP2P_IP_NONE},
+        {"/unix/tmp/s", CP2P_IP_NONE},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        cp2p_multiaddr_t ma;
+        assert_int_equal(cp2p_multiaddr_parse(v[i].ma, &ma), 0);
+        if (cp2p_multiaddr_ip_scope(&ma) != v[i].scope)
+            fail_msg("%s: scope %d, want %d", v[i].ma, cp2p_multiaddr_ip_scope(&ma), v[i].scope);
+        cp2p_multiaddr_free(&ma);
+    }
+    cp2p_multiaddr_t empty = {0};
+    assert_int_equal(cp2p_multiaddr_ip_scope(&empty), CP2P_IP_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_encapsulate_decapsulate),
         cmocka_unit_test(test_components),
         cmocka_unit_test(test_array_dup_free),
+        cmocka_unit_test(test_ip_scope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
