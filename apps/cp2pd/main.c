@@ -38,6 +38,10 @@ typedef struct opts {
     long max_memory_mb, conns_per_ip, conns_per_subnet, max_pending;
     uint64_t handshake_ms;
     const char *limits;
+    /* cp2pd's own: the control API (issue #14) */
+    int allow_remote;
+    const char *listen_mode;
+    long max_clients, max_bridged, bridged_per_peer;
     /* accepted, no effect in cp2p */
     int nat_port_map, autonat, auto_relay, force_public, force_private, pprof, pubsub_sign,
         pubsub_sign_strict, deprecated;
@@ -54,7 +58,12 @@ static const struct flag {
     const char *help; /* NULL: no effect in cp2p; warn when set */
 } flags[] = {
 #define F(k, n, f, h) {n, k, offsetof(opts_t, f), h}
-    F(STR, "listen", listen, "control socket multiaddr: /unix/<path> or /ip4/<ip>/tcp/<port> (default /unix/tmp/p2pd.sock)"),
+    F(STR, "listen", listen, "control socket multiaddr: /unix/<path> (an existing path is refused unless it is a stale socket of ours) or /ip4|ip6/<ip>/tcp/<port> on loopback (default /unix/tmp/p2pd.sock)"),
+    F(BOOL, "allowRemoteControl", allow_remote, "let -listen be a TCP address that is not loopback (refused without it): whoever reaches it controls the daemon, and STREAM_HANDLER may then point at any TCP address; logs a warning (cp2pd only)"),
+    F(STR, "listenMode", listen_mode, "the unix control socket's mode, octal, 0600 to 0777 (default 0600, whatever the umask; cp2pd only)"),
+    F(INT, "maxClients", max_clients, "control connections, STREAM_OPEN bridges included (default 1024; cp2pd only)"),
+    F(INT, "maxBridgedStreams", max_bridged, "remote peers' streams bridged to STREAM_HANDLER addresses, a pool apart from -maxClients; they count in the peer and protocol scopes of -limits too (default 1024; cp2pd only)"),
+    F(INT, "bridgedStreamsPerPeer", bridged_per_peer, "of those, one peer's at most (default an eighth of -maxBridgedStreams; cp2pd only)"),
     F(STR, "hostAddrs", host_addrs, "comma separated multiaddrs the host listens on (default /ip4/0.0.0.0/tcp/0)"),
     F(BOOL, "noListenAddrs", no_listen, "listen on no address (dial only)"),
     F(STR, "id", id, "identity: a private key file in the libp2p protobuf format (default: a fresh Ed25519 key)"),
@@ -307,7 +316,7 @@ static void on_idle_check(uv_timer_t *t)
     cp2p_daemon_stats_t st;
     cp2p_daemon_stats(a->daemon, &st);
     uint64_t now = uv_now(&a->loop);
-    if (st.open_clients > 0) {
+    if (st.open_clients + st.open_streams > 0) {
         a->idle_since = now;
     } else if (now - a->idle_since >= a->idle_timeout_ms) {
         cp2p_log_info("cp2pd", "no client for %llu ms (-idleTimeout): exiting",
@@ -510,6 +519,8 @@ int main(int argc, char **argv)
                 .muxer = "yamux", .pubsub_router = "gossipsub", .conn_lo = 256, .conn_hi = 512,
                 .conn_grace_ms = 120000, .pubsub_sign = 1, .pubsub_sign_strict = 1,
                 .persistent_max = 4 << 20};
+    /* before -h too: a reader that stops early (cp2pd -h | grep -q) is no crash */
+    signal(SIGPIPE, SIG_IGN);
     int rc = parse_flags(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
@@ -520,6 +531,31 @@ int main(int argc, char **argv)
         return fail(&a, "-pubsubRouter", "must be gossipsub or floodsub");
     if (o.config_file || o.config_stdin)
         return fail(&a, o.config_file ? "-f" : "-i", "JSON configs are not available in cp2pd: use flags");
+    int local = cp2p_daemon_control_is_local(o.listen);
+    if (local < 0)
+        return fail(&a, "-listen", "a /unix/<path> or /ip4|ip6/<ip>/tcp/<port> multiaddr expected");
+    if (!local && !o.allow_remote) {
+        char why[300];
+        snprintf(why, sizeof why, "%s is not loopback, so whoever reaches it controls the daemon: "
+                 "add -allowRemoteControl to listen there anyway", o.listen);
+        return fail(&a, "-listen", why);
+    }
+    unsigned listen_mode = 0;
+    if (o.listen_mode) {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(o.listen_mode, &end, 8);
+        if (end == o.listen_mode || *end || errno || m > 0777 || (m & 0600) != 0600)
+            return fail(&a, "-listenMode", "an octal mode from 0600 to 0777 expected");
+        listen_mode = (unsigned)m;
+        if (strncmp(o.listen, "/unix/", 6) && !o.quiet)
+            fprintf(stderr, "cp2pd: -listenMode has no effect on a TCP control socket\n");
+    }
+    long pools[] = {o.max_clients, o.max_bridged, o.bridged_per_peer};
+    for (size_t i = 0; i < 3; i++)
+        if (pools[i] < 0 || pools[i] > 1000000)
+            return fail(&a, "-maxClients/-maxBridgedStreams/-bridgedStreamsPerPeer",
+                        "need 0 (the default) to 1000000");
     if (o.conn_manager && (o.conn_lo < 0 || o.conn_hi <= 0 || o.conn_lo > o.conn_hi ||
                            o.conn_hi > 1000000))
         return fail(&a, "-connLo/-connHi", "need 0 <= low <= high <= 1000000");
@@ -569,7 +605,6 @@ int main(int argc, char **argv)
     if (o.id && (rc = cp2p_privkey_load_file(o.id, &cfg.identity)) < 0)
         return fail(&a, o.id, cp2p_strerror(rc));
 
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a.loop);
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
@@ -614,9 +649,15 @@ int main(int argc, char **argv)
         if (!rc)
             rc = cp2p_host_set_announce_addrs(a.h, a.announce, a.n_announce);
     }
+    char daemon_error[512] = "";
     if (!rc) {
         what = "cannot open the control socket";
-        cp2p_daemon_config_t dc = {.control = o.listen, .dht = a.dht};
+        cp2p_daemon_config_t dc = {.control = o.listen, .dht = a.dht,
+                                   .max_clients = (uint32_t)o.max_clients,
+                                   .max_streams = (uint32_t)o.max_bridged,
+                                   .max_streams_per_peer = (uint32_t)o.bridged_per_peer,
+                                   .unix_mode = listen_mode, .allow_remote = o.allow_remote,
+                                   .error = daemon_error, .error_cap = sizeof daemon_error};
         rc = cp2p_daemon_new(a.h, &dc, &a.daemon);
     }
     if (!rc && o.bootstrap && o.bootstrap_peers) {
@@ -636,7 +677,12 @@ int main(int argc, char **argv)
         char detail[256];
         snprintf(detail, sizeof detail, "%s%s%s", bad ? bad : "", bad ? ": " : "",
                  cp2p_strerror(rc));
-        code = fail(&a, what, detail);
+        if (*daemon_error) { /* it says what and where itself */
+            fprintf(stderr, "cp2pd: %s\n", daemon_error);
+            code = 1;
+        } else {
+            code = fail(&a, what, detail);
+        }
         shutdown_app(&a);
     } else {
         if (!o.quiet)

@@ -1,10 +1,16 @@
 /* cp2pd control server on libuv (go-libp2p-daemon specs/CONTROL.md): control
  * sockets, request dispatch, and stream bridging with backpressure between
  * host streams and client sockets (STREAM_OPEN, STREAM_HANDLER). */
+#define _GNU_SOURCE /* struct ucred */
 #include "daemon/daemon.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -35,9 +41,14 @@ struct cp2p_daemon {
         uv_pipe_t pipe;
     } listener;
     cp2p_multiaddr_t control;
-    char *unix_path; /* removed on close */
-    uint32_t max_clients;
-    uint32_t n_clients;
+    char *unix_path; /* removed on close if it is still our socket */
+    dev_t unix_dev;  /* our socket file, once bound */
+    ino_t unix_ino;
+    uint16_t control_port; /* TCP: the bound port */
+    int control_remote;    /* TCP on an address that is not loopback (allow_remote) */
+    uint32_t max_clients, n_clients; /* the control pool */
+    uint32_t max_streams, max_streams_per_peer, n_streams; /* the bridged pool */
+    uint64_t last_log_clients, last_log_streams; /* loop times of the last refusals logged */
     cp2p_daemon_client_t *clients; /* every live client, for close */
     handler_t handlers[CP2P_DAEMON_MAX_HANDLERS];
     size_t n_handlers;
@@ -61,6 +72,8 @@ struct cp2p_daemon_client {
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     client_state_t state;
+    int bridged;           /* in the bridged pool: a remote peer's stream to a handler */
+    cp2p_peer_id_t peer;   /* bridged: whose */
     int in_process; /* process() is on the stack: replies do not re-enter it */
     int refs;       /* the socket handle + asynchronous operations under way */
     size_t unread;  /* bytes queued to the socket, not yet written */
@@ -134,7 +147,10 @@ static void client_close(cp2p_daemon_client_t *c)
         d->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    d->n_clients--;
+    if (c->bridged)
+        d->n_streams--;
+    else
+        d->n_clients--;
     if (c->s) {
         cp2p_stream_t *s = c->s;
         c->s = NULL;
@@ -149,14 +165,57 @@ static void client_close(cp2p_daemon_client_t *c)
     uv_close(&c->io.handle, on_client_closed);
 }
 
-/* A new client socket, initialised for unix or tcp as addr says (NULL:
- * the listener's kind). NULL when over max_clients. */
-static cp2p_daemon_client_t *client_new(cp2p_daemon_t *d, int is_unix)
+/* A pool's refusals are logged at most once a second: a flood must not flood
+ * the log. */
+static int refusal_log_due(cp2p_daemon_t *d, uint64_t *last)
 {
-    if (d->n_clients >= d->max_clients) {
+    uint64_t now = uv_now(d->loop);
+    if (*last && now - *last < 1000)
+        return 0;
+    *last = now ? now : 1;
+    return 1;
+}
+
+/* Room in the bridged pool for one more of peer's streams: under
+ * max_streams, and under max_streams_per_peer for that peer (the pool holds
+ * at most max_streams, so counting them is bounded). */
+static int bridged_room(cp2p_daemon_t *d, const cp2p_peer_id_t *peer)
+{
+    if (d->n_streams >= d->max_streams) {
+        if (refusal_log_due(d, &d->last_log_streams))
+            cp2p_log_warn(LOG, "%u bridged streams: resetting remote peers' new streams",
+                          d->max_streams);
+        return 0;
+    }
+    uint32_t mine = 0;
+    for (cp2p_daemon_client_t *c = d->clients; c; c = c->next)
+        if (c->bridged && cp2p_peer_id_equal(&c->peer, peer))
+            mine++;
+    if (mine >= d->max_streams_per_peer) {
+        if (refusal_log_due(d, &d->last_log_streams)) {
+            char id[CP2P_PEER_ID_STRMAX];
+            cp2p_peer_id_to_string(peer, id, sizeof id);
+            cp2p_log_info(LOG, "peer %s holds %u bridged streams: resetting its new ones", id,
+                          mine);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+/* A new client socket, unix or tcp. peer NULL: a control connection, in the
+ * control pool; else a remote peer's stream to bridge, in the bridged pool.
+ * NULL when its pool is full. */
+static cp2p_daemon_client_t *client_new(cp2p_daemon_t *d, int is_unix, const cp2p_peer_id_t *peer)
+{
+    if (peer && !bridged_room(d, peer)) {
+        d->stats.streams_rejected++;
+        return NULL;
+    }
+    if (!peer && d->n_clients >= d->max_clients) {
         d->stats.clients_rejected++;
-        if (d->stats.clients_rejected == 1)
-            cp2p_log_warn(LOG, "over %u clients: refusing more", d->max_clients);
+        if (refusal_log_due(d, &d->last_log_clients))
+            cp2p_log_warn(LOG, "%u control clients: refusing more", d->max_clients);
         return NULL;
     }
     cp2p_daemon_client_t *c = calloc(1, sizeof *c);
@@ -174,7 +233,13 @@ static cp2p_daemon_client_t *client_new(cp2p_daemon_t *d, int is_unix)
     if (d->clients)
         d->clients->prev = c;
     d->clients = c;
-    d->n_clients++;
+    if (peer) {
+        c->bridged = 1;
+        c->peer = *peer;
+        d->n_streams++;
+    } else {
+        d->n_clients++;
+    }
     d->open_handles++;
     return c;
 }
@@ -596,7 +661,102 @@ static void do_stream_open(cp2p_daemon_client_t *c, const P2pd__StreamOpenReques
     }
 }
 
+/* --- addresses --- */
+
+/* 1: the multiaddr's IP is loopback (127.0.0.0/8, ::1, or 127/8 mapped into
+ * IPv6); 0: another IP; CP2P_EINVAL: it has no IP. */
+static int ip_is_loopback(const cp2p_multiaddr_t *ma)
+{
+    static const uint8_t one[16] = {[15] = 1}, mapped[12] = {[10] = 0xff, [11] = 0xff};
+    cp2p_multiaddr_component_t c;
+    if (cp2p_multiaddr_get(ma, CP2P_MA_IP4, &c) == 0 && c.value_len == 4)
+        return c.value[0] == 127;
+    if (cp2p_multiaddr_get(ma, CP2P_MA_IP6, &c) == 0 && c.value_len == 16)
+        return !memcmp(c.value, one, 16) || (!memcmp(c.value, mapped, 12) && c.value[12] == 127);
+    return CP2P_EINVAL;
+}
+
+/* /ip4|ip6/<ip>/tcp/<port> as a socket address. */
+static int tcp_sockaddr(const cp2p_multiaddr_t *ma, struct sockaddr_storage *ss, uint16_t *port)
+{
+    cp2p_multiaddr_component_t comp, pc;
+    if (cp2p_multiaddr_get(ma, CP2P_MA_TCP, &pc) < 0 || pc.value_len != 2)
+        return CP2P_EUNSUPPORTED;
+    *port = (uint16_t)(pc.value[0] << 8 | pc.value[1]);
+    memset(ss, 0, sizeof *ss);
+    if (cp2p_multiaddr_get(ma, CP2P_MA_IP4, &comp) == 0 && comp.value_len == 4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(*port);
+        memcpy(&sin->sin_addr, comp.value, 4);
+    } else if (cp2p_multiaddr_get(ma, CP2P_MA_IP6, &comp) == 0 && comp.value_len == 16) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(*port);
+        memcpy(&sin6->sin6_addr, comp.value, 16);
+    } else {
+        return CP2P_EUNSUPPORTED;
+    }
+    return 0;
+}
+
+/* A /unix/ component's path, NUL terminated, into path[cap]. */
+static int unix_path_of(const cp2p_multiaddr_component_t *comp, char *path, size_t cap)
+{
+    if (comp->value_len >= cap || memchr(comp->value, 0, comp->value_len))
+        return CP2P_EOVERFLOW;
+    memcpy(path, comp->value, comp->value_len);
+    path[comp->value_len] = 0;
+    return 0;
+}
+
+int cp2p_daemon_control_is_local(const char *control)
+{
+    cp2p_multiaddr_t ma;
+    cp2p_multiaddr_component_t comp;
+    int rc = cp2p_multiaddr_parse(control, &ma);
+    if (rc < 0)
+        return rc;
+    if (cp2p_multiaddr_get(&ma, CP2P_MA_UNIX, &comp) == 0)
+        rc = 1;
+    else if (cp2p_multiaddr_get(&ma, CP2P_MA_TCP, &comp) < 0 || (rc = ip_is_loopback(&ma)) < 0)
+        rc = CP2P_EUNSUPPORTED;
+    cp2p_multiaddr_free(&ma);
+    return rc;
+}
+
 /* --- inbound streams: dial the client's handler, send StreamInfo, bridge --- */
+
+#define SUN_PATH_CAP sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/* The unix socket a handler dial reached is our own control socket (its
+ * path became a symlink to it after STREAM_HANDLER, say): its peer is the
+ * name our listener bound, in our own process. When in doubt, it is. */
+static int handler_is_control(cp2p_daemon_client_t *c)
+{
+    cp2p_daemon_t *d = c->d;
+    uv_os_fd_t fd;
+    if (!d->unix_path || c->io.handle.type != UV_NAMED_PIPE)
+        return 0;
+    if (uv_fileno(&c->io.handle, &fd) < 0)
+        return 1;
+    struct sockaddr_un sa;
+    socklen_t len = sizeof sa;
+    memset(&sa, 0, sizeof sa);
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0)
+        return 1;
+    size_t off = offsetof(struct sockaddr_un, sun_path);
+    size_t n = len > off ? strnlen(sa.sun_path, len - off) : 0;
+    if (n != strlen(d->unix_path) || memcmp(sa.sun_path, d->unix_path, n))
+        return 0;
+#ifdef SO_PEERCRED
+    struct ucred cr;
+    socklen_t cl = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+        return cr.pid == getpid();
+#endif
+    return 1;
+}
 
 static void on_handler_connected(uv_connect_t *req, int status)
 {
@@ -604,14 +764,21 @@ static void on_handler_connected(uv_connect_t *req, int status)
     if (!cp2p_daemon_release(c))
         return;
     cp2p_buf_t b = {0};
-    int rc = status < 0 ? CP2P_ECONNREFUSED : append_stream_info(&b, c->s, 0);
+    int self = status == 0 && handler_is_control(c);
+    int rc = status < 0 ? CP2P_ECONNREFUSED
+             : self     ? CP2P_EREFUSED
+                        : append_stream_info(&b, c->s, 0);
     if (!rc)
         rc = cp2p_daemon_send(c, b.data, b.len);
     cp2p_buf_free(&b);
     if (rc < 0) {
         c->d->stats.handler_failures++;
-        cp2p_log_info(LOG, "stream handler for %s unreachable: %s", cp2p_stream_protocol(c->s),
-                      status < 0 ? uv_strerror(status) : cp2p_strerror(rc));
+        if (self)
+            cp2p_log_warn(LOG, "stream handler for %s leads to the control socket: not bridged",
+                          cp2p_stream_protocol(c->s));
+        else
+            cp2p_log_info(LOG, "stream handler for %s unreachable: %s", cp2p_stream_protocol(c->s),
+                          status < 0 ? uv_strerror(status) : cp2p_strerror(rc));
         client_close(c);
         return;
     }
@@ -625,32 +792,17 @@ static int dial_handler(cp2p_daemon_client_t *c, const cp2p_multiaddr_t *ma)
     cp2p_multiaddr_component_t comp;
     c->connect_req.data = c;
     if (cp2p_multiaddr_get(ma, CP2P_MA_UNIX, &comp) == 0) {
-        char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-        if (comp.value_len >= sizeof path)
-            return CP2P_EOVERFLOW;
-        memcpy(path, comp.value, comp.value_len);
-        path[comp.value_len] = 0;
+        char path[SUN_PATH_CAP];
+        int rc = unix_path_of(&comp, path, sizeof path);
+        if (rc < 0)
+            return rc;
         uv_pipe_connect(&c->connect_req, &c->io.pipe, path, on_handler_connected);
         return 0;
     }
-    struct sockaddr_storage ss = {0};
-    cp2p_multiaddr_component_t port;
-    if (cp2p_multiaddr_get(ma, CP2P_MA_TCP, &port) < 0 || port.value_len != 2)
+    struct sockaddr_storage ss;
+    uint16_t port;
+    if (tcp_sockaddr(ma, &ss, &port) < 0)
         return CP2P_EINVAL;
-    uint16_t p = (uint16_t)(port.value[0] << 8 | port.value[1]);
-    if (cp2p_multiaddr_get(ma, CP2P_MA_IP4, &comp) == 0 && comp.value_len == 4) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(p);
-        memcpy(&sin->sin_addr, comp.value, 4);
-    } else if (cp2p_multiaddr_get(ma, CP2P_MA_IP6, &comp) == 0 && comp.value_len == 16) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(p);
-        memcpy(&sin6->sin6_addr, comp.value, 16);
-    } else {
-        return CP2P_EINVAL;
-    }
     return uv_tcp_connect(&c->connect_req, &c->io.tcp, (struct sockaddr *)&ss,
                           on_handler_connected) < 0
                ? CP2P_EUNREACHABLE
@@ -671,9 +823,12 @@ static void on_inbound_stream(cp2p_stream_t *s, void *arg)
     const handler_t *hd = find_handler(d, cp2p_stream_protocol(s));
     cp2p_multiaddr_component_t comp;
     cp2p_daemon_client_t *c =
-        hd ? client_new(d, cp2p_multiaddr_get(&hd->addr, CP2P_MA_UNIX, &comp) == 0) : NULL;
+        hd ? client_new(d, cp2p_multiaddr_get(&hd->addr, CP2P_MA_UNIX, &comp) == 0,
+                        cp2p_stream_peer(s))
+           : NULL;
     if (!c) {
-        d->stats.handler_failures++;
+        if (!hd)
+            d->stats.handler_failures++; /* else counted in streams_rejected */
         cp2p_stream_reset(s);
         cp2p_stream_unref(s);
         return;
@@ -688,6 +843,42 @@ static void on_inbound_stream(cp2p_stream_t *s, void *arg)
     }
 }
 
+/* NULL if a STREAM_HANDLER may point at ma (daemon.h says what may be), else
+ * why not, for the client. */
+static const char *handler_refusal(const cp2p_daemon_t *d, const cp2p_multiaddr_t *ma)
+{
+    cp2p_multiaddr_component_t comp;
+    if (cp2p_multiaddr_get(ma, CP2P_MA_UNIX, &comp) == 0) {
+        if (!d->unix_path)
+            return d->control_remote
+                       ? "the control socket is TCP: a handler address must be TCP too"
+                       : "the control socket is TCP: a handler address must be loopback TCP too";
+        char path[SUN_PATH_CAP];
+        struct stat st;
+        if (unix_path_of(&comp, path, sizeof path) < 0)
+            return "handler socket path too long";
+        if (stat(path, &st) < 0)
+            return errno == ENOENT ? "no such handler socket: listen on it first"
+                                   : "cannot stat the handler socket";
+        if (!S_ISSOCK(st.st_mode))
+            return "the handler address is not a socket";
+        if (st.st_dev == d->unix_dev && st.st_ino == d->unix_ino)
+            return "the handler address is the control socket";
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    uint16_t port;
+    if (tcp_sockaddr(ma, &ss, &port) < 0)
+        return "handler address must be /unix/... or /ip4|ip6/.../tcp/...";
+    /* any address of ours may reach a listener on the control port */
+    if (!d->unix_path && port == d->control_port)
+        return "the handler address is the control socket (its TCP port)";
+    if (!d->control_remote && ip_is_loopback(ma) != 1)
+        return d->unix_path ? "a handler address must be a unix socket or loopback TCP"
+                            : "a handler address must be loopback TCP, as the control socket is";
+    return NULL;
+}
+
 static void do_stream_handler(cp2p_daemon_client_t *c, const P2pd__StreamHandlerRequest *r)
 {
     cp2p_daemon_t *d = c->d;
@@ -695,6 +886,14 @@ static void do_stream_handler(cp2p_daemon_client_t *c, const P2pd__StreamHandler
     int rc = cp2p_multiaddr_from_bytes(r->addr.data, r->addr.len, &ma);
     if (rc < 0) {
         cp2p_daemon_reply_status(c, cp2p_strerror(rc));
+        return;
+    }
+    const char *why = handler_refusal(d, &ma);
+    if (why) {
+        d->stats.handlers_refused++;
+        cp2p_log_info(LOG, "STREAM_HANDLER refused: %s", why);
+        cp2p_multiaddr_free(&ma);
+        cp2p_daemon_reply_status(c, why);
         return;
     }
     for (size_t i = 0; !rc && i < r->n_proto; i++) {
@@ -881,7 +1080,7 @@ static void on_client(uv_stream_t *server, int status)
         cp2p_log_warn(LOG, "accept: %s", uv_strerror(status));
         return;
     }
-    cp2p_daemon_client_t *c = client_new(d, server->type == UV_NAMED_PIPE);
+    cp2p_daemon_client_t *c = client_new(d, server->type == UV_NAMED_PIPE, NULL);
     if (!c) {
         /* accept and close, so that the client sees a refusal and not a hang */
         union { uv_tcp_t tcp; uv_pipe_t pipe; } *tmp = malloc(sizeof *tmp);
@@ -904,52 +1103,144 @@ static void on_client(uv_stream_t *server, int status)
     process(c);
 }
 
-static int listen_control(cp2p_daemon_t *d, const char *control)
+/* Why the daemon did not start, into cfg->error (else the log). */
+__attribute__((format(printf, 3, 4))) static int start_error(const cp2p_daemon_config_t *cfg,
+                                                             int rc, const char *fmt, ...)
 {
-    int rc = cp2p_multiaddr_parse(control, &d->control);
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (cfg->error && cfg->error_cap)
+        snprintf(cfg->error, cfg->error_cap, "%s", line);
+    else
+        cp2p_log_error(LOG, "%s", line);
+    return rc;
+}
+
+/* What is at the control socket's path before we bind: nothing, or a stale
+ * socket of ours, which is removed. Anything else is refused: a live socket
+ * (another daemon), one we cannot probe or of another user, a file, a
+ * directory, a symlink (never followed). */
+static int clear_unix_path(const cp2p_daemon_config_t *cfg, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return 0; /* nothing there, or nothing we may see: bind says */
+    if (!S_ISSOCK(st.st_mode))
+        return start_error(cfg, CP2P_EEXIST,
+                           "control socket %s: exists and is not a socket (not replaced)", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) { /* a full backlog: EAGAIN, not a wait */
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        return start_error(cfg, CP2P_EIO, "control socket %s: %s", path, strerror(err));
+    }
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path)); /* shorter than sun_path: checked */
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa), err = errno;
+    close(fd);
+    if (rc == 0 || err == EAGAIN || err == EINPROGRESS)
+        return start_error(cfg, CP2P_EEXIST, "control socket %s: in use by a running daemon",
+                           path);
+    if (err != ECONNREFUSED)
+        return start_error(cfg, CP2P_EEXIST,
+                           "control socket %s: exists, cannot tell if in use (%s)", path,
+                           strerror(err));
+    if (st.st_uid != geteuid())
+        return start_error(cfg, CP2P_EEXIST, "control socket %s: a stale socket of another user",
+                           path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return start_error(cfg, CP2P_EIO, "control socket %s: cannot remove the stale socket (%s)",
+                           path, strerror(errno));
+    cp2p_log_info(LOG, "control socket %s: replaced a stale socket", path);
+    return 0;
+}
+
+/* Bind the unix control socket with mode, whatever the umask: chmod before
+ * listen, while connect() to it is still refused. */
+static int listen_unix(cp2p_daemon_t *d, const cp2p_daemon_config_t *cfg, unsigned mode)
+{
+    const char *path = d->unix_path;
+    int rc = clear_unix_path(cfg, path);
     if (rc < 0)
         return rc;
-    cp2p_multiaddr_component_t comp, port;
-    struct sockaddr_storage ss = {0};
-    if (cp2p_multiaddr_get(&d->control, CP2P_MA_UNIX, &comp) == 0) {
-        if (comp.value_len >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return CP2P_EOVERFLOW;
-        if (!(d->unix_path = strndup((const char *)comp.value, comp.value_len)))
-            return CP2P_ENOMEM;
-        struct stat st;
-        if (lstat(d->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
-            unlink(d->unix_path);
-        uv_pipe_init(d->loop, &d->listener.pipe, 0);
-        rc = uv_pipe_bind(&d->listener.pipe, d->unix_path);
-    } else if (cp2p_multiaddr_get(&d->control, CP2P_MA_TCP, &port) == 0 && port.value_len == 2) {
-        uint16_t p = (uint16_t)(port.value[0] << 8 | port.value[1]);
-        if (cp2p_multiaddr_get(&d->control, CP2P_MA_IP4, &comp) == 0) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-            sin->sin_family = AF_INET;
-            sin->sin_port = htons(p);
-            memcpy(&sin->sin_addr, comp.value, 4);
-        } else if (cp2p_multiaddr_get(&d->control, CP2P_MA_IP6, &comp) == 0) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            sin6->sin6_family = AF_INET6;
-            sin6->sin6_port = htons(p);
-            memcpy(&sin6->sin6_addr, comp.value, 16);
-        } else {
-            return CP2P_EUNSUPPORTED;
-        }
-        uv_tcp_init(d->loop, &d->listener.tcp);
-        rc = uv_tcp_bind(&d->listener.tcp, (struct sockaddr *)&ss, 0);
-    } else {
-        return CP2P_EUNSUPPORTED;
-    }
+    uv_pipe_init(d->loop, &d->listener.pipe, 0);
     d->open_handles++;
     d->listener.handle.data = d;
-    if (rc == 0)
-        rc = uv_listen(&d->listener.stream, 511, on_client);
-    if (rc < 0) {
-        cp2p_log_error(LOG, "control socket %s: %s", control, uv_strerror(rc));
-        return CP2P_EIO;
+    if ((rc = uv_pipe_bind(&d->listener.pipe, path)) < 0)
+        return start_error(cfg, CP2P_EIO, "control socket %s: %s", path, uv_strerror(rc));
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        d->unix_dev = st.st_dev;
+        d->unix_ino = st.st_ino;
     }
+    if (chmod(path, mode) < 0)
+        return start_error(cfg, CP2P_EIO, "control socket %s: cannot set mode %04o (%s)", path,
+                           mode, strerror(errno));
+    if ((rc = uv_listen(&d->listener.stream, 511, on_client)) < 0)
+        return start_error(cfg, CP2P_EIO, "control socket %s: %s", path, uv_strerror(rc));
     return 0;
+}
+
+static int listen_tcp(cp2p_daemon_t *d, const cp2p_daemon_config_t *cfg)
+{
+    struct sockaddr_storage ss;
+    uint16_t port;
+    int loopback = ip_is_loopback(&d->control);
+    if (tcp_sockaddr(&d->control, &ss, &port) < 0 || loopback < 0)
+        return start_error(cfg, CP2P_EUNSUPPORTED, "control socket %s: /unix/<path> or "
+                           "/ip4|ip6/<ip>/tcp/<port> expected", cfg->control);
+    if (!loopback && !cfg->allow_remote)
+        return start_error(cfg, CP2P_EINVAL, "control socket %s: not loopback, so whoever "
+                           "reaches it controls the daemon (allow_remote not set)", cfg->control);
+    d->control_remote = !loopback;
+    uv_tcp_init(d->loop, &d->listener.tcp);
+    d->open_handles++;
+    d->listener.handle.data = d;
+    int rc = uv_tcp_bind(&d->listener.tcp, (struct sockaddr *)&ss, 0);
+    if (!rc)
+        rc = uv_listen(&d->listener.stream, 511, on_client);
+    int len = sizeof ss;
+    if (!rc)
+        rc = uv_tcp_getsockname(&d->listener.tcp, (struct sockaddr *)&ss, &len);
+    if (rc < 0)
+        return start_error(cfg, CP2P_EIO, "control socket %s: %s", cfg->control, uv_strerror(rc));
+    d->control_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+static int listen_control(cp2p_daemon_t *d, const cp2p_daemon_config_t *cfg)
+{
+    int rc = cp2p_multiaddr_parse(cfg->control, &d->control);
+    if (rc < 0)
+        return start_error(cfg, rc, "control socket %s: not a multiaddr", cfg->control);
+    cp2p_multiaddr_component_t comp;
+    if (cp2p_multiaddr_get(&d->control, CP2P_MA_UNIX, &comp) < 0)
+        return listen_tcp(d, cfg);
+    unsigned mode = cfg->unix_mode ? cfg->unix_mode : CP2P_DAEMON_DEFAULT_UNIX_MODE;
+    if (mode > 0777)
+        return start_error(cfg, CP2P_EINVAL, "control socket mode %o: not a permission mode", mode);
+    char path[SUN_PATH_CAP];
+    if (unix_path_of(&comp, path, sizeof path) < 0)
+        return start_error(cfg, CP2P_EOVERFLOW, "control socket %s: path too long", cfg->control);
+    if (!(d->unix_path = strdup(path)))
+        return CP2P_ENOMEM;
+    return listen_unix(d, cfg, mode);
+}
+
+/* Remove the socket file if it is still the one we bound. */
+static void unlink_ours(cp2p_daemon_t *d)
+{
+    struct stat st;
+    if (d->unix_path && d->unix_ino && lstat(d->unix_path, &st) == 0 &&
+        st.st_dev == d->unix_dev && st.st_ino == d->unix_ino)
+        unlink(d->unix_path);
 }
 
 static void on_listener_closed(uv_handle_t *hd)
@@ -970,14 +1261,33 @@ int cp2p_daemon_new(cp2p_host_t *h, const cp2p_daemon_config_t *cfg, cp2p_daemon
     d->loop = cp2p_host_loop(h);
     d->dht = cfg->dht;
     d->max_clients = cfg->max_clients ? cfg->max_clients : CP2P_DAEMON_DEFAULT_MAX_CLIENTS;
-    int rc = listen_control(d, cfg->control);
+    d->max_streams = cfg->max_streams ? cfg->max_streams : CP2P_DAEMON_DEFAULT_MAX_STREAMS;
+    d->max_streams_per_peer = cfg->max_streams_per_peer
+                                  ? cfg->max_streams_per_peer
+                                  : d->max_streams / CP2P_DAEMON_DEFAULT_STREAMS_PER_PEER_DIVISOR;
+    if (d->max_streams_per_peer == 0)
+        d->max_streams_per_peer = 1;
+    int rc = listen_control(d, cfg);
     if (rc < 0) {
         d->closing = 1;
+        unlink_ours(d);
         if (d->open_handles)
             uv_close(&d->listener.handle, on_listener_closed);
         else
             maybe_done(d);
         return rc;
+    }
+    if (d->control_remote) {
+        cp2p_multiaddr_t bound;
+        cp2p_buf_t s = {0};
+        if (cp2p_daemon_control_addr(d, &bound) == 0) {
+            cp2p_multiaddr_to_string(&bound, &s);
+            cp2p_multiaddr_free(&bound);
+        }
+        cp2p_log_warn(LOG, "control socket %s is not loopback: anyone who can reach it controls "
+                      "this daemon (streams as this peer, dials, handlers anywhere)",
+                      s.len ? (const char *)s.data : cfg->control);
+        cp2p_buf_free(&s);
     }
     *out = d;
     return 0;
@@ -1008,6 +1318,7 @@ void cp2p_daemon_stats(const cp2p_daemon_t *d, cp2p_daemon_stats_t *out)
 {
     *out = d->stats;
     out->open_clients = d->n_clients;
+    out->open_streams = d->n_streams;
 }
 
 void cp2p_daemon_close(cp2p_daemon_t *d, void (*done)(void *arg), void *arg)
@@ -1019,7 +1330,6 @@ void cp2p_daemon_close(cp2p_daemon_t *d, void (*done)(void *arg), void *arg)
         cp2p_host_remove_handler(d->h, d->handlers[i].protocol);
     while (d->clients)
         client_close(d->clients);
-    if (d->unix_path)
-        unlink(d->unix_path);
+    unlink_ours(d);
     uv_close(&d->listener.handle, on_listener_closed);
 }

@@ -119,3 +119,33 @@ def list_peers(where):
 def tag_peer(where, peer, tag, weight):
     cm = field(1, 0, 0) + field(2, 2, peer) + field(3, 2, tag.encode()) + field(4, 0, weight)
     return request(where, field(1, 0, 6) + field(6, 2, cm))
+
+
+def ma_tcp(port, ip='127.0.0.1'):
+    """/ip4/<ip>/tcp/<port> in binary."""
+    return b'\x04' + socket.inet_aton(ip) + b'\x06' + port.to_bytes(2, 'big')
+
+
+def ma_unix(path):
+    """/unix<path> in binary (the value keeps its leading slash)."""
+    p = path.encode()
+    return varint(400) + varint(len(p)) + p
+
+
+def error_msg(r):
+    """The message of an ERROR response, else None."""
+    return parse(r[2][0])[1][0].decode() if r[1] == [1] else None
+
+
+def stream_handler(where, addr, *protos):
+    """STREAM_HANDLER for protos at addr (binary multiaddr); the response."""
+    sh = field(1, 2, addr) + b''.join(field(2, 2, p.encode()) for p in protos)
+    return request(where, field(1, 0, 3) + field(4, 2, sh))
+
+
+def stream_open(where, peer, proto):
+    """STREAM_OPEN on a connection of its own: (socket, response). On OK the
+    socket is the stream."""
+    s = conn(where)
+    s.sendall(frame(field(1, 0, 2) + field(3, 2, field(1, 2, peer) + field(2, 2, proto.encode()))))
+    return s, read_msg(s)
