@@ -597,7 +597,8 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
     }
     if (o->metrics && n->idx == 0) {
         cp2p_metrics_config_t mc = {.listen = o->metrics,
-                                    .sources = {{cp2p_dht_metrics, n->dht}, {n->mdns ? cp2p_mdns_metrics : NULL, n->mdns}}};
+                                    .sources = {cp2p_dht_metrics_source(n->dht),
+                                                cp2p_mdns_metrics_source(n->mdns)}};
         snprintf(what, cap, "cannot serve metrics on %s (IP:PORT expected)", o->metrics);
         if ((rc = cp2p_metrics_start(n->h, &mc, &n->metrics)))
             return rc;

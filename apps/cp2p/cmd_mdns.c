@@ -207,7 +207,7 @@ int cmd_mdns(int argc, char **argv)
     if (!rc)
         rc = cp2p_mdns_start(a.h, &mc, on_mdns, &a, &a.mdns);
     if (!rc && metrics) {
-        cp2p_metrics_config_t cfg_m = {.listen = metrics, .sources = {{cp2p_mdns_metrics, a.mdns}}};
+        cp2p_metrics_config_t cfg_m = {.listen = metrics, .sources = {cp2p_mdns_metrics_source(a.mdns)}};
         snprintf(what, sizeof what, "cannot serve metrics on %s (IP:PORT expected)", metrics);
         rc = cp2p_metrics_start(a.h, &cfg_m, &a.metrics);
     }

@@ -669,7 +669,7 @@ int main(int argc, char **argv)
     if (!rc && o.metrics_addr) {
         what = "cannot serve -metricsAddr (IP:PORT expected)";
         cp2p_metrics_config_t mc = {.listen = o.metrics_addr,
-                                    .sources = {{a.dht ? cp2p_dht_metrics : NULL, a.dht}}};
+                                    .sources = {cp2p_dht_metrics_source(a.dht)}};
         rc = cp2p_metrics_start(a.h, &mc, &a.metrics);
     }
     int code = 0;

@@ -3,6 +3,8 @@
 #ifndef CP2P_CID_H
 #define CP2P_CID_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,16 +30,16 @@ typedef struct cp2p_cid_view {
 } cp2p_cid_view_t;
 
 /* Binary form: exactly n bytes. v0 is recognised as a 34-byte sha2-256 multihash. */
-int cp2p_cid_decode(const uint8_t *p, size_t n, cp2p_cid_view_t *out);
+CP2P_API int cp2p_cid_decode(const uint8_t *p, size_t n, cp2p_cid_view_t *out);
 /* Append the binary form of a v1 CID. */
-int cp2p_cid_encode_v1(uint64_t codec, const uint8_t *mh, size_t mh_len, cp2p_buf_t *out);
+CP2P_API int cp2p_cid_encode_v1(uint64_t codec, const uint8_t *mh, size_t mh_len, cp2p_buf_t *out);
 /* Text form: "Qm..." (v0, base58btc without prefix) or a multibase string (v1).
  * The binary CID is appended to `bytes` and `out` points into it, so `bytes`
  * must not be modified while `out` is used. */
-int cp2p_cid_parse(const char *s, size_t n, cp2p_buf_t *bytes, cp2p_cid_view_t *out);
+CP2P_API int cp2p_cid_parse(const char *s, size_t n, cp2p_buf_t *bytes, cp2p_cid_view_t *out);
 /* Text form of a v1 CID in `base` (base32 is the default for CIDv1). */
-int cp2p_cid_format_v1(cp2p_base_t base, uint64_t codec, const uint8_t *mh, size_t mh_len,
-                       cp2p_buf_t *out);
+CP2P_API int cp2p_cid_format_v1(cp2p_base_t base, uint64_t codec, const uint8_t *mh, size_t mh_len,
+                                cp2p_buf_t *out);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #ifndef CP2P_DHT_H
 #define CP2P_DHT_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,11 +119,19 @@ typedef struct cp2p_dht_stats {
 
 /* cfg may be NULL. In server mode the protocol handler is registered on h.
  * A datastore that cannot be opened is an error (CP2P_EPARSE, CP2P_EIO). */
-int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out);
-/* Unregisters the handler, cancels operations, untags the routing table's
- * peers and closes the datastore once its last write ended: keep running the
- * loop afterwards (as for the host's handles). */
-void cp2p_dht_free(cp2p_dht_t *d);
+CP2P_API int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out);
+/* Close the DHT, from anywhere (its own callbacks included): on the next
+ * loop turn it unregisters the handler, cancels its operations (their
+ * callbacks run once, with CP2P_ECANCELED), untags the routing table's
+ * peers and closes the datastore once its last write ended; done (may be
+ * NULL) runs when all of it is gone, d with it. Calls that start operations
+ * return CP2P_ESTATE from this call on. Close the DHT before its host. */
+CP2P_API void cp2p_dht_close(cp2p_dht_t *d, void (*done)(void *arg), void *arg);
+/* The same at once: cancelled callbacks run inside this call, so it must
+ * not be called from a DHT callback; the handles still close on later
+ * turns (keep running the loop). A second call, or one after
+ * cp2p_dht_close's teardown began, does nothing. */
+CP2P_API void cp2p_dht_free(cp2p_dht_t *d);
 
 typedef void (*cp2p_dht_done_cb)(cp2p_dht_t *d, int status, void *arg);
 /* value is valid during the call only. */
@@ -138,11 +148,11 @@ typedef void (*cp2p_dht_peers_cb)(cp2p_dht_t *d, int status, const cp2p_peer_id_
  * gone) they are tried again, a second later, then with the delay doubling up
  * to a minute; a lookup issued meanwhile waits for them (within
  * query_timeout_ms) and brings the next try to within a second. */
-int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
-                      size_t n);
+CP2P_API int cp2p_dht_add_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                               size_t n);
 /* Look up our own ID and refresh stale buckets; status 0 if the routing
  * table holds at least one peer afterwards. */
-int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
+CP2P_API int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
 
 /* Validate, store locally and PUT_VALUE at the k closest peers; status 0
  * once quorum peers took it (all of them when fewer than quorum were found).
@@ -154,41 +164,42 @@ int cp2p_dht_bootstrap(cp2p_dht_t *d, cp2p_dht_done_cb cb, void *arg);
  * peer fail with those same codes. Republished every record_republish_ms.
  * Returns CP2P_EREFUSED at once when we hold a better record for the key (an
  * IPNS record of a higher sequence); peers refuse such a record too. */
-int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
-                 size_t value_len, cp2p_dht_done_cb cb, void *arg);
+CP2P_API int cp2p_dht_put(cp2p_dht_t *d, const uint8_t *key, size_t key_len, const uint8_t *value,
+                          size_t value_len, cp2p_dht_done_cb cb, void *arg);
 /* GET_VALUE toward the k closest; the best valid value once quorum values
  * arrived or the lookup ended (CP2P_ENOTFOUND if none). Peers that sent an
  * older value are sent the best one. */
-int cp2p_dht_get(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_value_cb cb,
-                 void *arg);
+CP2P_API int cp2p_dht_get(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_value_cb cb,
+                          void *arg);
 /* ADD_PROVIDER to the k closest peers (retried as a put is); renewed every
  * provider_republish_ms. */
-int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_done_cb cb,
-                     void *arg);
+CP2P_API int cp2p_dht_provide(cp2p_dht_t *d, const uint8_t *key, size_t key_len, cp2p_dht_done_cb cb,
+                              void *arg);
 /* GET_PROVIDERS until max providers (0 = CP2P_DHT_MAX_PROVIDERS) are known
  * or the lookup ends; CP2P_ENOTFOUND if there is none. */
-int cp2p_dht_find_providers(cp2p_dht_t *d, const uint8_t *key, size_t key_len, size_t max,
-                            cp2p_dht_peers_cb cb, void *arg);
+CP2P_API int cp2p_dht_find_providers(cp2p_dht_t *d, const uint8_t *key, size_t key_len, size_t max,
+                                     cp2p_dht_peers_cb cb, void *arg);
 /* FIND_NODE for peer: status 0 with peers = {peer} once an address of it is
  * known, CP2P_ENOTFOUND if the lookup ends without one. */
-int cp2p_dht_find_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, cp2p_dht_peers_cb cb,
-                       void *arg);
+CP2P_API int cp2p_dht_find_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, cp2p_dht_peers_cb cb,
+                                void *arg);
 /* The k closest peers to key that answered a FIND_NODE lookup. */
-int cp2p_dht_closest_peers(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
-                           cp2p_dht_peers_cb cb, void *arg);
+CP2P_API int cp2p_dht_closest_peers(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
+                                    cp2p_dht_peers_cb cb, void *arg);
 
-size_t cp2p_dht_routing_table_size(const cp2p_dht_t *d);
-const cp2p_dht_stats_t *cp2p_dht_stats(const cp2p_dht_t *d);
+CP2P_API size_t cp2p_dht_routing_table_size(const cp2p_dht_t *d);
+CP2P_API const cp2p_dht_stats_t *cp2p_dht_stats(const cp2p_dht_t *d);
 
 /* What the node's store holds now (for metrics): records and provider records. */
 typedef struct cp2p_dht_holdings {
     size_t records;
     size_t providers;
 } cp2p_dht_holdings_t;
-void cp2p_dht_holdings(const cp2p_dht_t *d, cp2p_dht_holdings_t *out);
+CP2P_API void cp2p_dht_holdings(const cp2p_dht_t *d, cp2p_dht_holdings_t *out);
 
-/* The DHT's samples for /metrics: a cp2p_metrics_collect_fn taking a cp2p_dht_t. */
-size_t cp2p_dht_metrics(const void *dht, cp2p_metric_t *out, size_t cap);
+/* The DHT's samples, as a source for the metrics server (cp2p/metrics.h);
+ * d must outlive the server. */
+CP2P_API cp2p_metrics_source_t cp2p_dht_metrics_source(const cp2p_dht_t *d);
 
 #ifdef __cplusplus
 }

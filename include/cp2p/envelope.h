@@ -3,6 +3,8 @@
 #ifndef CP2P_ENVELOPE_H
 #define CP2P_ENVELOPE_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,13 +29,13 @@ typedef struct cp2p_envelope {
 } cp2p_envelope_t;
 
 /* Sign payload under domain and append the protobuf Envelope to out. */
-int cp2p_envelope_seal(const cp2p_privkey_t *k, const char *domain, const uint8_t *type,
-                       size_t type_len, const uint8_t *payload, size_t n, cp2p_buf_t *out);
+CP2P_API int cp2p_envelope_seal(const cp2p_privkey_t *k, const char *domain, const uint8_t *type,
+                                size_t type_len, const uint8_t *payload, size_t n, cp2p_buf_t *out);
 /* Parse an Envelope and check its signature for domain. CP2P_EPARSE on a
  * malformed envelope or key, CP2P_ESIG if the signature does not verify (a
  * different domain included). *out is set on success only. */
-int cp2p_envelope_open(const uint8_t *p, size_t n, const char *domain, cp2p_envelope_t **out);
-void cp2p_envelope_free(cp2p_envelope_t *e);
+CP2P_API int cp2p_envelope_open(const uint8_t *p, size_t n, const char *domain, cp2p_envelope_t **out);
+CP2P_API void cp2p_envelope_free(cp2p_envelope_t *e);
 
 /* What go-libp2p and js-libp2p use (RFC 0003 predates them and names others). */
 #define CP2P_PEER_RECORD_DOMAIN "libp2p-peer-record"
@@ -53,19 +55,19 @@ typedef struct cp2p_peer_record {
 } cp2p_peer_record_t;
 
 /* Copy a binary multiaddr in. CP2P_ELIMIT when full, CP2P_EOVERFLOW if too long. */
-int cp2p_peer_record_add_addr(cp2p_peer_record_t *r, const uint8_t *ma, size_t len);
-void cp2p_peer_record_clear(cp2p_peer_record_t *r);
+CP2P_API int cp2p_peer_record_add_addr(cp2p_peer_record_t *r, const uint8_t *ma, size_t len);
+CP2P_API void cp2p_peer_record_clear(cp2p_peer_record_t *r);
 /* The PeerRecord protobuf, appended to out. */
-int cp2p_peer_record_encode(const cp2p_peer_record_t *r, cp2p_buf_t *out);
+CP2P_API int cp2p_peer_record_encode(const cp2p_peer_record_t *r, cp2p_buf_t *out);
 /* Into a zeroed or cleared record; on failure r is left cleared. */
-int cp2p_peer_record_decode(const uint8_t *p, size_t n, cp2p_peer_record_t *r);
+CP2P_API int cp2p_peer_record_decode(const uint8_t *p, size_t n, cp2p_peer_record_t *r);
 /* Encode r and seal it; r->peer_id must be k's peer ID (CP2P_EINVAL if not). */
-int cp2p_peer_record_seal(const cp2p_privkey_t *k, const cp2p_peer_record_t *r, cp2p_buf_t *out);
+CP2P_API int cp2p_peer_record_seal(const cp2p_privkey_t *k, const cp2p_peer_record_t *r, cp2p_buf_t *out);
 /* Open a peer record envelope: signature, domain and payload type are checked,
  * and the record's peer ID must be the signer's (CP2P_EPEERID if not).
  * signer (may be NULL) gets a copy of the signing key. */
-int cp2p_peer_record_open(const uint8_t *p, size_t n, cp2p_peer_record_t *r,
-                          cp2p_pubkey_t **signer);
+CP2P_API int cp2p_peer_record_open(const uint8_t *p, size_t n, cp2p_peer_record_t *r,
+                                   cp2p_pubkey_t **signer);
 
 #ifdef __cplusplus
 }

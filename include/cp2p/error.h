@@ -2,6 +2,8 @@
 #ifndef CP2P_ERROR_H
 #define CP2P_ERROR_H
 
+#include "cp2p/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -37,7 +39,7 @@ enum {
 };
 
 /* A short, static, English description of an error code. Never NULL. */
-const char *cp2p_strerror(int err);
+CP2P_API const char *cp2p_strerror(int err);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 #ifndef CP2P_HOST_H
 #define CP2P_HOST_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -118,57 +120,57 @@ typedef struct cp2p_host_config {
 } cp2p_host_config_t;
 
 /* cfg may be NULL (all defaults). On failure a given identity is freed too. */
-int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **out);
+CP2P_API int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **out);
 /* Closes listeners and connections (streams are reset, pending callbacks run
  * with CP2P_ECANCELED or CP2P_ERESET on later loop turns, never inside this
  * call); done runs after them, once every handle is closed and h is freed.
  * What the muxers already took still goes out (see cp2p_conn_close), so done
  * may take up to a couple of seconds. Safe from any callback; a second call
  * does nothing. */
-void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg);
+CP2P_API void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg);
 
-const cp2p_peer_id_t *cp2p_host_peer_id(const cp2p_host_t *h);
-const cp2p_privkey_t *cp2p_host_identity(const cp2p_host_t *h);
-uv_loop_t *cp2p_host_loop(cp2p_host_t *h);
-cp2p_peerstore_t *cp2p_host_peerstore(cp2p_host_t *h);
-const char *cp2p_host_agent_version(const cp2p_host_t *h);
+CP2P_API const cp2p_peer_id_t *cp2p_host_peer_id(const cp2p_host_t *h);
+CP2P_API const cp2p_privkey_t *cp2p_host_identity(const cp2p_host_t *h);
+CP2P_API uv_loop_t *cp2p_host_loop(cp2p_host_t *h);
+CP2P_API cp2p_peerstore_t *cp2p_host_peerstore(cp2p_host_t *h);
+CP2P_API const char *cp2p_host_agent_version(const cp2p_host_t *h);
 
 /* Start listening on a transport address (/ip4|ip6|dns|dns4|dns6/../tcp/<port>,
  * port 0 picks a free port). May be called several times. Names are resolved
  * synchronously here since listening is a start-up step. */
-int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
+CP2P_API int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
 /* The addresses we listen on, with the bound ports, 0.0.0.0 and :: expanded to
  * the interface addresses. *addrs is a malloc'd array of malloc'd multiaddrs:
  * the caller frees each (cp2p_multiaddr_free) and the array (free). */
-int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
+CP2P_API int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
 /* Advertise addrs (copied, at most CP2P_HOST_MAX_ANNOUNCE_ADDRS) instead of
  * the listen addresses: for a host behind NAT, a load balancer or a
  * Kubernetes Service. n = 0 goes back to the listen addresses. Peers learn
  * the change by identify push. */
-int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, size_t n);
+CP2P_API int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, size_t n);
 /* The addresses we advertise (identify, DHT provider records, mDNS, cp2pd):
  * the announce addresses if set, else the listen addresses. Freed as for
  * cp2p_host_listen_addrs. */
-int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
+CP2P_API int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
 
 /* An inbound stream negotiated to the handler's protocol. The handler gets a
  * reference to s (unref it when done; the simplest handler keeps it until the
  * stream ends). */
 typedef void (*cp2p_stream_handler_fn)(cp2p_stream_t *s, void *arg);
 /* protocol_id is copied; a second call for the same id replaces the handler. */
-int cp2p_host_set_handler(cp2p_host_t *h, const char *protocol_id, cp2p_stream_handler_fn fn,
-                          void *arg);
-int cp2p_host_remove_handler(cp2p_host_t *h, const char *protocol_id);
+CP2P_API int cp2p_host_set_handler(cp2p_host_t *h, const char *protocol_id, cp2p_stream_handler_fn fn,
+                                   void *arg);
+CP2P_API int cp2p_host_remove_handler(cp2p_host_t *h, const char *protocol_id);
 /* Registered protocol ids (for identify): fills out[0..cap), returns the total
  * count. The strings are owned by the host and valid until the handler is removed. */
-size_t cp2p_host_protocols(cp2p_host_t *h, const char **out, size_t cap);
+CP2P_API size_t cp2p_host_protocols(cp2p_host_t *h, const char **out, size_t cap);
 
 /* Connection manager. A peer's value is the sum of its tag weights; tags
  * outlive connections. tag is copied, 1..64 bytes; a peer has at most 16
  * tags (else CP2P_ELIMIT); tagging again replaces the weight. Untagging a
  * tag that is not there succeeds. */
-int cp2p_host_tag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag, int weight);
-int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag);
+CP2P_API int cp2p_host_tag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag, int weight);
+CP2P_API int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *tag);
 /* Close every connection of the least valuable peers (lowest value first,
  * untagged before tagged at equal value, then the longest connected) until
  * at most conn_low_water connections remain. Returns the number of peers
@@ -177,7 +179,7 @@ int cp2p_host_untag_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char 
  * (as go-libp2p does: a new connection is not cut in the middle of its first
  * requests); a connect whose connection goes then ends with CP2P_ECLOSED.
  * This explicit call spares nobody. */
-size_t cp2p_host_trim(cp2p_host_t *h);
+CP2P_API size_t cp2p_host_trim(cp2p_host_t *h);
 
 /* status 0: connected to peer (peer is valid during the call only). */
 typedef void (*cp2p_connect_cb)(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
@@ -187,15 +189,15 @@ typedef void (*cp2p_connect_cb)(cp2p_host_t *h, int status, const cp2p_peer_id_t
  * Errors: CP2P_ECONNREFUSED, CP2P_EUNREACHABLE, CP2P_ETIMEOUT, CP2P_ENEGOTIATE,
  * CP2P_EPEERID, CP2P_ELIMIT, CP2P_EPROTO, CP2P_ECLOSED (trimmed at once).
  * cb runs exactly once, never before this function returns. */
-int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb,
-                      void *arg);
+CP2P_API int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb,
+                               void *arg);
 /* Like cp2p_host_connect, but to a peer whose addresses are in the peerstore. */
-int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_connect_cb cb,
-                           void *arg);
+CP2P_API int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_connect_cb cb,
+                                    void *arg);
 /* The live connection to peer, or NULL (borrowed). */
-cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer);
+CP2P_API cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer);
 /* Connections being upgraded or open. */
-size_t cp2p_host_conn_count(const cp2p_host_t *h);
+CP2P_API size_t cp2p_host_conn_count(const cp2p_host_t *h);
 
 /* Of the addresses in[0..n) that a peer claims, those it may claim when it
  * came over via (its connection; NULL counts as loopback), as views into in,
@@ -204,8 +206,8 @@ size_t cp2p_host_conn_count(const cp2p_host_t *h);
  * public ones are; over a private one all but loopback (go-libp2p's rule);
  * over loopback all. Names (dns, ...) cannot be judged and are kept.
  * keep_private_addrs keeps loopback and private ones whatever via is. */
-size_t cp2p_host_plausible_addrs(cp2p_host_t *h, const cp2p_conn_t *via,
-                                 const cp2p_multiaddr_t *in, size_t n, cp2p_multiaddr_t *out);
+CP2P_API size_t cp2p_host_plausible_addrs(cp2p_host_t *h, const cp2p_conn_t *via,
+                                          const cp2p_multiaddr_t *in, size_t n, cp2p_multiaddr_t *out);
 
 typedef struct cp2p_host_stats {
     uint64_t conns_opened;   /* upgraded, inbound and outbound */
@@ -227,27 +229,27 @@ typedef struct cp2p_host_stats {
     uint64_t streams_refused;    /* inbound streams refused or reset for a resource limit */
     uint64_t addrs_dropped;      /* claimed addresses that did not fit how the claim came */
 } cp2p_host_stats_t;
-void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
+CP2P_API void cp2p_host_stats(cp2p_host_t *h, cp2p_host_stats_t *out);
 
 /* The resource manager's scopes, used against their limits: fills
  * out[0..cap) with system, transient, peer (every peer: the fullest one's
  * use), then each protocol seen; returns the number there are. Names are
  * valid until the host is closed. */
-size_t cp2p_host_resources(cp2p_host_t *h, cp2p_rc_scope_stat_t *out, size_t cap);
+CP2P_API size_t cp2p_host_resources(cp2p_host_t *h, cp2p_rc_scope_stat_t *out, size_t cap);
 /* One peer's scope; CP2P_ENOTFOUND if it has no connection. */
-int cp2p_host_peer_resources(cp2p_host_t *h, const cp2p_peer_id_t *peer,
-                             cp2p_rc_scope_stat_t *out);
+CP2P_API int cp2p_host_peer_resources(cp2p_host_t *h, const cp2p_peer_id_t *peer,
+                                      cp2p_rc_scope_stat_t *out);
 /* Limits for one protocol's scope instead of protocol_limits (0 fields keep
  * those; CP2P_RC_UNLIMITED lifts one). CP2P_ELIMIT past 256 protocols. */
-int cp2p_host_set_protocol_limits(cp2p_host_t *h, const char *protocol,
-                                  const cp2p_rc_limits_t *limits);
+CP2P_API int cp2p_host_set_protocol_limits(cp2p_host_t *h, const char *protocol,
+                                           const cp2p_rc_limits_t *limits);
 
 /* Open a stream to peer, connecting first (addresses from the peerstore) if
  * there is no connection, and negotiate the first of protocols[0..n) the
  * remote supports (CP2P_ENEGOTIATE if none). The strings are copied. */
-int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer,
-                         const char *const *protocols, size_t n, cp2p_stream_open_cb cb,
-                         void *arg);
+CP2P_API int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer,
+                                  const char *const *protocols, size_t n, cp2p_stream_open_cb cb,
+                                  void *arg);
 
 typedef enum {
     CP2P_EVENT_CONNECTED,        /* peer, conn */
@@ -268,14 +270,12 @@ typedef void (*cp2p_event_fn)(const cp2p_event_t *ev, void *arg);
 /* Every subscriber sees every event. An event a public call causes (a
  * listen, a close, a trim) is told on a later loop turn, never inside that
  * call; what it points to stays valid during the subscriber's call only. */
-int cp2p_host_subscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
-int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
+CP2P_API int cp2p_host_subscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
+CP2P_API int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
 /* Run fn(arg) on a later loop turn, before the host's close is done (how a
  * module keeps libuv's rule: a callback its call causes runs after the call
  * returns). CP2P_ENOMEM, or CP2P_ESTATE once the host is past closing. */
-int cp2p_host_later(cp2p_host_t *h, void (*fn)(void *arg), void *arg);
-/* For protocol modules (identify emits CP2P_EVENT_PEER_IDENTIFIED). */
-void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
+CP2P_API int cp2p_host_later(cp2p_host_t *h, void (*fn)(void *arg), void *arg);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,8 @@
 #ifndef CP2P_IDENTIFY_H
 #define CP2P_IDENTIFY_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,13 +49,13 @@ typedef struct cp2p_identify_msg {
 } cp2p_identify_msg_t;
 
 /* Append the varint length-prefixed message. */
-int cp2p_identify_encode(const cp2p_identify_msg_t *m, cp2p_buf_t *out);
+CP2P_API int cp2p_identify_encode(const cp2p_identify_msg_t *m, cp2p_buf_t *out);
 /* Decode everything a remote wrote before EOF: up to CP2P_IDENTIFY_MAX_MESSAGES
  * length-prefixed messages, merged (later scalars win, lists concatenate, as
  * go-libp2p splits large messages). CP2P_ETRUNC if the last one is cut off,
  * CP2P_EOVERFLOW / CP2P_ELIMIT past the limits, CP2P_EPARSE otherwise. */
-int cp2p_identify_decode(const uint8_t *p, size_t n, cp2p_identify_msg_t *out);
-void cp2p_identify_msg_free(cp2p_identify_msg_t *m);
+CP2P_API int cp2p_identify_decode(const uint8_t *p, size_t n, cp2p_identify_msg_t *out);
+CP2P_API void cp2p_identify_msg_free(cp2p_identify_msg_t *m);
 
 typedef struct cp2p_identify cp2p_identify_t;
 
@@ -62,12 +64,12 @@ typedef struct cp2p_identify cp2p_identify_t;
  * before listening or dialling. out may be NULL when the identify state may
  * live as long as the process; otherwise cp2p_identify_free() it before
  * cp2p_host_close(). */
-int cp2p_identify_enable(cp2p_host_t *h, const char *agent_version, cp2p_identify_t **out);
+CP2P_API int cp2p_identify_enable(cp2p_host_t *h, const char *agent_version, cp2p_identify_t **out);
 /* Unregister from the host; outstanding exchanges are reset. */
-void cp2p_identify_free(cp2p_identify_t *id);
+CP2P_API void cp2p_identify_free(cp2p_identify_t *id);
 /* Tell every connected peer our current addresses and protocols. Identify does
  * it itself on CP2P_EVENT_LISTEN_ADDR; call it after changing handlers. */
-int cp2p_identify_push(cp2p_identify_t *id);
+CP2P_API int cp2p_identify_push(cp2p_identify_t *id);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@
 #ifndef CP2P_LOG_H
 #define CP2P_LOG_H
 
+#include "cp2p/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -28,25 +30,25 @@ typedef enum {
     CP2P_LOG_TRACE = 4
 } cp2p_log_level_t;
 
-void cp2p_log_set_level(cp2p_log_level_t level);
-cp2p_log_level_t cp2p_log_get_level(void);
+CP2P_API void cp2p_log_set_level(cp2p_log_level_t level);
+CP2P_API cp2p_log_level_t cp2p_log_get_level(void);
 /* Parse "debug" etc.; returns -1 if unknown. */
-int cp2p_log_parse_level(const char *s);
-int cp2p_log_enabled(cp2p_log_level_t level);
+CP2P_API int cp2p_log_parse_level(const char *s);
+CP2P_API int cp2p_log_enabled(cp2p_log_level_t level);
 
 #define CP2P_LOG_DEFAULT_BURST 5         /* lines per format and window */
 #define CP2P_LOG_DEFAULT_WINDOW_MS 10000
 /* lines 0 or window_ms 0: no limit. Reports what was suppressed so far. */
-void cp2p_log_set_rate_limit(unsigned lines, unsigned window_ms);
+CP2P_API void cp2p_log_set_rate_limit(unsigned lines, unsigned window_ms);
 /* Write the suppressed-lines line of every format that has one now. */
-void cp2p_log_flush(void);
+CP2P_API void cp2p_log_flush(void);
 
-void cp2p_log_write(cp2p_log_level_t level, const char *module, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+CP2P_API void cp2p_log_write(cp2p_log_level_t level, const char *module, const char *fmt, ...)
+             __attribute__((format(printf, 3, 4)));
 /* The same, with key telling apart lines of one format that are limited
  * apart (e.g. one per resource); cp2p_log_write's key is 0. */
-void cp2p_log_write_key(cp2p_log_level_t level, const char *module, unsigned key,
-                        const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+CP2P_API void cp2p_log_write_key(cp2p_log_level_t level, const char *module, unsigned key,
+                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define CP2P_LOG_AT(lvl, mod, ...)                                                     \
     do {                                                                               \

@@ -9,6 +9,8 @@
 #ifndef CP2P_MDNS_H
 #define CP2P_MDNS_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,16 +65,17 @@ typedef struct cp2p_mdns_stats {
 /* Start on every interface that is up and multicast capable (not loopback
  * unless cfg->loopback), IPv4 224.0.0.251 and IPv6 ff02::fb, port 5353,
  * shared with other processes. cfg may be NULL. The host must outlive it. */
-int cp2p_mdns_start(cp2p_host_t *h, const cp2p_mdns_config_t *cfg, cp2p_mdns_event_fn fn,
-                    void *arg, cp2p_mdns_t **out);
+CP2P_API int cp2p_mdns_start(cp2p_host_t *h, const cp2p_mdns_config_t *cfg, cp2p_mdns_event_fn fn,
+                             void *arg, cp2p_mdns_t **out);
 /* Says goodbye (our records with TTL 0), closes the sockets; done (may be
  * NULL) runs once m is freed. No event is delivered after this call. */
-void cp2p_mdns_stop(cp2p_mdns_t *m, void (*done)(void *arg), void *arg);
-void cp2p_mdns_stats(const cp2p_mdns_t *m, cp2p_mdns_stats_t *out);
-/* The samples for /metrics: a cp2p_metrics_collect_fn taking a cp2p_mdns_t. */
-size_t cp2p_mdns_metrics(const void *mdns, cp2p_metric_t *out, size_t cap);
+CP2P_API void cp2p_mdns_stop(cp2p_mdns_t *m, void (*done)(void *arg), void *arg);
+CP2P_API void cp2p_mdns_stats(const cp2p_mdns_t *m, cp2p_mdns_stats_t *out);
+/* The samples, as a source for the metrics server (cp2p/metrics.h); m must
+ * outlive the server. */
+CP2P_API cp2p_metrics_source_t cp2p_mdns_metrics_source(const cp2p_mdns_t *m);
 /* The random (or configured) name we answer with. */
-const char *cp2p_mdns_peer_name(const cp2p_mdns_t *m);
+CP2P_API const char *cp2p_mdns_peer_name(const cp2p_mdns_t *m);
 
 #ifdef __cplusplus
 }

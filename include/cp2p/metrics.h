@@ -18,6 +18,8 @@
 #ifndef CP2P_METRICS_H
 #define CP2P_METRICS_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,7 +58,8 @@ typedef struct cp2p_metrics_source {
 
 typedef struct cp2p_metrics_config {
     const char *listen;          /* "IP:PORT", e.g. "0.0.0.0:8080", "[::]:8080", "127.0.0.1:0" */
-    /* e.g. {cp2p_dht_metrics, dht}, {cp2p_mdns_metrics, mdns}; a NULL collect ends the list */
+    /* e.g. cp2p_dht_metrics_source(dht), cp2p_mdns_metrics_source(mdns);
+     * a NULL collect ends the list */
     cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
     uint32_t idle_timeout_ms;    /* 0 = CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS */
     uint32_t max_clients;        /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS */
@@ -74,16 +77,16 @@ typedef struct cp2p_metrics_stats {
 /* Listen on cfg->listen (numeric address only). h is borrowed and must
  * outlive the server. CP2P_EINVAL for a malformed address, CP2P_EIO if it
  * cannot be bound. */
-int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_metrics_t **out);
+CP2P_API int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_metrics_t **out);
 /* The bound port (useful with port 0). */
-int cp2p_metrics_port(const cp2p_metrics_t *m);
-void cp2p_metrics_stats(const cp2p_metrics_t *m, cp2p_metrics_stats_t *out);
+CP2P_API int cp2p_metrics_port(const cp2p_metrics_t *m);
+CP2P_API void cp2p_metrics_stats(const cp2p_metrics_t *m, cp2p_metrics_stats_t *out);
 /* Close the listener and every client; done (may be NULL) runs once m is freed. */
-void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg);
+CP2P_API void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg);
 
 /* The /metrics body: appends the Prometheus text for h and the sources (up
  * to CP2P_METRICS_MAX_SOURCES; a NULL collect ends the list) to out. */
-int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp2p_buf_t *out);
+CP2P_API int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp2p_buf_t *out);
 
 #ifdef __cplusplus
 }

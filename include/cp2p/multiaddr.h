@@ -9,6 +9,8 @@
 #ifndef CP2P_MULTIADDR_H
 #define CP2P_MULTIADDR_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,38 +75,38 @@ typedef struct cp2p_multiaddr_iter {
  * path "/tmp/s"), so it must come last. /p2p/ takes a base58btc multihash or a
  * CIDv1 with the libp2p-key codec in any multibase; /certhash/ a multibase
  * multihash. On error *out is untouched. */
-int cp2p_multiaddr_parse(const char *s, cp2p_multiaddr_t *out);
+CP2P_API int cp2p_multiaddr_parse(const char *s, cp2p_multiaddr_t *out);
 /* Validating copy of a binary multiaddr (non-empty, exactly n bytes). */
-int cp2p_multiaddr_from_bytes(const uint8_t *p, size_t n, cp2p_multiaddr_t *out);
+CP2P_API int cp2p_multiaddr_from_bytes(const uint8_t *p, size_t n, cp2p_multiaddr_t *out);
 /* Append the canonical string form + NUL (not counted in len). ip6 is written
  * as inet_ntop does, p2p as base58btc, certhash as base64url multibase. An empty
  * multiaddr gives "". */
-int cp2p_multiaddr_to_string(const cp2p_multiaddr_t *ma, cp2p_buf_t *out);
-void cp2p_multiaddr_free(cp2p_multiaddr_t *ma);
-int cp2p_multiaddr_dup(const cp2p_multiaddr_t *ma, cp2p_multiaddr_t *out);
+CP2P_API int cp2p_multiaddr_to_string(const cp2p_multiaddr_t *ma, cp2p_buf_t *out);
+CP2P_API void cp2p_multiaddr_free(cp2p_multiaddr_t *ma);
+CP2P_API int cp2p_multiaddr_dup(const cp2p_multiaddr_t *ma, cp2p_multiaddr_t *out);
 /* A malloc'd array of copies of addrs[0..n) (NULL when n is 0). */
-int cp2p_multiaddr_array_dup(const cp2p_multiaddr_t *addrs, size_t n, cp2p_multiaddr_t **out);
+CP2P_API int cp2p_multiaddr_array_dup(const cp2p_multiaddr_t *addrs, size_t n, cp2p_multiaddr_t **out);
 /* Frees addrs[0..n) and the malloc'd array itself (NULL is fine). */
-void cp2p_multiaddr_array_free(cp2p_multiaddr_t *addrs, size_t n);
+CP2P_API void cp2p_multiaddr_array_free(cp2p_multiaddr_t *addrs, size_t n);
 /* 1 if the binary forms are equal, else 0. */
-int cp2p_multiaddr_equal(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b);
+CP2P_API int cp2p_multiaddr_equal(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b);
 /* out = a followed by b (a new multiaddr; a and b are left as they are). */
-int cp2p_multiaddr_encapsulate(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b,
-                               cp2p_multiaddr_t *out);
+CP2P_API int cp2p_multiaddr_encapsulate(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b,
+                                        cp2p_multiaddr_t *out);
 /* Cut ma in place before its last component with `code`
  * ("/ip4/1.2.3.4/tcp/1/p2p/Qm.." without p2p is "/ip4/1.2.3.4/tcp/1").
  * The result may be empty. CP2P_ENOTFOUND if there is no such component. */
-int cp2p_multiaddr_decapsulate_code(cp2p_multiaddr_t *ma, uint64_t code);
+CP2P_API int cp2p_multiaddr_decapsulate_code(cp2p_multiaddr_t *ma, uint64_t code);
 
 /* Walk the components of a multiaddr made by the functions above. */
-void cp2p_multiaddr_iter_init(cp2p_multiaddr_iter_t *it, const cp2p_multiaddr_t *ma);
+CP2P_API void cp2p_multiaddr_iter_init(cp2p_multiaddr_iter_t *it, const cp2p_multiaddr_t *ma);
 /* 1 and fills *c while there is a component, then 0. */
-int cp2p_multiaddr_iter_next(cp2p_multiaddr_iter_t *it, cp2p_multiaddr_component_t *c);
+CP2P_API int cp2p_multiaddr_iter_next(cp2p_multiaddr_iter_t *it, cp2p_multiaddr_component_t *c);
 /* The first component with `code`; CP2P_ENOTFOUND if none. */
-int cp2p_multiaddr_get(const cp2p_multiaddr_t *ma, uint64_t code, cp2p_multiaddr_component_t *c);
+CP2P_API int cp2p_multiaddr_get(const cp2p_multiaddr_t *ma, uint64_t code, cp2p_multiaddr_component_t *c);
 /* Append the string form of one component's value + NUL ("127.0.0.1", "4001",
  * "/tmp/s" for unix, "" for protocols without a value). */
-int cp2p_multiaddr_value_to_string(const cp2p_multiaddr_component_t *c, cp2p_buf_t *out);
+CP2P_API int cp2p_multiaddr_value_to_string(const cp2p_multiaddr_component_t *c, cp2p_buf_t *out);
 
 /* How far an address's leading IP reaches (no spec; the ranges are IANA's
  * special-purpose registries). Documentation, benchmarking and reserved
@@ -116,13 +118,13 @@ typedef enum cp2p_ip_scope {
     CP2P_IP_PRIVATE,   /* 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, ... */
     CP2P_IP_PUBLIC,
 } cp2p_ip_scope_t;
-cp2p_ip_scope_t cp2p_multiaddr_ip_scope(const cp2p_multiaddr_t *ma);
+CP2P_API cp2p_ip_scope_t cp2p_multiaddr_ip_scope(const cp2p_multiaddr_t *ma);
 /* The scope of a raw IPv4 (len 4) or IPv6 (len 16) address. */
-cp2p_ip_scope_t cp2p_ip_scope(const uint8_t *ip, size_t len);
+CP2P_API cp2p_ip_scope_t cp2p_ip_scope(const uint8_t *ip, size_t len);
 
 /* Name <-> code. _code returns 0 or CP2P_ENOTFOUND; _name returns NULL if unknown. */
-int cp2p_multiaddr_protocol_code(const char *name, uint64_t *code);
-const char *cp2p_multiaddr_protocol_name(uint64_t code);
+CP2P_API int cp2p_multiaddr_protocol_code(const char *name, uint64_t *code);
+CP2P_API const char *cp2p_multiaddr_protocol_name(uint64_t code);
 
 #ifdef __cplusplus
 }

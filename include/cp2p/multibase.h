@@ -4,6 +4,8 @@
 #ifndef CP2P_MULTIBASE_H
 #define CP2P_MULTIBASE_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,18 +33,18 @@ typedef enum {
 #define CP2P_MULTIBASE_MAX (64 * 1024)
 
 /* Plain base encoding, no prefix. Appends text + NUL to out. */
-int cp2p_base_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
+CP2P_API int cp2p_base_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
 /* Plain base decoding, no prefix. Appends bytes to out. CP2P_EPARSE on any
  * character outside the alphabet, wrong padding or non-canonical trailing bits. */
-int cp2p_base_decode(cp2p_base_t base, const char *s, size_t n, cp2p_buf_t *out);
+CP2P_API int cp2p_base_decode(cp2p_base_t base, const char *s, size_t n, cp2p_buf_t *out);
 
 /* Prefix character + encoding. */
-int cp2p_multibase_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
+CP2P_API int cp2p_multibase_encode(cp2p_base_t base, const uint8_t *p, size_t n, cp2p_buf_t *out);
 /* Reads the prefix, decodes the rest. Base16, base32 and base36 are read
  * case-insensitively (as the multibase tests require), so 'F' and 'K' are
  * accepted as prefixes too. *base (may be NULL) gets the base used.
  * CP2P_EUNSUPPORTED for an unknown prefix. */
-int cp2p_multibase_decode(const char *s, size_t n, cp2p_base_t *base, cp2p_buf_t *out);
+CP2P_API int cp2p_multibase_decode(const char *s, size_t n, cp2p_base_t *base, cp2p_buf_t *out);
 
 #ifdef __cplusplus
 }

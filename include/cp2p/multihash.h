@@ -2,6 +2,8 @@
 #ifndef CP2P_MULTIHASH_H
 #define CP2P_MULTIHASH_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,13 +26,13 @@ typedef struct cp2p_multihash_view {
 /* Parse a multihash at the start of p[0..n). Returns the bytes it spans (>0).
  * Rejects: bad varints, a length over CP2P_MH_MAX_DIGEST or past n (CP2P_ETRUNC),
  * a sha2-256 digest that is not 32 bytes. Unknown codes are accepted. */
-int cp2p_multihash_parse(const uint8_t *p, size_t n, cp2p_multihash_view_t *out);
+CP2P_API int cp2p_multihash_parse(const uint8_t *p, size_t n, cp2p_multihash_view_t *out);
 /* As parse, but the multihash must span exactly n bytes. */
-int cp2p_multihash_parse_exact(const uint8_t *p, size_t n, cp2p_multihash_view_t *out);
+CP2P_API int cp2p_multihash_parse_exact(const uint8_t *p, size_t n, cp2p_multihash_view_t *out);
 /* Append code, length and digest. */
-int cp2p_multihash_encode(uint64_t code, const uint8_t *digest, size_t len, cp2p_buf_t *out);
+CP2P_API int cp2p_multihash_encode(uint64_t code, const uint8_t *digest, size_t len, cp2p_buf_t *out);
 /* Hash data with `code` (identity or sha2-256) and append the multihash. */
-int cp2p_multihash_sum(uint64_t code, const uint8_t *data, size_t n, cp2p_buf_t *out);
+CP2P_API int cp2p_multihash_sum(uint64_t code, const uint8_t *data, size_t n, cp2p_buf_t *out);
 
 #ifdef __cplusplus
 }

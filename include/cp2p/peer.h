@@ -4,6 +4,8 @@
 #ifndef CP2P_PEER_H
 #define CP2P_PEER_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,23 +23,23 @@ typedef struct cp2p_peer_id {
     uint8_t bytes[CP2P_PEER_ID_MAX]; /* the multihash */
 } cp2p_peer_id_t;
 
-int cp2p_peer_id_from_pubkey(const cp2p_pubkey_t *k, cp2p_peer_id_t *out);
+CP2P_API int cp2p_peer_id_from_pubkey(const cp2p_pubkey_t *k, cp2p_peer_id_t *out);
 /* From the binary multihash (as in /p2p/ of a binary multiaddr). Must be an
  * identity or sha2-256 multihash. */
-int cp2p_peer_id_from_bytes(const uint8_t *p, size_t n, cp2p_peer_id_t *out);
+CP2P_API int cp2p_peer_id_from_bytes(const uint8_t *p, size_t n, cp2p_peer_id_t *out);
 /* Base58btc ("12D3KooW...", "Qm...", "16Uiu2...") or a CIDv1 with the
  * libp2p-key codec in any multibase ("bafz..."). */
-int cp2p_peer_id_parse(const char *s, cp2p_peer_id_t *out);
+CP2P_API int cp2p_peer_id_parse(const char *s, cp2p_peer_id_t *out);
 /* Base58btc text into out (CP2P_PEER_ID_STRMAX is always enough). */
-int cp2p_peer_id_to_string(const cp2p_peer_id_t *id, char *out, size_t cap);
+CP2P_API int cp2p_peer_id_to_string(const cp2p_peer_id_t *id, char *out, size_t cap);
 /* CIDv1, libp2p-key codec, base32 ("bafz..."). */
-int cp2p_peer_id_to_cid_string(const cp2p_peer_id_t *id, char *out, size_t cap);
-int cp2p_peer_id_equal(const cp2p_peer_id_t *a, const cp2p_peer_id_t *b);
+CP2P_API int cp2p_peer_id_to_cid_string(const cp2p_peer_id_t *id, char *out, size_t cap);
+CP2P_API int cp2p_peer_id_equal(const cp2p_peer_id_t *a, const cp2p_peer_id_t *b);
 /* The public key inlined in an identity-multihash peer ID; CP2P_ENOTFOUND if
  * the ID is a sha2-256 hash. */
-int cp2p_peer_id_extract_pubkey(const cp2p_peer_id_t *id, cp2p_pubkey_t **out);
+CP2P_API int cp2p_peer_id_extract_pubkey(const cp2p_peer_id_t *id, cp2p_pubkey_t **out);
 /* 1 if k is the key of id. */
-int cp2p_peer_id_matches_pubkey(const cp2p_peer_id_t *id, const cp2p_pubkey_t *k);
+CP2P_API int cp2p_peer_id_matches_pubkey(const cp2p_peer_id_t *id, const cp2p_pubkey_t *k);
 
 #ifdef __cplusplus
 }

@@ -7,10 +7,13 @@
 #ifndef CP2P_PEERSTORE_H
 #define CP2P_PEERSTORE_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "cp2p/keys.h"
+#include "cp2p/multiaddr.h"
 #include "cp2p/peer.h"
 
 #ifdef __cplusplus
@@ -18,8 +21,6 @@ extern "C" {
 #endif
 
 typedef struct cp2p_peerstore cp2p_peerstore_t;
-/* Defined by include/cp2p/multiaddr.h. */
-typedef struct cp2p_multiaddr cp2p_multiaddr_t;
 
 #define CP2P_PEERSTORE_DEFAULT_MAX_PEERS 10000
 #define CP2P_PEERSTORE_MAX_ADDRS 64
@@ -51,15 +52,15 @@ typedef enum cp2p_addr_source {
 #define CP2P_PEERSTORE_MAX_THIRD_PARTY_ADDRS 8
 
 /* max_peers 0 = CP2P_PEERSTORE_DEFAULT_MAX_PEERS. */
-int cp2p_peerstore_new(size_t max_peers, cp2p_peerstore_t **out);
-void cp2p_peerstore_free(cp2p_peerstore_t *ps);
+CP2P_API int cp2p_peerstore_new(size_t max_peers, cp2p_peerstore_t **out);
+CP2P_API void cp2p_peerstore_free(cp2p_peerstore_t *ps);
 
-size_t cp2p_peerstore_count(const cp2p_peerstore_t *ps);
+CP2P_API size_t cp2p_peerstore_count(const cp2p_peerstore_t *ps);
 /* Fills out[0..cap) with known peers, most recently seen first; returns the total. */
-size_t cp2p_peerstore_peers(const cp2p_peerstore_t *ps, cp2p_peer_id_t *out, size_t cap);
+CP2P_API size_t cp2p_peerstore_peers(const cp2p_peerstore_t *ps, cp2p_peer_id_t *out, size_t cap);
 /* Mark the peer as seen (created if unknown), which protects it from eviction. */
-int cp2p_peerstore_touch(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
-int cp2p_peerstore_remove(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
+CP2P_API int cp2p_peerstore_touch(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
+CP2P_API int cp2p_peerstore_remove(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
 
 /* Every setter below creates the peer if unknown (possibly evicting the least
  * recently seen one) and counts as seeing it. Strings and keys are copied. */
@@ -69,71 +70,71 @@ int cp2p_peerstore_remove(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
  * it) and the better of its sources. Past CP2P_PEERSTORE_MAX_ADDRS, expired
  * addresses go first, then the rule above decides (the call still succeeds:
  * an address that finds no room is dropped). Invalid addresses are skipped. */
-int cp2p_peerstore_add_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                             const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
-                             uint64_t now_ms);
-int cp2p_peerstore_add_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                  const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
-                                  uint64_t now_ms, cp2p_addr_source_t src);
+CP2P_API int cp2p_peerstore_add_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                      const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
+                                      uint64_t now_ms);
+CP2P_API int cp2p_peerstore_add_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                           const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
+                                           uint64_t now_ms, cp2p_addr_source_t src);
 /* Like add, but the expiry is set exactly; ttl_ms 0 removes the addresses. */
-int cp2p_peerstore_set_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                             const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
-                             uint64_t now_ms);
+CP2P_API int cp2p_peerstore_set_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                      const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
+                                      uint64_t now_ms);
 /* Addresses that were given old_ttl get new_ttl from now_ms (0 removes them),
  * e.g. CP2P_TTL_CONNECTED -> CP2P_TTL_RECENTLY_CONNECTED on disconnect. */
-int cp2p_peerstore_update_addrs_ttl(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                    uint64_t old_ttl, uint64_t new_ttl, uint64_t now_ms);
+CP2P_API int cp2p_peerstore_update_addrs_ttl(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                             uint64_t old_ttl, uint64_t new_ttl, uint64_t now_ms);
 /* The same for the addresses of one source only (CP2P_ADDR_ANY: all). */
-int cp2p_peerstore_update_addrs_ttl_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                         cp2p_addr_source_t src, uint64_t old_ttl,
-                                         uint64_t new_ttl, uint64_t now_ms);
+CP2P_API int cp2p_peerstore_update_addrs_ttl_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                                  cp2p_addr_source_t src, uint64_t old_ttl,
+                                                  uint64_t new_ttl, uint64_t now_ms);
 /* The addresses still valid at now_ms, best first (see cp2p_addr_source_t):
  * fills out[0..cap) with views into the peerstore (valid until the next call
  * that modifies it) and returns the total count (0 for an unknown peer).
  * Does not count as seeing the peer. */
-size_t cp2p_peerstore_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer, uint64_t now_ms,
-                            cp2p_multiaddr_t *out, size_t cap);
+CP2P_API size_t cp2p_peerstore_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer, uint64_t now_ms,
+                                     cp2p_multiaddr_t *out, size_t cap);
 /* Only those from min_src or a better source (what we tell other peers
  * leaves out what third parties told us). */
-size_t cp2p_peerstore_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                 uint64_t now_ms, cp2p_addr_source_t min_src,
-                                 cp2p_multiaddr_t *out, size_t cap);
+CP2P_API size_t cp2p_peerstore_addrs_from(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                          uint64_t now_ms, cp2p_addr_source_t min_src,
+                                          cp2p_multiaddr_t *out, size_t cap);
 /* Drop expired addresses of every peer. */
-void cp2p_peerstore_expire(cp2p_peerstore_t *ps, uint64_t now_ms);
+CP2P_API void cp2p_peerstore_expire(cp2p_peerstore_t *ps, uint64_t now_ms);
 
 /* CP2P_EPEERID if k is not the key of peer. */
-int cp2p_peerstore_set_pubkey(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                              const cp2p_pubkey_t *k);
+CP2P_API int cp2p_peerstore_set_pubkey(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                       const cp2p_pubkey_t *k);
 /* Borrowed, or NULL if unknown. */
-const cp2p_pubkey_t *cp2p_peerstore_pubkey(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
+CP2P_API const cp2p_pubkey_t *cp2p_peerstore_pubkey(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
 
 /* Replaces the peer's protocol list; CP2P_ELIMIT past CP2P_PEERSTORE_MAX_PROTOCOLS,
  * CP2P_EINVAL for an empty or too long id (nothing is changed then). */
-int cp2p_peerstore_set_protocols(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                 const char *const *protocols, size_t n);
+CP2P_API int cp2p_peerstore_set_protocols(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                          const char *const *protocols, size_t n);
 /* Fills out[0..cap) with borrowed strings; returns the total count. */
-size_t cp2p_peerstore_protocols(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                const char **out, size_t cap);
+CP2P_API size_t cp2p_peerstore_protocols(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                         const char **out, size_t cap);
 /* 1 if the peer is known to speak protocol, else 0. */
-int cp2p_peerstore_supports(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                            const char *protocol);
+CP2P_API int cp2p_peerstore_supports(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                     const char *protocol);
 
-int cp2p_peerstore_set_agent_version(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                     const char *s);
-int cp2p_peerstore_set_protocol_version(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                        const char *s);
+CP2P_API int cp2p_peerstore_set_agent_version(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                              const char *s);
+CP2P_API int cp2p_peerstore_set_protocol_version(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                                 const char *s);
 /* Borrowed, or NULL if unknown. */
-const char *cp2p_peerstore_agent_version(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
-const char *cp2p_peerstore_protocol_version(const cp2p_peerstore_t *ps,
-                                            const cp2p_peer_id_t *peer);
+CP2P_API const char *cp2p_peerstore_agent_version(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer);
+CP2P_API const char *cp2p_peerstore_protocol_version(const cp2p_peerstore_t *ps,
+                                                     const cp2p_peer_id_t *peer);
 
 /* A verified signed peer record (the envelope bytes) with its seq. CP2P_EEXIST
  * if a record with the same or a higher seq is stored already. */
-int cp2p_peerstore_set_record(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                              const uint8_t *envelope, size_t n, uint64_t seq);
+CP2P_API int cp2p_peerstore_set_record(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                       const uint8_t *envelope, size_t n, uint64_t seq);
 /* Borrowed envelope bytes, or NULL (then *n is 0). */
-const uint8_t *cp2p_peerstore_record(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
-                                     size_t *n, uint64_t *seq);
+CP2P_API const uint8_t *cp2p_peerstore_record(const cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
+                                              size_t *n, uint64_t *seq);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef CP2P_PERF_H
 #define CP2P_PERF_H
 
+#include "cp2p/export.h"
+
 #include <stdint.h>
 
 #include "cp2p/host.h"
@@ -23,21 +25,21 @@ extern "C" {
 #define CP2P_PERF_SERVER_PEER_ID "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
 
 /* The runner's fixed server identity (see above); the caller frees it. */
-int cp2p_perf_server_identity(cp2p_privkey_t **out);
+CP2P_API int cp2p_perf_server_identity(cp2p_privkey_t **out);
 
 /* Serve perf on h. out may be NULL when the server may live as long as the
  * process; otherwise cp2p_perf_server_free() it before cp2p_host_close(). */
 typedef struct cp2p_perf_server cp2p_perf_server_t;
-int cp2p_perf_enable(cp2p_host_t *h, cp2p_perf_server_t **out);
+CP2P_API int cp2p_perf_enable(cp2p_host_t *h, cp2p_perf_server_t **out);
 /* Unregister from the host; streams being served are reset. */
-void cp2p_perf_server_free(cp2p_perf_server_t *srv);
+CP2P_API void cp2p_perf_server_free(cp2p_perf_server_t *srv);
 
 typedef struct cp2p_perf_server_stats {
     uint64_t streams;   /* perf streams accepted */
     uint64_t served;    /* answered in full and closed */
     uint64_t malformed; /* ended before the 8-byte header: reset */
 } cp2p_perf_server_stats_t;
-void cp2p_perf_server_stats(const cp2p_perf_server_t *srv, cp2p_perf_server_stats_t *out);
+CP2P_API void cp2p_perf_server_stats(const cp2p_perf_server_t *srv, cp2p_perf_server_stats_t *out);
 
 /* One perf run on a fresh stream. status 0: every byte went up and exactly
  * `download` bytes came back, then EOF; CP2P_EPROTO: the server sent more or
@@ -48,12 +50,12 @@ typedef void (*cp2p_perf_cb)(int status, void *arg);
 /* cb runs exactly once, never before this returns. *out stays the caller's:
  * cp2p_perf_free() it after cb ran (or before, to cancel: cb then runs with
  * CP2P_ECANCELED on a later loop turn, never inside the free). */
-int cp2p_perf_start(cp2p_host_t *h, const cp2p_peer_id_t *peer, uint64_t upload,
-                    uint64_t download, cp2p_perf_cb cb, void *arg, cp2p_perf_t **out);
+CP2P_API int cp2p_perf_start(cp2p_host_t *h, const cp2p_peer_id_t *peer, uint64_t upload,
+                             uint64_t download, cp2p_perf_cb cb, void *arg, cp2p_perf_t **out);
 /* Bytes the muxer has taken from us (payload only) and bytes received, so far. */
-void cp2p_perf_progress(const cp2p_perf_t *p, uint64_t *uploaded, uint64_t *downloaded);
+CP2P_API void cp2p_perf_progress(const cp2p_perf_t *p, uint64_t *uploaded, uint64_t *downloaded);
 /* Not from inside cb. */
-void cp2p_perf_free(cp2p_perf_t *p);
+CP2P_API void cp2p_perf_free(cp2p_perf_t *p);
 
 #ifdef __cplusplus
 }

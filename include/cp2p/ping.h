@@ -4,6 +4,8 @@
 #ifndef CP2P_PING_H
 #define CP2P_PING_H
 
+#include "cp2p/export.h"
+
 #include <stdint.h>
 
 #include "cp2p/host.h"
@@ -16,7 +18,7 @@ extern "C" {
 #define CP2P_PING_SIZE 32
 
 /* Serve ping: register the responder on h. */
-int cp2p_ping_enable(cp2p_host_t *h);
+CP2P_API int cp2p_ping_enable(cp2p_host_t *h);
 
 /* status 0 and the round trip in microseconds, or a negative code: the echo
  * differed (CP2P_EPROTO), the stream was reset or closed, the stream could
@@ -25,19 +27,19 @@ typedef void (*cp2p_ping_cb)(int status, uint64_t rtt_us, void *arg);
 
 /* One ping on a fresh stream, closed afterwards. cb runs exactly once, never
  * before this returns. */
-int cp2p_ping(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_ping_cb cb, void *arg);
+CP2P_API int cp2p_ping(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_ping_cb cb, void *arg);
 
 /* A ping session: one stream reused for repeated pings. The stream is opened
  * by the first cp2p_ping_send(); after an error the next send opens a new one. */
 typedef struct cp2p_ping cp2p_ping_t;
 
-int cp2p_ping_new(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_ping_t **out);
+CP2P_API int cp2p_ping_new(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_ping_t **out);
 /* One ping at a time (CP2P_ESTATE while one is outstanding). cb runs exactly
  * once, never before this returns. */
-int cp2p_ping_send(cp2p_ping_t *p, cp2p_ping_cb cb, void *arg);
+CP2P_API int cp2p_ping_send(cp2p_ping_t *p, cp2p_ping_cb cb, void *arg);
 /* p is gone at once; an outstanding ping's cb runs with CP2P_ECANCELED on a
  * later loop turn. */
-void cp2p_ping_free(cp2p_ping_t *p);
+CP2P_API void cp2p_ping_free(cp2p_ping_t *p);
 
 #ifdef __cplusplus
 }

@@ -21,6 +21,8 @@
 #ifndef CP2P_RESOURCES_H
 #define CP2P_RESOURCES_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,9 +44,9 @@ typedef struct cp2p_rc_limits {
  * them (flags, metrics): i in [0, CP2P_RC_NLIMITS). The name is the field's
  * ("memory", "conns_in" ...); NULL past the end. */
 #define CP2P_RC_NLIMITS 8
-const char *cp2p_rc_limit_name(size_t i);
-uint64_t cp2p_rc_limit_get(const cp2p_rc_limits_t *l, size_t i);
-void cp2p_rc_limit_set(cp2p_rc_limits_t *l, size_t i, uint64_t v);
+CP2P_API const char *cp2p_rc_limit_name(size_t i);
+CP2P_API uint64_t cp2p_rc_limit_get(const cp2p_rc_limits_t *l, size_t i);
+CP2P_API void cp2p_rc_limit_set(cp2p_rc_limits_t *l, size_t i, uint64_t v);
 
 typedef enum {
     CP2P_RC_SCOPE_SYSTEM,

@@ -6,6 +6,8 @@
 #ifndef CP2P_STREAM_H
 #define CP2P_STREAM_H
 
+#include "cp2p/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,28 +35,28 @@ typedef void (*cp2p_stream_open_cb)(int status, cp2p_stream_t *s, void *arg);
  * with a negative status if the stream died first; never inside this call,
  * always on a later loop turn. Writes are queued in order; the queue is
  * bounded by the host's max_stream_buffer (CP2P_EAGAIN past it). */
-int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
-                      void *arg);
+CP2P_API int cp2p_stream_write(cp2p_stream_t *s, const uint8_t *p, size_t n, cp2p_stream_write_cb cb,
+                               void *arg);
 /* As much of p[0..n) as the muxer takes now, with no copy and no callback
  * (uv_try_write): the count taken (0 when the window or the connection's
  * output is full, or writes are queued), or a negative code if the stream
  * cannot be written. A bulk sender writes with it until it takes less than
  * asked, then hands the rest to cp2p_stream_write. */
-long cp2p_stream_try_write(cp2p_stream_t *s, const uint8_t *p, size_t n);
+CP2P_API long cp2p_stream_try_write(cp2p_stream_t *s, const uint8_t *p, size_t n);
 /* Start delivering data. Bytes buffered while stopped (and a pending EOF or
  * error) are delivered on a later loop turn, never inside this call; what
  * arrives meanwhile comes after them. */
-int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg);
+CP2P_API int cp2p_stream_read_start(cp2p_stream_t *s, cp2p_stream_read_cb cb, void *arg);
 /* While stopped, incoming data stays buffered (bounded by max_stream_buffer)
  * and the muxer window stays shut. */
-int cp2p_stream_read_stop(cp2p_stream_t *s);
+CP2P_API int cp2p_stream_read_stop(cp2p_stream_t *s);
 /* Half-close: send EOF after the queued writes. Reading continues. */
-int cp2p_stream_close_write(cp2p_stream_t *s);
+CP2P_API int cp2p_stream_close_write(cp2p_stream_t *s);
 /* Abort both directions now; queued writes fail with CP2P_ERESET. */
-int cp2p_stream_reset(cp2p_stream_t *s);
+CP2P_API int cp2p_stream_reset(cp2p_stream_t *s);
 
-void cp2p_stream_ref(cp2p_stream_t *s);
-void cp2p_stream_unref(cp2p_stream_t *s);
+CP2P_API void cp2p_stream_ref(cp2p_stream_t *s);
+CP2P_API void cp2p_stream_unref(cp2p_stream_t *s);
 
 /* A protocol that assembles what the remote sends (a message read in parts)
  * counts those bytes in the host's resource scopes (include/cp2p/resources.h)
@@ -63,13 +65,13 @@ void cp2p_stream_unref(cp2p_stream_t *s);
  * system's or the peer's memory limit the connection is not read until
  * memory is given back, and CP2P_ELIMIT says the stream's protocol is over
  * its limit: the caller should reset the stream. */
-int cp2p_stream_charge(cp2p_stream_t *s, long delta);
+CP2P_API int cp2p_stream_charge(cp2p_stream_t *s, long delta);
 
 /* The negotiated protocol id. */
-const char *cp2p_stream_protocol(const cp2p_stream_t *s);
-const cp2p_peer_id_t *cp2p_stream_peer(const cp2p_stream_t *s);
-cp2p_conn_t *cp2p_stream_conn(cp2p_stream_t *s);
-int cp2p_stream_is_inbound(const cp2p_stream_t *s);
+CP2P_API const char *cp2p_stream_protocol(const cp2p_stream_t *s);
+CP2P_API const cp2p_peer_id_t *cp2p_stream_peer(const cp2p_stream_t *s);
+CP2P_API cp2p_conn_t *cp2p_stream_conn(cp2p_stream_t *s);
+CP2P_API int cp2p_stream_is_inbound(const cp2p_stream_t *s);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include "cp2p/mdns.h"
 #include "discovery/dns.h"
 #include "discovery/mdns_engine.h"
+#include "host/host_priv.h"
 
 #define LOG "mdns"
 #define META_SERVICE "_services._dns-sd._udp.local"
@@ -1043,7 +1044,7 @@ void cp2p_mdns_stats(const cp2p_mdns_t *m, cp2p_mdns_stats_t *out)
     *out = *cp2p_mdns_engine_stats(m->e);
 }
 
-size_t cp2p_mdns_metrics(const void *mdns, cp2p_metric_t *out, size_t cap)
+static size_t collect_metrics(const void *mdns, cp2p_metric_t *out, size_t cap)
 {
     cp2p_mdns_stats_t s;
     cp2p_mdns_stats(mdns, &s);
@@ -1065,4 +1066,9 @@ size_t cp2p_mdns_metrics(const void *mdns, cp2p_metric_t *out, size_t cap)
 const char *cp2p_mdns_peer_name(const cp2p_mdns_t *m)
 {
     return cp2p_mdns_engine_peer_name(m->e);
+}
+
+cp2p_metrics_source_t cp2p_mdns_metrics_source(const cp2p_mdns_t *m)
+{
+    return (cp2p_metrics_source_t){m ? collect_metrics : NULL, m};
 }

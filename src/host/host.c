@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cp2p/error.h"
+#include "host/host_priv.h"
 #include "cp2p/host.h"
 #include "cp2p/log.h"
 #include "host/connmgr.h"

@@ -702,6 +702,8 @@ static int op_start(cp2p_dht_t *d, op_kind_t kind, const uint8_t *key, size_t ke
 {
     if (!d || !key || !key_len || key_len > CP2P_KAD_MAX_KEY)
         return CP2P_EINVAL;
+    if (d->closing || d->close_asked)
+        return CP2P_ESTATE;
     kad_op_t *op = calloc(1, sizeof *op);
     if (!op)
         return CP2P_ENOMEM;
@@ -907,12 +909,23 @@ static void on_table_change(const cp2p_peer_id_t *peer, int member, void *arg)
         reseed_arm(d, 0); /* the last peer left */
 }
 
+/* The last handle (or the store) closed: the DHT is gone. */
+static void release(cp2p_dht_t *d)
+{
+    if (--d->open_handles)
+        return;
+    void (*done)(void *) = d->done;
+    void *arg = d->done_arg;
+    free(d);
+    if (done)
+        done(arg);
+}
+
 void kad_store_closed(cp2p_dht_t *d)
 {
     cp2p_kad_store_free(d->store);
     d->store = NULL;
-    if (--d->open_handles == 0)
-        free(d);
+    release(d);
 }
 
 /* ---- membership: identify tells who serves the protocol ---- */
@@ -1026,14 +1039,30 @@ int cp2p_dht_new(cp2p_host_t *h, const cp2p_dht_config_t *cfg, cp2p_dht_t **out)
 
 static void on_handle_closed(uv_handle_t *hd)
 {
-    cp2p_dht_t *d = hd->data;
-    if (--d->open_handles == 0)
-        free(d);
+    release(hd->data);
+}
+
+static void on_close_kick(uv_timer_t *t)
+{
+    cp2p_dht_free(t->data);
+}
+
+void cp2p_dht_close(cp2p_dht_t *d, void (*done)(void *arg), void *arg)
+{
+    if (!d || d->closing || d->close_asked)
+        return;
+    d->close_asked = 1;
+    d->done = done;
+    d->done_arg = arg;
+    /* The teardown (and the cancelled callbacks) on the next loop turn, out
+     * of whatever callback called us. */
+    uv_timer_stop(&d->kick);
+    uv_timer_start(&d->kick, on_close_kick, 0, 0);
 }
 
 void cp2p_dht_free(cp2p_dht_t *d)
 {
-    if (!d)
+    if (!d || d->closing)
         return;
     d->closing = 1;
     cp2p_host_unsubscribe(d->h, on_event, d);

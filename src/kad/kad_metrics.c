@@ -3,7 +3,7 @@
 
 #include "cp2p/dht.h"
 
-size_t cp2p_dht_metrics(const void *dht, cp2p_metric_t *out, size_t cap)
+static size_t collect(const void *dht, cp2p_metric_t *out, size_t cap)
 {
     const cp2p_dht_t *d = dht;
     const cp2p_dht_stats_t *s = cp2p_dht_stats(d);
@@ -25,4 +25,9 @@ size_t cp2p_dht_metrics(const void *dht, cp2p_metric_t *out, size_t cap)
     size_t n = sizeof all / sizeof *all < cap ? sizeof all / sizeof *all : cap;
     memcpy(out, all, n * sizeof *out);
     return n;
+}
+
+cp2p_metrics_source_t cp2p_dht_metrics_source(const cp2p_dht_t *d)
+{
+    return (cp2p_metrics_source_t){d ? collect : NULL, d};
 }

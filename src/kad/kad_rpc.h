@@ -72,6 +72,9 @@ struct cp2p_dht {
     uint32_t reseed_ms;          /* the delay before the next try */
     int reseeding;               /* a bootstrap of the seeds runs */
     int closing;
+    int close_asked;              /* cp2p_dht_close: the teardown is on the next turn */
+    void (*done)(void *arg);      /* ... and this once it is gone */
+    void *done_arg;
     cp2p_dht_outcome_t boot_outcome; /* how the last bootstrap's peers answered */
     int open_handles;
     kad_rpc_t *rpcs;

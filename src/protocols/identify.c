@@ -12,6 +12,7 @@
 #include "cp2p/multiaddr.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/varint.h"
+#include "host/host_priv.h"
 #include "identify.pb-c.h"
 
 /* --- codec --- */

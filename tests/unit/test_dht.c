@@ -267,6 +267,60 @@ static void test_free_cancels(void **state)
     end_world(&w);
 }
 
+static void count_call(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static int gone_in_cb;
+
+/* A put whose callback closes its own DHT (what a program's last step does). */
+static void close_in_callback(cp2p_dht_t *d, int status, void *arg)
+{
+    result_t *r = arg;
+    r->done++;
+    r->status = status;
+    cp2p_dht_close(d, count_call, &gone_in_cb);
+    cp2p_dht_close(d, count_call, &gone_in_cb); /* a second close does nothing */
+}
+
+/* cp2p_dht_close: callbacks of pending operations never inside the call,
+ * each exactly once with CP2P_ECANCELED, done after them; no new operation
+ * once closing; and safe from the DHT's own callback. */
+static void test_close(void **state)
+{
+    world_t w;
+    make_world(&w);
+    result_t g = {0}, p = {0};
+    int gone = 0;
+    assert_int_equal(cp2p_dht_get(w.d[0], (const uint8_t *)"x", 1, on_value, &g), 0);
+    assert_int_equal(cp2p_dht_provide(w.d[0], (const uint8_t *)"\x12\x20mh", 4, on_done, &p), 0);
+    cp2p_dht_close(w.d[0], count_call, &gone);
+    assert_false(g.done);
+    assert_false(p.done);
+    result_t late = {0};
+    assert_int_equal(cp2p_dht_get(w.d[0], (const uint8_t *)"y", 1, on_value, &late),
+                     CP2P_ESTATE);
+    while (!gone)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(g.done, 1);
+    assert_int_equal(g.status, CP2P_ECANCELED);
+    assert_int_equal(p.done, 1);
+    assert_int_equal(p.status, CP2P_ECANCELED);
+    w.d[0] = NULL;
+
+    /* closed from inside its own put's callback */
+    result_t r = {0};
+    assert_int_equal(cp2p_dht_put(w.d[1], (const uint8_t *)"k", 1, (const uint8_t *)"v", 1,
+                                  close_in_callback, &r), 0);
+    while (!gone_in_cb)
+        uv_run(&w.loop, UV_RUN_ONCE);
+    assert_int_equal(r.done, 1);
+    assert_int_equal(gone_in_cb, 1);
+    w.d[1] = NULL;
+    end_world(&w);
+}
+
 /* Freed between any two loop turns of a provide from a new host: whatever
  * the DHT had pending then (a dial, a stream opening, a lookup, an
  * ADD_PROVIDER whose write's done callback the stream still owes) is let go
@@ -537,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_hostile_peers_do_not_stall),
         cmocka_unit_test(test_free_cancels),
         cmocka_unit_test(test_free_at_every_turn),
+        cmocka_unit_test(test_close),
         cmocka_unit_test(test_lookup_not_paced_by_tick),
         cmocka_unit_test(test_table_peers_spared_by_trim),
         cmocka_unit_test(test_store_writes),

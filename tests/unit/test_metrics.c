@@ -358,7 +358,7 @@ static void test_metrics_move(void **state)
     cp2p_dht_config_t dc = {.open_keys = 1};
     assert_int_equal(cp2p_dht_new(w.a, &dc, &da), 0);
     assert_int_equal(cp2p_dht_new(w.b, &dc, &db), 0);
-    cp2p_metrics_config_t cfg = {.listen = "127.0.0.1:0", .sources = {{cp2p_dht_metrics, da}}};
+    cp2p_metrics_config_t cfg = {.listen = "127.0.0.1:0", .sources = {cp2p_dht_metrics_source(da)}};
     assert_int_equal(cp2p_metrics_start(w.a, &cfg, &w.m), 0);
     w.port = cp2p_metrics_port(w.m);
 
@@ -428,7 +428,7 @@ static void test_metrics_move(void **state)
 
     /* The same text straight from the renderer, with B's DHT too. */
     cp2p_buf_t b = {0};
-    assert_int_equal(cp2p_metrics_render(w.b, (cp2p_metrics_source_t[]){{cp2p_dht_metrics, db}, {0}}, &b), 0);
+    assert_int_equal(cp2p_metrics_render(w.b, (cp2p_metrics_source_t[]){cp2p_dht_metrics_source(db), {0}}, &b), 0);
     cp2p_buf_append_byte(&b, 0);
     assert_true(sample((char *)b.data, "cp2p_dht_requests_out_total") >= 2);
     assert_int_equal(sample((char *)b.data, "cp2p_dht_routing_table_peers"), 1);
