@@ -2,8 +2,10 @@
 # Installs what is needed, builds, and runs every test of cp2p:
 #   1. unit, CLI and js-libp2p interop tests (ctest) on a normal build;
 #   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. every libFuzzer target for a bounded time (CP2P_FUZZ_SECONDS, default 20).
-# Run as root on Debian 12. The last line is "N passed, M failed" over the three stages.
+#   3. the tests of the thread-safe calls (cp2p_host_post, logging) built with
+#      ThreadSanitizer;
+#   4. every libFuzzer target for a bounded time (CP2P_FUZZ_SECONDS, default 20).
+# Run as root on Debian 12. The last line is "N passed, M failed" over the four stages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -32,6 +34,16 @@ run_sanitized() {
      run_suite build-asan -DCP2P_SANITIZE=ON)
 }
 
+run_tsan() {
+    local dir=build-tsan t
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCP2P_TSAN=ON >/dev/null &&
+        cmake --build "$dir" -j"$jobs" --target test_host_post test_log -- --no-print-directory >/dev/null ||
+        return 1
+    for t in test_host_post test_log; do
+        TSAN_OPTIONS=halt_on_error=1 "$dir/tests/$t" || return 1
+    done
+}
+
 run_fuzzers() {
     local dir=build-fuzz secs=${CP2P_FUZZ_SECONDS:-20} bad=0 ran=0
     CC=clang scripts/build.sh "$dir" -DCP2P_FUZZ=ON -DCP2P_TESTS=OFF || return 1
@@ -56,6 +68,7 @@ run_fuzzers() {
 
 stage "unit, cli and interop tests" run_suite build
 stage "sanitizers (ASan+UBSan)" run_sanitized
+stage "thread sanitizer" run_tsan
 stage "fuzz targets" run_fuzzers
 
 echo "$passed passed, $failed failed"

@@ -276,6 +276,13 @@ CP2P_API int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg);
  * module keeps libuv's rule: a callback its call causes runs after the call
  * returns). CP2P_ENOMEM, or CP2P_ESTATE once the host is past closing. */
 CP2P_API int cp2p_host_later(cp2p_host_t *h, void (*fn)(void *arg), void *arg);
+/* The host's one thread-safe call: from any thread, run fn(arg) on the loop
+ * thread soon (posts from one thread run in their order). Work posted
+ * before the host's close is done still runs, ahead of done; from then on
+ * this returns CP2P_ESTATE. h must still exist: the program must stop
+ * posting before done returns. CP2P_ENOMEM. Every other function of the
+ * library is for the loop thread only (but cp2p/log.h's). */
+CP2P_API int cp2p_host_post(cp2p_host_t *h, void (*fn)(void *arg), void *arg);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,7 @@
-/* Levelled logging to stderr. The level comes from CP2P_LOG
- * (error, warn, info, debug, trace; default warn) or cp2p_log_set_level().
+/* Levelled logging, to stderr unless the program installs a handler
+ * (cp2p_log_set_handler). The level comes from CP2P_LOG (error, warn, info,
+ * debug, trace; default warn) or cp2p_log_set_level(). Every function here
+ * is thread-safe (the DHT's store writes log from libuv's thread pool).
  *
  * Repeated lines are rate-limited, so that a flood of requests a peer sends
  * cannot flood the log: the lines at error, warn and info of one format
@@ -42,6 +44,16 @@ CP2P_API int cp2p_log_enabled(cp2p_log_level_t level);
 CP2P_API void cp2p_log_set_rate_limit(unsigned lines, unsigned window_ms);
 /* Write the suppressed-lines line of every format that has one now. */
 CP2P_API void cp2p_log_flush(void);
+
+/* Where lines go instead of stderr: fn(level, module, message, arg), the
+ * message without the time and level that stderr's lines begin with (and
+ * without a newline), valid during the call only. Calls are serialised
+ * (one at a time, from whichever thread logged, often the loop's); fn must
+ * not log through cp2p_log itself. NULL: back to stderr. Rate limiting
+ * applies before the handler: it sees the suppressed-lines lines too. */
+typedef void (*cp2p_log_handler_fn)(cp2p_log_level_t level, const char *module,
+                                    const char *message, void *arg);
+CP2P_API void cp2p_log_set_handler(cp2p_log_handler_fn fn, void *arg);
 
 CP2P_API void cp2p_log_write(cp2p_log_level_t level, const char *module, const char *fmt, ...)
              __attribute__((format(printf, 3, 4)));

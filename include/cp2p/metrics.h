@@ -34,6 +34,10 @@ extern "C" {
 #define CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS 5000 /* from accept to a whole request */
 #define CP2P_METRICS_DEFAULT_MAX_CLIENTS 64
 #define CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP 8 /* IPv6: per /64 */
+/* Connections accepted per loop turn; the rest wait in the listen backlog
+ * for the next turn, so that every client accepted is read (a /healthz
+ * probe answered) before more newcomers can push it out. */
+#define CP2P_METRICS_ACCEPTS_PER_TURN 16
 #define CP2P_METRICS_MAX_SOURCES 8
 #define CP2P_METRICS_MAX_PER_SOURCE 32
 

@@ -84,6 +84,27 @@ static int prefix(char *line, size_t cap, cp2p_log_level_t level, const char *mo
     return off < 0 ? 0 : (size_t)off < cap ? off : (int)cap - 1;
 }
 
+static cp2p_log_handler_fn g_handler;
+static void *g_handler_arg;
+
+void cp2p_log_set_handler(cp2p_log_handler_fn fn, void *arg)
+{
+    pthread_mutex_lock(&g_mu);
+    g_handler = fn;
+    g_handler_arg = arg;
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* One finished line: to the program's handler (without the time and level
+ * prefix, which it has as arguments), or to stderr. Under g_mu. */
+static void emit(cp2p_log_level_t level, const char *module, const char *line, int off)
+{
+    if (g_handler)
+        g_handler(level, module, line + off, g_handler_arg);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
 /* The line saying what s suppressed; s's count starts again. Under g_mu. */
 static void report(slot_t *s, uint64_t now)
 {
@@ -96,7 +117,7 @@ static void report(slot_t *s, uint64_t now)
              "suppressed %llu similar line%s in the last %llu s, like: %s",
              (unsigned long long)s->suppressed, s->suppressed == 1 ? "" : "s",
              (unsigned long long)secs, s->like);
-    fprintf(stderr, "%s\n", line);
+    emit(s->level, s->module, line, off);
     s->suppressed = 0;
 }
 
@@ -200,7 +221,7 @@ __attribute__((format(printf, 4, 0))) static void vwrite(cp2p_log_level_t level,
     vsnprintf(line + off, sizeof line - (size_t)off, fmt, ap);
     if (s)
         snprintf(s->like, sizeof s->like, "%s", line + off);
-    fprintf(stderr, "%s\n", line);
+    emit(level, module, line, off);
     pthread_mutex_unlock(&g_mu);
 }
 

@@ -7,6 +7,7 @@
 
 #include "cp2p/error.h"
 #include "host/host_priv.h"
+#include "host/post.h"
 #include "cp2p/host.h"
 #include "cp2p/log.h"
 #include "host/connmgr.h"
@@ -41,6 +42,7 @@ struct cp2p_host {
     cp2p_multiaddr_t *announce;
     size_t nannounce;
     int closing;
+    host_post_t *post; /* cp2p_host_post's queue */
     int keep_private_addrs;
     uint64_t addrs_dropped;
     void (*done)(void *arg);
@@ -205,6 +207,11 @@ static void host_free(cp2p_host_t *h)
     if (h->identity)
         cp2p_privkey_free(h->identity);
     free(h);
+}
+
+static void free_host(void *h)
+{
+    host_free(h);
 }
 
 static int pick_muxers(const cp2p_host_config_t *cfg, cp2p_swarm_config_t *sc)
@@ -398,7 +405,11 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
         .disconnected = hook_disconnected,
     };
     if (!rc)
-        rc = cp2p_swarm_new(loop, &sc, &hooks, &h->sw);
+        rc = post_new(loop, &h->post);
+    if (!rc && (rc = cp2p_swarm_new(loop, &sc, &hooks, &h->sw)) < 0) {
+        post_close(h->post, free_host, h); /* its handle closes on a later turn */
+        return rc;
+    }
     if (rc) {
         host_free(h);
         return rc;
@@ -410,7 +421,7 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     return 0;
 }
 
-static void swarm_closed(void *arg)
+static void post_closed(void *arg)
 {
     cp2p_host_t *h = arg;
     void (*done)(void *) = h->done;
@@ -418,6 +429,20 @@ static void swarm_closed(void *arg)
     host_free(h);
     if (done)
         done(done_arg);
+}
+
+/* Last the posts: work handed over while the host closed still runs. */
+static void swarm_closed(void *arg)
+{
+    cp2p_host_t *h = arg;
+    post_close(h->post, post_closed, h);
+}
+
+int cp2p_host_post(cp2p_host_t *h, void (*fn)(void *arg), void *arg)
+{
+    if (!h || !fn)
+        return CP2P_EINVAL;
+    return post_push(h->post, fn, arg);
 }
 
 void cp2p_host_close(cp2p_host_t *h, void (*done)(void *arg), void *arg)

@@ -22,6 +22,9 @@ struct cp2p_metrics {
     cp2p_host_t *h;
     cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
     uv_tcp_t listener;
+    uv_prepare_t pace;  /* before each poll: the turn's accept count starts again */
+    unsigned accepted;  /* connections accepted this turn */
+    int deferred;       /* one waits to be accepted next turn */
     uint32_t idle_ms, max_clients, max_per_ip, n_clients;
     int limit_loopback;
     uint64_t last_evict_log;
@@ -599,6 +602,13 @@ static void on_connection(uv_stream_t *server, int status)
     cp2p_metrics_t *m = server->data;
     if (status < 0 || m->stopping)
         return;
+    if (m->accepted >= CP2P_METRICS_ACCEPTS_PER_TURN) {
+        /* Not accepted now: libuv stops watching the listener until
+         * uv_accept, which the next turn's on_pace does. */
+        m->deferred = 1;
+        return;
+    }
+    m->accepted++;
     client_t *c = calloc(1, sizeof *c);
     if (!c)
         return;
@@ -661,6 +671,16 @@ static void listener_closed(uv_handle_t *hd)
     release(hd->data);
 }
 
+static void on_pace(uv_prepare_t *p)
+{
+    cp2p_metrics_t *m = p->data;
+    m->accepted = 0;
+    if (m->deferred && !m->stopping) {
+        m->deferred = 0;
+        on_connection((uv_stream_t *)&m->listener, 0);
+    }
+}
+
 int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_metrics_t **out)
 {
     struct sockaddr_storage ss;
@@ -678,8 +698,10 @@ int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_me
                                             : CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP;
     m->limit_loopback = cfg->limit_loopback;
     uv_tcp_init(cp2p_host_loop(h), &m->listener);
-    m->listener.data = m;
-    m->open = 1;
+    uv_prepare_init(cp2p_host_loop(h), &m->pace);
+    m->listener.data = m->pace.data = m;
+    m->open = 2;
+    uv_prepare_start(&m->pace, on_pace);
     int r = uv_tcp_bind(&m->listener, (const struct sockaddr *)&ss, 0);
     if (!r)
         r = uv_listen((uv_stream_t *)&m->listener, 64, on_connection);
@@ -687,6 +709,7 @@ int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_me
         cp2p_log_warn("metrics", "cannot listen on %s: %s", cfg->listen, uv_strerror(r));
         m->stopping = 1;
         uv_close((uv_handle_t *)&m->listener, listener_closed);
+        uv_close((uv_handle_t *)&m->pace, listener_closed);
         return CP2P_EIO;
     }
     *out = m;
@@ -719,4 +742,5 @@ void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg)
     while (m->clients)
         client_close(m->clients);
     uv_close((uv_handle_t *)&m->listener, listener_closed);
+    uv_close((uv_handle_t *)&m->pace, listener_closed);
 }

@@ -186,6 +186,48 @@ static void test_bounded(void **state)
     cp2p_log_set_rate_limit(CP2P_LOG_DEFAULT_BURST, CP2P_LOG_DEFAULT_WINDOW_MS);
 }
 
+typedef struct seen {
+    int n;
+    cp2p_log_level_t level;
+    char module[32], message[256];
+} seen_t;
+
+static void handler(cp2p_log_level_t level, const char *module, const char *message, void *arg)
+{
+    seen_t *s = arg;
+    s->n++;
+    s->level = level;
+    snprintf(s->module, sizeof s->module, "%s", module);
+    snprintf(s->message, sizeof s->message, "%s", message);
+}
+
+/* A program's handler gets the lines instead of stderr: level, module and
+ * the message alone; NULL puts stderr back. */
+static void test_handler(void **state)
+{
+    seen_t seen = {0};
+    cp2p_log_set_rate_limit(CP2P_LOG_DEFAULT_BURST, CP2P_LOG_DEFAULT_WINDOW_MS);
+    cp2p_log_set_level(CP2P_LOG_INFO);
+    capture();
+    cp2p_log_set_handler(handler, &seen);
+    cp2p_log_warn("test", "to the handler %d", 42);
+    cp2p_log_debug("test", "below the level");
+    for (int i = 0; i < 10; i++)
+        cp2p_log_info("flood", "line %d", i); /* limited before the handler */
+    cp2p_log_flush();
+    cp2p_log_set_handler(NULL, NULL);
+    cp2p_log_warn("test", "back on stderr");
+    const char *out = captured();
+    assert_int_equal(seen.n, 1 + CP2P_LOG_DEFAULT_BURST + 1);
+    assert_int_equal(seen.level, CP2P_LOG_INFO);
+    assert_string_equal(seen.module, "flood");
+    assert_non_null(strstr(seen.message, "suppressed 5 similar lines"));
+    assert_int_equal(count(out, "to the handler"), 0);
+    assert_int_equal(lines(out), 1);
+    assert_non_null(strstr(out, "WARN  test: back on stderr"));
+    cp2p_log_set_level(CP2P_LOG_WARN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_apart),
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
