@@ -187,6 +187,10 @@ CP2P_API int cp2p_dht_find_peer(cp2p_dht_t *d, const cp2p_peer_id_t *peer, cp2p_
 CP2P_API int cp2p_dht_closest_peers(cp2p_dht_t *d, const uint8_t *key, size_t key_len,
                                     cp2p_dht_peers_cb cb, void *arg);
 
+/* Cancel every operation under way whose arg is arg (a put, get, provide,
+ * find, bootstrap): each one's callback runs once, on a later loop turn,
+ * with CP2P_ECANCELED. Returns how many (0: none under way). */
+CP2P_API int cp2p_dht_cancel(cp2p_dht_t *d, void *arg);
 CP2P_API size_t cp2p_dht_routing_table_size(const cp2p_dht_t *d);
 CP2P_API const cp2p_dht_stats_t *cp2p_dht_stats(const cp2p_dht_t *d);
 

@@ -194,6 +194,12 @@ CP2P_API int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2
 /* Like cp2p_host_connect, but to a peer whose addresses are in the peerstore. */
 CP2P_API int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_connect_cb cb,
                                     void *arg);
+/* Cancel every cp2p_host_connect, cp2p_host_connect_peer and
+ * cp2p_host_new_stream under way whose arg is arg: each one's callback runs
+ * once, on a later loop turn, with CP2P_ECANCELED (never with a result that
+ * comes later: a connection made stays, a stream opened is reset). Returns
+ * how many were cancelled (0: none under way), or CP2P_ENOMEM. */
+CP2P_API int cp2p_host_cancel(cp2p_host_t *h, void *arg);
 /* The live connection to peer, or NULL (borrowed). */
 CP2P_API cp2p_conn_t *cp2p_host_conn_to(cp2p_host_t *h, const cp2p_peer_id_t *peer);
 /* Connections being upgraded or open. */

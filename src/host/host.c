@@ -43,6 +43,7 @@ struct cp2p_host {
     size_t nannounce;
     int closing;
     host_post_t *post; /* cp2p_host_post's queue */
+    struct req *reqs;  /* connects and new streams under way (cp2p_host_cancel) */
     int keep_private_addrs;
     uint64_t addrs_dropped;
     void (*done)(void *arg);
@@ -737,32 +738,108 @@ int cp2p_host_unsubscribe(cp2p_host_t *h, cp2p_event_fn fn, void *arg)
 
 /* ---- dialling and streams ---- */
 
-typedef struct connect_req {
+/* A connect or a new stream under way for the program: kept in h->reqs so
+ * that cp2p_host_cancel can find it by its argument. A cancelled one tells
+ * its caller CP2P_ECANCELED on a later turn at once, and whatever it still
+ * produces (a stream) is dropped when it comes. */
+typedef struct req {
+    struct req *prev, *next;
     cp2p_host_t *h;
-    cp2p_connect_cb cb;
+    int cancelled;
     void *arg;
-} connect_req_t;
+    cp2p_connect_cb connect_cb;    /* a connect, or */
+    cp2p_stream_open_cb stream_cb; /* a new stream, with its protocols */
+    size_t n;
+    char **protocols;
+} req_t;
+
+static req_t *req_new(cp2p_host_t *h, void *arg)
+{
+    req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->h = h;
+    r->arg = arg;
+    r->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = r;
+    h->reqs = r;
+    return r;
+}
+
+static void req_end(req_t *r)
+{
+    cp2p_host_t *h = r->h;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    for (size_t i = 0; i < r->n; i++)
+        free(r->protocols[i]);
+    free(r->protocols);
+    free(r);
+}
 
 static void on_connected(int status, cp2p_conn_t *c, void *arg)
 {
-    connect_req_t *r = arg;
-    r->cb(r->h, status, c ? cp2p_conn_peer(c) : NULL, r->arg);
-    free(r);
+    req_t *r = arg;
+    if (!r->cancelled)
+        r->connect_cb(r->h, status, c ? cp2p_conn_peer(c) : NULL, r->arg);
+    req_end(r);
 }
 
 static int dial(cp2p_host_t *h, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs, size_t n,
                 cp2p_connect_cb cb, void *arg)
 {
-    connect_req_t *r = malloc(sizeof *r);
+    req_t *r = req_new(h, arg);
     if (!r)
         return CP2P_ENOMEM;
-    r->h = h;
-    r->cb = cb;
-    r->arg = arg;
+    r->connect_cb = cb;
     int rc = cp2p_swarm_dial(h->sw, peer, addrs, n, on_connected, r);
     if (rc)
-        free(r);
+        req_end(r);
     return rc;
+}
+
+typedef struct told {
+    cp2p_host_t *h;
+    cp2p_connect_cb connect_cb;
+    cp2p_stream_open_cb stream_cb;
+    void *arg;
+} told_t;
+
+static void tell_cancelled(void *arg)
+{
+    told_t *t = arg;
+    if (t->connect_cb)
+        t->connect_cb(t->h, CP2P_ECANCELED, NULL, t->arg);
+    else
+        t->stream_cb(CP2P_ECANCELED, NULL, t->arg);
+    free(t);
+}
+
+int cp2p_host_cancel(cp2p_host_t *h, void *arg)
+{
+    if (!h)
+        return CP2P_EINVAL;
+    int n = 0;
+    for (req_t *r = h->reqs; r; r = r->next) {
+        if (r->cancelled || r->arg != arg)
+            continue;
+        told_t *t = malloc(sizeof *t);
+        if (!t)
+            return n ? n : CP2P_ENOMEM;
+        *t = (told_t){h, r->connect_cb, r->stream_cb, r->arg};
+        if (cp2p_host_later(h, tell_cancelled, t)) {
+            free(t); /* the host is closing: its close tells them */
+            break;
+        }
+        r->cancelled = 1;
+        n++;
+    }
+    return n;
 }
 
 int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb, void *arg)
@@ -798,32 +875,36 @@ int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_conn
     return dial(h, peer, addrs, n, cb, arg);
 }
 
-typedef struct stream_req {
-    cp2p_stream_open_cb cb;
-    void *arg;
-    size_t n;
-    char **protocols;
-} stream_req_t;
-
-static void stream_req_free(stream_req_t *r)
+static void on_req_stream(int status, cp2p_stream_t *s, void *arg)
 {
-    for (size_t i = 0; i < r->n; i++)
-        free(r->protocols[i]);
-    free(r->protocols);
-    free(r);
+    req_t *r = arg;
+    if (r->cancelled) {
+        if (s) {
+            cp2p_stream_reset(s);
+            cp2p_stream_unref(s);
+        }
+    } else {
+        r->stream_cb(status, s, r->arg);
+    }
+    req_end(r);
 }
 
 static void on_stream_conn(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
 {
-    stream_req_t *r = arg;
+    req_t *r = arg;
+    if (r->cancelled) {
+        req_end(r);
+        return;
+    }
     cp2p_conn_t *c = status ? NULL : cp2p_swarm_conn_to(h->sw, peer);
     if (!status && !c)
         status = CP2P_ECLOSED;
     if (!status)
-        status = cp2p_conn_open_stream(c, (const char *const *)r->protocols, r->n, r->cb, r->arg);
-    if (status)
-        r->cb(status, NULL, r->arg);
-    stream_req_free(r);
+        status = cp2p_conn_open_stream(c, (const char *const *)r->protocols, r->n, on_req_stream, r);
+    if (status) {
+        r->stream_cb(status, NULL, r->arg);
+        req_end(r);
+    }
 }
 
 int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char *const *protocols,
@@ -831,24 +912,25 @@ int cp2p_host_new_stream(cp2p_host_t *h, const cp2p_peer_id_t *peer, const char 
 {
     if (!peer || !protocols || n == 0 || !cb)
         return CP2P_EINVAL;
-    cp2p_conn_t *c = cp2p_swarm_conn_to(h->sw, peer);
-    if (c)
-        return cp2p_conn_open_stream(c, protocols, n, cb, arg);
-    stream_req_t *r = calloc(1, sizeof *r);
-    if (!r || !(r->protocols = calloc(n, sizeof *r->protocols))) {
-        free(r);
+    req_t *r = req_new(h, arg);
+    if (!r)
         return CP2P_ENOMEM;
+    r->stream_cb = cb;
+    cp2p_conn_t *c = cp2p_swarm_conn_to(h->sw, peer);
+    int rc;
+    if (c) {
+        rc = cp2p_conn_open_stream(c, protocols, n, on_req_stream, r);
+    } else if (!(r->protocols = calloc(n, sizeof *r->protocols))) {
+        rc = CP2P_ENOMEM;
+    } else {
+        rc = 0;
+        for (; !rc && r->n < n; r->n++)
+            if (!protocols[r->n] || !(r->protocols[r->n] = strdup(protocols[r->n])))
+                rc = protocols[r->n] ? CP2P_ENOMEM : CP2P_EINVAL;
+        if (!rc)
+            rc = cp2p_host_connect_peer(h, peer, on_stream_conn, r);
     }
-    r->cb = cb;
-    r->arg = arg;
-    for (; r->n < n; r->n++)
-        if (!protocols[r->n] || !(r->protocols[r->n] = strdup(protocols[r->n]))) {
-            int rc = protocols[r->n] ? CP2P_ENOMEM : CP2P_EINVAL;
-            stream_req_free(r);
-            return rc;
-        }
-    int rc = cp2p_host_connect_peer(h, peer, on_stream_conn, r);
     if (rc)
-        stream_req_free(r);
+        req_end(r);
     return rc;
 }

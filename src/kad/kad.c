@@ -58,6 +58,7 @@ struct kad_op {
     uint64_t deadline;
     int phase;           /* 0: lookup, 1: storing at the closest */
     int started;         /* stepped once: answers and failures drive it now */
+    int cancelled;       /* cp2p_dht_cancel: ends with CP2P_ECANCELED on the next kick */
     int storing;         /* our own copy is being committed; the lookup waits */
     int store_rc;        /* how committing our own copy failed */
     int retries;
@@ -188,15 +189,34 @@ static void on_tick(uv_timer_t *t)
 
 /* New operations take their first step here, out of the API call that made
  * them (callbacks never run inside it) yet without waiting for a tick. */
+static void finish(kad_op_t *op, int status);
+
 static void on_kick(uv_timer_t *t)
 {
     cp2p_dht_t *d = t->data;
     kad_op_t *next;
     for (kad_op_t *op = d->ops; op; op = next) {
         next = op->next;
-        if (!op->started)
+        if (op->cancelled)
+            finish(op, CP2P_ECANCELED);
+        else if (!op->started)
             step(op);
     }
+}
+
+int cp2p_dht_cancel(cp2p_dht_t *d, void *arg)
+{
+    if (!d)
+        return CP2P_EINVAL;
+    int n = 0;
+    for (kad_op_t *op = d->ops; op; op = op->next)
+        if (op->arg == arg && op->kind != OP_REFRESH && op->cb.done && !op->cancelled) {
+            op->cancelled = 1;
+            n++;
+        }
+    if (n && !d->close_asked && !d->closing)
+        uv_timer_start(&d->kick, on_kick, 0, 0);
+    return n;
 }
 
 void kad_arm_tick(cp2p_dht_t *d)
@@ -358,6 +378,8 @@ static int no_result(const kad_op_t *op)
 static void finish(kad_op_t *op, int status)
 {
     cp2p_dht_t *d = op->d;
+    if (op->cancelled)
+        status = CP2P_ECANCELED; /* whatever it came to meanwhile */
     for (kad_op_t **pp = &d->ops; *pp; pp = &(*pp)->next)
         if (*pp == op) {
             *pp = op->next;

@@ -309,6 +309,23 @@ static void test_close(void **state)
     assert_int_equal(p.status, CP2P_ECANCELED);
     w.d[0] = NULL;
 
+    /* cancelled: told later, once, with CP2P_ECANCELED; others go on */
+    result_t c1 = {0}, c2 = {0}, keep = {0};
+    assert_int_equal(cp2p_dht_get(w.d[1], (const uint8_t *)"x", 1, on_value, &c1), 0);
+    assert_int_equal(cp2p_dht_provide(w.d[1], (const uint8_t *)"\x12\x20mh", 4, on_done, &c2), 0);
+    assert_int_equal(cp2p_dht_put(w.d[1], (const uint8_t *)"k2", 2, (const uint8_t *)"v", 1,
+                                  on_done, &keep), 0);
+    assert_int_equal(cp2p_dht_cancel(w.d[1], &c1), 1);
+    assert_int_equal(cp2p_dht_cancel(w.d[1], &c2), 1);
+    assert_int_equal(cp2p_dht_cancel(w.d[1], &c2), 0); /* already */
+    assert_false(c1.done || c2.done);
+    run_until(&w, &keep, 10000);
+    assert_int_equal(keep.status, 0);
+    assert_int_equal(c1.done, 1);
+    assert_int_equal(c1.status, CP2P_ECANCELED);
+    assert_int_equal(c2.done, 1);
+    assert_int_equal(c2.status, CP2P_ECANCELED);
+
     /* closed from inside its own put's callback */
     result_t r = {0};
     assert_int_equal(cp2p_dht_put(w.d[1], (const uint8_t *)"k", 1, (const uint8_t *)"v", 1,

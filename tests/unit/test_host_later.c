@@ -173,11 +173,86 @@ static void test_close_with_dials_under_way(void **state)
     world_end(&w);
 }
 
+static void drop_handler(cp2p_stream_t *s, void *arg)
+{
+    cp2p_stream_unref(s);
+}
+
+static int opens, open_status, connects, conn_status;
+static void count_open(int status, cp2p_stream_t *s, void *arg)
+{
+    seen();
+    opens++;
+    open_status = status;
+    if (s)
+        cp2p_stream_unref(s);
+}
+
+static void count_connect(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    seen();
+    connects++;
+    conn_status = status;
+}
+
+/* cp2p_host_cancel: a connect and new streams (on a connection and with a
+ * dial first) cancelled at every stage are each told once, later, with
+ * CP2P_ECANCELED, and nothing after; other callers' requests go on. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    world_t w;
+    world_init(&w);
+    cp2p_host_t *a = host_new(&w, NULL), *b = host_new(&w, NULL);
+    assert_int_equal(cp2p_host_set_handler(b, HOLD_PROTO, drop_handler, NULL), 0);
+    unsigned port;
+    cp2p_multiaddr_t addr;
+    host_listen(b, &port, &addr);
+    world_run_for(&w, 10);
+    static const char *const protos[] = {HOLD_PROTO};
+    int mine, other;
+    assert_int_equal(host_connect_wait(&w, a, &addr), 0); /* b's address into a's peerstore */
+    for (int k = 0; k < 12; k++) {
+        /* odd rounds from no connection: the new streams dial first */
+        cp2p_conn_t *c = cp2p_host_conn_to(a, cp2p_host_peer_id(b));
+        if (c && k % 2) {
+            cp2p_conn_close(c);
+            while (cp2p_host_conn_to(a, cp2p_host_peer_id(b)))
+                uv_run(&w.loop, UV_RUN_ONCE);
+        }
+        connects = opens = 0;
+        /* a dial (the first rounds), then streams on the connection */
+        CALL(assert_int_equal(cp2p_host_connect(a, &addr, count_connect, &mine), 0));
+        CALL(assert_int_equal(cp2p_host_new_stream(a, cp2p_host_peer_id(b), protos, 1, count_open,
+                                                   &mine), 0));
+        CALL(assert_int_equal(cp2p_host_new_stream(a, cp2p_host_peer_id(b), protos, 1, count_open,
+                                                   &other), 0));
+        for (int i = 0; i < k; i++)
+            uv_run(&w.loop, UV_RUN_NOWAIT);
+        int n;
+        CALL(n = cp2p_host_cancel(a, &mine));
+        assert_true(n >= 0 && n <= 2);
+        if (k < 2)
+            assert_int_equal(n, 2); /* nothing had a turn to end */
+        world_run_for(&w, 100);
+        assert_int_equal(connects, 1);
+        assert_int_equal(opens, 2);
+        if (n == 2)
+            assert_int_equal(conn_status, CP2P_ECANCELED);
+    }
+    assert_int_equal(cp2p_host_cancel(a, &mine), 0); /* nothing left */
+    cp2p_multiaddr_free(&addr);
+    host_close_wait(&w, a);
+    host_close_wait(&w, b);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_calls),
         cmocka_unit_test(test_close_with_dials_under_way),
+        cmocka_unit_test(test_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

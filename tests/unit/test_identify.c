@@ -293,6 +293,58 @@ static void test_hosts_identify_and_push(void **state)
     assert_int_equal(uv_loop_close(&p.loop), 0);
 }
 
+static void ignore_connect(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    (*(int *)arg)++;
+}
+
+static void count_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Identify freed between any two loop turns of a new connection's exchange
+ * (the stream opening, our message written, theirs on its way, a push):
+ * nothing it had pending touches it afterwards (run under ASan). */
+static void test_free_at_every_turn(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cp2p_host_t *b;
+    cp2p_identify_t *bid;
+    assert_int_equal(cp2p_host_new(&loop, NULL, &b), 0);
+    assert_int_equal(cp2p_identify_enable(b, NULL, &bid), 0);
+    cp2p_multiaddr_t ma, *addrs;
+    size_t n;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma), 0);
+    assert_int_equal(cp2p_host_listen(b, &ma), 0);
+    cp2p_multiaddr_free(&ma);
+    assert_int_equal(cp2p_host_listen_addrs(b, &addrs, &n), 0);
+    int closed = 0, connects = 0;
+    for (int k = 0; k < 40; k++) {
+        cp2p_host_t *a;
+        cp2p_identify_t *aid;
+        assert_int_equal(cp2p_host_new(&loop, NULL, &a), 0);
+        assert_int_equal(cp2p_identify_enable(a, NULL, &aid), 0);
+        assert_int_equal(cp2p_host_connect(a, &addrs[0], ignore_connect, &connects), 0);
+        for (int i = 0; i < k; i++)
+            uv_run(&loop, UV_RUN_NOWAIT);
+        cp2p_identify_free(aid);
+        if (k % 2)
+            cp2p_identify_push(bid); /* b pushes to a peer that no longer listens */
+        cp2p_host_close(a, count_closed, &closed);
+    }
+    while (closed < 40)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(connects, 40); /* each connect told once, whatever happened */
+    cp2p_multiaddr_array_free(addrs, n);
+    cp2p_identify_free(bid);
+    cp2p_host_close(b, count_closed, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 41);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_and_merge),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_hosts_identify_and_push),
+        cmocka_unit_test(test_free_at_every_turn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

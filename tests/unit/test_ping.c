@@ -173,6 +173,36 @@ static void test_cancel(void **state)
     assert_int_equal(f->results, 1);
 }
 
+/* A session freed between any two loop turns of its pings (opening, the
+ * payload written, the echo on its way, between pings): each ping's
+ * callback runs exactly once, the one outstanding at the free with
+ * CP2P_ECANCELED, never inside the free. */
+static void test_free_at_every_turn(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(cp2p_ping_enable(f->hp.b), 0);
+    for (int k = 0; k < 40; k++) {
+        cp2p_ping_t *p;
+        f->results = 0;
+        assert_int_equal(cp2p_ping_new(f->hp.a, &f->hp.b_id, &p), 0);
+        int sent = 1, last = 0;
+        assert_int_equal(cp2p_ping_send(p, on_result, f), 0);
+        for (int i = 0; i < k; i++) {
+            uv_run(&f->hp.w.loop, UV_RUN_NOWAIT); /* one turn, never blocking */
+            if (f->results == sent && f->last_status == 0 && sent < 3) {
+                assert_int_equal(cp2p_ping_send(p, on_result, f), 0);
+                sent++;
+            }
+        }
+        last = f->results;
+        cp2p_ping_free(p);
+        assert_int_equal(f->results, last); /* nothing inside the free */
+        world_run_for(&f->hp.w, 30);
+        assert_int_equal(f->results, sent); /* each exactly once */
+        assert_true(f->last_status == 0 || f->last_status == CP2P_ECANCELED);
+    }
+}
+
 static void test_unknown_peer(void **state)
 {
     fixture_t *f = *state;
@@ -196,6 +226,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_at_every_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_peer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
