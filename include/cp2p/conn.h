@@ -1,4 +1,5 @@
-/* A connection to a peer: a transport connection secured by Noise or TLS (or
+/** @file
+ * A connection to a peer: a transport connection secured by Noise or TLS (or
  * not at all by plaintext, which tests may enable) and carrying a stream
  * muxer. Reference counted; owned by the host's swarm, the app takes
  * a reference (cp2p_conn_ref) to keep one past a callback. Loop thread only. */
@@ -20,21 +21,24 @@ extern "C" {
 
 typedef struct cp2p_conn cp2p_conn_t;
 
+/** Take a reference: c stays valid (not freed) until the matching
+ * cp2p_conn_unref, even once the connection has closed. */
 CP2P_API void cp2p_conn_ref(cp2p_conn_t *c);
+/** Drop a reference taken with cp2p_conn_ref. */
 CP2P_API void cp2p_conn_unref(cp2p_conn_t *c);
 
-/* The remote peer and its public key, from the security handshake: proven
+/** The remote peer and its public key, from the security handshake: proven
  * with Noise and TLS (the remote signed with that key), only claimed with
  * plaintext (see cp2p_host_config_t.security). */
 CP2P_API const cp2p_peer_id_t *cp2p_conn_peer(const cp2p_conn_t *c);
 CP2P_API const cp2p_pubkey_t *cp2p_conn_remote_key(const cp2p_conn_t *c);
-/* Transport addresses (/ip4/../tcp/..); owned by the connection. */
+/** Transport addresses (/ip4/../tcp/..); owned by the connection. */
 CP2P_API const cp2p_multiaddr_t *cp2p_conn_remote_addr(const cp2p_conn_t *c);
 CP2P_API const cp2p_multiaddr_t *cp2p_conn_local_addr(const cp2p_conn_t *c);
-/* The negotiated muxer, e.g. "/yamux/1.0.0". */
+/** The negotiated muxer, e.g. "/yamux/1.0.0". */
 CP2P_API const char *cp2p_conn_muxer_id(const cp2p_conn_t *c);
 CP2P_API int cp2p_conn_is_inbound(const cp2p_conn_t *c);
-/* Close: open streams are reset (queued writes fail with CP2P_ERESET) and
+/** Close: open streams are reset (queued writes fail with CP2P_ERESET) and
  * CP2P_EVENT_DISCONNECTED follows; those callbacks come on a later loop
  * turn, never inside this call. Bytes the muxer already took, and
  * a FIN asked for with cp2p_stream_close_write(), still go out, after a yamux

@@ -1,4 +1,5 @@
-/* CP2P_API marks the library's public functions: the shared library is
+/** @file
+ * CP2P_API marks the library's public functions: the shared library is
  * built with hidden visibility, so only what the headers in include/cp2p/
  * declare with it is exported (not the internal modules, not the protobuf-c
  * code generated from proto/). */

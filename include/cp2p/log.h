@@ -1,4 +1,5 @@
-/* Levelled logging, to stderr unless the program installs a handler
+/** @file
+ * Levelled logging, to stderr unless the program installs a handler
  * (cp2p_log_set_handler). The level comes from CP2P_LOG (error, warn, info,
  * debug, trace; default warn) or cp2p_log_set_level(). Every function here
  * is thread-safe (the DHT's store writes log from libuv's thread pool).
@@ -9,7 +10,7 @@
  * CP2P_LOG_DEFAULT_BURST times in a window of CP2P_LOG_DEFAULT_WINDOW_MS
  * that starts at the first of them; the rest are counted, and once the
  * window is over one line says how many were suppressed ("suppressed 3927
- * similar lines in the last 10 s, like: <the last line written>"). That line
+ * similar lines in the last 10 s, like: (the last line written)"). That line
  * comes before the next line at error, warn or info (of any format) after
  * the window, or at the latest when the process exits or cp2p_log_flush()
  * is called. debug and trace are opt-in and never limited. At most 64
@@ -32,20 +33,22 @@ typedef enum {
     CP2P_LOG_TRACE = 4
 } cp2p_log_level_t;
 
+/** The level lines must reach to be written (CP2P_LOG_WARN unless the
+ * environment's CP2P_LOG says otherwise), and the level now. */
 CP2P_API void cp2p_log_set_level(cp2p_log_level_t level);
 CP2P_API cp2p_log_level_t cp2p_log_get_level(void);
-/* Parse "debug" etc.; returns -1 if unknown. */
+/** Parse "debug" etc.; returns -1 if unknown. */
 CP2P_API int cp2p_log_parse_level(const char *s);
 CP2P_API int cp2p_log_enabled(cp2p_log_level_t level);
 
-#define CP2P_LOG_DEFAULT_BURST 5         /* lines per format and window */
+#define CP2P_LOG_DEFAULT_BURST 5         /**< lines per format and window */
 #define CP2P_LOG_DEFAULT_WINDOW_MS 10000
-/* lines 0 or window_ms 0: no limit. Reports what was suppressed so far. */
+/** lines 0 or window_ms 0: no limit. Reports what was suppressed so far. */
 CP2P_API void cp2p_log_set_rate_limit(unsigned lines, unsigned window_ms);
-/* Write the suppressed-lines line of every format that has one now. */
+/** Write the suppressed-lines line of every format that has one now. */
 CP2P_API void cp2p_log_flush(void);
 
-/* Where lines go instead of stderr: fn(level, module, message, arg), the
+/** Where lines go instead of stderr: fn(level, module, message, arg), the
  * message without the time and level that stderr's lines begin with (and
  * without a newline), valid during the call only. Calls are serialised
  * (one at a time, from whichever thread logged, often the loop's); fn must
@@ -53,11 +56,14 @@ CP2P_API void cp2p_log_flush(void);
  * applies before the handler: it sees the suppressed-lines lines too. */
 typedef void (*cp2p_log_handler_fn)(cp2p_log_level_t level, const char *module,
                                     const char *message, void *arg);
+/** Install fn as the handler (see cp2p_log_handler_fn); NULL: stderr. */
 CP2P_API void cp2p_log_set_handler(cp2p_log_handler_fn fn, void *arg);
 
+/** Write one line at level from module (a printf format); the
+ * cp2p_log_* macros check the level first. */
 CP2P_API void cp2p_log_write(cp2p_log_level_t level, const char *module, const char *fmt, ...)
              __attribute__((format(printf, 3, 4)));
-/* The same, with key telling apart lines of one format that are limited
+/** The same, with key telling apart lines of one format that are limited
  * apart (e.g. one per resource); cp2p_log_write's key is 0. */
 CP2P_API void cp2p_log_write_key(cp2p_log_level_t level, const char *module, unsigned key,
                                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));

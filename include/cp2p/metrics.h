@@ -1,4 +1,5 @@
-/* Health and metrics over HTTP: a tiny HTTP/1.1 server on the host's loop
+/** @file
+ * Health and metrics over HTTP: a tiny HTTP/1.1 server on the host's loop
  * answering GET /healthz (for liveness and readiness probes) and GET /metrics
  * (Prometheus text format 0.0.4) from the host's counters and those of the
  * sources it is given: subsystems above the host (the DHT, mDNS...) each
@@ -30,11 +31,11 @@
 extern "C" {
 #endif
 
-#define CP2P_METRICS_MAX_REQUEST 4096          /* request line and headers */
-#define CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS 5000 /* from accept to a whole request */
+#define CP2P_METRICS_MAX_REQUEST 4096          /**< request line and headers */
+#define CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS 5000 /**< from accept to a whole request */
 #define CP2P_METRICS_DEFAULT_MAX_CLIENTS 64
-#define CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP 8 /* IPv6: per /64 */
-/* Connections accepted per loop turn; the rest wait in the listen backlog
+#define CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP 8 /**< IPv6: per /64 */
+/** Connections accepted per loop turn; the rest wait in the listen backlog
  * for the next turn, so that every client accepted is read (a /healthz
  * probe answered) before more newcomers can push it out. */
 #define CP2P_METRICS_ACCEPTS_PER_TURN 16
@@ -43,52 +44,52 @@ extern "C" {
 
 typedef struct cp2p_metrics cp2p_metrics_t;
 
-/* One sample a subsystem reports; the strings are static. */
+/** One sample a subsystem reports; the strings are static. */
 typedef struct cp2p_metric {
-    const char *name; /* e.g. "cp2p_dht_records" */
-    const char *type; /* "counter" or "gauge" */
+    const char *name; /**< e.g. "cp2p_dht_records" */
+    const char *type; /**< "counter" or "gauge" */
     const char *help;
     uint64_t value;
 } cp2p_metric_t;
 
-/* Fills out[0..cap) with the subsystem's samples and returns how many it
+/** Fills out[0..cap) with the subsystem's samples and returns how many it
  * filled. */
 typedef size_t (*cp2p_metrics_collect_fn)(const void *subsystem, cp2p_metric_t *out, size_t cap);
 
 typedef struct cp2p_metrics_source {
     cp2p_metrics_collect_fn collect;
-    const void *subsystem; /* borrowed: must outlive the server */
+    const void *subsystem; /**< borrowed: must outlive the server */
 } cp2p_metrics_source_t;
 
 typedef struct cp2p_metrics_config {
-    const char *listen;          /* "IP:PORT", e.g. "0.0.0.0:8080", "[::]:8080", "127.0.0.1:0" */
-    /* e.g. cp2p_dht_metrics_source(dht), cp2p_mdns_metrics_source(mdns);
+    const char *listen;          /**< "IP:PORT", e.g. "0.0.0.0:8080", "[::]:8080", "127.0.0.1:0" */
+    /** e.g. cp2p_dht_metrics_source(dht), cp2p_mdns_metrics_source(mdns);
      * a NULL collect ends the list */
     cp2p_metrics_source_t sources[CP2P_METRICS_MAX_SOURCES];
-    uint32_t idle_timeout_ms;    /* 0 = CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS */
-    uint32_t max_clients;        /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS */
-    uint32_t max_clients_per_ip; /* 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP */
-    int limit_loopback;          /* loopback clients count per IP too (by default they do not) */
+    uint32_t idle_timeout_ms;    /**< 0 = CP2P_METRICS_DEFAULT_IDLE_TIMEOUT_MS */
+    uint32_t max_clients;        /**< 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS */
+    uint32_t max_clients_per_ip; /**< 0 = CP2P_METRICS_DEFAULT_MAX_CLIENTS_PER_IP */
+    int limit_loopback;          /**< loopback clients count per IP too (by default they do not) */
 } cp2p_metrics_config_t;
 
 typedef struct cp2p_metrics_stats {
-    uint64_t requests;      /* answered 200 */
-    uint64_t bad_requests;  /* answered 4xx: malformed, too large, unknown path or method */
-    uint64_t timeouts;      /* closed: no whole request within the idle timeout */
-    uint64_t evicted;       /* closed to make room for a newer client */
+    uint64_t requests;      /**< answered 200 */
+    uint64_t bad_requests;  /**< answered 4xx: malformed, too large, unknown path or method */
+    uint64_t timeouts;      /**< closed: no whole request within the idle timeout */
+    uint64_t evicted;       /**< closed to make room for a newer client */
 } cp2p_metrics_stats_t;
 
-/* Listen on cfg->listen (numeric address only). h is borrowed and must
+/** Listen on cfg->listen (numeric address only). h is borrowed and must
  * outlive the server. CP2P_EINVAL for a malformed address, CP2P_EIO if it
  * cannot be bound. */
 CP2P_API int cp2p_metrics_start(cp2p_host_t *h, const cp2p_metrics_config_t *cfg, cp2p_metrics_t **out);
-/* The bound port (useful with port 0). */
+/** The bound port (useful with port 0). */
 CP2P_API int cp2p_metrics_port(const cp2p_metrics_t *m);
 CP2P_API void cp2p_metrics_stats(const cp2p_metrics_t *m, cp2p_metrics_stats_t *out);
-/* Close the listener and every client; done (may be NULL) runs once m is freed. */
+/** Close the listener and every client; done (may be NULL) runs once m is freed. */
 CP2P_API void cp2p_metrics_stop(cp2p_metrics_t *m, void (*done)(void *arg), void *arg);
 
-/* The /metrics body: appends the Prometheus text for h and the sources (up
+/** The /metrics body: appends the Prometheus text for h and the sources (up
  * to CP2P_METRICS_MAX_SOURCES; a NULL collect ends the list) to out. */
 CP2P_API int cp2p_metrics_render(cp2p_host_t *h, const cp2p_metrics_source_t *sources, cp2p_buf_t *out);
 
