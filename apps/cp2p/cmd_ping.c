@@ -103,36 +103,11 @@ static void on_signal(uv_signal_t *sig, int signum)
     shutdown_app(sig->data, 0);
 }
 
-/* --- echo: server side --- */
-
-static void echo_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg);
-
-static void echo_written(cp2p_stream_t *s, int status, void *arg)
-{
-    if (cp2p_stream_read_start(s, echo_read, NULL) < 0)
-        cp2p_stream_unref(s);
-}
-
-/* Not reading while a write is queued keeps memory bounded whatever the remote sends. */
-static void echo_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
-{
-    if (status == 0) {
-        cp2p_stream_read_stop(s);
-        if (cp2p_stream_write(s, p, n, echo_written, NULL) < 0) {
-            cp2p_stream_reset(s);
-            cp2p_stream_unref(s);
-        }
-        return;
-    }
-    if (status == CP2P_ECLOSED)
-        cp2p_stream_close_write(s);
-    cp2p_stream_unref(s);
-}
+/* --- echo: server side (the ping responder's echo) --- */
 
 static void echo_handler(cp2p_stream_t *s, void *arg)
 {
-    if (cp2p_stream_read_start(s, echo_read, NULL) < 0)
-        cp2p_stream_unref(s);
+    cp2p_echo_stream(s);
 }
 
 /* --- echo: client side (interop tests) --- */

@@ -20,6 +20,12 @@ extern "C" {
 
 /** Serve ping: register the responder on h. */
 CP2P_API int cp2p_ping_enable(cp2p_host_t *h);
+/** Echo s: what arrives is written back, reading paused while the echo is
+ * queued (a remote that does not read is held back by the muxer's window,
+ * not our memory); its EOF is answered with ours. Takes the caller's
+ * reference. The ping responder is this; a program's echo protocol
+ * (/echo/1.0.0 in the interop tests) can be too. */
+CP2P_API void cp2p_echo_stream(cp2p_stream_t *s);
 
 /** status 0 and the round trip in microseconds, or a negative code: the echo
  * differed (CP2P_EPROTO), the stream was reset or closed, the stream could

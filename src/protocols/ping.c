@@ -42,10 +42,15 @@ static void echo_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, 
     cp2p_stream_unref(s);
 }
 
-static void ping_handler(cp2p_stream_t *s, void *arg)
+void cp2p_echo_stream(cp2p_stream_t *s)
 {
     if (cp2p_stream_read_start(s, echo_read, NULL) < 0)
         cp2p_stream_unref(s);
+}
+
+static void ping_handler(cp2p_stream_t *s, void *arg)
+{
+    cp2p_echo_stream(s);
 }
 
 int cp2p_ping_enable(cp2p_host_t *h)

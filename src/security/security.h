@@ -68,6 +68,15 @@ typedef struct cp2p_sec_vtable {
      * sticky, like input's. */
     int (*open_in_place)(cp2p_sec_t *s, uint8_t *in, size_t n, size_t *used,
                          int (*deliver)(void *arg, const uint8_t *p, size_t len), void *arg);
+    /* Optional, both or neither (NULL: multistream-select picks the muxer
+     * after the handshake): the muxer negotiated inside the handshake (TLS's
+     * ALPN; libp2p specs connections/inlined-muxer-negotiation).
+     * offer_muxers limits what the handshake may settle on to ids[0..n), in
+     * preference order; it is called after create and before start.
+     * early_muxer, once established, is the muxer settled on, or NULL when
+     * the remote offered none of them (multistream-select then chooses). */
+    int (*offer_muxers)(cp2p_sec_t *s, const char *const *ids, size_t n);
+    const char *(*early_muxer)(const cp2p_sec_t *s);
 } cp2p_sec_vtable_t;
 
 extern const cp2p_sec_vtable_t cp2p_noise_vtable;

@@ -604,4 +604,6 @@ const cp2p_sec_vtable_t cp2p_tls_vtable = {
     .start = sec_start,
     .input = sec_input,
     .seal = sec_seal,
+    .offer_muxers = cp2p_tls_offer_muxers,
+    .early_muxer = cp2p_tls_muxer,
 };

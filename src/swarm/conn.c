@@ -8,7 +8,6 @@
 #include "cp2p/error.h"
 #include "cp2p/log.h"
 #include "core/iobuf.h"
-#include "security/tls.h"
 #include "swarm/swarm.h"
 
 /* Sealed output is kept in a few chunks rather than one growing buffer so
@@ -419,12 +418,13 @@ static int start_security(cp2p_conn_t *c)
                               c->has_expected ? &c->expected : NULL);
     if (rc)
         return rc;
-    /* ALPN may only settle on a muxer this connection is configured for. */
-    if (c->secvt == &cp2p_tls_vtable) {
+    /* The handshake (TLS's ALPN) may only settle on a muxer this connection
+     * is configured for. */
+    if (c->secvt->offer_muxers) {
         const char *ids[CP2P_SWARM_MAX_MUXERS];
         for (size_t i = 0; i < c->cfg.n_muxers; i++)
             ids[i] = c->cfg.muxers[i]->protocol_id;
-        if ((rc = cp2p_tls_offer_muxers(c->sec, ids, c->cfg.n_muxers)))
+        if ((rc = c->secvt->offer_muxers(c->sec, ids, c->cfg.n_muxers)))
             return rc;
     }
     c->state = CONN_SECURING;
@@ -452,9 +452,9 @@ static int secured(cp2p_conn_t *c)
     if (rc)
         return rc;
     c->state = CONN_MUX_NEGOTIATING;
-    /* TLS may have settled the muxer in its handshake (inlined muxer
-     * negotiation): then there is no multistream-select round. */
-    const char *early = c->secvt == &cp2p_tls_vtable ? cp2p_tls_muxer(c->sec) : NULL;
+    /* The handshake may have settled the muxer (inlined muxer negotiation):
+     * then there is no multistream-select round. */
+    const char *early = c->secvt->early_muxer ? c->secvt->early_muxer(c->sec) : NULL;
     if (early)
         return start_muxer(c, early);
     const char *ids[CP2P_SWARM_MAX_MUXERS];
