@@ -44,6 +44,8 @@ int cp2p_mdns_engine_new(const cp2p_mdns_engine_config_t *cfg, const cp2p_peer_i
                          cp2p_mdns_engine_event_fn fn, void *arg, cp2p_mdns_engine_t **out);
 void cp2p_mdns_engine_free(cp2p_mdns_engine_t *e);
 const char *cp2p_mdns_engine_peer_name(const cp2p_mdns_engine_t *e);
+/* The TTL our records are announced with, in seconds. */
+uint32_t cp2p_mdns_engine_ttl(const cp2p_mdns_engine_t *e);
 /* Counters of what came in; the glue adds its tx counts. */
 cp2p_mdns_stats_t *cp2p_mdns_engine_stats(cp2p_mdns_engine_t *e);
 
