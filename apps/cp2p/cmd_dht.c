@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_signals.h"
 #include "dht_control.h"
 #include "cp2p/cid.h"
 #include "cp2p/dht.h"
@@ -39,7 +40,7 @@ typedef struct node {
 
 struct app {
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t later;
     union {
         uv_pipe_t pipe;
@@ -111,8 +112,7 @@ static void host_closed(void *arg)
     app_t *a = arg;
     if (--a->open_hosts)
         return;
-    uv_close((uv_handle_t *)&a->sigint, on_closed);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed);
+    cli_signals_close(&a->sig);
     uv_close((uv_handle_t *)&a->later, on_closed);
     if (a->in_open)
         uv_close((uv_handle_t *)&a->in, on_closed);
@@ -153,9 +153,9 @@ static void shutdown_later(app_t *a)
         uv_timer_start(&a->later, shutdown_now, 0, 0);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_signal(void *arg)
 {
-    shutdown_later(sig->data);
+    shutdown_later(arg);
 }
 
 static const char *reason(int rc)
@@ -690,14 +690,10 @@ int cmd_dht(int argc, char **argv)
     o.cfg.n_open_namespaces = o.n_ns;
     o.cfg.open_keys = !no_open_keys; /* the original demo's keys ("k1") */
 
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a.loop);
-    uv_signal_init(&a.loop, &a.sigint);
-    uv_signal_init(&a.loop, &a.sigterm);
     uv_timer_init(&a.loop, &a.later);
-    a.sigint.data = a.sigterm.data = a.later.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    a.later.data = &a;
+    cli_signals_start(&a.sig, &a.loop, on_signal, &a);
     a.nodes = calloc((size_t)peers, sizeof *a.nodes);
     int rc = a.nodes ? 0 : CP2P_ENOMEM;
     char what[CP2P_MULTIADDR_STRMAX + 64] = "out of memory";

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/mdns.h"
@@ -21,7 +22,7 @@ typedef struct app {
     cp2p_host_t *h;
     cp2p_mdns_t *mdns;
     cp2p_metrics_t *metrics;
-    uv_signal_t sigint, sigterm;
+    cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     int closing;
     int stats;
 } app_t;
@@ -43,16 +44,11 @@ static void usage(FILE *f)
             "prints 'discovered <peer id> <multiaddr>' and 'expired <peer id> <multiaddr>'\n");
 }
 
-static void on_closed_handle(uv_handle_t *hd)
-{
-}
-
 static void host_closed(void *arg)
 {
     app_t *a = arg;
     a->h = NULL;
-    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+    cli_signals_close(&a->sig);
 }
 
 static void mdns_stopped(void *arg)
@@ -88,9 +84,9 @@ static void shutdown_app(app_t *a)
     a->mdns = NULL;
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_signal(void *arg)
 {
-    shutdown_app(sig->data);
+    shutdown_app(arg);
 }
 
 static void on_mdns(cp2p_mdns_event_type_t type, const cp2p_peer_id_t *peer,
@@ -178,13 +174,8 @@ int cmd_mdns(int argc, char **argv)
     int rc;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0)
         return cli_fail("mdns", "cannot read key %s: %s", key_file, cli_key_error(rc));
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a.loop);
-    uv_signal_init(&a.loop, &a.sigint);
-    uv_signal_init(&a.loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    cli_signals_start(&a.sig, &a.loop, on_signal, &a);
 
     char what[CP2P_MULTIADDR_STRMAX + 32] = "cannot create the host";
     rc = cp2p_host_new(&a.loop, &cfg, &a.h);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/multiaddr.h"
@@ -30,7 +31,7 @@ struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_perf_server_t *srv;
-    uv_signal_t sigint, sigterm;
+    cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t report, closer;
     int closing, exit_code;
     /* client */
@@ -70,8 +71,7 @@ static void host_closed(void *arg)
 {
     app_t *a = arg;
     a->h = NULL;
-    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+    cli_signals_close(&a->sig);
     uv_close((uv_handle_t *)&a->report, on_closed_handle);
     uv_close((uv_handle_t *)&a->closer, on_closed_handle);
 }
@@ -99,9 +99,9 @@ static void shutdown_app(app_t *a, int code)
     uv_timer_start(&a->closer, close_host, 0, 0);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_signal(void *arg)
 {
-    shutdown_app(sig->data, 0);
+    shutdown_app(arg, 0);
 }
 
 /* IP:PORT or [IP6]:PORT -> /ip4|ip6/IP/tcp/PORT. */
@@ -310,15 +310,11 @@ int cmd_perf(int argc, char **argv)
         free(a);
         return cli_fail("perf", "cannot make the server identity: %s", cp2p_strerror(rc));
     }
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a->loop);
-    uv_signal_init(&a->loop, &a->sigint);
-    uv_signal_init(&a->loop, &a->sigterm);
     uv_timer_init(&a->loop, &a->report);
     uv_timer_init(&a->loop, &a->closer);
-    a->sigint.data = a->sigterm.data = a->report.data = a->closer.data = a;
-    uv_signal_start(&a->sigint, on_signal, SIGINT);
-    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    a->report.data = a->closer.data = a;
+    cli_signals_start(&a->sig, &a->loop, on_signal, a);
 
     const char *what = "cannot create the host";
     a->t0 = a->t_last = uv_hrtime();

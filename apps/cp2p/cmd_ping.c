@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
@@ -24,7 +25,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_identify_t *id;
-    uv_signal_t sigint, sigterm;
+    cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t timer;
     int exit_code;
     int closing;
@@ -74,8 +75,7 @@ static void host_closed(void *arg)
 {
     app_t *a = arg;
     a->h = NULL;
-    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+    cli_signals_close(&a->sig);
     uv_close((uv_handle_t *)&a->timer, on_closed_handle);
 }
 
@@ -98,9 +98,9 @@ static void shutdown_app(app_t *a, int code)
     close_host(a);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_signal(void *arg)
 {
-    shutdown_app(sig->data, 0);
+    shutdown_app(arg, 0);
 }
 
 /* --- echo: server side (the ping responder's echo) --- */
@@ -395,14 +395,10 @@ int cmd_ping(int argc, char **argv)
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {
         return cli_fail("ping", "cannot read key %s: %s", key_file, cli_key_error(rc));
     }
-    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&a.loop);
-    uv_signal_init(&a.loop, &a.sigint);
-    uv_signal_init(&a.loop, &a.sigterm);
     uv_timer_init(&a.loop, &a.timer);
-    a.sigint.data = a.sigterm.data = a.timer.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    a.timer.data = &a;
+    cli_signals_start(&a.sig, &a.loop, on_signal, &a);
 
     char what[CP2P_MULTIADDR_STRMAX + 32] = "cannot create the host";
     rc = cp2p_host_new(&a.loop, &cfg, &a.h);

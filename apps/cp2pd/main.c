@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include "cli_signals.h"
+
 #include "cp2p/dht.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
@@ -253,7 +255,7 @@ typedef struct app {
     cp2p_dht_t *dht;
     cp2p_daemon_t *daemon;
     cp2p_metrics_t *metrics;
-    uv_signal_t sigint, sigterm;
+    cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t idle;
     uint64_t idle_timeout_ms, idle_since;
     cp2p_multiaddr_t announce[CP2P_HOST_MAX_ANNOUNCE_ADDRS];
@@ -267,8 +269,7 @@ static void on_closed_handle(uv_handle_t *hd)
 
 static void close_handles(app_t *a)
 {
-    uv_close((uv_handle_t *)&a->sigint, on_closed_handle);
-    uv_close((uv_handle_t *)&a->sigterm, on_closed_handle);
+    cli_signals_close(&a->sig);
     uv_close((uv_handle_t *)&a->idle, on_closed_handle);
 }
 
@@ -304,9 +305,9 @@ static void shutdown_app(app_t *a)
         daemon_closed(a);
 }
 
-static void on_signal(uv_signal_t *sig, int signum)
+static void on_signal(void *arg)
 {
-    shutdown_app(sig->data);
+    shutdown_app(arg);
 }
 
 /* -idleTimeout: p2pd exits when no client has used it for that long. */
@@ -606,12 +607,9 @@ int main(int argc, char **argv)
         return fail(&a, o.id, cp2p_strerror(rc));
 
     uv_loop_init(&a.loop);
-    uv_signal_init(&a.loop, &a.sigint);
-    uv_signal_init(&a.loop, &a.sigterm);
     uv_timer_init(&a.loop, &a.idle);
-    a.sigint.data = a.sigterm.data = a.idle.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    a.idle.data = &a;
+    cli_signals_start(&a.sig, &a.loop, on_signal, &a);
 
     const char *what = "cannot start the host", *bad = NULL;
     rc = cp2p_host_new(&a.loop, &cfg, &a.h);
