@@ -3,6 +3,8 @@
 #ifndef CP2P_CLI_H
 #define CP2P_CLI_H
 
+#include <stdio.h>
+
 #include "cp2p/host.h"
 
 #define CP2P_COMMANDS                                                                   \
@@ -19,6 +21,36 @@ CP2P_COMMANDS
 
 /* Exit codes. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* The commands' options, as a table cli_parse reads: "--name" (aliases
+ * after '|', e.g. "--verbose|-v"), what it takes and where it goes. A
+ * number outside [min, max] is refused ("bad option --ttl 0"). */
+typedef enum {
+    CLI_FLAG, /* no value: *(int *)dst = 1 */
+    CLI_STR,  /* *(const char **)dst = the value */
+    CLI_LIST, /* appended to (cli_list_t *)dst, at most its cap */
+    CLI_NUM   /* *(double *)dst = the value, a number in [min, max] */
+} cli_opt_kind_t;
+typedef struct cli_opt {
+    const char *name;
+    cli_opt_kind_t kind;
+    void *dst;
+    double min, max;
+} cli_opt_t;
+#define CLI_OPTION(name, kind, dst) {name, kind, dst, 0, 0}
+#define CLI_NUMBER(name, dst, min, max) {name, CLI_NUM, dst, min, max}
+#define CLI_END {NULL, CLI_FLAG, NULL, 0, 0}
+typedef struct cli_list {
+    const char **v;
+    size_t n, cap;
+} cli_list_t;
+/* Parse argv[1..argc) for cmd against opts (ended by a NULL name). -h and
+ * --help print usage to stdout and return CLI_HELP. Arguments that are no
+ * option go to positional (at most its cap; NULL: none allowed). CLI_OK, or
+ * CLI_USAGE with the reason printed (cli_usage). */
+enum { CLI_HELP = -1 };
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt_t *opts,
+              void (*usage)(FILE *), cli_list_t *positional);
 
 /* Prints "cp2p: <what>: <reason>" on one line to stderr; returns CLI_FAIL. */
 int cli_fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

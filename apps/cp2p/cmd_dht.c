@@ -614,76 +614,54 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
     return 0;
 }
 
-static int parse_count(const char *s, long max, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < 1 || v > max)
-        return 0;
-    *out = v;
-    return 1;
-}
-
 int cmd_dht(int argc, char **argv)
 {
     static app_t a;
     opts_t o = {0};
-    long peers = 1, num;
-    int no_open_keys = 0;
+    int no_open_keys = 0, client = 0, serve = 0;
+    double peers = 0, quorum = 0, timeout = 0, query_timeout = 0, records = 0, providers = 0;
     const char *control = NULL;
     memset(&a, 0, sizeof a);
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
-            usage(stdout);
-            return CLI_OK;
-        } else if (!strcmp(k, "--mdns")) {
-            o.mdns = 1;
-            continue;
-        } else if (!strcmp(k, "--client")) {
-            o.cfg.mode = CP2P_DHT_MODE_CLIENT;
-            continue;
-        } else if (!strcmp(k, "--serve")) {
-            a.serve = 1;
-            continue;
-        } else if (!strcmp(k, "--no-open-keys")) {
-            no_open_keys = 1;
-            continue;
-        } else if (!v) {
-            return cli_usage("dht", "%s needs a value", k);
-        }
-        i++;
-        if (!strcmp(k, "--listen") && o.n_listen < MAX_OPTS)
-            o.listen[o.n_listen++] = v;
-        else if (!strcmp(k, "--bootstrap") && o.n_boot < MAX_OPTS)
-            o.boot[o.n_boot++] = v;
-        else if (!strcmp(k, "--namespace") && o.n_ns < MAX_OPTS)
-            o.ns[o.n_ns++] = v;
-        else if (!strcmp(k, "--key"))
-            o.key_file = v;
-        else if (!strcmp(k, "--metrics"))
-            o.metrics = v;
-        else if (!strcmp(k, "--control"))
-            control = v;
-        else if (!strcmp(k, "--datastore"))
-            o.cfg.datastore = v;
-        else if (!strcmp(k, "--protocol"))
-            o.cfg.protocol = v;
-        else if (!strcmp(k, "--quorum") && parse_count(v, CP2P_DHT_DEFAULT_K * 3, &num))
-            o.cfg.quorum = (uint32_t)num;
-        else if (!strcmp(k, "--timeout") && parse_count(v, 3600, &num))
-            o.cfg.request_timeout_ms = (uint32_t)num * 1000;
-        else if (!strcmp(k, "--query-timeout") && parse_count(v, 3600, &num))
-            o.cfg.query_timeout_ms = (uint32_t)num * 1000;
-        else if (!strcmp(k, "--records-per-peer") && parse_count(v, UINT32_MAX, &num))
-            o.cfg.max_records_per_peer = (uint32_t)num;
-        else if (!strcmp(k, "--providers-per-peer") && parse_count(v, UINT32_MAX, &num))
-            o.cfg.max_providers_per_peer = (uint32_t)num;
-        else if (!strcmp(k, "--peers") && parse_count(v, 1000, &peers))
-            a.verbose_stats = 1;
-        else
-            return cli_usage("dht", "bad option %s %s", k, v);
-    }
+    cli_list_t listen = {o.listen, 0, MAX_OPTS}, boot = {o.boot, 0, MAX_OPTS},
+               ns = {o.ns, 0, MAX_OPTS};
+    const cli_opt_t opts[] = {
+        CLI_OPTION("--listen", CLI_LIST, &listen),
+        CLI_OPTION("--bootstrap", CLI_LIST, &boot),
+        CLI_OPTION("--namespace", CLI_LIST, &ns),
+        CLI_OPTION("--mdns", CLI_FLAG, &o.mdns),
+        CLI_OPTION("--client", CLI_FLAG, &client),
+        CLI_OPTION("--serve", CLI_FLAG, &serve),
+        CLI_OPTION("--no-open-keys", CLI_FLAG, &no_open_keys),
+        CLI_OPTION("--key", CLI_STR, &o.key_file),
+        CLI_OPTION("--metrics", CLI_STR, &o.metrics),
+        CLI_OPTION("--control", CLI_STR, &control),
+        CLI_OPTION("--datastore", CLI_STR, &o.cfg.datastore),
+        CLI_OPTION("--protocol", CLI_STR, &o.cfg.protocol),
+        CLI_NUMBER("--quorum", &quorum, 1, CP2P_DHT_DEFAULT_K * 3),
+        CLI_NUMBER("--timeout", &timeout, 1, 3600),
+        CLI_NUMBER("--query-timeout", &query_timeout, 1, 3600),
+        CLI_NUMBER("--records-per-peer", &records, 1, UINT32_MAX),
+        CLI_NUMBER("--providers-per-peer", &providers, 1, UINT32_MAX),
+        CLI_NUMBER("--peers", &peers, 1, 1000),
+        CLI_END,
+    };
+    int prc = cli_parse("dht", argc, argv, opts, usage, NULL);
+    if (prc)
+        return prc == CLI_HELP ? CLI_OK : prc;
+    o.n_listen = listen.n;
+    o.n_boot = boot.n;
+    o.n_ns = ns.n;
+    if (client)
+        o.cfg.mode = CP2P_DHT_MODE_CLIENT;
+    a.serve = serve;
+    a.verbose_stats = peers > 0; /* --peers N: a network in one process, counted */
+    if (!peers)
+        peers = 1;
+    o.cfg.quorum = (uint32_t)quorum;
+    o.cfg.request_timeout_ms = (uint32_t)timeout * 1000;
+    o.cfg.query_timeout_ms = (uint32_t)query_timeout * 1000;
+    o.cfg.max_records_per_peer = (uint32_t)records;
+    o.cfg.max_providers_per_peer = (uint32_t)providers;
     if (control)
         return cp2p_dht_control_run(control);
     o.cfg.open_namespaces = o.ns;

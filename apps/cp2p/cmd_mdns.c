@@ -112,63 +112,40 @@ static void on_host_event(const cp2p_event_t *ev, void *arg)
     fflush(stdout);
 }
 
-static int parse_seconds(const char *s, double *out)
-{
-    char *end;
-    *out = strtod(s, &end);
-    return end != s && *end == 0 && *out > 0 && *out < 86400 * 365;
-}
-
 int cmd_mdns(int argc, char **argv)
 {
     app_t a = {0};
     cp2p_mdns_config_t mc = {0};
-    const char *listen[MAX_LISTEN];
-    size_t n_listen = 0;
+    const char *listen_v[MAX_LISTEN];
+    cli_list_t listen = {listen_v, 0, MAX_LISTEN};
     const char *key_file = NULL, *metrics = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double num = 0;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            usage(stdout);
-            return CLI_OK;
-        } else if (!strcmp(o, "--dial")) {
-            mc.dial = 1;
-            continue;
-        } else if (!strcmp(o, "--loopback")) {
-            mc.loopback = 1;
-            continue;
-        } else if (!strcmp(o, "--no-ipv4")) {
-            mc.no_ipv4 = 1;
-            continue;
-        } else if (!strcmp(o, "--no-ipv6")) {
-            mc.no_ipv6 = 1;
-            continue;
-        } else if (!strcmp(o, "--stats")) {
-            a.stats = 1;
-            continue;
-        } else if (!v) {
-            return cli_usage("mdns", "%s needs a value", o);
-        }
-        i++;
-        if (!strcmp(o, "--listen") && n_listen < MAX_LISTEN)
-            listen[n_listen++] = v;
-        else if (!strcmp(o, "--key"))
-            key_file = v;
-        else if (!strcmp(o, "--metrics"))
-            metrics = v;
-        else if (!strcmp(o, "--interval") && parse_seconds(v, &num))
-            mc.interval_ms = (uint32_t)(num * 1000) ? (uint32_t)(num * 1000) : 1;
-        else if (!strcmp(o, "--ttl") && parse_seconds(v, &num) && num >= 1)
-            mc.ttl_s = (uint32_t)num;
-        else
-            return cli_usage("mdns", "bad option %s %s", o, v);
-    }
+    double interval = 0, ttl = 0;
+    int stats = 0;
+    const cli_opt_t opts[] = {
+        CLI_OPTION("--listen", CLI_LIST, &listen),
+        CLI_OPTION("--dial", CLI_FLAG, &mc.dial),
+        CLI_OPTION("--loopback", CLI_FLAG, &mc.loopback),
+        CLI_OPTION("--no-ipv4", CLI_FLAG, &mc.no_ipv4),
+        CLI_OPTION("--no-ipv6", CLI_FLAG, &mc.no_ipv6),
+        CLI_OPTION("--stats", CLI_FLAG, &stats),
+        CLI_OPTION("--key", CLI_STR, &key_file),
+        CLI_OPTION("--metrics", CLI_STR, &metrics),
+        CLI_NUMBER("--interval", &interval, 0.001, 86400 * 365),
+        CLI_NUMBER("--ttl", &ttl, 1, 86400 * 365),
+        CLI_END,
+    };
+    int prc = cli_parse("mdns", argc, argv, opts, usage, NULL);
+    if (prc)
+        return prc == CLI_HELP ? CLI_OK : prc;
+    a.stats = stats;
+    if (interval)
+        mc.interval_ms = (uint32_t)(interval * 1000) ? (uint32_t)(interval * 1000) : 1;
+    if (ttl)
+        mc.ttl_s = (uint32_t)ttl;
     if (mc.no_ipv4 && mc.no_ipv6)
         return cli_usage("mdns", "--no-ipv4 and --no-ipv6 leave nothing");
-    if (!n_listen)
-        listen[n_listen++] = "/ip4/0.0.0.0/tcp/0";
+    if (!listen.n)
+        listen.v[listen.n++] = "/ip4/0.0.0.0/tcp/0";
 
     cp2p_host_config_t cfg = {0};
     int rc;
@@ -179,10 +156,10 @@ int cmd_mdns(int argc, char **argv)
 
     char what[CP2P_MULTIADDR_STRMAX + 32] = "cannot create the host";
     rc = cp2p_host_new(&a.loop, &cfg, &a.h);
-    for (size_t i = 0; !rc && i < n_listen; i++) {
+    for (size_t i = 0; !rc && i < listen.n; i++) {
         cp2p_multiaddr_t ma;
-        snprintf(what, sizeof what, "cannot listen on %s", listen[i]);
-        rc = cp2p_multiaddr_parse(listen[i], &ma);
+        snprintf(what, sizeof what, "cannot listen on %s", listen.v[i]);
+        rc = cp2p_multiaddr_parse(listen.v[i], &ma);
         if (!rc) {
             rc = cp2p_host_listen(a.h, &ma);
             cp2p_multiaddr_free(&ma);

@@ -318,66 +318,43 @@ static void on_event(const cp2p_event_t *ev, void *arg)
 
 /* --- setup --- */
 
-static int parse_number(const char *s, double *out)
-{
-    char *end;
-    *out = strtod(s, &end);
-    return end != s && *end == 0 && *out >= 0;
-}
-
 int cmd_ping(int argc, char **argv)
 {
     app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
-    const char *listen[MAX_LISTEN];
-    size_t n_listen = 0;
-    const char *muxer = NULL, *key_file = NULL;
-    double timeout_s = 10;
-    int echo = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double num = 0;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(o, "--verbose") || !strcmp(o, "-v")) {
-            a.verbose = 1;
-            continue;
-        } else if (!strcmp(o, "--echo")) {
-            echo = 1;
-            continue;
-        } else if (o[0] == '/' && !a.dial) { /* as rust-libp2p's ping example takes it */
-            a.dial = o;
-            continue;
-        } else if (o[0] != '-') {
-            return cli_usage("ping", "unexpected argument %s", o);
-        } else if (!v) {
-            return cli_usage("ping", "%s needs a value", o);
-        }
-        i++;
-        if (!strcmp(o, "--listen") && n_listen < MAX_LISTEN) {
-            listen[n_listen++] = v;
-        } else if (!strcmp(o, "--dial")) {
-            a.dial = v;
-        } else if (!strcmp(o, "--muxer") && (!strcmp(v, "yamux") || !strcmp(v, "mplex"))) {
-            muxer = v;
-        } else if (!strcmp(o, "--key")) {
-            key_file = v;
-        } else if (!strcmp(o, "--count") && parse_number(v, &num) && num >= 1) {
-            a.count = (long)num;
-        } else if (!strcmp(o, "--interval") && parse_number(v, &num)) {
-            a.interval_ms = (uint64_t)(num * 1000);
-        } else if (!strcmp(o, "--timeout") && parse_number(v, &num) && num > 0) {
-            timeout_s = num;
-        } else if (!strcmp(o, "--echo-streams") && parse_number(v, &num) && num >= 1) {
-            a.echo_streams = (long)num;
-        } else if (!strcmp(o, "--echo-size") && parse_number(v, &num)) {
-            a.echo_size = (uint64_t)num;
-        } else {
-            return cli_usage("ping", "bad option %s %s", o, v);
-        }
-    }
-    if (!n_listen && !a.dial) {
+    const char *listen_v[MAX_LISTEN], *pos_v[1];
+    cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1};
+    const char *muxer = NULL, *key_file = NULL, *dial = NULL;
+    double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
+    int echo = 0, verbose = 0;
+    const cli_opt_t opts[] = {
+        CLI_OPTION("--listen", CLI_LIST, &listen),
+        CLI_OPTION("--dial", CLI_STR, &dial),
+        CLI_OPTION("--muxer", CLI_STR, &muxer),
+        CLI_OPTION("--key", CLI_STR, &key_file),
+        CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
+        CLI_OPTION("--echo", CLI_FLAG, &echo),
+        CLI_NUMBER("--count", &count, 1, 1e15),
+        CLI_NUMBER("--interval", &interval, 0, 86400),
+        CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
+        CLI_NUMBER("--echo-streams", &echo_streams, 1, 1e6),
+        CLI_NUMBER("--echo-size", &echo_size, 0, 1e15),
+        CLI_END,
+    };
+    int prc = cli_parse("ping", argc, argv, opts, usage, &pos);
+    if (prc)
+        return prc == CLI_HELP ? CLI_OK : prc;
+    if (muxer && strcmp(muxer, "yamux") && strcmp(muxer, "mplex"))
+        return cli_usage("ping", "bad option --muxer %s", muxer);
+    /* the address alone, as rust-libp2p's ping example takes it */
+    if (pos.n && (dial || pos.v[0][0] != '/'))
+        return cli_usage("ping", "unexpected argument %s", pos.v[0]);
+    a.dial = dial ? dial : pos.n ? pos.v[0] : NULL;
+    a.verbose = verbose;
+    a.count = (long)count;
+    a.interval_ms = (uint64_t)(interval * 1000);
+    a.echo_streams = (long)echo_streams;
+    a.echo_size = (uint64_t)echo_size;
+    if (!listen.n && !a.dial) {
         return cli_usage("ping", "give --listen, --dial or both");
     }
     if (a.echo_streams && !a.dial) {
@@ -410,10 +387,10 @@ int cmd_ping(int argc, char **argv)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc)
         rc = cp2p_host_subscribe(a.h, on_event, &a);
-    for (size_t i = 0; !rc && i < n_listen; i++) {
+    for (size_t i = 0; !rc && i < listen.n; i++) {
         cp2p_multiaddr_t ma;
-        snprintf(what, sizeof what, "cannot listen on %s", listen[i]);
-        rc = cp2p_multiaddr_parse(listen[i], &ma);
+        snprintf(what, sizeof what, "cannot listen on %s", listen.v[i]);
+        rc = cp2p_multiaddr_parse(listen.v[i], &ma);
         if (!rc) {
             rc = cp2p_host_listen(a.h, &ma);
             cp2p_multiaddr_free(&ma);
