@@ -1,5 +1,4 @@
 /* cp2p id: print the peer ID of a private key file (peer-ids spec, "String representation"). */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
@@ -19,25 +18,16 @@ static void help(FILE *f)
 
 int cmd_id(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},
-        {"cid", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
     const char *path = NULL;
-    int cid = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 'k': path = optarg; break;
-        case 'c': cid = 1; break;
-        case 'h': help(stdout); return CLI_OK;
-        default: return cli_usage("id", "bad option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("id", "unexpected argument '%s'", argv[optind]);
+    int cid = 0;
+    const cli_opt_t opts[] = {
+        CLI_OPTION("--key", CLI_STR, &path),
+        CLI_OPTION("--cid", CLI_FLAG, &cid),
+        CLI_END,
+    };
+    int prc = cli_parse("id", argc, argv, opts, help, NULL);
+    if (prc)
+        return prc == CLI_HELP ? CLI_OK : prc;
     if (!path)
         return cli_usage("id", "--key FILE is required");
 

@@ -2,7 +2,6 @@
  * spec ("Keys"), as go-libp2p and js-libp2p store them. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,38 +26,27 @@ static void help(FILE *f)
 
 int cmd_keygen(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"type", required_argument, NULL, 't'},
-        {"bits", required_argument, NULL, 'b'},
-        {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
+    const char *out = NULL, *type_name = "ed25519", *bits_s = NULL;
+    int bits = 0, force = 0;
+    const cli_opt_t opts[] = {
+        CLI_OPTION("--type", CLI_STR, &type_name),
+        CLI_OPTION("--bits", CLI_STR, &bits_s),
+        CLI_OPTION("--out", CLI_STR, &out),
+        CLI_OPTION("--force", CLI_FLAG, &force),
+        CLI_END,
     };
-    const char *out = NULL, *type_name = "ed25519";
-    int bits = 0, force = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 't': type_name = optarg; break;
-        case 'o': out = optarg; break;
-        case 'f': force = 1; break;
-        case 'h': help(stdout); return CLI_OK;
-        case 'b': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || end == optarg || v < CP2P_RSA_MIN_BITS || v > CP2P_RSA_MAX_BITS)
-                return cli_usage("keygen", "--bits must be a number from %d to %d",
-                                 CP2P_RSA_MIN_BITS, CP2P_RSA_MAX_BITS);
-            bits = (int)v;
-            break;
-        }
-        default: return cli_usage("keygen", "bad option '%s'", argv[optind - 1]);
-        }
+    int prc = cli_parse("keygen", argc, argv, opts, help, NULL);
+    if (prc)
+        return prc == CLI_HELP ? CLI_OK : prc;
+    if (bits_s) {
+        char *end;
+        errno = 0;
+        long v = strtol(bits_s, &end, 10);
+        if (errno || *end || end == bits_s || v < CP2P_RSA_MIN_BITS || v > CP2P_RSA_MAX_BITS)
+            return cli_usage("keygen", "--bits must be a number from %d to %d",
+                             CP2P_RSA_MIN_BITS, CP2P_RSA_MAX_BITS);
+        bits = (int)v;
     }
-    if (optind < argc)
-        return cli_usage("keygen", "unexpected argument '%s'", argv[optind]);
     if (!out)
         return cli_usage("keygen", "--out FILE is required");
     int type = cp2p_key_type_parse(type_name);

@@ -234,57 +234,44 @@ int cmd_perf(int argc, char **argv)
         return cli_fail("perf", "out of memory");
     a->streams = 1;
     int server = 0, rc;
-    const char *address = NULL;
-    for (int i = 1; i < argc; i++) {
+    const char *address = NULL, *transport = "tcp", *upload = NULL, *download = NULL;
+    double streams = 1;
+    /* The perf runner's --run-server, spelt --run-server=true|false too, and
+     * --run-server true|false by the js implementation: made a plain flag. */
+    char *args[64];
+    int n = 0;
+    for (int i = 0; i < argc && n < 64; i++) {
         const char *o = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double num;
-        char *end;
-        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
-            usage(stdout);
-            free(a);
-            return CLI_OK;
-        }
         if (!strcmp(o, "--run-server") || !strcmp(o, "--run-server=true")) {
-            server = 1;
-            /* The js runner implementation spells it --run-server true. */
-            if (v && (!strcmp(v, "true") || !strcmp(v, "false"))) {
-                server = !strcmp(v, "true");
+            int off = i + 1 < argc && !strcmp(argv[i + 1], "false");
+            server = !off;
+            if (i + 1 < argc && (off || !strcmp(argv[i + 1], "true")))
                 i++;
-            }
-            continue;
+        } else if (strcmp(o, "--run-server=false")) {
+            args[n++] = argv[i];
         }
-        if (!strcmp(o, "--run-server=false"))
-            continue;
-        rc = 0;
-        if (!v)
-            rc = cli_usage("perf", "%s needs a value", o);
-        else if (!strcmp(o, "--server-address"))
-            address = v;
-        else if (!strcmp(o, "--transport")) {
-            if (strcmp(v, "tcp"))
-                rc = cli_usage("perf", "transport %s is not supported (only tcp)", v);
-        } else if (!strcmp(o, "--upload-bytes")) {
-            if (!parse_u64(v, &a->upload))
-                rc = cli_usage("perf", "bad --upload-bytes %s", v);
-        } else if (!strcmp(o, "--download-bytes")) {
-            if (!parse_u64(v, &a->download))
-                rc = cli_usage("perf", "bad --download-bytes %s", v);
-        } else if (!strcmp(o, "--streams")) {
-            num = strtod(v, &end);
-            if (end == v || *end || num < 1 || num > MAX_STREAMS)
-                rc = cli_usage("perf", "--streams takes 1 to %d", MAX_STREAMS);
-            else
-                a->streams = (long)num;
-        } else {
-            rc = cli_usage("perf", "unknown option %s", o);
-        }
-        if (rc) {
-            free(a);
-            return rc;
-        }
-        i++;
     }
+    const cli_opt_t opts[] = {
+        CLI_OPTION("--server-address", CLI_STR, &address),
+        CLI_OPTION("--transport", CLI_STR, &transport),
+        CLI_OPTION("--upload-bytes", CLI_STR, &upload),
+        CLI_OPTION("--download-bytes", CLI_STR, &download),
+        CLI_NUMBER("--streams", &streams, 1, MAX_STREAMS),
+        CLI_END,
+    };
+    rc = argc > 64 ? cli_usage("perf", "too many arguments")
+                   : cli_parse("perf", n, args, opts, usage, NULL);
+    if (!rc && strcmp(transport, "tcp"))
+        rc = cli_usage("perf", "transport %s is not supported (only tcp)", transport);
+    if (!rc && upload && !parse_u64(upload, &a->upload))
+        rc = cli_usage("perf", "bad --upload-bytes %s", upload);
+    if (!rc && download && !parse_u64(download, &a->download))
+        rc = cli_usage("perf", "bad --download-bytes %s", download);
+    if (rc) {
+        free(a);
+        return rc == CLI_HELP ? CLI_OK : rc;
+    }
+    a->streams = (long)streams;
     cp2p_multiaddr_t ma;
     if (!address) {
         free(a);

@@ -144,7 +144,8 @@ CP2P_API const char *cp2p_host_agent_version(const cp2p_host_t *h);
 CP2P_API int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
 /** The addresses we listen on, with the bound ports, 0.0.0.0 and :: expanded to
  * the interface addresses. *addrs is a malloc'd array of malloc'd multiaddrs:
- * the caller frees each (cp2p_multiaddr_free) and the array (free). */
+ * the caller frees each (cp2p_multiaddr_free) and the array (free), or all
+ * at once with cp2p_multiaddr_array_free. */
 CP2P_API int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
 /** Advertise addrs (copied, at most CP2P_HOST_MAX_ANNOUNCE_ADDRS) instead of
  * the listen addresses: for a host behind NAT, a load balancer or a
