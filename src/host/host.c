@@ -194,8 +194,12 @@ static void hook_disconnected(void *ctx, cp2p_conn_t *c)
 
 /* ---- life cycle ---- */
 
+static void req_end(struct req *r);
+
 static void host_free(cp2p_host_t *h)
 {
+    while (h->reqs) /* none should be left once the swarm closed: defensive */
+        req_end(h->reqs);
     for (size_t i = 0; i < h->nhandlers; i++)
         free(h->handlers[i].protocol);
     free(h->handlers);
