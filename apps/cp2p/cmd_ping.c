@@ -62,6 +62,7 @@ static void usage(FILE *f)
             "  --interval S      seconds between pings (default 1)\n"
             "  --timeout S       dial timeout in seconds (default 10)\n"
             "  --muxer NAME      yamux or mplex (default: both, yamux preferred)\n"
+            "  --security NAME   noise or tls (default: noise)\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
@@ -323,13 +324,14 @@ int cmd_ping(int argc, char **argv)
     app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
     const char *listen_v[MAX_LISTEN], *pos_v[1];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1};
-    const char *muxer = NULL, *key_file = NULL, *dial = NULL;
+    const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL;
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
     int echo = 0, verbose = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--dial", CLI_STR, &dial),
         CLI_OPTION("--muxer", CLI_STR, &muxer),
+        CLI_OPTION("--security", CLI_STR, &security),
         CLI_OPTION("--key", CLI_STR, &key_file),
         CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
         CLI_OPTION("--echo", CLI_FLAG, &echo),
@@ -345,6 +347,8 @@ int cmd_ping(int argc, char **argv)
         return prc == CLI_HELP ? CLI_OK : prc;
     if (muxer && strcmp(muxer, "yamux") && strcmp(muxer, "mplex"))
         return cli_usage("ping", "bad option --muxer %s", muxer);
+    if (security && strcmp(security, "noise") && strcmp(security, "tls"))
+        return cli_usage("ping", "bad option --security %s", security);
     /* the address alone, as rust-libp2p's ping example takes it */
     if (pos.n && (dial || pos.v[0][0] != '/'))
         return cli_usage("ping", "unexpected argument %s", pos.v[0]);
@@ -367,6 +371,12 @@ int cmd_ping(int argc, char **argv)
         mux_id[0] = !strcmp(muxer, "yamux") ? "/yamux/1.0.0" : "/mplex/6.7.0";
         cfg.muxers = mux_id;
         cfg.n_muxers = 1;
+    }
+    const char *sec_id[1];
+    if (security) {
+        sec_id[0] = !strcmp(security, "noise") ? "/noise" : "/tls/1.0.0";
+        cfg.security = sec_id;
+        cfg.n_security = 1;
     }
     int rc = 0;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {

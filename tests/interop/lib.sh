@@ -1,15 +1,26 @@
-# Shared by tests/cli/interop_*.sh: start cp2p and js-libp2p peers and check
-# their output. Sourced with the build directory as $1.
+# Shared by tests/cli/interop_*.sh: start cp2p, js-libp2p and go-libp2p peers
+# and check their output. Sourced with the build directory as $1. The other
+# side needed is INTEROP_PEERS, set before sourcing: "js" (the default), "go"
+# or "js go".
 source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib/common.sh"
 INTEROP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CP2P=$BUILD/cp2p
 MUXERS=${CP2P_INTEROP_MUXERS:-"yamux mplex"}
 
-# A missing js side is a failure, not a skip: a skipped interop test looks green.
-[ -f "$INTEROP/node_modules/libp2p/package.json" ] ||
-    fail "js-libp2p is not installed: run 'npm ci' in tests/interop"
-command -v node >/dev/null || fail "node is not installed (node 20 or later is needed)"
 [ -x "$CP2P" ] || fail "$CP2P not built"
+# A missing other side is a failure, not a skip: a skipped interop test looks green.
+for _peer in ${INTEROP_PEERS:-js}; do
+    case $_peer in
+    js)
+        [ -f "$INTEROP/node_modules/libp2p/package.json" ] ||
+            fail "js-libp2p is not installed: run 'npm ci' in tests/interop"
+        command -v node >/dev/null || fail "node is not installed (node 20 or later is needed)" ;;
+    go)
+        # Built once per content of tests/interop/go (go/build.sh caches it).
+        GO_PEER=$(bash "$INTEROP/go/build.sh") || fail "the go-libp2p peer could not be built (tests/interop/go/build.sh)" ;;
+    *) fail "INTEROP_PEERS: unknown peer $_peer" ;;
+    esac
+done
 
 js() { (cd "$INTEROP" && exec node --import ./polyfill.mjs peer.mjs "$@"); }
 
@@ -22,6 +33,19 @@ start_js() {
     JS_PID=$!
     JS_ADDR=$(wait_line "$TMP/$name.out" '^listening ' | cut -d' ' -f2)
     JS_ID=${JS_ADDR##*/p2p/}
+}
+
+# gopeer ARGS...: the go-libp2p peer (tests/interop/go), in the foreground.
+gopeer() { "$GO_PEER" "$@"; }
+
+# start_go NAME ARGS...: a go-libp2p peer listening on loopback; sets GO_ADDR, GO_ID, GO_PID.
+start_go() {
+    local name=$1; shift
+    "$GO_PEER" --listen /ip4/127.0.0.1/tcp/0 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+    GO_PID=$!
+    GO_ADDR=$(wait_line "$TMP/$name.out" '^listening ' | cut -d' ' -f2)
+    GO_ID=${GO_ADDR##*/p2p/}
 }
 
 # start_cp2p NAME ARGS...: cp2p ping listening on loopback; sets CP2P_ADDR, CP2P_ID, CP2P_PID.
