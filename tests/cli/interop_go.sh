@@ -14,23 +14,6 @@ PINGS=5
 MIB=$((1024 * 1024))
 STREAMS=100
 
-# field LINE KEY: the value of KEY=... in LINE ("" if absent).
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
-# has LINE KEY ITEM: KEY's comma-separated list in LINE includes ITEM.
-has() { [[ ",$(field "$1" "$2")," == *",$3,"* ]]; }
-
-# check_identified WHO LINE AGENT_PREFIX LISTEN_ADDR PROTOCOL...: an
-# "identified" line as both peers print it: the agent version, every listed
-# protocol, the listen address and a signed peer record with a sequence number.
-check_identified() {
-    local who=$1 line=$2 agent=$3 addr=$4 p; shift 4
-    [ -n "$line" ] || fail "$who: no identify"
-    [[ $(field "$line" agent) == "$agent"* ]] || fail "$who: agent $(field "$line" agent), not $agent..."
-    for p in "$@"; do has "$line" protocols "$p" || fail "$who: protocol $p missing"; done
-    has "$line" addrs "$addr" || fail "$who: listen address $addr missing"
-    [[ $(field "$line" record) =~ ^[0-9]+$ ]] || fail "$who: no signed peer record (record=$(field "$line" record))"
-}
-
 # check_observed WHO LINE EXPECTED: go's "observed" line: the address the
 # remote reported in identify's observedAddr is the connection's own local
 # address, and EXPECTED if given.
@@ -58,14 +41,6 @@ check_conn() {
 }
 SEC_ID_noise=/noise
 SEC_ID_tls=/tls/1.0.0
-
-# rtts FILE REGEX: the rtt values of FILE's ping lines, comma-separated; fails unless PINGS of them.
-rtts() {
-    local n
-    n=$(grep -cE "$2" "$1" || true)
-    [ "$n" = $PINGS ] || { cat "$1" >&2; fail "expected $PINGS ping replies, got $n"; }
-    grep -E "$2" "$1" | sed 's/.*rtt=\([0-9.]*\) ms$/\1/' | paste -sd, -
-}
 
 SHOW_ON_FAIL=(all) # every peer's output when a check fails
 CELLS=()

@@ -1,7 +1,7 @@
-# Shared by tests/cli/interop_*.sh: start cp2p, js-libp2p and go-libp2p peers
-# and check their output. Sourced with the build directory as $1. The other
-# side needed is INTEROP_PEERS, set before sourcing: "js" (the default), "go"
-# or "js go".
+# Shared by tests/cli/interop_*.sh: start cp2p, js-libp2p, go-libp2p and
+# rust-libp2p peers and check their output. Sourced with the build directory
+# as $1. The other side needed is INTEROP_PEERS, set before sourcing: "js"
+# (the default), "go", "rust", or several ("js go").
 source "$(dirname "${BASH_SOURCE[0]}")/../cli/lib/common.sh"
 INTEROP=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CP2P=$BUILD/cp2p
@@ -18,6 +18,9 @@ for _peer in ${INTEROP_PEERS:-js}; do
     go)
         # Built once per content of tests/interop/go (go/build.sh caches it).
         GO_PEER=$(bash "$INTEROP/go/build.sh") || fail "the go-libp2p peer could not be built (tests/interop/go/build.sh)" ;;
+    rust)
+        # Built once per content of tests/interop/rust (rust/build.sh caches it).
+        RUST_PEER=$(bash "$INTEROP/rust/build.sh") || fail "the rust-libp2p peer could not be built (tests/interop/rust/build.sh)" ;;
     *) fail "INTEROP_PEERS: unknown peer $_peer" ;;
     esac
 done
@@ -48,6 +51,19 @@ start_go() {
     GO_ID=${GO_ADDR##*/p2p/}
 }
 
+# rustpeer ARGS...: the rust-libp2p peer (tests/interop/rust), in the foreground.
+rustpeer() { "$RUST_PEER" "$@"; }
+
+# start_rust NAME ARGS...: a rust-libp2p peer listening on loopback; sets RUST_ADDR, RUST_ID, RUST_PID.
+start_rust() {
+    local name=$1; shift
+    "$RUST_PEER" --listen /ip4/127.0.0.1/tcp/0 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+    RUST_PID=$!
+    RUST_ADDR=$(wait_line "$TMP/$name.out" '^listening ' | cut -d' ' -f2)
+    RUST_ID=${RUST_ADDR##*/p2p/}
+}
+
 # start_cp2p NAME ARGS...: cp2p ping listening on loopback; sets CP2P_ADDR, CP2P_ID, CP2P_PID.
 start_cp2p() {
     local name=$1; shift
@@ -56,6 +72,37 @@ start_cp2p() {
     CP2P_PID=$!
     CP2P_ADDR=$(wait_line "$TMP/$name.out" '^Listening on ' | cut -d' ' -f3)
     CP2P_ID=${CP2P_ADDR##*/p2p/}
+}
+
+# field LINE KEY: the value of KEY=... in LINE ("" if absent).
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+# has LINE KEY ITEM: KEY's comma-separated list in LINE includes ITEM.
+has() { [[ ",$(field "$1" "$2")," == *",$3,"* ]]; }
+
+# check_identified WHO LINE AGENT_PREFIX LISTEN_ADDR PROTOCOL...: an
+# "identified" line as cp2p and the go and rust peers print it: the agent
+# version, every listed protocol, the listen address and a signed peer record
+# with a sequence number (NO_RECORD=1 in the environment: record=none instead).
+check_identified() {
+    local who=$1 line=$2 agent=$3 addr=$4 p; shift 4
+    [ -n "$line" ] || fail "$who: no identify"
+    [[ $(field "$line" agent) == "$agent"* ]] || fail "$who: agent $(field "$line" agent), not $agent..."
+    for p in "$@"; do has "$line" protocols "$p" || fail "$who: protocol $p missing"; done
+    has "$line" addrs "$addr" || fail "$who: listen address $addr missing"
+    if [ -n "${NO_RECORD:-}" ]; then
+        [ "$(field "$line" record)" = none ] || fail "$who: record=$(field "$line" record), none expected"
+    else
+        [[ $(field "$line" record) =~ ^[0-9]+$ ]] || fail "$who: no signed peer record (record=$(field "$line" record))"
+    fi
+}
+
+# rtts FILE REGEX: the rtt values of FILE's ping lines, comma-separated; fails
+# unless $PINGS (set by the test) of them.
+rtts() {
+    local n
+    n=$(grep -cE "$2" "$1" || true)
+    [ "$n" = $PINGS ] || { cat "$1" >&2; fail "expected $PINGS ping replies, got $n"; }
+    grep -E "$2" "$1" | sed 's/.*rtt=\([0-9.]*\) ms$/\1/' | paste -sd, -
 }
 
 # peak_rss_kib PID: the process's peak resident set so far (VmHWM), in KiB.
