@@ -38,32 +38,6 @@ start_js() {
     JS_ID=${JS_ADDR##*/p2p/}
 }
 
-# gopeer ARGS...: the go-libp2p peer (tests/interop/go), in the foreground.
-gopeer() { "$GO_PEER" "$@"; }
-
-# start_go NAME ARGS...: a go-libp2p peer listening on loopback; sets GO_ADDR, GO_ID, GO_PID.
-start_go() {
-    local name=$1; shift
-    "$GO_PEER" --listen /ip4/127.0.0.1/tcp/0 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
-    PIDS+=($!)
-    GO_PID=$!
-    GO_ADDR=$(wait_line "$TMP/$name.out" '^listening ' | cut -d' ' -f2)
-    GO_ID=${GO_ADDR##*/p2p/}
-}
-
-# rustpeer ARGS...: the rust-libp2p peer (tests/interop/rust), in the foreground.
-rustpeer() { "$RUST_PEER" "$@"; }
-
-# start_rust NAME ARGS...: a rust-libp2p peer listening on loopback; sets RUST_ADDR, RUST_ID, RUST_PID.
-start_rust() {
-    local name=$1; shift
-    "$RUST_PEER" --listen /ip4/127.0.0.1/tcp/0 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
-    PIDS+=($!)
-    RUST_PID=$!
-    RUST_ADDR=$(wait_line "$TMP/$name.out" '^listening ' | cut -d' ' -f2)
-    RUST_ID=${RUST_ADDR##*/p2p/}
-}
-
 # start_cp2p NAME ARGS...: cp2p ping listening on loopback; sets CP2P_ADDR, CP2P_ID, CP2P_PID.
 start_cp2p() {
     local name=$1; shift
