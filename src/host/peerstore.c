@@ -288,6 +288,27 @@ static int append_addr(cp2p_peerstore_t *ps, peer_t *p, const uint8_t *b, size_t
     return 0;
 }
 
+/* How long the address b[0..len) is as kept for peer: a trailing /p2p/<peer>
+ * says nothing more and is cut (as go-libp2p's address book does), so that
+ * one address is one entry however it was written (rust-libp2p sends the
+ * addresses it dialed with /p2p/<id> appended, others without); 0 when it
+ * ends in /p2p/ of another peer, which is not an address of this one, or is
+ * nothing but /p2p/<peer>. */
+static size_t own_form(const cp2p_peer_id_t *peer, const uint8_t *b, size_t len)
+{
+    cp2p_multiaddr_t ma = {(uint8_t *)b, len};
+    cp2p_multiaddr_iter_t it;
+    cp2p_multiaddr_component_t c, last = {0};
+    cp2p_multiaddr_iter_init(&it, &ma);
+    while (cp2p_multiaddr_iter_next(&it, &c))
+        last = c;
+    if (!last.raw || last.code != CP2P_MA_P2P)
+        return len;
+    if (last.value_len != peer->len || memcmp(last.value, peer->bytes, peer->len))
+        return 0;
+    return (size_t)(last.raw - b);
+}
+
 static int put_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                      const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl, uint64_t now,
                      int exact, uint8_t src)
@@ -303,7 +324,7 @@ static int put_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
     for (size_t i = 0; i < n; i++) {
         const uint8_t *b = addrs[i].bytes;
         size_t len = addrs[i].len;
-        if (!b || len == 0 || len > MAX_ADDR_LEN)
+        if (!b || len == 0 || len > MAX_ADDR_LEN || !(len = own_form(peer, b, len)))
             continue;
         addr_t *a = find_addr(p, b, len);
         if (a && exact && ttl == 0) {

@@ -79,6 +79,38 @@ static void test_addr_ttl(void **state)
     cp2p_peerstore_free(ps);
 }
 
+/* An address with /p2p/<the peer> at its end (how rust-libp2p's DHT answers
+ * write the addresses it dialed) is the address without it: one entry, given
+ * without the suffix; one ending in /p2p/ of another peer is not the peer's. */
+static void test_addr_p2p_suffix(void **state)
+{
+    cp2p_peerstore_t *ps;
+    assert_int_equal(cp2p_peerstore_new(0, &ps), 0);
+    cp2p_peer_id_t p = pid(1), q = pid(2);
+    uint8_t own[32], other[32], bare[16];
+    cp2p_multiaddr_t a1 = addr(1);
+    memcpy(own, a1.bytes, 8);
+    own[8] = 0xa5, own[9] = 0x03, own[10] = p.len; /* /p2p/ (421), then the multihash */
+    memcpy(own + 11, p.bytes, p.len);
+    memcpy(other, own, sizeof other);
+    memcpy(other + 11, q.bytes, q.len);
+    memcpy(bare, own + 8, 3 + p.len); /* nothing but /p2p/<peer> */
+    cp2p_multiaddr_t check;
+    assert_int_equal(cp2p_multiaddr_from_bytes(own, 11 + p.len, &check), 0);
+    cp2p_multiaddr_free(&check);
+    cp2p_multiaddr_t in[4] = {{own, 11 + p.len}, addr(1), {other, 11 + q.len}, {bare, 3 + p.len}};
+    assert_int_equal(cp2p_peerstore_add_addrs(ps, &p, in, 4, 1000, 0), 0);
+    assert_int_equal(cp2p_peerstore_addrs(ps, &p, 0, NULL, 0), 1);
+    assert_true(has_addr(ps, &p, 0, 1));
+    /* for q, /p2p/<q> is its own suffix */
+    assert_int_equal(cp2p_peerstore_add_addrs(ps, &q, &in[2], 1, 1000, 0), 0);
+    assert_true(has_addr(ps, &q, 0, 1));
+    /* the suffixed form removes the address kept without it */
+    assert_int_equal(cp2p_peerstore_set_addrs(ps, &p, in, 1, 0, 0), 0);
+    assert_int_equal(cp2p_peerstore_addrs(ps, &p, 0, NULL, 0), 0);
+    cp2p_peerstore_free(ps);
+}
+
 /* The freshest addresses are kept: a full list makes room by dropping the
  * expired ones first, then the oldest. */
 static void test_addr_limit(void **state)
@@ -299,6 +331,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_addr_ttl),
         cmocka_unit_test(test_addr_limit),
+        cmocka_unit_test(test_addr_p2p_suffix),
         cmocka_unit_test(test_addr_sources),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_many_peers),
