@@ -41,6 +41,8 @@ use libp2p::{identify, noise, ping, tcp, tls, yamux, Multiaddr, PeerId, StreamPr
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod dht;
+
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const CHUNK: usize = 64 * 1024;
 
@@ -608,6 +610,10 @@ async fn run(o: Options) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("dht") {
+        // dht.rs
+        std::process::exit(dht::main(std::env::args().skip(2).collect()).await);
+    }
     let code = match run(parse_args()).await {
         Ok(()) => 0,
         Err(e) => {
