@@ -1,6 +1,6 @@
 // A js-libp2p kad-dht peer for the cp2p interop scenario (server mode,
 // /ipfs/kad/1.0.0), driven by the same stdin lines as `cp2p dht` and printing
-// the same result lines. Keys under /test/ take any value (js refuses keys
+// the same result lines (FIND_PEER too). Keys under /test/ take any value (js refuses keys
 // without a namespace), as cp2p does with --namespace test.
 //
 // node --import ./polyfill.mjs dht.mjs [--listen MA] [--bootstrap MA]...
@@ -9,6 +9,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { kadDHT, passthroughMapper } from '@libp2p/kad-dht'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -85,11 +86,23 @@ async function run (line) {
         }
       }
       if (seen.size === 0) say(`No providers found for key "${key}"`)
+    } else if (cmd === 'FIND_PEER' && key) {
+      let found = null
+      for await (const ev of dht.findPeer(peerIdFromString(key))) {
+        if (ev.name === 'FINAL_PEER' && found == null) found = ev.peer
+      }
+      if (found == null) say(`Failed to find peer ${key}: not found`)
+      else if (found.multiaddrs.length === 0) say(`Found peer ${key} without addresses`)
+      for (const ma of found?.multiaddrs ?? []) say(`Peer ${key} has address ${ma}`)
     } else if (cmd) {
-      say('Expected: PUT <key> <value> | GET <key> | PUT_PROVIDER <key> | GET_PROVIDERS <key>')
+      say('Expected: PUT <key> <value> | GET <key> | PUT_PROVIDER <key> | GET_PROVIDERS <key> | FIND_PEER <peer id>')
     }
   } catch (err) {
-    say(`Failed to ${cmd} "${key}": ${err.message}`)
+    // The failure lines of cp2p dht.
+    const what = { PUT: `put record "${key}"`, GET: `get record "${key}"`,
+      PUT_PROVIDER: `put provider record "${key}"`, GET_PROVIDERS: `get providers for key "${key}"`,
+      FIND_PEER: `find peer ${key}` }[cmd]
+    say(`Failed to ${what}: ${err.message}`)
   }
 }
 
