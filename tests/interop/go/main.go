@@ -320,6 +320,9 @@ func run(o options) error {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "transport-interop" { // transport_interop.go
+		os.Exit(transportInterop())
+	}
 	if err := run(parseArgs()); err != nil {
 		say("error %v", err)
 		os.Exit(1)
