@@ -260,11 +260,11 @@ static int read_config(config_t *c)
         }
     }
 
+    /* Not a reason to fail: under test-plans DEBUG was js-libp2p's
+     * (DEBUG=*:yamux:trace), no runner's. */
     v = ENV(&name, "DEBUG", "debug");
-    if (v && parse_bool(v, &c->debug)) {
-        say("%s=%s: true or false expected", name, v);
-        return EXIT_CONFIG;
-    }
+    if (v && parse_bool(v, &c->debug))
+        say("%s=%s is not true or false: no debug logs", name, v);
 
     c->test_key = ENV(NULL, "TEST_KEY", "test_key");
     if (c->test_key) {

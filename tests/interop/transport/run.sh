@@ -83,7 +83,7 @@ for _ in $(seq 50); do [ "$(rcli ping 2>/dev/null)" = PONG ] && break; sleep 0.1
 
 # What the suite passes, and nothing else: names and values of one style.
 # Sanitizer and log settings pass through for the ASan run and debugging.
-cell_env() { # STYLE IS_DIALER SECURITY MUXER TEST_KEY: sets E
+cell_env() { # STYLE IS_DIALER SECURITY MUXER TEST_KEY DEBUG: sets E
     E=(PATH="$PATH" HOME="$HOME")
     local v
     for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS CP2P_LOG RUST_LOG GOLOG_LOG_LEVEL; do
@@ -96,7 +96,7 @@ cell_env() { # STYLE IS_DIALER SECURITY MUXER TEST_KEY: sets E
         [ "$REDIS_ADDR" = redis:6379 ] || E+=(redis_addr="$REDIS_ADDR")
     else
         E+=(TRANSPORT=tcp SECURE_CHANNEL="$3" MUXER="$4" IS_DIALER="$2" LISTENER_IP="$LISTEN_IP"
-            REDIS_ADDR="$REDIS_ADDR" TEST_TIMEOUT_SECS="$CELL_TIMEOUT" TEST_KEY="$5" DEBUG=false)
+            REDIS_ADDR="$REDIS_ADDR" TEST_TIMEOUT_SECS="$CELL_TIMEOUT" TEST_KEY="$5" DEBUG="$6")
     fi
 }
 
@@ -138,19 +138,23 @@ ROWS=()
 PASSED=0 FAILED=0
 T_START=$(date +%s%N)
 run_cell() { # DIALER LISTENER SECURITY MUXER
-    local d=$1 l=$2 sec=$3 mux=$4 style key name slug lpid rc lrc res why=""
+    local d=$1 l=$2 sec=$3 mux=$4 style key name slug lpid rc lrc res debug why=""
     [ "$sec" = noise ] && style=legacy || style=unified
     name="$d x $l (tcp, $sec, $mux)"
     key=$(echo "$name" | sha256sum | cut -c1-8) # as unified-testing's compute_test_key
     slug=$d-$l-$sec-$mux
     rcli del listenerAddr "${key}_listener_multiaddr" >/dev/null # a failed cell's leftovers
-    cell_env $style false "$sec" "$mux" "$key"
+    # DEBUG=true in the mplex cells (read in the unified one): cp2p's debug logs, on
+    # stderr, must leave stdout alone.
+    debug=false
+    [ "$mux" = yamux ] || debug=true
+    cell_env $style false "$sec" "$mux" "$key" $debug
     # shellcheck disable=SC2086 # the command's words split on purpose ("peer transport-interop")
     "${RUN_L[@]}" env -i "${E[@]}" ${CMD[$l]} >"$TMP/$slug.l.out" 2>"$TMP/$slug.l.err" &
     lpid=$!
     PIDS+=($lpid)
     rc=0
-    cell_env $style true "$sec" "$mux" "$key"
+    cell_env $style true "$sec" "$mux" "$key" $debug
     # shellcheck disable=SC2086
     "${RUN_D[@]}" env -i "${E[@]}" timeout $((CELL_TIMEOUT + 10)) ${CMD[$d]} >"$TMP/$slug.d.out" 2>"$TMP/$slug.d.err" || rc=$?
     kill -TERM "$lpid" 2>/dev/null || true
