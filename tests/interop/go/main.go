@@ -320,8 +320,13 @@ func run(o options) error {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "dht" {
-		os.Exit(dhtMain(os.Args[2:])) // dht.go
+	if len(os.Args) > 1 {
+		switch os.Args[1] { // the modes beside the default one, each in its own file
+		case "dht":
+			os.Exit(dhtMain(os.Args[2:])) // dht.go
+		case "transport-interop":
+			os.Exit(transportInterop()) // transport_interop.go
+		}
 	}
 	if err := run(parseArgs()); err != nil {
 		say("error %v", err)
