@@ -320,6 +320,9 @@ func run(o options) error {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "pubsub" {
+		os.Exit(pubsubMain(os.Args[2:])) // pubsub.go
+	}
 	if err := run(parseArgs()); err != nil {
 		say("error %v", err)
 		os.Exit(1)
