@@ -152,7 +152,7 @@ static ps_peer_t *peer_of(const ps_router_t *r, const cp2p_peer_id_t *id)
 static ps_topic_t *topic_of(const ps_router_t *r, const uint8_t *name, size_t len)
 {
     for (size_t i = 0; i < r->n_topics; i++)
-        if (r->topics[i]->len == len && !memcmp(r->topics[i]->name, name, len))
+        if (r->topics[i]->len == len && (len == 0 || !memcmp(r->topics[i]->name, name, len)))
             return r->topics[i];
     return NULL;
 }
