@@ -13,6 +13,7 @@
     X(mdns, "discover peers on the local network (mDNS)")                               \
     X(ping, "serve ping, and ping a peer")                                              \
     X(dht, "a Kademlia DHT node: put, get and provide from stdin")                      \
+    X(pubsub, "publish and subscribe (gossipsub, floodsub): a chat on stdin")              \
     X(perf, "measure throughput with the perf protocol (libp2p perf runner flags)")
 
 #define X(name, help) int cmd_##name(int argc, char **argv);

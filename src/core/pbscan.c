@@ -29,9 +29,10 @@ int cp2p_pb_next(const uint8_t *p, size_t n, size_t *off, cp2p_pb_field_t *f)
     f->wire = (unsigned)(tag & 7);
     f->data = NULL;
     f->len = 0;
+    f->value = 0;
     switch (f->wire) {
     case 0:
-        return read_varint(p, n, off, &v) ? CP2P_EPARSE : 1;
+        return read_varint(p, n, off, &f->value) ? CP2P_EPARSE : 1;
     case 1:
     case 5: {
         size_t w = f->wire == 1 ? 8 : 4;

@@ -12,6 +12,7 @@ typedef struct cp2p_pb_field {
     unsigned wire;       /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
     const uint8_t *data; /* wire 2: the bytes */
     size_t len;
+    uint64_t value;      /* wire 0: the varint */
 } cp2p_pb_field_t;
 
 /* The field at *off in p[0..n), *off moved past it: 1, or 0 at the end, or

@@ -326,6 +326,8 @@ func main() {
 			os.Exit(dhtMain(os.Args[2:])) // dht.go
 		case "transport-interop":
 			os.Exit(transportInterop()) // transport_interop.go
+		case "pubsub":
+			os.Exit(pubsubMain(os.Args[2:])) // pubsub.go
 		}
 	}
 	if err := run(parseArgs()); err != nil {

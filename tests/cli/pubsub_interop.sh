@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# ctest: run-serial
+# cp2p pubsub with go-libp2p-pubsub (tests/interop/go, `peer pubsub`): a line
+# cp2p A - go G - cp2p B, so that what A publishes reaches B only through
+# the go router and the other way round; once over gossipsub (meshsub/1.2.0,
+# signed messages, go's message ids), once over floodsub. Every message is
+# checked at every other node, by text, author and id (the same id at each).
+INTEROP_PEERS=go
+. "$(dirname "$0")/../interop/lib.sh"
+
+rc=0; "$CP2P" pubsub >"$TMP/usage.out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q -- '--topic is needed' "$TMP/usage.out" || fail "cp2p pubsub without --topic: rc $rc"
+"$CP2P" pubsub --help | grep -q -- '--router' || fail "cp2p pubsub --help"
+
+# got FILE TEXT AUTHOR: FILE has the message TEXT from AUTHOR; prints its id.
+got() {
+    local line
+    line=$(wait_line "$TMP/$1" "^Got message: '$2' with id: [0-9a-f]+ from peer: $3\$" 15) ||
+        { show all; fail "$1: no message '$2' from $3"; }
+    sed 's/.* with id: \([0-9a-f]*\) from.*/\1/' <<<"$line"
+}
+
+round() {
+    local router=$1 n=$2
+    mkfifo "$TMP/a$n.in" "$TMP/g$n.in" "$TMP/b$n.in"
+    "$CP2P" pubsub --topic chat --router "$router" --listen /ip4/127.0.0.1/tcp/0 \
+        <"$TMP/a$n.in" >"$TMP/a$n.out" 2>"$TMP/a$n.err" &
+    PIDS+=($!)
+    exec 7>"$TMP/a$n.in"
+    local A; A=$(wait_line "$TMP/a$n.out" '^Listening on ' | cut -d' ' -f3)
+    "$GO_PEER" pubsub --topic chat --router "$router" --dial "$A" \
+        <"$TMP/g$n.in" >"$TMP/g$n.out" 2>"$TMP/g$n.err" &
+    PIDS+=($!)
+    exec 8>"$TMP/g$n.in"
+    local G; G=$(wait_line "$TMP/g$n.out" '^listening ' | cut -d' ' -f2)
+    "$CP2P" pubsub --topic chat --router "$router" --listen /ip4/127.0.0.1/tcp/0 --dial "$G" \
+        <"$TMP/b$n.in" >"$TMP/b$n.out" 2>"$TMP/b$n.err" &
+    PIDS+=($!)
+    exec 9>"$TMP/b$n.in"
+    local A_ID=${A##*/p2p/} G_ID=${G##*/p2p/} B_ID
+    B_ID=$(wait_line "$TMP/b$n.out" '^Local peer id: ' | cut -d' ' -f4)
+    # Everyone sees the subscriptions of its neighbours.
+    wait_line "$TMP/g$n.out" "^subscribed $A_ID chat\$" 10 >/dev/null || { show all; fail "$router: go did not see A subscribe"; }
+    wait_line "$TMP/g$n.out" "^subscribed $B_ID chat\$" 10 >/dev/null || { show all; fail "$router: go did not see B subscribe"; }
+    wait_line "$TMP/a$n.out" "^subscribed $G_ID chat\$" 10 >/dev/null || { show all; fail "$router: A did not see go subscribe"; }
+    # A mesh needs a heartbeat (gossipsub's first after 100 ms, then 1 s).
+    sleep 1.5
+    echo "from cp2p A over $router" >&7
+    local i1 i2 i3
+    i1=$(got "g$n.out" "from cp2p A over $router" "$A_ID")
+    i2=$(got "b$n.out" "from cp2p A over $router" "$A_ID")
+    [ "$i1" = "$i2" ] || fail "$router: one message, two ids: $i1 (go) and $i2 (cp2p)"
+    echo "from cp2p B over $router" >&9
+    got "g$n.out" "from cp2p B over $router" "$B_ID" >/dev/null
+    got "a$n.out" "from cp2p B over $router" "$B_ID" >/dev/null
+    echo "from go over $router" >&8
+    i1=$(got "a$n.out" "from go over $router" "$G_ID")
+    i3=$(got "b$n.out" "from go over $router" "$G_ID")
+    [ "$i1" = "$i3" ] || fail "$router: go's message has two ids at A and B"
+    # Each message once: no duplicates delivered.
+    for f in a$n.out b$n.out g$n.out; do
+        local dup; dup=$(grep '^Got message' "$TMP/$f" | sort | uniq -d)
+        [ -z "$dup" ] || fail "$router: $f delivered twice: $dup"
+    done
+    exec 7>&- 8>&- 9>&-
+    echo "ok $router"
+}
+
+round gossipsub 1
+round floodsub 2
+echo PASS
