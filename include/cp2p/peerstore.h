@@ -72,8 +72,8 @@ CP2P_API int cp2p_peerstore_remove(cp2p_peerstore_t *ps, const cp2p_peer_id_t *p
  * it) and the better of its sources. Past CP2P_PEERSTORE_MAX_ADDRS, expired
  * addresses go first, then the rule above decides (the call still succeeds:
  * an address that finds no room is dropped). Invalid addresses are skipped.
- * An address is kept without a trailing /p2p/<peer> (".../tcp/1/p2p/<peer>"
- * and ".../tcp/1" are one address); one ending in /p2p/ of another peer is
+ * An address is kept without a trailing `/p2p/<peer>` (`.../tcp/1/p2p/<peer>`
+ * and `.../tcp/1` are one address); one ending in /p2p/ of another peer is
  * skipped. */
 CP2P_API int cp2p_peerstore_add_addrs(cp2p_peerstore_t *ps, const cp2p_peer_id_t *peer,
                                       const cp2p_multiaddr_t *addrs, size_t n, uint64_t ttl_ms,
