@@ -15,6 +15,7 @@
 //!     peer [--listen MA] [--dial MA] [--security noise|tls] [--muxer yamux]
 //!          [--ping N] [--echo-streams N --echo-size BYTES] [--wait-identify]
 //!          [--agent NAME]
+//!     peer mdns ...   (rust-libp2p's mDNS discovery: mdns.rs)
 //!
 //! What rust-libp2p 0.57 does not tell, and how the lines say it:
 //! - it reports no negotiated security or muxer per connection; one of each is
@@ -40,6 +41,8 @@ use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, tls, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+
+mod mdns; // peer mdns ...
 
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const CHUNK: usize = 64 * 1024;
@@ -608,6 +611,10 @@ async fn run(o: Options) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("mdns") {
+        std::process::exit(mdns::main(&args[1..]).await);
+    }
     let code = match run(parse_args()).await {
         Ok(()) => 0,
         Err(e) => {
