@@ -315,10 +315,18 @@ async fn run_ping(mut swarm: Swarm<Behaviour>, o: Options) -> i32 {
     tokio::pin!(stop);
     let mut remote: Option<PeerId> = None;
     let mut replies = 0u64;
+    // As in cp2p, a closed connection fails at the next ping, not at once.
+    let interval = o.interval.unwrap_or(Duration::from_secs(1));
+    let next_ping = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(next_ping);
+    let mut closed: Option<PeerId> = None;
     loop {
         let ev = tokio::select! {
             ev = swarm.select_next_some() => ev,
             _ = &mut stop => return 0,
+            _ = &mut next_ping, if closed.is_some() => {
+                fail("ping", 1, format!("ping {} failed: the connection closed", closed.unwrap()))
+            }
             _ = &mut timeout, if target.is_some() && remote.is_none() => {
                 fail("ping", 1, format!("cannot reach {}: timed out", target.unwrap().1))
             }
@@ -344,7 +352,10 @@ async fn run_ping(mut swarm: Swarm<Behaviour>, o: Options) -> i32 {
                 num_established: 0,
                 ..
             } if remote == Some(peer_id) => {
-                fail("ping", 1, format!("the connection to {peer_id} closed"))
+                closed = Some(peer_id);
+                next_ping
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + interval);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => {
                 match result {
