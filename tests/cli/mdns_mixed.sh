@@ -3,7 +3,7 @@
 # (p2p/discovery/mdns) and rust-libp2p (libp2p-mdns), each in a network
 # namespace of its own on one bridge (tests/cli/lib/netns.sh). Each of the
 # six directed pairs is checked by peer ID and an address in the other's
-# namespace; five discover each other within LIMIT_MS of the last start. The
+# namespace; five discover each other within LIMIT_MS (5 s) of the start. The
 # sixth, go finding rust, cannot happen, and is checked not to (so the day it
 # does, this test says so): go-libp2p's zeroconf drops an answer without SRV
 # and A/AAAA records before it reads the TXT records, and rust-libp2p answers
@@ -53,7 +53,7 @@ PIDS+=($PID_GO $PID_RUST)
 ID_GO=$(wait_line "$TMP/go.out" '^peer-id ' | cut -d' ' -f2)
 ID_RUST=$(wait_line "$TMP/rust.out" '^peer-id ' | cut -d' ' -f2)
 wait_line "$TMP/cp2p.out" '^Listening on ' >/dev/null
-# host ip: the namespace of each side.
+# Each side: its output, peer ID and address (its namespace).
 declare -A OUT=([cp2p]=cp2p.out [go]=go.out [rust]=rust.out)
 declare -A PEER=([cp2p]=$ID_C [go]=$ID_GO [rust]=$ID_RUST)
 declare -A IP=([cp2p]=$NET.1 [go]=$NET.2 [rust]=$NET.3)
