@@ -477,23 +477,70 @@ static int read_dnsaddr(const cp2p_mdns_engine_t *e, const uint8_t *s, size_t le
     return rc;
 }
 
-/* Every TXT record one label under the service name, whichever section it is
+/* 1 if a PTR record of our service in m points to name: the instance the
+ * records of that name describe, wherever the name is. */
+static int service_points_to(const cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m,
+                             const cp2p_dns_name_t *name)
+{
+    for (size_t i = 0; i < m->nan + m->nns + m->nar; i++) {
+        const cp2p_dns_rr_t *rr = &m->rr[i];
+        if (rr->type == CP2P_DNS_TYPE_PTR && cp2p_dns_name_equal(&rr->name, &e->service) &&
+            cp2p_dns_name_equal(&rr->target, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 if the datagram came from a loopback address (127/8, ::1, ::ffff:127/104). */
+static int loopback_source(const uint8_t *src, size_t len)
+{
+    static const uint8_t lo6[16] = {[15] = 1}, mapped[12] = {[10] = 0xff, [11] = 0xff};
+    if (len == 6)
+        return src[0] == 127;
+    return len == 18 && (!memcmp(src, lo6, 16) || (!memcmp(src, mapped, 12) && src[12] == 127));
+}
+
+/* 1 if addr starts with a loopback IP address. */
+static int loopback_addr(const cp2p_multiaddr_t *addr)
+{
+    static const uint8_t lo6[16] = {[15] = 1};
+    cp2p_multiaddr_iter_t it;
+    cp2p_multiaddr_component_t c;
+    cp2p_multiaddr_iter_init(&it, addr);
+    if (!cp2p_multiaddr_iter_next(&it, &c))
+        return 0;
+    return (c.code == CP2P_MA_IP4 && c.value_len == 4 && c.value[0] == 127) ||
+           (c.code == CP2P_MA_IP6 && c.value_len == 16 && !memcmp(c.value, lo6, 16));
+}
+
+/* Every TXT record of an instance of our service, whichever section it is
  * in: js-libp2p puts them in the answers, the spec and rust-libp2p in the
- * additional records; go-libp2p packs all addresses into one record. */
+ * additional records; go-libp2p packs all addresses into one record. An
+ * instance is a name one label under the service name (the spec's
+ * <peer-name>.<service-name>), or any name a PTR record of the service in
+ * the same packet points to, as DNS-SD follows it: rust-libp2p 0.57 names
+ * its instance <peer-name>. alone. Loopback addresses from a host that is
+ * not on loopback (go-libp2p and js-libp2p announce theirs) would lead to
+ * ourselves: they are left out. */
 static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t now,
                        const uint8_t *src, size_t src_len)
 {
     found_t *found = NULL;
     size_t nfound = 0;
     int rc = 0;
+    int remote = src_len && !loopback_source(src, src_len);
     for (size_t i = 0; i < m->nan + m->nns + m->nar && !rc; i++) {
         const cp2p_dns_rr_t *rr = &m->rr[i];
         const uint8_t *label;
         size_t llen;
-        if (rr->type != CP2P_DNS_TYPE_TXT || !cp2p_dns_name_child_label(&rr->name, &e->service, &label, &llen))
+        if (rr->type != CP2P_DNS_TYPE_TXT)
             continue;
-        if (llen == strlen(e->peer_name) && !strncasecmp((const char *)label, e->peer_name, llen))
-            continue; /* our own response, looped back */
+        if (cp2p_dns_name_child_label(&rr->name, &e->service, &label, &llen)) {
+            if (llen == strlen(e->peer_name) && !strncasecmp((const char *)label, e->peer_name, llen))
+                continue; /* our own response, looped back */
+        } else if (!service_points_to(e, m, &rr->name)) {
+            continue;
+        }
         if (rr->cls != CP2P_DNS_CLASS_IN) {
             rc = CP2P_EPROTO;
             break;
@@ -508,6 +555,8 @@ static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t 
             int r = read_dnsaddr(e, s, len, &found[nfound]);
             if (r < 0)
                 rc = r;
+            else if (r == 0 && remote && loopback_addr(&found[nfound].addr))
+                cp2p_multiaddr_free(&found[nfound].addr);
             else if (r == 0)
                 found[nfound++].ttl = rr->ttl;
         }

@@ -2,8 +2,9 @@
 # Every Kubernetes manifest in deploy/ validates against the Kubernetes API
 # schema (kubernetes-models, made from the official OpenAPI document) with no
 # unknown field, and the pods resolve against what deploy/Dockerfile puts in
-# the image; the NetworkPolicy opens the libp2p port to all and the metrics
-# port only to the monitoring; broken copies are refused (the checks bite).
+# the image (and so do the rust twins tests/cluster/run adds); the
+# NetworkPolicy opens the libp2p port to all and the metrics port only to the
+# monitoring; broken copies are refused (the checks bite).
 # The runtime image's package list is read off this build's binaries.
 set -euo pipefail
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
@@ -24,6 +25,10 @@ echo "$out"
 objects=$(cat "$K8S"/*.yaml "$K8S"/scenarios/*.yaml | grep -c '^kind: ' || true)
 objects=$((objects - 1)) # kustomization.yaml is not an API object
 [ "$(grep -c '^ok ' <<<"$out")" = "$objects" ] || fail "expected $objects objects validated"
+# The rust twins tests/cluster/run adds (tests/cluster/rust.mjs) are Pods that validate too.
+out=$(validate --rust "$K8S" "$K8S"/scenarios/*.yaml) || { echo "$out"; fail "a rust twin does not validate"; }
+grep '^ok rust twin' <<<"$out"
+[ "$(grep -c '^ok rust twin' <<<"$out")" = 4 ] || fail "expected 4 rust twins validated"
 if command -v kubectl >/dev/null; then
     # What kubectl apply -k would send, when kubectl is here to render it.
     kubectl kustomize "$K8S" >"$TMP/rendered.yaml"

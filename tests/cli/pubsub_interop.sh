@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # ctest: run-serial
-# cp2p pubsub with go-libp2p-pubsub (tests/interop/go, `peer pubsub`): a line
-# cp2p A - go G - cp2p B, so that what A publishes reaches B only through
-# the go router and the other way round; once over gossipsub (meshsub/1.2.0,
-# signed messages, go's message ids), once over floodsub. Every message is
-# checked at every other node, by text, author and id (the same id at each).
-INTEROP_PEERS=go
+# cp2p pubsub with go-libp2p-pubsub and rust-libp2p's gossipsub (the peers'
+# `peer pubsub` modes): a line cp2p A - X - cp2p B, so that what A publishes
+# reaches B only through X's router and the other way round; X is go over
+# gossipsub (meshsub/1.2.0, signed messages, go's message ids), go over
+# floodsub, and rust over gossipsub (rust-libp2p has no floodsub router).
+# Every message is checked at every other node, by text, author and id (the
+# same id at each).
+INTEROP_PEERS="go rust"
 . "$(dirname "$0")/../interop/lib.sh"
 
 rc=0; "$CP2P" pubsub >"$TMP/usage.out" 2>&1 || rc=$?
@@ -21,14 +23,16 @@ got() {
 }
 
 round() {
-    local router=$1 n=$2
+    local router=$1 n=$2 X=$3
     mkfifo "$TMP/a$n.in" "$TMP/g$n.in" "$TMP/b$n.in"
     "$CP2P" pubsub --topic chat --router "$router" --listen /ip4/127.0.0.1/tcp/0 \
         <"$TMP/a$n.in" >"$TMP/a$n.out" 2>"$TMP/a$n.err" &
     PIDS+=($!)
     exec 7>"$TMP/a$n.in"
     local A; A=$(wait_line "$TMP/a$n.out" '^Listening on ' | cut -d' ' -f3)
-    "$GO_PEER" pubsub --topic chat --router "$router" --dial "$A" \
+    local xargs=(--topic chat --dial "$A")
+    [ "$X" = "$GO_PEER" ] && xargs+=(--router "$router")
+    "$X" pubsub "${xargs[@]}" \
         <"$TMP/g$n.in" >"$TMP/g$n.out" 2>"$TMP/g$n.err" &
     PIDS+=($!)
     exec 8>"$TMP/g$n.in"
@@ -40,9 +44,9 @@ round() {
     local A_ID=${A##*/p2p/} G_ID=${G##*/p2p/} B_ID
     B_ID=$(wait_line "$TMP/b$n.out" '^Local peer id: ' | cut -d' ' -f4)
     # Everyone sees the subscriptions of its neighbours.
-    wait_line "$TMP/g$n.out" "^subscribed $A_ID chat\$" 10 >/dev/null || { show all; fail "$router: go did not see A subscribe"; }
-    wait_line "$TMP/g$n.out" "^subscribed $B_ID chat\$" 10 >/dev/null || { show all; fail "$router: go did not see B subscribe"; }
-    wait_line "$TMP/a$n.out" "^subscribed $G_ID chat\$" 10 >/dev/null || { show all; fail "$router: A did not see go subscribe"; }
+    wait_line "$TMP/g$n.out" "^subscribed $A_ID chat\$" 10 >/dev/null || { show all; fail "$router: $X did not see A subscribe"; }
+    wait_line "$TMP/g$n.out" "^subscribed $B_ID chat\$" 10 >/dev/null || { show all; fail "$router: $X did not see B subscribe"; }
+    wait_line "$TMP/a$n.out" "^subscribed $G_ID chat\$" 10 >/dev/null || { show all; fail "$router: A did not see $X subscribe"; }
     # A mesh needs a heartbeat (gossipsub's first after 100 ms, then 1 s).
     sleep 1.5
     echo "from cp2p A over $router" >&7
@@ -66,6 +70,7 @@ round() {
     echo "ok $router"
 }
 
-round gossipsub 1
-round floodsub 2
+round gossipsub 1 "$GO_PEER"
+round floodsub 2 "$GO_PEER"
+round gossipsub 3 "$RUST_PEER"
 echo PASS

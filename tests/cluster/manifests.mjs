@@ -5,8 +5,10 @@
 //       from the official OpenAPI document), no field the schema lacks (what
 //       kubectl's strict field validation refuses), and the pods they make
 //       must resolve (volumes, ports, variables, commands the image has).
-//   node manifests.mjs pods --dockerfile F OUT PATH...
-//       the pods they make, written under OUT for tests/cluster/run.
+//   node manifests.mjs pods --dockerfile F [--rust] OUT PATH...
+//       the pods they make, written under OUT for tests/cluster/run; with
+//       --rust also the rust twins of some of them (rust.mjs), which
+//       validate too when --rust is given to validate.
 //   node manifests.mjs netpol PATH...
 //       the NetworkPolicy of each StatefulSet's pods: its p2p port open to
 //       all, every other port (metrics) only to the monitoring pods.
@@ -17,6 +19,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as yaml from "js-yaml";
+import { rustTwins } from "./rust.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const modelsDir = path.join(here, "node_modules", "kubernetes-models");
@@ -296,14 +299,16 @@ function containerOf(p, c, image) {
     if (sc.runAsUser === undefined || sc.runAsUser === 0)
         fail(`${where}: runAsUser must be set and not 0 (the image runs as a non-root user)`);
     return { name: c.name, argv, env, mounts, ready, uid: sc.runAsUser, gid: sc.runAsGroup ?? sc.runAsUser,
-        fsGroup: p.spec.securityContext?.fsGroup ?? "" };
+        fsGroup: p.spec.securityContext?.fsGroup ?? "", stdin: !!c.stdin };
 }
 
 const q = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
 
-function writePods(out, pods, image) {
+function writePods(out, pods, image, rustImage) {
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(path.join(out, "image.files"), image.files.map((f) => `${f.src}\t${f.dst}\n`).join(""));
+    if (rustImage)
+        fs.writeFileSync(path.join(out, "image-rust.files"), rustImage.files.map((f) => `${f.src}\t${f.dst}\n`).join(""));
     fs.writeFileSync(path.join(out, "pods.list"), pods.map((p) => p.name + "\n").join(""));
     for (const p of pods) {
         const dir = path.join(out, p.name);
@@ -317,6 +322,7 @@ function writePods(out, pods, image) {
             fs.writeFileSync(path.join(dir, `${c.name}.argv`), c.argv.map((a) => a + "\0").join(""));
             fs.writeFileSync(path.join(dir, `${c.name}.env`), [...c.env].map(([k, v]) => `${k}=${v}\0`).join(""));
             fs.writeFileSync(path.join(dir, `${c.name}.sh`), [
+                `C_IMAGE=${p.image ? "rust" : "cp2p"}`, `C_STDIN=${c.stdin ? 1 : 0}`,
                 `C_UID=${c.uid}`, `C_GID=${c.gid}`, `C_FSGROUP=${q(c.fsGroup)}`, `C_READY=${q(c.ready)}`,
                 `C_MOUNTS=(${c.mounts.map(q).join(" ")})`, ""].join("\n"));
         }
@@ -398,14 +404,18 @@ function checkPolicies(items) {
 
 async function main(argv) {
     const cmd = argv.shift();
-    let dockerfile = null;
+    let dockerfile = null, rust = false;
     if (argv[0] === "--dockerfile") {
         argv.shift();
         dockerfile = argv.shift();
     }
+    if (argv[0] === "--rust") {
+        argv.shift();
+        rust = true;
+    }
     const out = cmd === "pods" ? argv.shift() : null;
     if (!["validate", "pods", "netpol"].includes(cmd) || !argv.length || (cmd === "pods" && !dockerfile))
-        fail("usage: manifests.mjs validate [--dockerfile F] PATH... | pods --dockerfile F OUT PATH... | netpol PATH...");
+        fail("usage: manifests.mjs validate [--dockerfile F] [--rust] PATH... | pods --dockerfile F [--rust] OUT PATH... | netpol PATH...");
     const items = argv.flatMap(loadPath);
     if (cmd === "netpol") {
         checkPolicies(items);
@@ -427,14 +437,27 @@ async function main(argv) {
     }
     const image = dockerfile ? readDockerfile(dockerfile) : { env: {}, entrypoint: null, cmd: null, files: null };
     const pods = podsOf(items);
+    if (rust) {
+        for (const { obj, pod } of rustTwins(pods, fail)) {
+            const errors = await validateObject(obj);
+            const name = `rust twin: Pod ${obj.metadata.namespace}/${obj.metadata.name}`;
+            for (const e of errors)
+                console.log(`FAIL ${name}: ${e}`);
+            if (cmd === "validate" && !errors.length)
+                console.log(`ok ${name}`);
+            if (errors.length)
+                bad++;
+            pods.push(pod);
+        }
+    }
     for (const p of pods) {
         if (image.files)
-            p.containers = p.spec.containers.map((c) => containerOf(p, c, image));
+            p.containers = p.spec.containers.map((c) => containerOf(p, c, p.image ?? image));
         if (p.spec.initContainers)
             fail(`${p.file}: pod ${p.name}: initContainers are not supported by tests/cluster`);
     }
-    if (cmd === "pods")
-        writePods(out, pods, image);
+    if (cmd === "pods" && !bad)
+        writePods(out, pods, image, rust ? pods.find((p) => p.image)?.image : null);
     else
         console.log(`${items.length - bad} objects valid, ${bad} invalid; ${pods.length} pods resolve`);
     return bad ? 1 : 0;

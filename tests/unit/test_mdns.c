@@ -1,5 +1,5 @@
 /* The mDNS engine, without sockets: what it announces, what it learns from
- * js-libp2p's and its own responses, query rate limits, expiry, goodbyes, and
+ * js-libp2p's, go-libp2p's, rust-libp2p's and its own responses, query rate limits, expiry, goodbyes, and
  * hostile records. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +35,46 @@ static const char js_response_hex[] =
     "000100000078005a59646e73616464723d2f6970342f3132372e302e302e312f7463702f34303033352f7032702f3132"
     "44334b6f6f574441646a5266375068675a4a34684e78726e3139704e4461487864723468524a534576534e5878736755"
     "4641";
+
+/* What rust-libp2p 0.57 (libp2p-mdns 0.49) answers a query with, captured in
+ * tests/cli/mdns_mixed.sh's namespaces: the PTR points to "<peer-name>."
+ * alone, not to <peer-name>._p2p._udp.local, and the TXT record (cache-flush
+ * class) is named so; ID_RUST at 10.77.0.3. */
+#define ID_RUST "12D3KooWE7MocgH5QpxqRaS1h8N6swQz6LAB8vJTwmedkB1JJWmD"
+static const char rust_response_hex[] =
+    "20cd84000000000100000001045f703270045f756470056c6f63616c00000c0001000000780028263474463159795144"
+    "4f4e49774b554f6a724776756d45596c7665554d37535939386f70345741002634744631597951444f4e49774b554f6a"
+    "724776756d45596c7665554d37535939386f70345741000010800100000078005a59646e73616464723d2f6970342f31"
+    "302e37372e302e332f7463702f33373536392f7032702f313244334b6f6f5745374d6f63674835517078715261533168"
+    "384e367377517a364c414238764a54776d65646b42314a4a576d44";
+
+/* go-libp2p v0.52.0's (zeroconf's) answer to a query, and its goodbye
+ * (everything in the answers, cache-flush classes, TTL 0), from ID_GO at
+ * 10.77.0.2: one TXT record of two strings, its loopback address first. */
+#define ID_GO "12D3KooWFgCoCM94yAoP7WTXYTUjpLh1nKHwJEBzSqgAfwDW1jU9"
+static const char go_response_hex[] =
+    "343484000000000100000003045f703270045f756470056c6f63616c00000c000100000c80002b283364316174717169"
+    "766c777a7a67393762666e796f6d326d67303232346167336268767773797a77c00cc0270021000100000c8000360000"
+    "00000fa1283364316174717169766c777a7a67393762666e796f6d326d67303232346167336268767773797a77056c6f"
+    "63616c00c0270010000100000c8000b459646e73616464723d2f6970342f3132372e302e302e312f7463702f34323233"
+    "392f7032702f313244334b6f6f574667436f434d393479416f50375754585954556a704c68316e4b48774a45427a5371"
+    "674166774457316a553959646e73616464723d2f6970342f31302e37372e302e322f7463702f34323233392f7032702f"
+    "313244334b6f6f574667436f434d393479416f50375754585954556a704c68316e4b48774a45427a5371674166774457"
+    "316a5539c064000100010000007800047f000001";
+static const char go_goodbye_hex[] =
+    "000080000000000500000000283364316174717169766c777a7a67393762666e796f6d326d6730323234616733626876"
+    "7773797a77045f703270045f756470056c6f63616c0000218001000000000036000000000fa128336431617471716976"
+    "6c777a7a67393762666e796f6d326d67303232346167336268767773797a77056c6f63616c0028336431617471716976"
+    "6c777a7a67393762666e796f6d326d67303232346167336268767773797a77045f703270045f756470056c6f63616c00"
+    "001080010000000000b459646e73616464723d2f6970342f3132372e302e302e312f7463702f34323233392f7032702f"
+    "313244334b6f6f574667436f434d393479416f50375754585954556a704c68316e4b48774a45427a5371674166774457"
+    "316a553959646e73616464723d2f6970342f31302e37372e302e322f7463702f34323233392f7032702f313244334b6f"
+    "6f574667436f434d393479416f50375754585954556a704c68316e4b48774a45427a5371674166774457316a5539045f"
+    "703270045f756470056c6f63616c00000c000100000000003a283364316174717169766c777a7a67393762666e796f6d"
+    "326d67303232346167336268767773797a77045f703270045f756470056c6f63616c00095f7365727669636573075f64"
+    "6e732d7364045f756470056c6f63616c00000c0001000000000011045f703270045f756470056c6f63616c0028336431"
+    "6174717169766c777a7a67393762666e796f6d326d67303232346167336268767773797a77056c6f63616c0000018001"
+    "0000000000047f000001";
 
 typedef struct seen {
     int discovered, refreshed, expired;
@@ -290,6 +330,92 @@ static void test_new_querier(void **state)
     cp2p_mdns_engine_free(b);
 }
 
+static void load_hex(cp2p_buf_t *pkt, const char *hex)
+{
+    cp2p_buf_reset(pkt);
+    assert_int_equal(cp2p_buf_reserve(pkt, strlen(hex) / 2), 0);
+    pkt->len = unhex(hex, pkt->data);
+}
+
+static int input_from(cp2p_mdns_engine_t *e, const uint8_t *src, size_t src_len,
+                      const cp2p_buf_t *pkt, uint64_t now)
+{
+    cp2p_buf_t none = {0};
+    int rc = cp2p_mdns_engine_input(e, 0, src, src_len, pkt->data, pkt->len, now, &none);
+    assert_int_equal(none.len, 0);
+    return rc;
+}
+
+/* rust-libp2p's instance is found through its PTR record; a TXT record of a
+ * name no PTR of our service points to, outside the service, is not ours. */
+static void test_rust_response(void **state)
+{
+    seen_t s = {0};
+    cp2p_mdns_engine_t *e = engine(ID_B, "peerb", &s);
+    const uint8_t src[] = {10, 77, 0, 3, 0xa3, 0x4e};
+    cp2p_buf_t pkt = {0};
+    load_hex(&pkt, rust_response_hex);
+    assert_int_equal(input_from(e, src, sizeof src, &pkt, 1000), 0);
+    assert_int_equal(s.discovered, 1);
+    assert_string_equal(s.last, ID_RUST " /ip4/10.77.0.3/tcp/37569");
+    assert_int_equal(cp2p_mdns_engine_expire(e, 1000), 121000); /* its TTL, 120 s */
+
+    cp2p_dns_name_t svc, other, stray;
+    cp2p_dns_name_from_text("_p2p._udp.local", &svc);
+    cp2p_dns_name_from_text("_http._tcp.local", &other);
+    cp2p_dns_name_from_text("stray", &stray);
+    const char *txt = "dnsaddr=/ip4/10.77.0.9/tcp/1/p2p/" ID_A;
+    cp2p_buf_reset(&pkt);
+    cp2p_dns_put_header(&pkt, 0, CP2P_DNS_FLAG_QR, 0, 0, 0, 1);
+    cp2p_dns_put_txt(&pkt, &stray, 120, &txt, 1);
+    assert_int_equal(input_from(e, src, sizeof src, &pkt, 2000), 0);
+    cp2p_buf_reset(&pkt); /* pointed to, but by another service */
+    cp2p_dns_put_header(&pkt, 0, CP2P_DNS_FLAG_QR, 0, 1, 0, 1);
+    cp2p_dns_put_ptr(&pkt, &other, 120, &stray);
+    cp2p_dns_put_txt(&pkt, &stray, 120, &txt, 1);
+    assert_int_equal(input_from(e, src, sizeof src, &pkt, 2000), 0);
+    assert_int_equal(s.discovered, 1);
+    cp2p_buf_reset(&pkt); /* pointed to by ours: read, and checked like any */
+    cp2p_dns_put_header(&pkt, 0, CP2P_DNS_FLAG_QR, 0, 1, 0, 1);
+    cp2p_dns_put_ptr(&pkt, &svc, 120, &stray);
+    cp2p_dns_put_txt(&pkt, &stray, 120, &txt, 1);
+    assert_int_equal(input_from(e, src, sizeof src, &pkt, 2000), 0);
+    assert_int_equal(s.discovered, 2);
+    assert_string_equal(s.last, ID_A " /ip4/10.77.0.9/tcp/1");
+    cp2p_buf_free(&pkt);
+    cp2p_mdns_engine_free(e);
+}
+
+/* go-libp2p's answer: its loopback address is left out when it came over the
+ * link, kept when it came over loopback; its goodbye expires the rest. */
+static void test_go_response(void **state)
+{
+    seen_t s = {0}, sl = {0};
+    cp2p_mdns_engine_t *e = engine(ID_B, "peerb", &s), *l = engine(ID_B, "peerl", &sl);
+    const uint8_t src[] = {10, 77, 0, 2, 0x14, 0xe9}, lo[] = {127, 0, 0, 1, 0x14, 0xe9};
+    uint8_t lo6[18] = {[15] = 1, [16] = 0x14, [17] = 0xe9};
+    cp2p_buf_t pkt = {0};
+    load_hex(&pkt, go_response_hex);
+    assert_int_equal(input_from(e, src, sizeof src, &pkt, 1000), 0);
+    assert_int_equal(s.discovered, 1);
+    assert_string_equal(s.last, ID_GO " /ip4/10.77.0.2/tcp/42239");
+    assert_int_equal(input_from(l, lo, sizeof lo, &pkt, 1000), 0);
+    assert_int_equal(sl.discovered, 2);
+    assert_int_equal(input_from(l, lo6, sizeof lo6, &pkt, 1000), 0);
+    assert_int_equal(sl.refreshed, 2);
+
+    load_hex(&pkt, go_goodbye_hex);
+    assert_int_equal(input_from(e, src, sizeof src, &pkt, 5000), 0);
+    assert_int_equal(cp2p_mdns_engine_expire(e, 5999), 6000);
+    assert_int_equal(s.expired, 0);
+    assert_int_equal(cp2p_mdns_engine_expire(e, 6000), UINT64_MAX);
+    assert_int_equal(s.expired, 1);
+    assert_int_equal(cp2p_mdns_engine_stats(e)->rx_rejected, 0);
+    cp2p_buf_free(&pkt);
+    cp2p_mdns_engine_free(e);
+    cp2p_mdns_engine_free(l);
+}
+
 /* One peer's response announcing n addresses 10.9.<k>.<i>. */
 static void fresh_peer_response(unsigned k, size_t n, cp2p_buf_t *out)
 {
@@ -476,6 +602,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_response),   cmocka_unit_test(test_js_response),
+        cmocka_unit_test(test_rust_response), cmocka_unit_test(test_go_response),
         cmocka_unit_test(test_between_engines), cmocka_unit_test(test_new_querier),
         cmocka_unit_test(test_table_shares),
         cmocka_unit_test(test_hostile),

@@ -14,6 +14,7 @@
 //	peer [--listen MA] [--dial MA] [--security noise|tls] [--muxer yamux]
 //	     [--ping N] [--echo-streams N --echo-size BYTES] [--wait-identify]
 //	     [--agent NAME]
+//	peer mdns ...   (go-libp2p's mDNS discovery: mdns.go)
 //
 // go-libp2p dropped mplex (v0.52.0 has no mplex transport): yamux is the
 // only muxer, and --muxer mplex is refused.
@@ -328,6 +329,8 @@ func main() {
 			os.Exit(transportInterop()) // transport_interop.go
 		case "pubsub":
 			os.Exit(pubsubMain(os.Args[2:])) // pubsub.go
+		case "mdns":
+			os.Exit(mdnsMain(os.Args[2:])) // mdns.go
 		}
 	}
 	if err := run(parseArgs()); err != nil {

@@ -15,6 +15,7 @@
 //!     peer [--listen MA] [--dial MA] [--security noise|tls] [--muxer yamux]
 //!          [--ping N] [--echo-streams N --echo-size BYTES] [--wait-identify]
 //!          [--agent NAME]
+//!     peer mdns ...   (rust-libp2p's mDNS discovery: mdns.rs)
 //!
 //! What rust-libp2p 0.57 does not tell, and how the lines say it:
 //! - it reports no negotiated security or muxer per connection; one of each is
@@ -41,7 +42,9 @@ use libp2p::{identify, noise, ping, tcp, tls, yamux, Multiaddr, PeerId, StreamPr
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-mod dht;
+mod dht; // peer dht ...
+mod mdns; // peer mdns ...
+mod pubsub; // peer pubsub ...
 
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const CHUNK: usize = 64 * 1024;
@@ -610,9 +613,14 @@ async fn run(o: Options) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() {
-    if std::env::args().nth(1).as_deref() == Some("dht") {
-        // dht.rs
-        std::process::exit(dht::main(std::env::args().skip(2).collect()).await);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str);
+    let rest: Vec<String> = args.iter().skip(1).cloned().collect();
+    match mode {
+        Some("dht") => std::process::exit(dht::main(rest).await), // dht.rs
+        Some("mdns") => std::process::exit(mdns::main(&rest).await), // mdns.rs
+        Some("pubsub") => std::process::exit(pubsub::main(rest).await), // pubsub.rs
+        _ => {}
     }
     let code = match run(parse_args()).await {
         Ok(()) => 0,
