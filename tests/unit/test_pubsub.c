@@ -511,6 +511,77 @@ static void test_spam_limits(void **st)
     free_nodes();
 }
 
+/* The v1.1 score: invalid messages (P4) sink a peer's score, below the
+ * graylist threshold its RPCs are ignored; time in the mesh (P1) raises it;
+ * a GRAFT during backoff is a behaviour penalty (P7). */
+static void send_forged(int from, int to, int seq)
+{
+    uint8_t seqb[8] = {0, 0, 0, 0, 0, 0, 0, (uint8_t)seq};
+    ps_msg_t m = {.from = {nodes[from].id.bytes, nodes[from].id.len}, .data = B("x"),
+                  .seqno = {seqb, 8}, .topic = B("t"), .sig = B("not a signature"),
+                  .has = PS_F_FROM | PS_F_DATA | PS_F_SEQNO | PS_F_TOPIC | PS_F_SIG};
+    cp2p_buf_t raw = {0}, framed = {0};
+    ps_rpc_build_t b = {0};
+    ps_msg_encode(&m, 1, &raw);
+    ps_build_msg(&b, raw.data, raw.len);
+    ps_build_finish(&b, &framed);
+    ps_bytes_t body;
+    size_t used;
+    ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used);
+    ps_router_rpc(nodes[to].r, &nodes[from].id, body.p, body.n, now);
+    pump();
+    ps_build_free(&b);
+    cp2p_buf_free(&raw);
+    cp2p_buf_free(&framed);
+}
+
+static void test_score(void **st)
+{
+    (void)st;
+    cp2p_pubsub_topic_score_t ts = {
+        .topic = "t", .topic_weight = 1,
+        .time_in_mesh_weight = 0.1, .time_in_mesh_quantum_ms = 1000, .time_in_mesh_cap = 10,
+        .invalid_weight = -10, .invalid_decay = 0.9,
+    };
+    cp2p_pubsub_score_params_t sp = {
+        .topics = &ts, .n_topics = 1,
+        .behaviour_penalty_weight = -1, .behaviour_penalty_decay = 0.9,
+        .gossip_threshold = -10, .publish_threshold = -50, .graylist_threshold = -80,
+    };
+    cp2p_pubsub_config_t cfg = {.score = &sp};
+    make_nodes(2, &cfg);
+    link_nodes(0, 1);
+    ps_router_join(nodes[0].r, "t", now);
+    ps_router_join(nodes[1].r, "t", now);
+    pump();
+    beat(5);
+    double s0;
+    assert_int_equal(ps_router_score(nodes[1].r, &nodes[0].id, now, &s0), 0);
+    assert_true(s0 > 0.3); /* five seconds in the mesh at 0.1 a second */
+    for (int i = 0; i < 3; i++)
+        send_forged(0, 1, i + 1);
+    double s1;
+    ps_router_score(nodes[1].r, &nodes[0].id, now, &s1);
+    assert_true(s1 < -50); /* 3^2 * -10 */
+    /* Below the graylist threshold: even a valid message is not taken. */
+    send_forged(0, 1, 10);
+    ps_router_score(nodes[1].r, &nodes[0].id, now, &s1);
+    assert_true(s1 < -80);
+    ps_router_publish(nodes[0].r, "t", (const uint8_t *)"ok", 2, now);
+    pump();
+    assert_int_equal(nodes[1].got, 0);
+    /* Negative: the heartbeat prunes it from the mesh. */
+    beat(1);
+    cp2p_peer_id_t mesh[4];
+    assert_int_equal(ps_router_mesh_peers(nodes[1].r, "t", mesh, 4), 0);
+    /* Decay brings it back over time. */
+    beat(60);
+    double s2;
+    ps_router_score(nodes[1].r, &nodes[0].id, now, &s2);
+    assert_true(s2 > s1);
+    free_nodes();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,7 +589,7 @@ int main(void)
         cmocka_unit_test(test_line_forwards_signed), cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_validation), cmocka_unit_test(test_mesh_bounds),
         cmocka_unit_test(test_gossip_iwant), cmocka_unit_test(test_idontwant),
-        cmocka_unit_test(test_spam_limits),
+        cmocka_unit_test(test_spam_limits), cmocka_unit_test(test_score),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
