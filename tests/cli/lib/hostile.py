@@ -16,6 +16,12 @@ sends unless told to, and stops by itself after the given time.
                                                   empty closerPeers; prints "listening <multiaddr>"
   hostile.py kad-poison HOST PORT SECONDS PEER [N] the same server, answering with PEER (a peer
                                                   ID) at N (32) addresses where nobody listens
+  hostile.py ps-flood   HOST PORT SECONDS          Noise + yamux, one /meshsub/1.1.0 stream, then
+                                                  RPCs as fast as the window allows: 300
+                                                  topics, 50 forged 1 KiB messages, IHAVEs of
+                                                  10,000 ids, GRAFTs; never reads what the
+                                                  listener sends (answers yamux pings and takes
+                                                  window updates only); prints "rpcs <n>"
   hostile.py put-flood  HOST PORT SECONDS COUNT    Noise + yamux, then COUNT Kademlia PUT_VALUEs
                                                   of /test/ keys, one per stream, 64 streams at
                                                   a time; prints "stored <n> refused <n>" (the
@@ -516,6 +522,71 @@ def put_flood(host, port, seconds, count):
     return stored, refused, sent
 
 
+def pubsub_flood(host, port, seconds):
+    """See ps-flood above. Returns (bytes sent, RPCs sent)."""
+    import os
+    s, out, opener = secure_both(host, port)
+    hello = mss_msg('/multistream/1.0.0') + mss_msg('/meshsub/1.1.0')
+    sid, window = 1, 256 * 1024
+    s.sendall(out.seal(yamux(0, 1, sid, len(hello)) + hello))
+    window -= len(hello)
+    sub = lambda t: pb_bytes(1, b'\x08\x01' + pb_bytes(2, t))
+    rpc = sub(b'chat') + b''.join(sub(b'spam-%d' % i) for i in range(300))
+    for i in range(50):  # signatures that verify nothing
+        rpc += pb_bytes(2, pb_bytes(1, os.urandom(38)) + pb_bytes(2, os.urandom(1024)) +
+                        pb_bytes(3, os.urandom(8)) + pb_bytes(4, b'chat') + pb_bytes(5, os.urandom(64)))
+    ihave = pb_bytes(1, pb_bytes(1, b'chat') + b''.join(pb_bytes(2, os.urandom(20)) for _ in range(2000)))
+    rpc += pb_bytes(3, ihave * 5 + pb_bytes(3, pb_bytes(1, b'chat')))
+    frame = uvarint(len(rpc)) + rpc
+    sent = rpcs = 0
+    pending, plain, muxed = b'', b'', False
+    deadline = time.time() + seconds
+    s.settimeout(0.05)
+    while time.time() < deadline:
+        if not pending:
+            pending = frame
+            rpcs += 1
+        chunk = pending[:min(window, 65519 - 12)]
+        if chunk:
+            data = out.seal(yamux(0, 0, sid, len(chunk)) + chunk)
+            try:
+                s.sendall(data)
+            except OSError:
+                break
+            sent += len(data)
+            window -= len(chunk)
+            pending = pending[len(chunk):]
+        try:
+            data = s.recv(1 << 16)
+            if not data:
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            break
+        plain += opener.feed(data)
+        if not muxed:
+            if plain.count(b'\n') < 2:
+                continue
+            plain = plain[plain.index(b'\n', plain.index(b'\n') + 1) + 1:]
+            muxed = True
+        frames, plain = yamux_frames(plain)
+        reply = b''
+        for typ, flags, fsid, length, _ in frames:
+            if typ == 1 and fsid == sid:
+                window += length
+                if flags & 8:
+                    return sent, rpcs
+            elif typ == 2 and flags & 1:
+                reply += yamux(2, 2, 0, length)
+            elif typ == 3:
+                return sent, rpcs
+        if reply:
+            s.sendall(out.seal(reply))
+    s.close()
+    return sent, rpcs
+
+
 def main():
     mode, host, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     conns = int(sys.argv[5]) if len(sys.argv) > 5 and mode != 'kad-poison' else 1
@@ -537,6 +608,10 @@ def main():
     elif mode == 'put-flood':
         stored, refused, sent = put_flood(host, port, seconds, conns)
         print(f'stored {stored} refused {refused}', flush=True)
+        n = 1
+    elif mode == 'ps-flood':
+        sent, rpcs = pubsub_flood(host, port, seconds)
+        print(f'rpcs {rpcs}', flush=True)
         n = 1
     elif mode == 'syn-flood':
         s, out = secure(host, port)
