@@ -75,13 +75,19 @@ async function spawnDaemon (impl, bin, options) {
     rmSync(dir, { recursive: true, force: true })
     throw e
   }
-  const exited = new Promise((resolve) => proc.on('exit', resolve))
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })))
   return {
     client: createClient(multiaddr('/unix/' + encodeURIComponent(sock))),
     async stop () {
       proc.kill('SIGTERM')
-      await exited
+      const { code, signal } = await exited
       rmSync(dir, { recursive: true, force: true })
+      // cp2pd stops cleanly on SIGTERM (a sanitizer's report is a failure
+      // too); p2pd exits 0 or 143, whichever its goroutines reach first
+      const clean = impl === 'cp2pd' ? code === 0 : (code === 0 || code === 143 || signal === 'SIGTERM')
+      if (!clean || /Sanitizer/.test(err)) {
+        throw new Error(`${impl} did not stop cleanly (exit ${code ?? signal}): ${err.slice(-2000)}`)
+      }
     }
   }
 }
