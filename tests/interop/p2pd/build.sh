@@ -11,8 +11,10 @@ command -v go >/dev/null ||
     { echo "p2pd: Go is not installed (the real p2pd needs Go $(sed -n 's/^go //p' go.mod) or later)" >&2; exit 1; }
 key=$(sha256sum go.mod go.sum *.go | sha256sum | cut -d' ' -f1)
 dir=${CP2P_INTEROP_CACHE:-$HOME/.cache/cp2p-interop}/p2pd-$key
+mkdir -p "$dir"
+exec 9>"$dir/.lock"
+flock 9 # tests that start at once build it once
 if [ ! -x "$dir/p2pd" ]; then
-    mkdir -p "$dir"
     tmp=$dir/p2pd.$$
     trap 'rm -f "$tmp"' EXIT
     GOFLAGS=-mod=readonly nice go build -trimpath -buildvcs=false -o "$tmp" \
