@@ -120,6 +120,23 @@ try:
         if not (got[0].startswith('ERROR') and 'context deadline exceeded' in got[0] and took < 3):
             bad.append(f'{d}: timeout')
 
+    # a DHT server names the DHT clients connected to it in FIND_NODE answers,
+    # so that peers find them through it: each server alone with a client and
+    # an asker that knows only the server
+    for d, b in (('p2pd', P2PD), ('cp2pd', CP2PD)):
+        _, server = start(b, f'{d}-server', '-dhtServer')
+        _, client = start(P2PD, f'{d}-client', '-dhtClient')
+        _, asker = start(P2PD, f'{d}-asker', '-dhtServer')
+        sid, saddrs = identify(server)
+        cpid, _ = identify(client)
+        hello = field(1, 0, 1) + field(2, 2, field(1, 2, sid) + b''.join(field(2, 2, a) for a in saddrs))
+        assert answer(client, hello) == ['OK'] and answer(asker, hello) == ['OK']
+        time.sleep(1)  # identify: the asker puts the server in its table
+        got = answer(asker, dht(0, field(2, 2, cpid), field(7, 0, 5)))
+        print(f'{d} as the only DHT server the asker knows: FIND_PEER of a DHT client connected to it: {got[0]}')
+        if got[0] != 'OK DHT VALUE':
+            bad.append(f'{d}: FIND_NODE of its DHT client')
+
     # SIGUSR1: p2pd's diagnostics on stdout, the daemon lives on
     for d, (p, name) in {'p2pd': (procs[1], 'p2pd'), 'cp2pd': (procs[2], 'cp2pd')}.items():
         p.send_signal(signal.SIGUSR1)
