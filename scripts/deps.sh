@@ -37,6 +37,9 @@ command -v go >/dev/null || {
 }
 (cd tests/interop/go && GOFLAGS=-mod=readonly go mod download) >&2 ||
     { echo "deps: go mod download in tests/interop/go failed" >&2; exit 1; }
+# The real go-libp2p-daemon (tests/interop/p2pd), likewise; its build.sh builds p2pd.
+(cd tests/interop/p2pd && GOFLAGS=-mod=readonly go mod download) >&2 ||
+    { echo "deps: go mod download in tests/interop/p2pd failed" >&2; exit 1; }
 
 # The crates of the rust-libp2p interop peer come from crates.io into cargo's
 # own registry cache, pinned by Cargo.lock. tests/interop/rust/build.sh builds

@@ -153,7 +153,9 @@ static int ctl_dht(ctl_t *t, P2pd__DHTRequest *d, P2pd__Response **out, char *wh
         return CP2P_EPARSE;
     }
     if ((*out)->type == P2PD__RESPONSE__TYPE__ERROR) {
-        snprintf(why, cap, "%s", (*out)->error && (*out)->error->msg ? (*out)->error->msg : "error");
+        const char *em = (*out)->error && (*out)->error->msg ? (*out)->error->msg : "error";
+        /* p2pd's words, and cp2pd's: said as a local lookup says it */
+        snprintf(why, cap, "%s", !strcmp(em, "routing: not found") ? "not found" : em);
         return CP2P_EPROTO;
     }
     return 0;

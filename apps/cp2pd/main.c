@@ -25,15 +25,17 @@
 #define MAX_ADDRS 16
 
 /* Flags as p2pd (Go's flag package) takes them: -name or --name; booleans as
- * -name or -name=false, the others as -name value or -name=value. Every p2pd
- * flag is known, so scripts written for p2pd start cp2pd; the ones for features
- * cp2p lacks are accepted with a warning (see unsupported below). */
+ * -name or -name=false, the others as -name value or -name=value. Every flag
+ * of p2pd v0.9.2 is here with p2pd's default (tests/cli/daemon_help.sh holds
+ * cp2pd -h to p2pd -h); the ones for features cp2p lacks either do what p2pd
+ * does at their default or, set otherwise, stop cp2pd with a one-line error
+ * (see lacking below). */
 typedef struct opts {
     const char *listen, *host_addrs, *id, *muxer, *bootstrap_peers, *pubsub_router;
     const char *metrics_addr, *dht_datastore; /* cp2pd's own: p2pd has neither */
     const char *announce_addrs, *config_file;
     int no_listen, noise, tls, plaintext, dht, dht_client, dht_server, bootstrap, pubsub, relay,
-        quiet, conn_manager, config_stdin, keep_private_addrs, dht_open_keys;
+        quiet, conn_manager, config_stdin, keep_private_addrs, dht_open_keys, echo;
     long conn_lo, conn_hi;
     uint64_t conn_grace_ms, idle_timeout_ms;
     /* cp2pd's own limits (issue #13); 0 = the host's default */
@@ -44,96 +46,137 @@ typedef struct opts {
     int allow_remote;
     const char *listen_mode;
     long max_clients, max_bridged, bridged_per_peer;
-    /* accepted, no effect in cp2p */
+    /* features cp2p lacks, or no-ops in p2pd v0.9.2 too */
     int nat_port_map, autonat, auto_relay, force_public, force_private, pprof, pubsub_sign,
-        pubsub_sign_strict, deprecated;
+        pubsub_sign_strict, relay_active, relay_hop, relay_discovery, quic;
     long relay_hop_limit, pprof_port, persistent_max;
     uint64_t gossip_interval_ms, gossip_delay_ms;
 } opts_t;
 
-enum kind { STR, BOOL, INT, DUR };
+enum kind { STR, BOOL, INT, UINT, DUR };
+enum { P2PD = 1, OURS = 2, OLD = 4 }; /* whose flag: p2pd v0.9.2's, cp2pd's own, older p2pd's */
 
 static const struct flag {
     const char *name;
     enum kind kind;
     size_t off;
-    const char *help; /* NULL: no effect in cp2p; warn when set */
+    int whose;
+    const char *def;  /* the default as p2pd -h prints it; NULL: the zero value */
+    const char *help;
 } flags[] = {
-#define F(k, n, f, h) {n, k, offsetof(opts_t, f), h}
-    F(STR, "listen", listen, "control socket multiaddr: /unix/<path> (an existing path is refused unless it is a stale socket of ours) or /ip4|ip6/<ip>/tcp/<port> on loopback (default /unix/tmp/p2pd.sock)"),
-    F(BOOL, "allowRemoteControl", allow_remote, "let -listen be a TCP address that is not loopback (refused without it): whoever reaches it controls the daemon, and STREAM_HANDLER may then point at any TCP address; logs a warning (cp2pd only)"),
-    F(STR, "listenMode", listen_mode, "the unix control socket's mode, octal, 0600 to 0777 (default 0600, whatever the umask; cp2pd only)"),
-    F(INT, "maxClients", max_clients, "control connections, STREAM_OPEN bridges included (default 1024; cp2pd only)"),
-    F(INT, "maxBridgedStreams", max_bridged, "remote peers' streams bridged to STREAM_HANDLER addresses, a pool apart from -maxClients; they count in the peer and protocol scopes of -limits too (default 1024; cp2pd only)"),
-    F(INT, "bridgedStreamsPerPeer", bridged_per_peer, "of those, one peer's at most (default an eighth of -maxBridgedStreams; cp2pd only)"),
-    F(STR, "hostAddrs", host_addrs, "comma separated multiaddrs the host listens on (default /ip4/0.0.0.0/tcp/0)"),
-    F(BOOL, "noListenAddrs", no_listen, "listen on no address (dial only)"),
-    F(STR, "id", id, "identity: a private key file in the libp2p protobuf format (default: a fresh Ed25519 key)"),
-    F(BOOL, "noise", noise, "offer /noise (default true)"),
-    F(BOOL, "tls", tls, "offer /tls/1.0.0 (default true)"),
-    F(BOOL, "plaintext", plaintext, "offer /plaintext/2.0.0: no encryption and no authentication (a peer only claims its key), for tests (default false; cp2pd only)"),
-    F(STR, "muxer", muxer, "yamux or mplex (default yamux; cp2pd only)"),
-    F(BOOL, "dht", dht, "enable the DHT in server mode"),
-    F(BOOL, "dhtClient", dht_client, "enable the DHT in client mode"),
-    F(BOOL, "dhtServer", dht_server, "enable the DHT in server mode"),
-    F(BOOL, "bootstrap", bootstrap, "connect to the bootstrap peers and bootstrap the DHT"),
-    F(BOOL, "b", bootstrap, "same as -bootstrap"),
-    F(STR, "bootstrapPeers", bootstrap_peers, "comma separated bootstrap peer multiaddrs with /p2p/<id>"),
-    F(BOOL, "connManager", conn_manager, "use -connLo, -connHi and -connGrace for the connection manager (without it: 160, 192, 20s)"),
-    F(INT, "connLo", conn_lo, "connection manager low water mark (default 256)"),
-    F(INT, "connHi", conn_hi, "connection manager high water mark (default 512)"),
-    F(DUR, "connGrace", conn_grace_ms, "connection manager grace period, a Go duration (default 2m0s)"),
-    F(DUR, "idleTimeout", idle_timeout_ms, "exit when no client has been connected for this long (default 0: never)"),
-    F(BOOL, "pubsub", pubsub, "enable pubsub (not available yet: PUBSUB requests answer an error)"),
-    F(STR, "pubsubRouter", pubsub_router, "gossipsub or floodsub"),
-    F(BOOL, "relay", relay, "circuit relay (accepted for compatibility; cp2p has no relay yet)"),
-    F(BOOL, "q", quiet, "be quiet: print nothing at start-up"),
-    F(STR, "metricsAddr", metrics_addr, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT"),
-    F(STR, "dhtDatastore", dht_datastore, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
-    F(STR, "announceAddrs", announce_addrs, "comma separated multiaddrs to announce instead of the listen addresses"),
-    F(INT, "maxMemoryMB", max_memory_mb, "memory remotes may make the host hold, in MiB (default an eighth of the machine's; cp2pd only)"),
-    F(INT, "connsPerIP", conns_per_ip, "inbound connections from one IP address (default 16; loopback not limited; cp2pd only)"),
-    F(INT, "connsPerSubnet", conns_per_subnet, "inbound connections from one IPv4 /24 or IPv6 /56 (default 64; cp2pd only)"),
-    F(INT, "maxPendingInbound", max_pending, "inbound connections still upgrading (default 256; cp2pd only)"),
-    F(STR, "limits", limits, "resource manager limits, comma separated SCOPE.RESOURCE=N: scope system, transient, peer, protocol or protocol:ID; resource memory (KiB/MiB/GiB), conns, conns_in, conns_out, streams, streams_in, streams_out, fds; N may be unlimited (cp2pd only)"),
-    F(BOOL, "dhtOpenKeys", dht_open_keys, "let DHT keys without a namespace take any value from anyone (rust-libp2p's default; without it they are refused, as go-libp2p refuses them; cp2pd only)"),
-    F(BOOL, "keepPrivateAddrs", keep_private_addrs, "keep the loopback and private addresses that peers on public addresses claim (private deployments that route them; cp2pd only)"),
-    F(DUR, "handshakeTimeout", handshake_ms, "an inbound connection's upgrade deadline, a Go duration (default 5s; cp2pd only)"),
-    F(STR, "f", config_file, "a JSON config file (not available: an error; use flags)"),
-    F(BOOL, "i", config_stdin, "read a JSON config from stdin (not available: an error; use flags)"),
-    F(BOOL, "natPortMap", nat_port_map, NULL),
-    F(BOOL, "autonat", autonat, NULL),
-    F(BOOL, "autoRelay", auto_relay, NULL),
-    F(INT, "relayHopLimit", relay_hop_limit, NULL),
-    F(BOOL, "forceReachabilityPublic", force_public, NULL),
-    F(BOOL, "forceReachabilityPrivate", force_private, NULL),
-    F(BOOL, "pprof", pprof, NULL),
-    F(INT, "pprofPort", pprof_port, NULL),
-    F(BOOL, "pubsubSign", pubsub_sign, NULL),
-    F(BOOL, "pubsubSignStrict", pubsub_sign_strict, NULL),
-    F(DUR, "gossipsubHeartbeatInterval", gossip_interval_ms, NULL),
-    F(DUR, "gossipsubHeartbeatInitialDelay", gossip_delay_ms, NULL),
-    F(INT, "persistentConnMaxMsgSize", persistent_max, NULL),
-    /* deprecated in p2pd itself, where they do nothing either */
-    F(BOOL, "quic", deprecated, ""),
-    F(BOOL, "relayActive", deprecated, ""),
-    F(BOOL, "relayHop", deprecated, ""),
-    F(BOOL, "relayDiscovery", deprecated, ""),
+#define F(k, n, f, w, d, h) {n, k, offsetof(opts_t, f), w, d, h}
+    F(STR, "listen", listen, P2PD, "/unix/tmp/p2pd.sock", "daemon control listen multiaddr: /unix/<path> (an existing path is refused unless it is a stale socket of ours) or /ip4|ip6/<ip>/tcp/<port> on loopback"),
+    F(BOOL, "allowRemoteControl", allow_remote, OURS, NULL, "let -listen be a TCP address that is not loopback (refused without it): whoever reaches it controls the daemon, and STREAM_HANDLER may then point at any TCP address; logs a warning (cp2pd only)"),
+    F(STR, "listenMode", listen_mode, OURS, NULL, "the unix control socket's mode, octal, 0600 to 0777 (0600 when not given, whatever the umask; cp2pd only)"),
+    F(INT, "maxClients", max_clients, OURS, NULL, "control connections, STREAM_OPEN bridges included (1024 when not given; cp2pd only)"),
+    F(INT, "maxBridgedStreams", max_bridged, OURS, NULL, "remote peers' streams bridged to STREAM_HANDLER addresses, a pool apart from -maxClients; they count in the peer and protocol scopes of -limits too (1024 when not given; cp2pd only)"),
+    F(INT, "bridgedStreamsPerPeer", bridged_per_peer, OURS, NULL, "of those, one peer's at most (an eighth of -maxBridgedStreams when not given; cp2pd only)"),
+    F(STR, "hostAddrs", host_addrs, P2PD, NULL, "comma separated list of multiaddrs the host should listen on (when not given: /ip4/0.0.0.0/tcp/0 and /ip6/::/tcp/0 if the machine has IPv6, the TCP ones of p2pd's defaults)"),
+    F(BOOL, "noListenAddrs", no_listen, P2PD, NULL, "sets the host to listen on no addresses (dial only)"),
+    F(STR, "id", id, P2PD, NULL, "peer identity; private key file in the libp2p protobuf format (when not given: a fresh Ed25519 key)"),
+    F(BOOL, "noise", noise, P2PD, "true", "Enables Noise channel security protocol"),
+    F(BOOL, "tls", tls, P2PD, "true", "Enables TLS1.3 channel security protocol"),
+    /* p2pd's default is true; see README (cp2pd: flags) and daemon_help.sh */
+    F(BOOL, "plaintext", plaintext, P2PD, NULL, "Enables Plaintext channel security protocol: no encryption and no authentication (a peer only claims its key), for tests. Off by default in cp2pd, on in p2pd: offered beside noise and tls it lets a man in the middle downgrade a connection to it"),
+    F(STR, "muxer", muxer, P2PD, "yamux", "muxer to use for connections: yamux or mplex"),
+    F(BOOL, "echo", echo, P2PD, "true", "Enables echo protocol: /echo/1.0.0 sends back what it reads (a STREAM_HANDLER for /echo/1.0.0 replaces it)"),
+    F(BOOL, "dht", dht, P2PD, NULL, "Enables the DHT in full node mode (cp2pd: server mode; p2pd's full mode is kad-dht's auto mode, a client until AutoNAT finds the host public)"),
+    F(BOOL, "dhtClient", dht_client, P2PD, NULL, "Enables the DHT in client mode"),
+    F(BOOL, "dhtServer", dht_server, P2PD, NULL, "Enables the DHT in server mode"),
+    F(BOOL, "b", bootstrap, P2PD, NULL, "connects to bootstrap peers and bootstraps the dht if enabled (cp2pd: the -bootstrapPeers; it has no default list)"),
+    F(BOOL, "bootstrap", bootstrap, OURS, NULL, "same as -b (cp2pd only)"),
+    F(STR, "bootstrapPeers", bootstrap_peers, P2PD, NULL, "comma separated list of bootstrap peers, multiaddrs with /p2p/<id> (p2pd defaults to the IPFS DHT peers; cp2pd to none)"),
+    F(BOOL, "connManager", conn_manager, P2PD, NULL, "Enables the Connection Manager with -connLo, -connHi and -connGrace (without it: 160, 192, 20s)"),
+    F(INT, "connLo", conn_lo, P2PD, "256", "Connection Manager Low Water mark"),
+    F(INT, "connHi", conn_hi, P2PD, "512", "Connection Manager High Water mark"),
+    F(DUR, "connGrace", conn_grace_ms, P2PD, "2m0s", "Connection Manager grace period, a Go duration"),
+    F(DUR, "idleTimeout", idle_timeout_ms, OLD, NULL, "exit when no client has been connected for this long (0: never; older p2pd's flag)"),
+    F(STR, "announceAddrs", announce_addrs, P2PD, NULL, "comma separated list of multiaddrs the host should announce to the network instead of the listen addresses"),
+    F(STR, "metricsAddr", metrics_addr, P2PD, NULL, "serve GET /healthz and GET /metrics (Prometheus) on IP:PORT"),
+    F(BOOL, "q", quiet, P2PD, NULL, "be quiet: print nothing at start-up"),
+    F(STR, "f", config_file, P2PD, NULL, "a file from which to read a json representation of the daemon config (not in cp2pd: an error; use flags)"),
+    F(BOOL, "i", config_stdin, P2PD, NULL, "have the daemon read the json config from stdin (not in cp2pd: an error; use flags)"),
+    F(STR, "dhtDatastore", dht_datastore, OURS, NULL, "keep DHT records, providers and routing table in this directory (LMDB; cp2pd only)"),
+    F(BOOL, "dhtOpenKeys", dht_open_keys, OURS, NULL, "let DHT keys without a namespace take any value from anyone (rust-libp2p's default; without it they are refused, as go-libp2p refuses them; cp2pd only)"),
+    F(BOOL, "keepPrivateAddrs", keep_private_addrs, OURS, NULL, "keep the loopback and private addresses that peers on public addresses claim (private deployments that route them; cp2pd only)"),
+    F(INT, "maxMemoryMB", max_memory_mb, OURS, NULL, "memory remotes may make the host hold, in MiB (an eighth of the machine's when not given; cp2pd only)"),
+    F(INT, "connsPerIP", conns_per_ip, OURS, NULL, "inbound connections from one IP address (16 when not given; loopback not limited; cp2pd only)"),
+    F(INT, "connsPerSubnet", conns_per_subnet, OURS, NULL, "inbound connections from one IPv4 /24 or IPv6 /56 (64 when not given; cp2pd only)"),
+    F(INT, "maxPendingInbound", max_pending, OURS, NULL, "inbound connections still upgrading (256 when not given; cp2pd only)"),
+    F(STR, "limits", limits, OURS, NULL, "resource manager limits, comma separated SCOPE.RESOURCE=N: scope system, transient, peer, protocol or protocol:ID; resource memory (KiB/MiB/GiB), conns, conns_in, conns_out, streams, streams_in, streams_out, fds; N may be unlimited (cp2pd only)"),
+    F(DUR, "handshakeTimeout", handshake_ms, OURS, NULL, "an inbound connection's upgrade deadline, a Go duration (5s when not given; cp2pd only)"),
+    /* features cp2p lacks: at their defaults they are what cp2pd does */
+    F(BOOL, "relay", relay, P2PD, "true", "Enables circuit relay: p2pd then serves circuit relay v2 to other peers. cp2pd has no circuit relay yet (#18): it does what p2pd does with -relay=false, whatever the value"),
+    F(BOOL, "relayActive", relay_active, P2PD, NULL, "Enables active mode for relay (no effect in p2pd v0.9.2 either)"),
+    F(BOOL, "relayHop", relay_hop, P2PD, NULL, "Enables hop for relay (no effect in p2pd v0.9.2 either)"),
+    F(BOOL, "relayDiscovery", relay_discovery, P2PD, NULL, "Enables passive discovery for relay (no effect in p2pd v0.9.2 either)"),
+    F(INT, "relayHopLimit", relay_hop_limit, P2PD, NULL, "Sets the hop limit for hop relays (no effect in p2pd v0.9.2 either)"),
+    F(BOOL, "autoRelay", auto_relay, P2PD, NULL, "Enables autorelay (not in cp2pd yet, #18: an error)"),
+    F(BOOL, "autonat", autonat, P2PD, NULL, "Enables the AutoNAT service (not in cp2pd yet: an error)"),
+    F(BOOL, "forceReachabilityPublic", force_public, P2PD, NULL, "Set up ForceReachability as public for autonat (not in cp2pd yet: an error)"),
+    F(BOOL, "forceReachabilityPrivate", force_private, P2PD, NULL, "Set up ForceReachability as private for autonat (not in cp2pd yet: an error)"),
+    F(BOOL, "natPortMap", nat_port_map, P2PD, NULL, "Enables NAT port mapping (UPnP, NAT-PMP; not in cp2pd yet: an error)"),
+    F(BOOL, "pubsub", pubsub, P2PD, NULL, "Enables pubsub (not in cp2pd yet, #17: an error; without it PUBSUB requests answer \"PubSub not enabled\", as in p2pd)"),
+    F(STR, "pubsubRouter", pubsub_router, P2PD, "gossipsub", "Specifies the pubsub router implementation: gossipsub or floodsub (with -pubsub only)"),
+    F(BOOL, "pubsubSign", pubsub_sign, P2PD, "true", "Enables pubsub message signing (with -pubsub only)"),
+    F(BOOL, "pubsubSignStrict", pubsub_sign_strict, P2PD, "true", "Enables or disables pubsub strict signature verification (with -pubsub only)"),
+    F(DUR, "gossipsubHeartbeatInterval", gossip_interval_ms, P2PD, NULL, "Specifies the gossipsub heartbeat interval (with -pubsub only)"),
+    F(DUR, "gossipsubHeartbeatInitialDelay", gossip_delay_ms, P2PD, NULL, "Specifies the gossipsub initial heartbeat delay (with -pubsub only)"),
+    F(BOOL, "pprof", pprof, P2PD, NULL, "p2pd: serve Go's HTTP profiler. cp2pd is not a Go program and has none: a warning, and nothing else (profile cp2pd with perf(1); -metricsAddr serves its counters)"),
+    F(UINT, "pprofPort", pprof_port, P2PD, NULL, "Binds the HTTP pprof handler to a specific port; has no effect unless the pprof option is enabled (none in cp2pd)"),
+    F(INT, "persistentConnMaxMsgSize", persistent_max, OLD, "4194304", "older p2pd's persistent control connections, which cp2pd does not have: a warning when set"),
+    F(BOOL, "quic", quic, OLD, NULL, "older p2pd's QUIC switch, deprecated there: no effect"),
 #undef F
 };
 
+/* A flag for a feature cp2pd cannot honour yet, set to what p2pd would act on:
+ * cp2pd stops, naming the feature. */
+static const struct lacking {
+    const char *flag, *feature;
+} lacking[] = {
+    {"pubsub", "pubsub is not implemented yet (#17)"},
+    {"autoRelay", "AutoRelay is not implemented yet (circuit relay, #18)"},
+    {"autonat", "AutoNAT is not implemented yet"},
+    {"forceReachabilityPublic", "AutoNAT is not implemented yet, so reachability cannot be forced"},
+    {"forceReachabilityPrivate", "AutoNAT is not implemented yet, so reachability cannot be forced"},
+    {"natPortMap", "NAT port mapping (UPnP, NAT-PMP) is not implemented yet"},
+};
+
+static const char *kind_name(const struct flag *f)
+{
+    static const char *const names[] = {[STR] = "string", [BOOL] = "", [INT] = "int",
+                                        [UINT] = "uint", [DUR] = "duration"};
+    return names[f->kind];
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const struct flag *const *)a)->name, (*(const struct flag *const *)b)->name);
+}
+
+/* As Go's flag.PrintDefaults lays them out (p2pd -h), so that the two can be
+ * read alike: sorted, "  -name type", the usage on the next line after "    \t"
+ * (on the same one after a tab for a short name without a type), then
+ * " (default X)" unless the default is the zero value, quoted for strings. */
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cp2pd [flags]\n"
-               "A libp2p daemon driven through the go-libp2p-daemon control protocol.\n");
-    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
-        if (flags[i].help && *flags[i].help)
-            fprintf(f, "  -%-15s %s\n", flags[i].name, flags[i].help);
-    fprintf(f, "accepted for p2pd compatibility, no effect in cp2p (a warning when set):\n ");
-    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
-        if (!flags[i].help)
-            fprintf(f, " -%s", flags[i].name);
-    fprintf(f, "\nset CP2P_LOG=error|warn|info|debug|trace for logs on stderr\n");
+    const struct flag *sorted[sizeof flags / sizeof *flags];
+    size_t n = sizeof flags / sizeof *flags;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &flags[i];
+    qsort(sorted, n, sizeof *sorted, by_name);
+    fprintf(f, "Usage of cp2pd (a libp2p daemon driven through the go-libp2p-daemon control protocol):\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct flag *fl = sorted[i];
+        char head[64];
+        int len = snprintf(head, sizeof head, "  -%s%s%s", fl->name, *kind_name(fl) ? " " : "",
+                           kind_name(fl));
+        fprintf(f, "%s%s%s", head, len <= 4 ? "\t" : "\n    \t", fl->help);
+        if (fl->def)
+            fprintf(f, fl->kind == STR ? " (default \"%s\")" : " (default %s)", fl->def);
+        fputc('\n', f);
+    }
+    fprintf(f, "Set CP2P_LOG=error|warn|info|debug|trace for logs on stderr.\n");
 }
 
 static int parse_bool(const char *v, int *out)
@@ -196,8 +239,34 @@ static int parse_duration(const char *v, uint64_t *out_ms)
     return 0;
 }
 
+static int set_flag(const struct flag *f, opts_t *o, const char *v)
+{
+    void *field = (char *)o + f->off;
+    long n;
+    switch (f->kind) {
+    case STR: *(const char **)field = *v ? v : NULL; return 0; /* "": not given, as in p2pd */
+    case BOOL: return parse_bool(v, field);
+    case INT: return parse_int(v, field);
+    case UINT: return parse_int(v, &n) < 0 || n < 0 ? -1 : (*(long *)field = n, 0);
+    case DUR: return parse_duration(v, field);
+    }
+    return -1;
+}
+
+static const struct flag *find_flag(const char *name, size_t len)
+{
+    for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+        if (strlen(flags[k].name) == len && !strncmp(flags[k].name, name, len))
+            return &flags[k];
+    return NULL;
+}
+
+/* 0: go on; 1: -h was given (exit 0); 2: a bad flag (exit 2, as Go's flag does). */
 static int parse_flags(int argc, char **argv, opts_t *o)
 {
+    for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+        if (flags[k].def && set_flag(&flags[k], o, flags[k].def) < 0)
+            abort(); /* a default that does not parse: a bug in the table */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || !a[1]) {
@@ -211,16 +280,12 @@ static int parse_flags(int argc, char **argv, opts_t *o)
         }
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        const struct flag *f = NULL;
-        for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
-            if (strlen(flags[k].name) == len && !strncmp(flags[k].name, a, len))
-                f = &flags[k];
+        const struct flag *f = find_flag(a, len);
         if (!f) {
             fprintf(stderr, "cp2pd: flag provided but not defined: -%.*s (try 'cp2pd -h')\n",
                     (int)len, a);
             return 2;
         }
-        void *field = (char *)o + f->off;
         const char *v = eq ? eq + 1 : NULL;
         if (f->kind == BOOL && !v)
             v = "true";
@@ -230,21 +295,31 @@ static int parse_flags(int argc, char **argv, opts_t *o)
             fprintf(stderr, "cp2pd: flag needs an argument: -%s\n", f->name);
             return 2;
         }
-        int bad = 0;
-        switch (f->kind) {
-        case STR: *(const char **)field = v; break;
-        case BOOL: bad = parse_bool(v, field) < 0; break;
-        case INT: bad = parse_int(v, field) < 0; break;
-        case DUR: bad = parse_duration(v, field) < 0; break;
-        }
-        if (bad) {
+        if (set_flag(f, o, v) < 0) {
             fprintf(stderr, "cp2pd: invalid value \"%s\" for flag -%s\n", v, f->name);
             return 2;
         }
-        if (!f->help && !o->quiet && strcmp(v, "false") && strcmp(v, "0"))
-            fprintf(stderr, "cp2pd: -%s has no effect: cp2p does not have this feature yet\n",
-                    f->name);
     }
+    return 0;
+}
+
+/* The flags for features cp2pd lacks: an error for those set to something
+ * cp2pd cannot do, a warning for the Go-only ones. */
+static int check_lacking(const opts_t *o)
+{
+    for (size_t i = 0; i < sizeof lacking / sizeof *lacking; i++) {
+        const struct flag *f = find_flag(lacking[i].flag, strlen(lacking[i].flag));
+        if (*(const int *)((const char *)o + f->off)) {
+            fprintf(stderr, "cp2pd: -%s: %s\n", f->name, lacking[i].feature);
+            return 1;
+        }
+    }
+    if (o->pprof && !o->quiet)
+        fprintf(stderr, "cp2pd: -pprof: cp2pd has no Go profiler to serve: ignored (profile it "
+                        "with perf; -metricsAddr serves its counters)\n");
+    if (o->persistent_max != 4 << 20 && !o->quiet)
+        fprintf(stderr, "cp2pd: -persistentConnMaxMsgSize has no effect: cp2pd has no "
+                        "persistent control connections\n");
     return 0;
 }
 
@@ -256,6 +331,7 @@ typedef struct app {
     cp2p_daemon_t *daemon;
     cp2p_metrics_t *metrics;
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
+    uv_signal_t usr1;  /* SIGUSR1: print the connections, as p2pd does */
     uv_timer_t idle;
     uint64_t idle_timeout_ms, idle_since;
     cp2p_multiaddr_t announce[CP2P_HOST_MAX_ANNOUNCE_ADDRS];
@@ -270,7 +346,57 @@ static void on_closed_handle(uv_handle_t *hd)
 static void close_handles(app_t *a)
 {
     cli_signals_close(&a->sig);
+    uv_close((uv_handle_t *)&a->usr1, on_closed_handle);
     uv_close((uv_handle_t *)&a->idle, on_closed_handle);
+}
+
+/* -echo: /echo/1.0.0 sends back what it reads, until the remote closes. */
+static void echo_handler(cp2p_stream_t *s, void *arg)
+{
+    cp2p_echo_stream(s);
+}
+
+/* SIGUSR1: p2pd's diagnostics on stdout (the routing table's size where p2pd
+ * prints the table itself). */
+static void on_usr1(uv_signal_t *sig, int signum)
+{
+    app_t *a = sig->data;
+    if (a->closing)
+        return;
+    if (a->dht)
+        printf("DHT Routing Table:\n%zu peers\n\n\n", cp2p_dht_routing_table_size(a->dht));
+    cp2p_peerstore_t *ps = cp2p_host_peerstore(a->h);
+    size_t total = cp2p_peerstore_count(ps), n = 0;
+    cp2p_peer_id_t *ids = total ? calloc(total, sizeof *ids) : NULL;
+    total = ids ? cp2p_peerstore_peers(ps, ids, total) : 0;
+    for (size_t i = 0; i < total; i++)
+        if (cp2p_host_conn_to(a->h, &ids[i]))
+            ids[n++] = ids[i];
+    printf("Connections and streams (%zu):\n", n);
+    cp2p_buf_t ma = {0};
+    for (size_t i = 0; i < n; i++) {
+        char id[CP2P_PEER_ID_STRMAX];
+        cp2p_conn_t *c = cp2p_host_conn_to(a->h, &ids[i]);
+        const cp2p_multiaddr_t *ra = cp2p_conn_remote_addr(c);
+        cp2p_buf_reset(&ma);
+        if (!ra || cp2p_multiaddr_to_string(ra, &ma) < 0)
+            cp2p_buf_reset(&ma);
+        cp2p_peer_id_to_string(&ids[i], id, sizeof id);
+        const char *pv = cp2p_peerstore_protocol_version(ps, &ids[i]);
+        const char *av = cp2p_peerstore_agent_version(ps, &ids[i]);
+        printf("peer: %s, multiaddr: %s\n\tprotoVersion: %s, agent: %s\n\tprotocols: [", id,
+               ma.len ? (char *)ma.data : "", pv ? pv : "(unknown)", av ? av : "(unknown)");
+        const char *protos[CP2P_PEERSTORE_MAX_PROTOCOLS];
+        size_t np = cp2p_peerstore_protocols(ps, &ids[i], protos, CP2P_PEERSTORE_MAX_PROTOCOLS);
+        for (size_t k = 0; k < np && k < CP2P_PEERSTORE_MAX_PROTOCOLS; k++)
+            printf("%s%s", k ? " " : "", protos[k]);
+        cp2p_rc_scope_stat_t st;
+        printf("]\n\tstreams (%llu)\n",
+               cp2p_host_peer_resources(a->h, &ids[i], &st) == 0 ? (unsigned long long)st.used.streams : 0ULL);
+    }
+    cp2p_buf_free(&ma);
+    free(ids);
+    fflush(stdout);
 }
 
 static void host_closed(void *arg)
@@ -516,20 +642,21 @@ static void print_startup(app_t *a, const opts_t *o)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.listen = "/unix/tmp/p2pd.sock", .noise = 1, .tls = 1, .relay = 1,
-                .muxer = "yamux", .pubsub_router = "gossipsub", .conn_lo = 256, .conn_hi = 512,
-                .conn_grace_ms = 120000, .pubsub_sign = 1, .pubsub_sign_strict = 1,
-                .persistent_max = 4 << 20};
+    opts_t o = {0}; /* the defaults are in flags[] */
     /* before -h too: a reader that stops early (cp2pd -h | grep -q) is no crash */
     signal(SIGPIPE, SIG_IGN);
     int rc = parse_flags(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (check_lacking(&o))
+        return 1;
     app_t a = {0};
+    if (!o.muxer)
+        o.muxer = "yamux"; /* -muxer "": p2pd keeps go-libp2p's default, yamux */
+    if (!o.listen)
+        return fail(&a, "-listen", "empty");
     if (strcmp(o.muxer, "yamux") && strcmp(o.muxer, "mplex"))
         return fail(&a, "-muxer", "must be yamux or mplex");
-    if (strcmp(o.pubsub_router, "gossipsub") && strcmp(o.pubsub_router, "floodsub"))
-        return fail(&a, "-pubsubRouter", "must be gossipsub or floodsub");
     if (o.config_file || o.config_stdin)
         return fail(&a, o.config_file ? "-f" : "-i", "JSON configs are not available in cp2pd: use flags");
     int local = cp2p_daemon_control_is_local(o.listen);
@@ -572,8 +699,6 @@ int main(int argc, char **argv)
         sec_id[n_sec++] = "/plaintext/2.0.0";
     if (!n_sec)
         return fail(&a, "security", "-noise, -tls and -plaintext are all false");
-    if (o.pubsub && !o.quiet)
-        fprintf(stderr, "cp2pd: pubsub is not available yet: PUBSUB requests will fail\n");
 
     const char *mux_id[1] = {!strcmp(o.muxer, "yamux") ? "/yamux/1.0.0" : "/mplex/6.7.0"};
     cp2p_host_config_t cfg = {.muxers = mux_id, .n_muxers = 1, .security = sec_id,
@@ -610,6 +735,9 @@ int main(int argc, char **argv)
     uv_timer_init(&a.loop, &a.idle);
     a.idle.data = &a;
     cli_signals_start(&a.sig, &a.loop, on_signal, &a);
+    uv_signal_init(&a.loop, &a.usr1);
+    a.usr1.data = &a;
+    uv_signal_start(&a.usr1, on_usr1, SIGUSR1);
 
     const char *what = "cannot start the host", *bad = NULL;
     rc = cp2p_host_new(&a.loop, &cfg, &a.h);
@@ -626,6 +754,8 @@ int main(int argc, char **argv)
     }
     if (!rc)
         rc = cp2p_ping_enable(a.h);
+    if (!rc && o.echo)
+        rc = cp2p_host_set_handler(a.h, "/echo/1.0.0", echo_handler, NULL);
     if (!rc)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc && (o.dht || o.dht_client || o.dht_server)) {
@@ -640,6 +770,11 @@ int main(int argc, char **argv)
     if (!rc && !o.no_listen) {
         what = "cannot listen on -hostAddrs";
         rc = each_addr(o.host_addrs ? o.host_addrs : "/ip4/0.0.0.0/tcp/0", listen_one, &a, &bad);
+        /* p2pd's defaults listen on IPv6 too, where the machine has it */
+        if (!rc && !o.host_addrs && each_addr("/ip6/::/tcp/0", listen_one, &a, &bad) < 0) {
+            cp2p_log_info("cp2pd", "no IPv6 listener (/ip6/::/tcp/0): %s", bad);
+            bad = NULL;
+        }
     }
     if (!rc && o.announce_addrs) {
         what = "bad -announceAddrs";

@@ -89,7 +89,7 @@ static int valid_cid(const P2pd__DHTRequest *r)
 static const char *check_dht(const P2pd__DHTRequest *r)
 {
     if (!r)
-        return "DHT request without its body";
+        return "Malformed request; missing parameters"; /* p2pd's words */
     if (r->has_count && r->count < 0)
         return "negative count";
     switch (r->type) {
@@ -114,22 +114,22 @@ static const char *check_dht(const P2pd__DHTRequest *r)
 static const char *check_connmanager(const P2pd__ConnManagerRequest *r)
 {
     if (!r)
-        return "CONNMANAGER request without its body";
+        return "Malformed request; missing parameters";
     switch (r->type) {
     case P2PD__CONN_MANAGER_REQUEST__TYPE__TRIM:
         return NULL;
     case P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER:
-        if (!r->has_weight)
-            return "missing weight";
-        /* The host keeps weights as int, like go-libp2p. */
+        /* no weight: 0, as in p2pd; the host keeps weights as int */
         if (r->weight < INT_MIN || r->weight > INT_MAX)
             return "weight out of range";
         /* fall through */
     case P2PD__CONN_MANAGER_REQUEST__TYPE__UNTAG_PEER:
         if (!r->has_peer || !valid_peer(&r->peer))
             return "missing or invalid peer ID";
-        if (!r->tag || !*r->tag || strlen(r->tag) > CP2P_DAEMON_MAX_TAG_LEN)
-            return "missing or too long tag";
+        if (!r->tag || !*r->tag)
+            return "Malformed request; missing tag parameter";
+        if (strlen(r->tag) > CP2P_DAEMON_MAX_TAG_LEN)
+            return "tag too long";
         return NULL;
     default:
         return "unknown CONNMANAGER request type";
@@ -143,7 +143,9 @@ static const char *check(const P2pd__Request *r)
     case P2PD__REQUEST__TYPE__LIST_PEERS:
         return NULL;
     case P2PD__REQUEST__TYPE__CONNECT:
-        if (!r->connect || !valid_peer(&r->connect->peer))
+        if (!r->connect)
+            return "Malformed request; missing parameters";
+        if (!valid_peer(&r->connect->peer))
             return "missing or invalid peer ID";
         if (r->connect->n_addrs > CP2P_DAEMON_MAX_ADDRS)
             return "too many addresses";
@@ -152,13 +154,17 @@ static const char *check(const P2pd__Request *r)
                 return "invalid multiaddr";
         return NULL;
     case P2PD__REQUEST__TYPE__STREAM_OPEN:
-        if (!r->streamopen || !valid_peer(&r->streamopen->peer))
+        if (!r->streamopen)
+            return "Malformed request; missing parameters";
+        if (!valid_peer(&r->streamopen->peer))
             return "missing or invalid peer ID";
         return valid_protocols(r->streamopen->proto, r->streamopen->n_proto)
                    ? NULL
                    : "missing, too many or invalid protocol ids";
     case P2PD__REQUEST__TYPE__STREAM_HANDLER:
-        if (!r->streamhandler || !valid_handler_addr(&r->streamhandler->addr))
+        if (!r->streamhandler)
+            return "Malformed request; missing parameters";
+        if (!valid_handler_addr(&r->streamhandler->addr))
             return "handler address must be /unix/... or /ip4|ip6/.../tcp/...";
         return valid_protocols(r->streamhandler->proto, r->streamhandler->n_proto)
                    ? NULL
@@ -168,10 +174,11 @@ static const char *check(const P2pd__Request *r)
     case P2PD__REQUEST__TYPE__CONNMANAGER:
         return check_connmanager(r->connmanager);
     case P2PD__REQUEST__TYPE__DISCONNECT:
-        return r->disconnect && valid_peer(&r->disconnect->peer) ? NULL
-                                                                 : "missing or invalid peer ID";
+        if (!r->disconnect)
+            return "Malformed request; missing parameters";
+        return valid_peer(&r->disconnect->peer) ? NULL : "missing or invalid peer ID";
     case P2PD__REQUEST__TYPE__PUBSUB:
-        return r->pubsub ? NULL : "PUBSUB request without its body";
+        return r->pubsub ? NULL : "Malformed request; missing parameters";
     case P2PD__REQUEST__TYPE__PEERSTORE:
         return r->peerstore && r->peerstore->has_id && valid_peer(&r->peerstore->id)
                    ? NULL

@@ -78,6 +78,14 @@ struct cp2p_daemon_client {
     int refs;       /* the socket handle + asynchronous operations under way */
     size_t unread;  /* bytes queued to the socket, not yet written */
     cp2p_buf_t in;  /* request bytes not yet handled */
+    /* the current request's deadline: its timeout field, else p2pd's 60 s */
+    uv_timer_t deadline;
+    int timed_out;  /* it passed: what was under way is cancelled */
+    /* CONNECT and STREAM_OPEN to a peer of no known address look it up in the
+     * DHT first, as p2pd's routed host does */
+    cp2p_peer_id_t target;
+    char **protos;
+    size_t n_protos;
     /* bridge */
     cp2p_stream_t *s;
     int to_stream_busy;  /* a stream write is in flight: the socket is not read */
@@ -135,6 +143,15 @@ static void on_client_closed(uv_handle_t *hd)
     client_unref(hd->data);
 }
 
+static void free_protos(cp2p_daemon_client_t *c)
+{
+    for (size_t i = 0; i < c->n_protos; i++)
+        free(c->protos[i]);
+    free(c->protos);
+    c->protos = NULL;
+    c->n_protos = 0;
+}
+
 static void client_close(cp2p_daemon_client_t *c)
 {
     if (c->state == C_CLOSING)
@@ -163,6 +180,8 @@ static void client_close(cp2p_daemon_client_t *c)
         cp2p_stream_unref(s);
     }
     uv_close(&c->io.handle, on_client_closed);
+    uv_close((uv_handle_t *)&c->deadline, on_client_closed);
+    free_protos(c);
 }
 
 /* A pool's refusals are logged at most once a second: a flood must not flood
@@ -227,8 +246,10 @@ static cp2p_daemon_client_t *client_new(cp2p_daemon_t *d, int is_unix, const cp2
         return NULL;
     }
     c->d = d;
-    c->refs = 1;
+    c->refs = 2; /* the socket handle and the deadline timer */
     c->io.handle.data = c;
+    uv_timer_init(d->loop, &c->deadline);
+    c->deadline.data = c;
     c->next = d->clients;
     if (d->clients)
         d->clients->prev = c;
@@ -294,6 +315,8 @@ int cp2p_daemon_send(cp2p_daemon_client_t *c, const uint8_t *p, size_t n)
  * unless the request turned the connection into something else. */
 void cp2p_daemon_reply(cp2p_daemon_client_t *c, cp2p_buf_t *b, int rc)
 {
+    uv_timer_stop(&c->deadline);
+    c->timed_out = 0;
     if (rc == 0)
         rc = cp2p_daemon_send(c, b->data, b->len);
     cp2p_buf_free(b);
@@ -311,6 +334,8 @@ void cp2p_daemon_reply(cp2p_daemon_client_t *c, cp2p_buf_t *b, int rc)
 void cp2p_daemon_reply_status(cp2p_daemon_client_t *c, const char *err)
 {
     cp2p_buf_t b = {0};
+    if (err && c->timed_out)
+        err = "context deadline exceeded"; /* what p2pd answers */
     cp2p_daemon_reply(c, &b, cp2p_daemon_status_append(&b, err));
 }
 
@@ -322,6 +347,28 @@ cp2p_host_t *cp2p_daemon_host(cp2p_daemon_client_t *c)
 cp2p_dht_t *cp2p_daemon_dht(cp2p_daemon_client_t *c)
 {
     return c->d->dht;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    cp2p_daemon_client_t *c = t->data;
+    c->timed_out = 1;
+    cp2p_host_cancel(c->d->h, c);
+    if (c->d->dht)
+        cp2p_dht_cancel(c->d->dht, c);
+}
+
+void cp2p_daemon_deadline(cp2p_daemon_client_t *c, int64_t seconds)
+{
+    uint64_t ms = seconds > 0 && seconds < INT64_MAX / 1000 ? (uint64_t)seconds * 1000
+                                                             : CP2P_DAEMON_DEFAULT_TIMEOUT_MS;
+    c->timed_out = 0;
+    uv_timer_start(&c->deadline, on_deadline, ms, 0);
+}
+
+int cp2p_daemon_timed_out(const cp2p_daemon_client_t *c)
+{
+    return c->timed_out;
 }
 
 /* An asynchronous operation holds the client until its callback; 0 there
@@ -531,6 +578,49 @@ static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
         cp2p_daemon_reply_status(c, status < 0 ? cp2p_strerror(status) : NULL);
 }
 
+/* No connection to peer and no address of it: p2pd's routed host asks the DHT. */
+static int needs_lookup(cp2p_daemon_client_t *c, const cp2p_peer_id_t *peer)
+{
+    cp2p_multiaddr_t one[1]; /* a view into the peerstore */
+    if (!c->d->dht || cp2p_host_conn_to(c->d->h, peer))
+        return 0;
+    return cp2p_peerstore_addrs(cp2p_host_peerstore(c->d->h), peer, uv_now(c->d->loop), one, 1) == 0;
+}
+
+static void on_stream_open(int status, cp2p_stream_t *s, void *arg);
+
+/* The DHT found the target of a CONNECT (c->protos NULL) or STREAM_OPEN. */
+static void on_target_found(cp2p_dht_t *dht, int status, const cp2p_peer_id_t *peers, size_t n,
+                            void *arg)
+{
+    cp2p_daemon_client_t *c = arg;
+    if (!cp2p_daemon_release(c))
+        return;
+    if (status < 0) {
+        free_protos(c);
+        /* as p2pd words it */
+        cp2p_daemon_reply_status(c, status == CP2P_ENOTFOUND ? "routing: not found" : cp2p_strerror(status));
+        return;
+    }
+    cp2p_daemon_hold(c);
+    int rc = c->protos ? cp2p_host_new_stream(c->d->h, &c->target, (const char *const *)c->protos,
+                                              c->n_protos, on_stream_open, c)
+                       : cp2p_host_connect_peer(c->d->h, &c->target, on_connected, c);
+    free_protos(c);
+    if (rc < 0 && cp2p_daemon_release(c))
+        cp2p_daemon_reply_status(c, cp2p_strerror(rc));
+}
+
+static int look_up(cp2p_daemon_client_t *c, const cp2p_peer_id_t *peer)
+{
+    c->target = *peer;
+    cp2p_daemon_hold(c);
+    int rc = cp2p_dht_find_peer(c->d->dht, peer, on_target_found, c);
+    if (rc < 0)
+        client_unref(c);
+    return rc;
+}
+
 static void do_connect(cp2p_daemon_client_t *c, const P2pd__ConnectRequest *r)
 {
     cp2p_peer_id_t peer;
@@ -545,7 +635,10 @@ static void do_connect(cp2p_daemon_client_t *c, const P2pd__ConnectRequest *r)
                : 0;
     for (size_t i = 0; i < n; i++)
         cp2p_multiaddr_free(&addrs[i]);
-    if (!rc) {
+    cp2p_daemon_deadline(c, r->has_timeout ? r->timeout : 0);
+    if (!rc && needs_lookup(c, &peer)) {
+        rc = look_up(c, &peer);
+    } else if (!rc) {
         cp2p_daemon_hold(c);
         rc = cp2p_host_connect_peer(c->d->h, &peer, on_connected, c);
         if (rc < 0)
@@ -634,6 +727,7 @@ static void on_stream_open(int status, cp2p_stream_t *s, void *arg)
         cp2p_daemon_reply_status(c, cp2p_strerror(status));
         return;
     }
+    uv_timer_stop(&c->deadline);
     cp2p_buf_t b = {0};
     int rc = append_stream_info(&b, s, 1);
     if (!rc)
@@ -652,13 +746,29 @@ static void do_stream_open(cp2p_daemon_client_t *c, const P2pd__StreamOpenReques
 {
     cp2p_peer_id_t peer;
     cp2p_daemon_peer(&r->peer, &peer);
-    cp2p_daemon_hold(c);
-    int rc = cp2p_host_new_stream(c->d->h, &peer, (const char *const *)r->proto, r->n_proto,
+    cp2p_daemon_deadline(c, r->has_timeout ? r->timeout : 0);
+    int rc;
+    if (needs_lookup(c, &peer)) {
+        c->protos = calloc(r->n_proto + 1, sizeof *c->protos);
+        rc = c->protos ? 0 : CP2P_ENOMEM;
+        for (size_t i = 0; !rc && i < r->n_proto; i++)
+            if ((c->protos[c->n_protos] = strdup(r->proto[i])))
+                c->n_protos++;
+            else
+                rc = CP2P_ENOMEM;
+        if (!rc)
+            rc = look_up(c, &peer);
+        if (rc < 0)
+            free_protos(c);
+    } else {
+        cp2p_daemon_hold(c);
+        rc = cp2p_host_new_stream(c->d->h, &peer, (const char *const *)r->proto, r->n_proto,
                                   on_stream_open, c);
-    if (rc < 0) {
-        client_unref(c);
-        cp2p_daemon_reply_status(c, cp2p_strerror(rc));
+        if (rc < 0)
+            client_unref(c);
     }
+    if (rc < 0)
+        cp2p_daemon_reply_status(c, cp2p_strerror(rc));
 }
 
 /* --- addresses --- */
@@ -1008,7 +1118,8 @@ static void dispatch(cp2p_daemon_client_t *c, const P2pd__Request *r)
         do_connmanager(c, r->connmanager);
         break;
     case P2PD__REQUEST__TYPE__PUBSUB:
-        cp2p_daemon_reply_status(c, "pubsub not supported by cp2pd yet");
+        /* p2pd's answer without -pubsub; cp2pd has no pubsub yet (#17) */
+        cp2p_daemon_reply_status(c, "PubSub not enabled");
         break;
     default:
         cp2p_daemon_reply_status(c, "unknown request type");

@@ -11,6 +11,12 @@
 
 #define DEFAULT_PROVIDERS 20
 
+/* An error as p2pd words it where clients may look for it. */
+static const char *dht_error(int status)
+{
+    return status == CP2P_ENOTFOUND ? "routing: not found" : cp2p_strerror(status);
+}
+
 static uint64_t now_ms(cp2p_daemon_client_t *c)
 {
     return uv_now(cp2p_host_loop(cp2p_daemon_host(c)));
@@ -47,7 +53,7 @@ static void on_done(cp2p_dht_t *d, int status, void *arg)
 {
     cp2p_daemon_client_t *c = arg;
     if (cp2p_daemon_release(c))
-        cp2p_daemon_reply_status(c, status < 0 ? cp2p_strerror(status) : NULL);
+        cp2p_daemon_reply_status(c, status < 0 ? dht_error(status) : NULL);
 }
 
 static void on_peer(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers, size_t n, void *arg)
@@ -56,7 +62,7 @@ static void on_peer(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers, size
     if (!cp2p_daemon_release(c))
         return;
     if (status < 0 || n == 0) {
-        cp2p_daemon_reply_status(c, cp2p_strerror(status < 0 ? status : CP2P_ENOTFOUND));
+        cp2p_daemon_reply_status(c, dht_error(status < 0 ? status : CP2P_ENOTFOUND));
         return;
     }
     cp2p_multiaddr_t addrs[CP2P_PEERSTORE_MAX_ADDRS];
@@ -84,7 +90,7 @@ static void on_value(cp2p_dht_t *d, int status, const uint8_t *value, size_t n, 
     if (!cp2p_daemon_release(c))
         return;
     if (status < 0)
-        cp2p_daemon_reply_status(c, cp2p_strerror(status));
+        cp2p_daemon_reply_status(c, dht_error(status));
     else
         reply_value(c, value, n);
 }
@@ -111,17 +117,15 @@ static void on_search_value(cp2p_dht_t *d, int status, const uint8_t *value, siz
     cp2p_daemon_client_t *c = arg;
     if (!cp2p_daemon_release(c))
         return;
-    if (status < 0) {
-        cp2p_daemon_reply_status(c, cp2p_strerror(status));
-        return;
-    }
+    /* p2pd streams what its search finds: nothing (BEGIN, END) when it found
+     * nothing, whatever the reason, the deadline included */
     cp2p_buf_t b = {0};
     P2pd__DHTResponse dr = P2PD__DHTRESPONSE__INIT;
     dr.type = P2PD__DHTRESPONSE__TYPE__VALUE;
     dr.has_value = 1;
     dr.value = (ProtobufCBinaryData){.data = (uint8_t *)value, .len = n};
     int rc = stream_begin(&b);
-    if (!rc)
+    if (!rc && status == 0)
         rc = cp2p_daemon_message_append(&b, &dr.base);
     if (!rc)
         rc = stream_end(&b);
@@ -134,7 +138,7 @@ static void on_providers(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers,
     cp2p_daemon_client_t *c = arg;
     if (!cp2p_daemon_release(c))
         return;
-    if (status < 0 && status != CP2P_ENOTFOUND) {
+    if (status < 0 && status != CP2P_ENOTFOUND && !cp2p_daemon_timed_out(c)) {
         cp2p_daemon_reply_status(c, cp2p_strerror(status));
         return;
     }
@@ -160,13 +164,13 @@ static void on_closest(cp2p_dht_t *d, int status, const cp2p_peer_id_t *peers, s
     cp2p_daemon_client_t *c = arg;
     if (!cp2p_daemon_release(c))
         return;
-    if (status < 0) {
+    if (status < 0 && !cp2p_daemon_timed_out(c)) {
         cp2p_daemon_reply_status(c, cp2p_strerror(status));
         return;
     }
     cp2p_buf_t b = {0};
     int rc = stream_begin(&b);
-    for (size_t i = 0; !rc && i < n; i++) {
+    for (size_t i = 0; !rc && status == 0 && i < n; i++) {
         P2pd__DHTResponse dr = P2PD__DHTRESPONSE__INIT;
         dr.type = P2PD__DHTRESPONSE__TYPE__VALUE;
         dr.has_value = 1;
@@ -203,7 +207,7 @@ static void get_public_key(cp2p_daemon_client_t *c, cp2p_dht_t *dht, const cp2p_
     cp2p_daemon_hold(c);
     int rc = cp2p_dht_get(dht, key, 4 + peer->len, on_value, c);
     if (rc < 0 && cp2p_daemon_release(c))
-        cp2p_daemon_reply_status(c, cp2p_strerror(rc));
+        cp2p_daemon_reply_status(c, dht_error(rc));
 }
 
 void cp2p_daemon_dht_request(cp2p_daemon_client_t *c, const P2pd__DHTRequest *r)
@@ -213,6 +217,7 @@ void cp2p_daemon_dht_request(cp2p_daemon_client_t *c, const P2pd__DHTRequest *r)
         cp2p_daemon_reply_status(c, "DHT not enabled");
         return;
     }
+    cp2p_daemon_deadline(c, r->has_timeout ? r->timeout : 0);
     cp2p_peer_id_t peer;
     cp2p_cid_view_t cid;
     if (r->has_peer)
@@ -259,5 +264,5 @@ void cp2p_daemon_dht_request(cp2p_daemon_client_t *c, const P2pd__DHTRequest *r)
         break;
     }
     if (rc < 0 && cp2p_daemon_release(c))
-        cp2p_daemon_reply_status(c, cp2p_strerror(rc));
+        cp2p_daemon_reply_status(c, dht_error(rc));
 }

@@ -28,6 +28,15 @@ void cp2p_daemon_reply_status(cp2p_daemon_client_t *c, const char *err);
 void cp2p_daemon_hold(cp2p_daemon_client_t *c);
 int cp2p_daemon_release(cp2p_daemon_client_t *c);
 
+/* The current request's deadline, p2pd's: seconds from its timeout field,
+ * or CP2P_DAEMON_DEFAULT_TIMEOUT_MS for 0 and less. When it passes, the
+ * host's and the DHT's operations with c as their arg are cancelled, and an
+ * ERROR answer says "context deadline exceeded". The reply stops it. */
+#define CP2P_DAEMON_DEFAULT_TIMEOUT_MS 60000
+void cp2p_daemon_deadline(cp2p_daemon_client_t *c, int64_t seconds);
+/* 1 when the deadline passed before the answer. */
+int cp2p_daemon_timed_out(const cp2p_daemon_client_t *c);
+
 /* Answers a validated DHT request (in src/daemon/dht.c). */
 void cp2p_daemon_dht_request(cp2p_daemon_client_t *c, const P2pd__DHTRequest *r);
 

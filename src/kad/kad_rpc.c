@@ -181,12 +181,30 @@ static int answer(kad_srv_t *v, const cp2p_peer_id_t *from, const cp2p_kad_msg_t
     }
 
     cp2p_kad_key_t target;
-    cp2p_peer_id_t ids[CP2P_KAD_MAX_K];
-    cp2p_multiaddr_t addrs[CP2P_KAD_MAX_K][CP2P_KAD_MAX_PEER_ADDRS];
-    cp2p_kad_peer_t closer[CP2P_KAD_MAX_K];
+    cp2p_peer_id_t ids[CP2P_KAD_MAX_K + 1], wanted;
+    cp2p_multiaddr_t addrs[CP2P_KAD_MAX_K + 1][CP2P_KAD_MAX_PEER_ADDRS];
+    cp2p_kad_peer_t closer[CP2P_KAD_MAX_K + 1];
     cp2p_kad_key_of(req->key, req->key_len, &target);
     size_t n = cp2p_kad_table_closest(d->table, &target, ids, d->k);
+    /* FIND_NODE for a peer we are connected to but do not route (a DHT
+     * client, say): name it too, with the addresses it confirmed, as
+     * go-libp2p-kad-dht does for the peers it knows, so that lookups through
+     * us find it (not the asker itself; not what third parties claimed). */
+    int extra = 0;
+    if (req->type == CP2P_KAD_FIND_NODE &&
+        cp2p_peer_id_from_bytes(req->key, req->key_len, &wanted) == 0 &&
+        !cp2p_peer_id_equal(&wanted, from) && cp2p_host_conn_to(d->h, &wanted)) {
+        size_t i = 0;
+        while (i < n && !cp2p_peer_id_equal(&ids[i], &wanted))
+            i++;
+        if (i == n) {
+            ids[n++] = wanted;
+            extra = 1;
+        }
+    }
     kad_fill_peers(d, ids, n, closer, addrs);
+    if (extra && closer[n - 1].n_addrs == 0)
+        n--;
     resp.closer = closer;
     resp.n_closer = n;
 

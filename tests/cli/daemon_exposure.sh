@@ -16,7 +16,7 @@ D=$BUILD/cp2pd
 command -v python3 >/dev/null || fail "python3 is needed"
 SHOW_ON_FAIL=(all)
 for f in allowRemoteControl listenMode; do
-    "$D" -h 2>&1 | grep -q -- "-$f " || fail "cp2pd -h does not list -$f"
+    "$D" -h 2>&1 | grep -qE -- "^  -$f( |$)" || fail "cp2pd -h does not list -$f"
 done
 
 # start_unix NAME PATH ARGS...: cp2pd with the control socket at PATH.

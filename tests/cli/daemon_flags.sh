@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # cp2pd takes every p2pd flag: -connManager/-connLo/-connHi/-connGrace trim
 # connections (and spare tagged peers), -idleTimeout ends an unused daemon,
-# features cp2p lacks are accepted with a warning, bad values exit 2.
+# -echo serves /echo/1.0.0; flags for features cp2p lacks are an error when
+# set to what p2pd would act on, silent at their defaults; bad values exit 2.
+# (daemon_help.sh compares the flags and defaults with the real p2pd's.)
 source "$(dirname "$0")/lib/common.sh"
 D=$BUILD/cp2pd
 command -v python3 >/dev/null || fail "python3 is needed"
 
 echo "== flag values"
-for bad in "-connGrace 5x" "-connLo many" "-idleTimeout -1s" "-natPortMap=maybe"; do
+for bad in "-connGrace 5x" "-connLo many" "-idleTimeout -1s" "-natPortMap=maybe" "-pprofPort -1"; do
     rc=0; "$D" $bad -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
     [ $rc = 2 ] && grep -q 'invalid value' "$TMP/e" || fail "$bad: rc $rc: $(cat "$TMP/e")"
 done
@@ -17,11 +19,63 @@ rc=0; "$D" -connManager -connLo 10 -connHi 5 -listen /unix/$TMP/bad.sock 2>"$TMP
 [ $rc = 1 ] && grep -q 'connLo' "$TMP/e" || fail "-connLo > -connHi: rc $rc"
 
 
-echo "== accepted p2pd flags without effect"
-start_cp2pd w -natPortMap -autonat -pprofPort 6061 -quic -relayHop -gossipsubHeartbeatInterval 700ms
-grep -q -- '-natPortMap has no effect' "$TMP/w.err" || fail "no warning for -natPortMap"
-grep -q -- '-quic' "$TMP/w.err" && fail "a warning for -quic, which p2pd deprecated itself"
+echo "== p2pd flags for features cp2p lacks"
+# set to what p2pd acts on: a one-line error naming the feature, exit 1
+for f in "-pubsub:pubsub" "-autonat:AutoNAT" "-autoRelay:AutoRelay" "-natPortMap:NAT port mapping" \
+         "-forceReachabilityPublic:AutoNAT" "-forceReachabilityPrivate=true:AutoNAT"; do
+    rc=0; "$D" "${f%%:*}" -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+    [ $rc = 1 ] && [ "$(wc -l <"$TMP/e")" = 1 ] && grep -q "^cp2pd: ${f%%[:=]*}: ${f#*:}.* not implemented yet" "$TMP/e" ||
+        fail "${f%%:*}: rc $rc: $(cat "$TMP/e")"
+done
+# at their defaults, or where p2pd v0.9.2 ignores them too: silent
+start_cp2pd w -relay -relayHop -relayActive -relayDiscovery -relayHopLimit 3 -autonat=false -quic \
+    -pubsubRouter floodsub -pubsubSign=false -pubsubSignStrict=false -gossipsubHeartbeatInterval 700ms \
+    -gossipsubHeartbeatInitialDelay 1s -pprofPort 6061 -echo=false
+[ -s "$TMP/w.err" ] && fail "warnings for flags p2pd ignores there too: $(cat "$TMP/w.err")"
 W=$CTL
+start_cp2pd pp -pprof -relay=false
+grep -q -- '^cp2pd: -pprof: cp2pd has no Go profiler' "$TMP/pp.err" || fail "no warning for -pprof: $(cat "$TMP/pp.err")"
+PP=$CTL
+
+echo "== -echo"
+# on by default, as in p2pd: /echo/1.0.0 sends back what it reads until the
+# remote closes; -echo=false has none; a STREAM_HANDLER replaces it
+start_cp2pd e
+E=$CTL
+PYTHONPATH=$(dirname "$0") python3 - "$E" "$W" "$PP" <<'PY'
+import socket, sys
+from p2pd_client import identify, connect, stream_open, stream_handler, error_msg, ma_tcp, read_msg
+E, W, PP = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+for where in (E, W):
+    pid, addrs = identify(where)
+    assert connect(PP, pid, addrs)[1] == [0]
+pid_e, _ = identify(E)
+s, r = stream_open(PP, pid_e, '/echo/1.0.0')
+assert r[1] == [0], r
+s.sendall(b'hello echo')
+s.shutdown(socket.SHUT_WR)
+got = b''
+while True:
+    c = s.recv(100)
+    if not c: break
+    got += c
+assert got == b'hello echo', got
+s.close()
+pid_w, _ = identify(W)
+s, r = stream_open(PP, pid_w, '/echo/1.0.0')
+assert r[1] == [1], 'an /echo/1.0.0 stream with -echo=false: %r' % r
+# a handler of the client's own replaces the built-in echo
+l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)
+r = stream_handler(E, ma_tcp(l.getsockname()[1]), '/echo/1.0.0')
+assert r[1] == [0], error_msg(r)
+s, r = stream_open(PP, pid_e, '/echo/1.0.0')
+assert r[1] == [0], r
+h, _ = l.accept(); h.settimeout(10)
+read_msg(h)  # StreamInfo
+h.sendall(b'from the handler')
+assert s.recv(100) == b'from the handler'
+print('ok: -echo by default, none with -echo=false, a STREAM_HANDLER replaces it')
+PY
 
 echo "== -announceAddrs"
 rc=0; "$D" -announceAddrs /ip4/1.2.3.4/tcp/x -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?

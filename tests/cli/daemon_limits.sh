@@ -4,7 +4,7 @@
 # resource manager's scopes; a bad -limits item is refused; -h lists them all.
 source "$(dirname "$0")/lib/common.sh"
 for f in maxMemoryMB connsPerIP connsPerSubnet maxPendingInbound handshakeTimeout limits; do
-    "$BUILD/cp2pd" -h 2>&1 | grep -q -- "-$f " || fail "cp2pd -h does not list -$f"
+    "$BUILD/cp2pd" -h 2>&1 | grep -qE -- "^  -$f( |$)" || fail "cp2pd -h does not list -$f"
 done
 M=$(free_port)
 for bad in peer.bogus=1 nobody.conns=1 peer.conns=-1 peer.conns=x system.memory=1XB "protocol:.streams_in=1"; do

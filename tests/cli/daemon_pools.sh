@@ -14,7 +14,7 @@ ulimit -n 8192 2>/dev/null || true
 [ "$(ulimit -n)" -ge 4096 ] || fail "needs 4096 file descriptors, have $(ulimit -n)"
 
 for f in maxClients maxBridgedStreams bridgedStreamsPerPeer; do
-    "$BUILD/cp2pd" -h 2>&1 | grep -q -- "-$f " || fail "cp2pd -h does not list -$f"
+    "$BUILD/cp2pd" -h 2>&1 | grep -qE -- "^  -$f( |$)" || fail "cp2pd -h does not list -$f"
 done
 start_cp2pd a; A=$CTL
 REMOTES=()

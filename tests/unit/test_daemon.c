@@ -227,7 +227,7 @@ static void test_connmanager_requests(void **state)
     } cases[] = {
         {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, tag, 5, 0},
         {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 0, 1, tag, 5, CP2P_EPARSE},
-        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 0, tag, 5, CP2P_EPARSE},
+        {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 0, tag, 5, 0}, /* no weight: 0, as in p2pd */
         {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, NULL, 5, CP2P_EPARSE},
         {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, longtag, 5, CP2P_EPARSE},
         {P2PD__CONN_MANAGER_REQUEST__TYPE__TAG_PEER, 1, 1, tag, INT64_C(1) << 40, CP2P_EPARSE},
