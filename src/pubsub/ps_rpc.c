@@ -342,7 +342,7 @@ int ps_msg_encode(const ps_msg_t *m, int with_sig, cp2p_buf_t *out)
              {PS_F_SEQNO, MSG_SEQNO, &m->seqno}, {PS_F_TOPIC, MSG_TOPIC, &m->topic},
              {PS_F_SIG, MSG_SIG, &m->sig},       {PS_F_KEY, MSG_KEY, &m->key}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        if (!(m->has & f[i].bit) || (f[i].bit == PS_F_SIG && !with_sig))
+        if (!(m->has & f[i].bit) || (!with_sig && (f[i].bit & (PS_F_SIG | PS_F_KEY))))
             continue;
         int rc = put_bytes(out, f[i].num, f[i].v->p, f[i].v->n);
         if (rc)

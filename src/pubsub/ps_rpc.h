@@ -92,9 +92,11 @@ void ps_rpc_clear(ps_rpc_t *r);
 /* Decode one Message (what an RPC's publish field holds). */
 int ps_msg_decode(const uint8_t *p, size_t n, ps_msg_t *out);
 
-/* Encode a Message in field order from m's present fields (m->has), leaving
- * out the signature when with_sig is 0: the bytes that are signed, after the
- * prefix "libp2p-pubsub:" (pubsub spec, "Message Signing"). */
+/* Encode a Message in field order from m's present fields (m->has). With
+ * with_sig 0, the signature and the key are left out: the bytes that are
+ * signed, after the prefix "libp2p-pubsub:" (pubsub spec, "Message
+ * Signing"; go-libp2p-pubsub and js-libp2p sign before adding the key and
+ * verify with both fields cleared). */
 int ps_msg_encode(const ps_msg_t *m, int with_sig, cp2p_buf_t *out);
 
 /* Building an RPC: the parts are appended in any order, control entries

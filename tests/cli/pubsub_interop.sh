@@ -7,7 +7,9 @@
 # floodsub, and rust over gossipsub (rust-libp2p has no floodsub router).
 # Every message is checked at every other node, by text, author and id (the
 # same id at each).
-INTEROP_PEERS="go rust"
+INTEROP_PEERS="js go rust"
+JS_PUBSUB=(node --import ./polyfill.mjs pubsub.mjs)
+js_pubsub() { (cd "$INTEROP" && exec "${JS_PUBSUB[@]}" "$@"); }
 . "$(dirname "$0")/../interop/lib.sh"
 
 rc=0; "$CP2P" pubsub >"$TMP/usage.out" 2>&1 || rc=$?
@@ -31,8 +33,10 @@ round() {
     exec 7>"$TMP/a$n.in"
     local A; A=$(wait_line "$TMP/a$n.out" '^Listening on ' | cut -d' ' -f3)
     local xargs=(--topic chat --dial "$A")
-    [ "$X" = "$GO_PEER" ] && xargs+=(--router "$router")
-    "$X" pubsub "${xargs[@]}" \
+    [ "$X" = "$GO_PEER" ] || [ "$X" = js ] && xargs+=(--router "$router")
+    local run=("$X" pubsub)
+    [ "$X" = js ] && run=(js_pubsub)
+    "${run[@]}" "${xargs[@]}" \
         <"$TMP/g$n.in" >"$TMP/g$n.out" 2>"$TMP/g$n.err" &
     PIDS+=($!)
     exec 8>"$TMP/g$n.in"
@@ -73,4 +77,6 @@ round() {
 round gossipsub 1 "$GO_PEER"
 round floodsub 2 "$GO_PEER"
 round gossipsub 3 "$RUST_PEER"
+round gossipsub 4 js
+round floodsub 5 js
 echo PASS
