@@ -13,6 +13,7 @@
 #include "cli_signals.h"
 
 #include "cp2p/dht.h"
+#include "cp2p/pubsub.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
@@ -116,7 +117,7 @@ static const struct flag {
     F(BOOL, "forceReachabilityPublic", force_public, P2PD, NULL, "Set up ForceReachability as public for autonat (not in cp2pd yet: an error)"),
     F(BOOL, "forceReachabilityPrivate", force_private, P2PD, NULL, "Set up ForceReachability as private for autonat (not in cp2pd yet: an error)"),
     F(BOOL, "natPortMap", nat_port_map, P2PD, NULL, "Enables NAT port mapping (UPnP, NAT-PMP; not in cp2pd yet: an error)"),
-    F(BOOL, "pubsub", pubsub, P2PD, NULL, "Enables pubsub (not in cp2pd yet, #17: an error; without it PUBSUB requests answer \"PubSub not enabled\", as in p2pd)"),
+    F(BOOL, "pubsub", pubsub, P2PD, NULL, "Enables pubsub (gossipsub or floodsub, see -pubsubRouter); without it PUBSUB requests answer \"PubSub not enabled\", as in p2pd"),
     F(STR, "pubsubRouter", pubsub_router, P2PD, "gossipsub", "Specifies the pubsub router implementation: gossipsub or floodsub (with -pubsub only)"),
     F(BOOL, "pubsubSign", pubsub_sign, P2PD, "true", "Enables pubsub message signing (with -pubsub only)"),
     F(BOOL, "pubsubSignStrict", pubsub_sign_strict, P2PD, "true", "Enables or disables pubsub strict signature verification (with -pubsub only)"),
@@ -134,7 +135,6 @@ static const struct flag {
 static const struct lacking {
     const char *flag, *feature;
 } lacking[] = {
-    {"pubsub", "pubsub is not implemented yet (#17)"},
     {"autoRelay", "AutoRelay is not implemented yet (circuit relay, #18)"},
     {"autonat", "AutoNAT is not implemented yet"},
     {"forceReachabilityPublic", "AutoNAT is not implemented yet, so reachability cannot be forced"},
@@ -328,6 +328,7 @@ typedef struct app {
     cp2p_host_t *h;
     cp2p_identify_t *id;
     cp2p_dht_t *dht;
+    cp2p_pubsub_t *pubsub;
     cp2p_daemon_t *daemon;
     cp2p_metrics_t *metrics;
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
@@ -404,10 +405,10 @@ static void host_closed(void *arg)
     close_handles(arg);
 }
 
-static void daemon_closed(void *arg)
+static void pubsub_closed(void *arg)
 {
     app_t *a = arg;
-    a->daemon = NULL;
+    a->pubsub = NULL;
     if (a->dht)
         cp2p_dht_free(a->dht);
     a->dht = NULL;
@@ -415,6 +416,16 @@ static void daemon_closed(void *arg)
         cp2p_identify_free(a->id);
     a->id = NULL;
     cp2p_host_close(a->h, host_closed, a);
+}
+
+static void daemon_closed(void *arg)
+{
+    app_t *a = arg;
+    a->daemon = NULL;
+    if (a->pubsub)
+        cp2p_pubsub_close(a->pubsub, pubsub_closed, a);
+    else
+        pubsub_closed(a);
 }
 
 static void shutdown_app(app_t *a)
@@ -657,6 +668,24 @@ int main(int argc, char **argv)
         return fail(&a, "-listen", "empty");
     if (strcmp(o.muxer, "yamux") && strcmp(o.muxer, "mplex"))
         return fail(&a, "-muxer", "must be yamux or mplex");
+    cp2p_pubsub_config_t psc = {.deliver_own = 1}; /* p2pd's subscribers see what it publishes */
+    if (o.pubsub) {
+        if (!strcmp(o.pubsub_router, "floodsub"))
+            psc.router = CP2P_PUBSUB_FLOODSUB;
+        else if (strcmp(o.pubsub_router, "gossipsub"))
+            return fail(&a, "-pubsubRouter", "must be gossipsub or floodsub");
+        /* p2pd's two switches make four policies; the two lax ones accept
+         * messages whose author nobody checked, and cp2p has neither. */
+        if (o.pubsub_sign != o.pubsub_sign_strict && o.pubsub_sign)
+            return fail(&a, "-pubsubSignStrict=false", "LaxSign (signed, unsigned accepted) is not "
+                        "available in cp2pd: use -pubsubSign=false -pubsubSignStrict=true for StrictNoSign");
+        if (!o.pubsub_sign && !o.pubsub_sign_strict)
+            return fail(&a, "-pubsubSign=false -pubsubSignStrict=false", "LaxNoSign is not available "
+                        "in cp2pd: add -pubsubSignStrict=true for StrictNoSign");
+        psc.sign_policy = o.pubsub_sign ? CP2P_PUBSUB_STRICT_SIGN : CP2P_PUBSUB_STRICT_NO_SIGN;
+        psc.gossipsub.heartbeat_ms = (uint32_t)o.gossip_interval_ms;
+        psc.gossipsub.heartbeat_initial_delay_ms = (uint32_t)o.gossip_delay_ms;
+    }
     if (o.config_file || o.config_stdin)
         return fail(&a, o.config_file ? "-f" : "-i", "JSON configs are not available in cp2pd: use flags");
     int local = cp2p_daemon_control_is_local(o.listen);
@@ -767,6 +796,10 @@ int main(int argc, char **argv)
                                       .open_keys = o.dht_open_keys};
         rc = cp2p_dht_new(a.h, &dcfg, &a.dht);
     }
+    if (!rc && o.pubsub) {
+        what = "cannot start pubsub";
+        rc = cp2p_pubsub_new(a.h, &psc, &a.pubsub);
+    }
     if (!rc && !o.no_listen) {
         what = "cannot listen on -hostAddrs";
         rc = each_addr(o.host_addrs ? o.host_addrs : "/ip4/0.0.0.0/tcp/0", listen_one, &a, &bad);
@@ -785,7 +818,7 @@ int main(int argc, char **argv)
     char daemon_error[512] = "";
     if (!rc) {
         what = "cannot open the control socket";
-        cp2p_daemon_config_t dc = {.control = o.listen, .dht = a.dht,
+        cp2p_daemon_config_t dc = {.control = o.listen, .dht = a.dht, .pubsub = a.pubsub,
                                    .max_clients = (uint32_t)o.max_clients,
                                    .max_streams = (uint32_t)o.max_bridged,
                                    .max_streams_per_peer = (uint32_t)o.bridged_per_peer,
@@ -801,8 +834,12 @@ int main(int argc, char **argv)
     }
     if (!rc && o.metrics_addr) {
         what = "cannot serve -metricsAddr (IP:PORT expected)";
-        cp2p_metrics_config_t mc = {.listen = o.metrics_addr,
-                                    .sources = {cp2p_dht_metrics_source(a.dht)}};
+        cp2p_metrics_config_t mc = {.listen = o.metrics_addr};
+        size_t ns = 0; /* a NULL collect ends the list: only the parts that run */
+        if (a.dht)
+            mc.sources[ns++] = cp2p_dht_metrics_source(a.dht);
+        if (a.pubsub)
+            mc.sources[ns++] = cp2p_pubsub_metrics_source(a.pubsub);
         rc = cp2p_metrics_start(a.h, &mc, &a.metrics);
     }
     int code = 0;

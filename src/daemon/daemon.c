@@ -34,6 +34,7 @@ struct cp2p_daemon {
     cp2p_host_t *h;
     uv_loop_t *loop;
     cp2p_dht_t *dht;
+    cp2p_daemon_ps_t *ps; /* subscriptions; NULL without a pubsub */
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -59,7 +60,8 @@ struct cp2p_daemon {
     void *done_arg;
 };
 
-typedef enum { C_CONNECTING, C_REQUEST, C_BUSY, C_BRIDGE, C_CLOSING } client_state_t;
+/* C_SUBSCRIBED: a SUBSCRIBE's message stream (cp2p_daemon_subscribe). */
+typedef enum { C_CONNECTING, C_REQUEST, C_BUSY, C_BRIDGE, C_SUBSCRIBED, C_CLOSING } client_state_t;
 
 struct cp2p_daemon_client {
     cp2p_daemon_t *d;
@@ -91,6 +93,9 @@ struct cp2p_daemon_client {
     int to_stream_busy;  /* a stream write is in flight: the socket is not read */
     size_t charged;      /* stream bytes on their way to the socket, in the stream's scopes */
     int client_eof, stream_eof;
+    /* subscribed: told when the client goes */
+    void (*on_end)(void *arg);
+    void *end_arg;
     cp2p_daemon_client_t *prev, *next;
     uint8_t rbuf[READ_CHUNK];
 };
@@ -104,6 +109,7 @@ typedef struct wreq {
 
 static void client_close(cp2p_daemon_client_t *c);
 static void process(cp2p_daemon_client_t *c);
+static int read_on(cp2p_daemon_client_t *c);
 static void bridge_start(cp2p_daemon_client_t *c, cp2p_stream_t *s);
 static void stream_resume(cp2p_daemon_client_t *c);
 static void bridge_maybe_end(cp2p_daemon_client_t *c);
@@ -121,6 +127,7 @@ static void maybe_done(cp2p_daemon_t *d)
         }
         cp2p_multiaddr_free(&d->control);
         free(d->unix_path);
+        cp2p_daemon_ps_free(d->ps);
         free(d);
         if (done)
             done(arg);
@@ -158,6 +165,11 @@ static void client_close(cp2p_daemon_client_t *c)
         return;
     c->state = C_CLOSING;
     cp2p_daemon_t *d = c->d;
+    if (c->on_end) {
+        void (*on_end)(void *) = c->on_end;
+        c->on_end = NULL;
+        on_end(c->end_arg);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -349,6 +361,46 @@ cp2p_dht_t *cp2p_daemon_dht(cp2p_daemon_client_t *c)
     return c->d->dht;
 }
 
+cp2p_daemon_ps_t *cp2p_daemon_ps(cp2p_daemon_client_t *c)
+{
+    return c->d->ps;
+}
+
+int cp2p_daemon_subscribe(cp2p_daemon_client_t *c, void (*on_end)(void *arg), void *arg)
+{
+    cp2p_buf_t b = {0};
+    int rc = cp2p_daemon_status_append(&b, NULL);
+    uv_timer_stop(&c->deadline);
+    if (!rc)
+        rc = cp2p_daemon_send(c, b.data, b.len);
+    cp2p_buf_free(&b);
+    if (rc < 0) {
+        client_close(c);
+        return rc;
+    }
+    c->state = C_SUBSCRIBED;
+    c->on_end = on_end;
+    c->end_arg = arg;
+    cp2p_buf_free(&c->in);
+    if (read_on(c) < 0) {
+        client_close(c);
+        return CP2P_EIO;
+    }
+    return 0;
+}
+
+int cp2p_daemon_push(cp2p_daemon_client_t *c, const uint8_t *p, size_t n)
+{
+    if (c->state != C_SUBSCRIBED)
+        return CP2P_ECLOSED;
+    if (c->unread + n > CP2P_DAEMON_MAX_PUSH_QUEUED)
+        return 1;
+    int rc = cp2p_daemon_send(c, p, n);
+    if (rc < 0)
+        client_close(c);
+    return rc;
+}
+
 static void on_deadline(uv_timer_t *t)
 {
     cp2p_daemon_client_t *c = t->data;
@@ -504,6 +556,13 @@ static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     cp2p_daemon_client_t *c = st->data;
     if (nread == 0 || c->state == C_CLOSING)
         return;
+    if (c->state == C_SUBSCRIBED) {
+        /* What a subscriber sends is ignored, as p2pd ignores it; its end
+         * ends the subscription. */
+        if (nread < 0)
+            client_close(c);
+        return;
+    }
     if (nread < 0) {
         if (c->state == C_BRIDGE && nread == UV_EOF) {
             uv_read_stop(st);
@@ -1118,8 +1177,7 @@ static void dispatch(cp2p_daemon_client_t *c, const P2pd__Request *r)
         do_connmanager(c, r->connmanager);
         break;
     case P2PD__REQUEST__TYPE__PUBSUB:
-        /* p2pd's answer without -pubsub; cp2pd has no pubsub yet (#17) */
-        cp2p_daemon_reply_status(c, "PubSub not enabled");
+        cp2p_daemon_pubsub_request(c, r->pubsub);
         break;
     default:
         cp2p_daemon_reply_status(c, "unknown request type");
@@ -1371,6 +1429,10 @@ int cp2p_daemon_new(cp2p_host_t *h, const cp2p_daemon_config_t *cfg, cp2p_daemon
     d->h = h;
     d->loop = cp2p_host_loop(h);
     d->dht = cfg->dht;
+    if (cfg->pubsub && cp2p_daemon_ps_new(cfg->pubsub, &d->ps) < 0) {
+        free(d);
+        return CP2P_ENOMEM;
+    }
     d->max_clients = cfg->max_clients ? cfg->max_clients : CP2P_DAEMON_DEFAULT_MAX_CLIENTS;
     d->max_streams = cfg->max_streams ? cfg->max_streams : CP2P_DAEMON_DEFAULT_MAX_STREAMS;
     d->max_streams_per_peer = cfg->max_streams_per_peer

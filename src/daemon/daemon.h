@@ -10,6 +10,7 @@
 #include "cp2p/dht.h"
 #include "cp2p/host.h"
 #include "cp2p/multiaddr.h"
+#include "cp2p/pubsub.h"
 
 /* Two pools, so that neither side can take the other's slots: control
  * connections (local clients; a STREAM_OPEN's bridge stays one), and the
@@ -39,6 +40,7 @@ typedef struct cp2p_daemon cp2p_daemon_t;
 typedef struct cp2p_daemon_config {
     const char *control;  /* /unix/<path> or /ip4|ip6/<ip>/tcp/<port> */
     cp2p_dht_t *dht;      /* borrowed, must outlive the daemon; NULL: DHT requests fail */
+    cp2p_pubsub_t *pubsub; /* borrowed, must outlive the daemon; NULL: PUBSUB requests fail */
     uint32_t max_clients; /* 0 = CP2P_DAEMON_DEFAULT_MAX_CLIENTS */
     uint32_t max_streams; /* 0 = CP2P_DAEMON_DEFAULT_MAX_STREAMS */
     uint32_t max_streams_per_peer; /* 0 = max_streams / 8 (at least 1) */

@@ -21,12 +21,21 @@ rc=0; "$D" -connManager -connLo 10 -connHi 5 -listen /unix/$TMP/bad.sock 2>"$TMP
 
 echo "== p2pd flags for features cp2p lacks"
 # set to what p2pd acts on: a one-line error naming the feature, exit 1
-for f in "-pubsub:pubsub" "-autonat:AutoNAT" "-autoRelay:AutoRelay" "-natPortMap:NAT port mapping" \
+for f in "-autonat:AutoNAT" "-autoRelay:AutoRelay" "-natPortMap:NAT port mapping" \
          "-forceReachabilityPublic:AutoNAT" "-forceReachabilityPrivate=true:AutoNAT"; do
     rc=0; "$D" "${f%%:*}" -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
     [ $rc = 1 ] && [ "$(wc -l <"$TMP/e")" = 1 ] && grep -q "^cp2pd: ${f%%[:=]*}: ${f#*:}.* not implemented yet" "$TMP/e" ||
         fail "${f%%:*}: rc $rc: $(cat "$TMP/e")"
 done
+echo "== -pubsub and its flags"
+rc=0; "$D" -pubsub -pubsubRouter randomsub -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q -- '-pubsubRouter.*gossipsub or floodsub' "$TMP/e" || fail "-pubsubRouter randomsub: rc $rc: $(cat "$TMP/e")"
+rc=0; "$D" -pubsub -pubsubSignStrict=false -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q 'LaxSign' "$TMP/e" || fail "-pubsubSignStrict=false: rc $rc: $(cat "$TMP/e")"
+rc=0; "$D" -pubsub -pubsubSign=false -pubsubSignStrict=false -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q 'LaxNoSign' "$TMP/e" || fail "LaxNoSign: rc $rc: $(cat "$TMP/e")"
+start_cp2pd ps -pubsub -pubsubRouter floodsub -pubsubSign=false -gossipsubHeartbeatInterval 700ms
+[ -s "$TMP/ps.err" ] && fail "warnings for -pubsub: $(cat "$TMP/ps.err")"
 # at their defaults, or where p2pd v0.9.2 ignores them too: silent
 start_cp2pd w -relay -relayHop -relayActive -relayDiscovery -relayHopLimit 3 -autonat=false -quic \
     -pubsubRouter floodsub -pubsubSign=false -pubsubSignStrict=false -gossipsubHeartbeatInterval 700ms \

@@ -4,7 +4,7 @@
 # in four pairings of its "js" and "go" daemons: js with the real p2pd (the
 # baseline), js with cp2pd, cp2pd with p2pd and p2pd with cp2pd. The rule
 # (tests/interop/daemon/run.mjs): every case that passes with p2pd passes with
-# cp2pd in its place; cases of features cp2p gets later (pubsub #17, relay #18)
+# cp2pd in its place; cases of features cp2p gets later (relay #18)
 # are listed as known-missing (tests/interop/daemon/known.mjs), cases the
 # baseline fails with the reason. The real p2pd (v0.9.2, tests/interop/p2pd)
 # is built once and cached; one that cannot be built fails the test.

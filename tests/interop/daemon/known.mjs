@@ -7,7 +7,6 @@
 // not run and is printed as known-missing with its issue; the same case with
 // p2pd in cp2pd's place still runs, so the baseline shows what is owed.
 export const missing = [
-  { issue: '#17', feature: 'pubsub', match: /^pubsub\./ },
   { issue: '#18', feature: 'circuit relay v2 (hop service, client transport, /p2p-circuit dials)', match: / over relay / }
 ]
 

@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url'
 import Mocha from 'mocha'
 import { IMPLS, makeFactory } from './factory.mjs'
 import { baselineFails, missing } from './known.mjs'
+import { pubsubCases } from './pubsub_cases.mjs'
 
 const PAIRINGS = (process.env.PAIRINGS ?? 'js:p2pd js:cp2pd cp2pd:p2pd p2pd:cp2pd').trim().split(/\s+/).map((p) => {
   const [js, go] = p.split(':')
@@ -61,6 +62,7 @@ for (const pairing of PAIRINGS) {
     interop.relayInteropTests(factory)
     interop.dhtInteropTests(factory) // async only in name: it registers at once
     interop.pubsubInteropTests(factory)
+    pubsubCases(factory)
     interop.streamInteropTests(factory)
   })
 }
