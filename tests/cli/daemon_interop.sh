@@ -2,7 +2,9 @@
 # ctest: run-serial
 # The whole public @libp2p/interop suite (connect, relay, DHT, pubsub, streams)
 # in four pairings of its "js" and "go" daemons: js with the real p2pd (the
-# baseline), js with cp2pd, cp2pd with p2pd and p2pd with cp2pd. The rule
+# baseline), js with cp2pd, cp2pd with p2pd and p2pd with cp2pd, and our own
+# gossipsub and hybrid cases (tests/interop/daemon/pubsub_cases.mjs: the
+# suite skips its own). The rule
 # (tests/interop/daemon/run.mjs): every case that passes with p2pd passes with
 # cp2pd in its place; cases of features cp2p gets later (relay #18)
 # are listed as known-missing (tests/interop/daemon/known.mjs), cases the
