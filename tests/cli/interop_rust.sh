@@ -24,4 +24,19 @@ rc=0; "$RUST_PEER" --dial "$NATIVE_ADDR" --muxer mplex >"$TMP/mplex.out" 2>&1 ||
 rc=0; "$RUST_PEER" --bogus >"$TMP/usage.out" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q '^error usage' "$TMP/usage.out" || fail "the rust peer took --bogus: rc $rc"
 
+echo "== the rust peer's features for later issues, ready (peer ready)"
+# tcp, quic-v1 and ws at once, with a relay server and client, DCUtR and an
+# AutoNAT server (#18, #19 test against them); cp2p reaches it over tcp.
+"$RUST_PEER" ready --listen /ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1,/ip4/127.0.0.1/tcp/0/ws \
+    >"$TMP/ready.out" 2>&1 &
+PIDS+=($!)
+for kind in '/tcp/[0-9]+/p2p/' '/udp/[0-9]+/quic-v1/p2p/' '/tcp/[0-9]+/ws/p2p/'; do
+    wait_line "$TMP/ready.out" "^listening /ip4/127.0.0.1$kind" 15 >/dev/null ||
+        { cat "$TMP/ready.out"; fail "the rust peer does not listen on $kind"; }
+done
+TCP=$(grep -m1 -E '^listening /ip4/127.0.0.1/tcp/[0-9]+/p2p/' "$TMP/ready.out" | cut -d' ' -f2)
+"$CP2P" ping --dial "$TCP" --count 2 --interval 0.1 >"$TMP/ready-ping.out" 2>&1 ||
+    { cat "$TMP/ready-ping.out"; fail "cp2p could not ping the rust peer with every feature on"; }
+wait_line "$TMP/ready.out" '^connected ' 5 >/dev/null || fail "the rust peer did not see cp2p connect"
+
 echo PASS

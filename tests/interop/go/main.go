@@ -43,7 +43,9 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -54,6 +56,9 @@ const (
 
 type options struct {
 	listen, dial, security, muxer, agent string
+	reachability                         string
+	relayService, relayClient, holePunch bool
+	autonatService, autonatV2            bool
 	ping, echoStreams, echoSize          int
 	waitIdentify                         bool
 }
@@ -80,6 +85,14 @@ func parseArgs() options {
 	fs.IntVar(&o.echoStreams, "echo-streams", 0, "open N concurrent echo streams to the dialed peer")
 	fs.IntVar(&o.echoSize, "echo-size", 1024*1024, "bytes sent and checked on each echo stream")
 	fs.BoolVar(&o.waitIdentify, "wait-identify", false, "wait (10 s at most) until identify of the dialed peer completed")
+	// Ready for the issues that bring them to cp2p (#18 NAT traversal, #19 transports):
+	// --listen takes several addresses, comma-separated, on tcp, quic-v1 and ws.
+	fs.BoolVar(&o.relayService, "relay-service", false, "serve circuit relay v2 (hop) to others")
+	fs.BoolVar(&o.relayClient, "relay-client", false, "dial and listen through relays (/p2p-circuit)")
+	fs.BoolVar(&o.holePunch, "hole-punching", false, "DCUtR: upgrade relayed connections to direct ones")
+	fs.BoolVar(&o.autonatService, "autonat-service", false, "answer AutoNAT v1 dial-back requests")
+	fs.BoolVar(&o.autonatV2, "autonat-v2", false, "AutoNAT v2, client and server")
+	fs.StringVar(&o.reachability, "force-reachability", "", "public or private (AutoNAT's verdict, forced)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		say("error usage %v", err)
 		os.Exit(2)
@@ -205,17 +218,44 @@ func run(o options) error {
 	}
 	opts := []libp2p.Option{
 		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(libp2pquic.NewTransport),
+		libp2p.Transport(websocket.New),
 		security,
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.UserAgent(o.agent),
 		libp2p.Ping(true),
 		// A test peer: no limits of its own on the 100 concurrent streams.
 		libp2p.ResourceManager(&network.NullResourceManager{}),
-		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 	}
+	if o.relayClient || o.relayService {
+		opts = append(opts, libp2p.EnableRelay())
+	} else {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	if o.relayService {
+		opts = append(opts, libp2p.EnableRelayService())
+	}
+	if o.holePunch {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	if o.autonatService {
+		opts = append(opts, libp2p.EnableNATService())
+	}
+	if o.autonatV2 {
+		opts = append(opts, libp2p.EnableAutoNATv2())
+	}
+	switch o.reachability {
+	case "":
+	case "public":
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case "private":
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	default:
+		return fmt.Errorf("force-reachability %s: public or private expected", o.reachability)
+	}
 	if o.listen != "" {
-		opts = append(opts, libp2p.ListenAddrStrings(o.listen))
+		opts = append(opts, libp2p.ListenAddrStrings(strings.Split(o.listen, ",")...))
 	} else {
 		opts = append(opts, libp2p.NoListenAddrs)
 	}

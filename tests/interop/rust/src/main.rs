@@ -45,6 +45,7 @@ use tokio::sync::mpsc;
 mod dht; // peer dht ...
 mod mdns; // peer mdns ...
 mod pubsub; // peer pubsub ...
+mod ready; // peer ready ...
 
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const CHUNK: usize = 64 * 1024;
@@ -620,6 +621,7 @@ async fn main() {
         Some("dht") => std::process::exit(dht::main(rest).await), // dht.rs
         Some("mdns") => std::process::exit(mdns::main(&rest).await), // mdns.rs
         Some("pubsub") => std::process::exit(pubsub::main(rest).await), // pubsub.rs
+        Some("ready") => std::process::exit(ready::main(rest).await), // ready.rs
         _ => {}
     }
     let code = match run(parse_args()).await {
