@@ -51,6 +51,8 @@ static void usage(FILE *f)
             "  --dial MA         connect to MA (/ip4/../tcp/../p2p/<id>); repeatable\n"
             "  --mdns            find peers on the local network and connect to them\n"
             "  --router R        gossipsub (default) or floodsub\n"
+            "  --score           score peers (gossipsub v1.1, cp2p_pubsub_score_defaults): one\n"
+            "                    invalid message graylists its sender for a while\n"
             "  --no-sign         publish unsigned messages and refuse signed ones (StrictNoSign;\n"
             "                    message ids are the SHA-256 of the data)\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
@@ -243,7 +245,7 @@ int cmd_pubsub(int argc, char **argv)
     cli_list_t topics = {topic_v, 0, MAX_LIST}, listen = {listen_v, 0, MAX_LIST},
                dials = {dial_v, 0, MAX_LIST};
     const char *key_file = NULL, *metrics = NULL, *router = "gossipsub";
-    int mdns = 0, no_sign = 0;
+    int mdns = 0, no_sign = 0, score = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--topic", CLI_LIST, &topics),
         CLI_OPTION("--listen", CLI_LIST, &listen),
@@ -251,6 +253,7 @@ int cmd_pubsub(int argc, char **argv)
         CLI_OPTION("--mdns", CLI_FLAG, &mdns),
         CLI_OPTION("--router", CLI_STR, &router),
         CLI_OPTION("--no-sign", CLI_FLAG, &no_sign),
+        CLI_OPTION("--score", CLI_FLAG, &score),
         CLI_OPTION("--key", CLI_STR, &key_file),
         CLI_OPTION("--metrics", CLI_STR, &metrics),
         CLI_END,
@@ -267,6 +270,12 @@ int cmd_pubsub(int argc, char **argv)
         return cli_usage("pubsub", "--router %s: gossipsub or floodsub expected", router);
     if (no_sign)
         pc.sign_policy = CP2P_PUBSUB_STRICT_NO_SIGN;
+    cp2p_pubsub_score_params_t sp;
+    cp2p_pubsub_topic_score_t tsp[MAX_LIST];
+    if (score) {
+        cp2p_pubsub_score_defaults(&sp, tsp, topics.v, topics.n);
+        pc.score = &sp; /* copied by cp2p_pubsub_new */
+    }
     if (!listen.n)
         listen.v[listen.n++] = "/ip4/0.0.0.0/tcp/0";
     a.topics = topics.v;

@@ -191,6 +191,16 @@ typedef void (*cp2p_pubsub_peer_fn)(cp2p_pubsub_t *ps, const cp2p_peer_id_t *pee
 /** Start pubsub on h: registers the router's protocols and opens a stream
  * to each peer that speaks one (as identify tells). cfg may be NULL (all
  * defaults); it is copied. */
+/** Score parameters to start from (what `cp2p pubsub --score` uses): the
+ * topics names[0..n) get topics[0..n) (P1 time in mesh up to +10, P2 first
+ * deliveries up to +100, P4 invalid messages -100 each, squared; P3 off, as
+ * it needs the topic's message rate); P7 -10 per misbehaviour, squared;
+ * thresholds gossip -10, publish -50, graylist -80, accept PX 10,
+ * opportunistic graft 3. One invalid message graylists its sender until
+ * decay (0.99 a second) forgives it. P6 (IP colocation) is off. */
+CP2P_API void cp2p_pubsub_score_defaults(cp2p_pubsub_score_params_t *p,
+                                         cp2p_pubsub_topic_score_t *topics,
+                                         const char *const *names, size_t n);
 CP2P_API int cp2p_pubsub_new(cp2p_host_t *h, const cp2p_pubsub_config_t *cfg, cp2p_pubsub_t **out);
 /** Leave every topic, close the streams and free ps; done(arg) runs on a
  * later loop turn once nothing of ps is left. */
@@ -234,6 +244,8 @@ typedef struct cp2p_pubsub_stats {
     uint64_t msgs_in, msgs_out, published, delivered, duplicates, rejected, ignored,
         invalid_rpcs, dropped_queue_full, ihave_in, iwant_in, graft_in, prune_in,
         idontwant_in;
+    uint64_t graylisted_rpcs; /**< RPCs ignored: their sender scored below the graylist threshold */
+    uint64_t graylisted_peers; /**< peers below the graylist threshold now (a gauge) */
 } cp2p_pubsub_stats_t;
 /** Counters since the start. */
 CP2P_API void cp2p_pubsub_stats(const cp2p_pubsub_t *ps, cp2p_pubsub_stats_t *out);

@@ -810,6 +810,7 @@ int ps_router_rpc(ps_router_t *r, const cp2p_peer_id_t *id, const uint8_t *p, si
     const cp2p_pubsub_score_params_t *sp = r->cfg.score;
     if (sp && score_of(r, peer, now) < sp->graylist_threshold) {
         ps_rpc_clear(&rpc); /* graylisted: everything it says is ignored */
+        r->st.graylisted_rpcs++;
         return 0;
     }
     for (size_t i = 0; i < rpc.n_subs; i++)
@@ -1429,7 +1430,12 @@ int ps_router_score(const ps_router_t *r, const cp2p_peer_id_t *peer, uint64_t n
     return 0;
 }
 
-void ps_router_stats(const ps_router_t *r, cp2p_pubsub_stats_t *out)
+void ps_router_stats(const ps_router_t *r, cp2p_pubsub_stats_t *out, uint64_t now)
 {
     *out = r->st;
+    out->graylisted_peers = 0;
+    for (size_t i = 0; r->cfg.score && i < r->n_peers; i++)
+        out->graylisted_peers += score_of((ps_router_t *)r, r->peers[i], now) <
+                                 r->cfg.score->graylist_threshold;
 }
+

@@ -76,6 +76,6 @@ size_t ps_router_topic_peers(const ps_router_t *r, const char *topic, cp2p_peer_
 size_t ps_router_mesh_peers(const ps_router_t *r, const char *topic, cp2p_peer_id_t *out,
                             size_t cap);
 int ps_router_score(const ps_router_t *r, const cp2p_peer_id_t *peer, uint64_t now_ms, double *out);
-void ps_router_stats(const ps_router_t *r, cp2p_pubsub_stats_t *out);
+void ps_router_stats(const ps_router_t *r, cp2p_pubsub_stats_t *out, uint64_t now_ms);
 
 #endif

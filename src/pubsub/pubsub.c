@@ -758,9 +758,35 @@ void cp2p_pubsub_stats(const cp2p_pubsub_t *ps, cp2p_pubsub_stats_t *out)
 {
     memset(out, 0, sizeof *out);
     if (ps && ps->r)
-        ps_router_stats(ps->r, out);
+        ps_router_stats(ps->r, out, uv_now(ps->loop));
     if (ps)
         out->dropped_queue_full = ps->dropped;
+}
+
+void cp2p_pubsub_score_defaults(cp2p_pubsub_score_params_t *p, cp2p_pubsub_topic_score_t *topics,
+                                const char *const *names, size_t n)
+{
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        topics[i] = (cp2p_pubsub_topic_score_t){
+            .topic = names[i], .topic_weight = 1,
+            .time_in_mesh_weight = 0.01, .time_in_mesh_quantum_ms = 1000, .time_in_mesh_cap = 1000,
+            .first_deliveries_weight = 1, .first_deliveries_decay = 0.9, .first_deliveries_cap = 100,
+            .mesh_deliveries_decay = 0.9, .mesh_failure_decay = 0.9,
+            .invalid_weight = -100, .invalid_decay = 0.99,
+        };
+    p->topics = topics;
+    p->n_topics = n;
+    p->behaviour_penalty_weight = -10;
+    p->behaviour_penalty_decay = 0.99;
+    p->decay_interval_ms = 1000;
+    p->decay_to_zero = 0.01;
+    p->retain_score_ms = 3600 * 1000;
+    p->gossip_threshold = -10;
+    p->publish_threshold = -50;
+    p->graylist_threshold = -80;
+    p->accept_px_threshold = 10;
+    p->opportunistic_graft_threshold = 3;
 }
 
 static size_t collect(const void *sub, cp2p_metric_t *out, size_t cap)
@@ -782,6 +808,8 @@ static size_t collect(const void *sub, cp2p_metric_t *out, size_t cap)
         {"cp2p_pubsub_ignored_total", "counter", "Messages ignored.", s.ignored},
         {"cp2p_pubsub_invalid_rpcs_total", "counter", "Malformed or oversized RPCs.", s.invalid_rpcs},
         {"cp2p_pubsub_dropped_total", "counter", "RPCs dropped because the peer did not read.", s.dropped_queue_full},
+        {"cp2p_pubsub_graylisted_rpcs_total", "counter", "RPCs ignored from peers scored below the graylist threshold.", s.graylisted_rpcs},
+        {"cp2p_pubsub_graylisted_peers", "gauge", "Peers scored below the graylist threshold now.", s.graylisted_peers},
     };
     size_t n = sizeof all / sizeof *all < cap ? sizeof all / sizeof *all : cap;
     memcpy(out, all, n * sizeof *out);

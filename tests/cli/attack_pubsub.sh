@@ -5,8 +5,11 @@
 # GRAFTs, sent as fast as the stream window allows by peers that never read
 # what the node sends them. Meanwhile the node relays between a cp2p peer and
 # a go-libp2p-pubsub peer: every message gets through, during the flood and
-# after it; the node's memory grows by less than 64 MiB; the forged messages
-# are counted as rejected in /metrics; the node exits cleanly at the end.
+# after it; the node's memory grows by less than 64 MiB; the node scores
+# (--score) the flooders down and graylists them (their RPCs ignored, the
+# forged messages of their first ones counted as rejected in /metrics), while
+# what the honest peer publishes keeps flowing through it (a graylisted
+# sender would be ignored); the node exits cleanly.
 INTEROP_PEERS=go
 . "$(dirname "$0")/../interop/lib.sh"
 small_quarantine
@@ -14,7 +17,7 @@ HOSTILE=(python3 "$(dirname "$0")/lib/hostile.py")
 
 M=$(free_port)
 mkfifo "$TMP/v.in" "$TMP/b.in"
-"$CP2P" pubsub --topic chat --listen /ip4/127.0.0.1/tcp/0 --metrics 127.0.0.1:$M \
+"$CP2P" pubsub --topic chat --score --listen /ip4/127.0.0.1/tcp/0 --metrics 127.0.0.1:$M \
     <"$TMP/v.in" >"$TMP/v.out" 2>"$TMP/v.err" &
 V_PID=$!
 PIDS+=($V_PID)
@@ -59,6 +62,9 @@ echo "flood: $rpcs RPCs; node RSS $base kB before, peak $peak kB"
 metrics=$(curl -s "http://127.0.0.1:$M/metrics") || fail "no /metrics"
 rejected=$(awk '/^cp2p_pubsub_rejected_total/ {print $2}' <<<"$metrics")
 [ "${rejected:-0}" -gt 0 ] || fail "the forged messages were not counted: $(grep pubsub <<<"$metrics")"
+graylisted=$(awk '/^cp2p_pubsub_graylisted_rpcs_total/ {print $2}' <<<"$metrics")
+[ "${graylisted:-0}" -gt 0 ] || fail "the flooders were not graylisted: $(grep pubsub <<<"$metrics")"
+echo "rejected $rejected forged messages; ignored $graylisted RPCs of graylisted peers"
 kill -0 "$V_PID" || fail "the node died"
 exec 7>&- 8>&-
 kill -TERM "$V_PID"

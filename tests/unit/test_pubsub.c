@@ -310,7 +310,7 @@ static void test_bad_signature(void **st)
     assert_int_equal(ps_router_rpc(nodes[1].r, &nodes[0].id, body.p, body.n, now), 0);
     pump();
     cp2p_pubsub_stats_t s;
-    ps_router_stats(nodes[1].r, &s);
+    ps_router_stats(nodes[1].r, &s, now);
     assert_int_equal(s.rejected, 1);
     assert_int_equal(nodes[1].got, 0);
     assert_int_equal(nodes[2].got, 0);
@@ -359,7 +359,7 @@ static void test_validation(void **st)
     assert_int_equal(nodes[1].got, 1);
     assert_int_equal(nodes[2].got, 1);
     cp2p_pubsub_stats_t s;
-    ps_router_stats(nodes[1].r, &s);
+    ps_router_stats(nodes[1].r, &s, now);
     assert_int_equal(s.rejected, 1);
     free_nodes();
 }
@@ -452,7 +452,7 @@ static void test_idontwant(void **st)
     pump();
     assert_int_equal(nodes[2].got, 1);
     cp2p_pubsub_stats_t s;
-    ps_router_stats(nodes[2].r, &s);
+    ps_router_stats(nodes[2].r, &s, now);
     assert_true(s.idontwant_in >= 1);
     free_nodes();
 }
@@ -582,6 +582,36 @@ static void test_score(void **st)
     free_nodes();
 }
 
+/* Messages over max_message_size: refused at publish, and rejected (not
+ * delivered, not relayed) when a peer with a larger limit sends one. */
+static void test_size_limit(void **st)
+{
+    (void)st;
+    cp2p_pubsub_config_t small = {.max_message_size = 200};
+    make_nodes(2, NULL);
+    ps_router_free(nodes[1].r);
+    ps_router_io_t io = {(void *)(intptr_t)1, io_send, io_deliver, io_validate, NULL, NULL};
+    assert_int_equal(ps_router_new(&small, nodes[1].key, &io, now, &nodes[1].r), 0);
+    link_nodes(0, 1);
+    ps_router_join(nodes[0].r, "t", now);
+    ps_router_join(nodes[1].r, "t", now);
+    pump();
+    beat(1);
+    uint8_t big[1000];
+    memset(big, 'b', sizeof big);
+    assert_int_equal(ps_router_publish(nodes[1].r, "t", big, sizeof big, now), CP2P_EOVERFLOW);
+    assert_int_equal(ps_router_publish(nodes[0].r, "t", big, sizeof big, now), 0);
+    pump();
+    assert_int_equal(nodes[1].got, 0);
+    cp2p_pubsub_stats_t s;
+    ps_router_stats(nodes[1].r, &s, now);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(ps_router_publish(nodes[0].r, "t", big, 50, now), 0);
+    pump();
+    assert_int_equal(nodes[1].got, 1);
+    free_nodes();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,7 +619,7 @@ int main(void)
         cmocka_unit_test(test_line_forwards_signed), cmocka_unit_test(test_bad_signature),
         cmocka_unit_test(test_validation), cmocka_unit_test(test_mesh_bounds),
         cmocka_unit_test(test_gossip_iwant), cmocka_unit_test(test_idontwant),
-        cmocka_unit_test(test_spam_limits), cmocka_unit_test(test_score),
+        cmocka_unit_test(test_spam_limits), cmocka_unit_test(test_score), cmocka_unit_test(test_size_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
