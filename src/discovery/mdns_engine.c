@@ -521,14 +521,17 @@ static int loopback_addr(const cp2p_multiaddr_t *addr)
  * the same packet points to, as DNS-SD follows it: rust-libp2p 0.57 names
  * its instance <peer-name>. alone. Loopback addresses from a host that is
  * not on loopback (go-libp2p and js-libp2p announce theirs) would lead to
- * ourselves: they are left out. */
+ * ourselves: they are left out, unless loopback is on. */
 static int on_response(cp2p_mdns_engine_t *e, const cp2p_dns_msg_t *m, uint64_t now,
                        const uint8_t *src, size_t src_len)
 {
     found_t *found = NULL;
     size_t nfound = 0;
     int rc = 0;
-    int remote = src_len && !loopback_source(src, src_len);
+    /* With loopback on, the user runs peers on this host and wants their
+     * loopback addresses whatever source address the kernel gave the
+     * datagram (multicast over lo may leave from the host's own address). */
+    int remote = !e->loopback && src_len && !loopback_source(src, src_len);
     for (size_t i = 0; i < m->nan + m->nns + m->nar && !rc; i++) {
         const cp2p_dns_rr_t *rr = &m->rr[i];
         const uint8_t *label;

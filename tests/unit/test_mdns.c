@@ -411,6 +411,19 @@ static void test_go_response(void **state)
     assert_int_equal(cp2p_mdns_engine_expire(e, 6000), UINT64_MAX);
     assert_int_equal(s.expired, 1);
     assert_int_equal(cp2p_mdns_engine_stats(e)->rx_rejected, 0);
+    /* With loopback on (peers on this host, cp2p mdns --loopback), the
+     * loopback address is kept whatever the source: multicast over lo may
+     * leave from the host's own address. */
+    seen_t so = {0};
+    cp2p_peer_id_t self;
+    assert_int_equal(cp2p_peer_id_parse(ID_B, &self), 0);
+    cp2p_mdns_engine_config_t cfg = {.peer_name = "peero", .loopback = 1};
+    cp2p_mdns_engine_t *o;
+    assert_int_equal(cp2p_mdns_engine_new(&cfg, &self, on_event, &so, &o), 0);
+    load_hex(&pkt, go_response_hex);
+    assert_int_equal(input_from(o, src, sizeof src, &pkt, 1000), 0);
+    assert_int_equal(so.discovered, 2);
+    cp2p_mdns_engine_free(o);
     cp2p_buf_free(&pkt);
     cp2p_mdns_engine_free(e);
     cp2p_mdns_engine_free(l);
