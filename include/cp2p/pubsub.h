@@ -246,6 +246,7 @@ typedef struct cp2p_pubsub_stats {
         idontwant_in;
     uint64_t graylisted_rpcs; /**< RPCs ignored: their sender scored below the graylist threshold */
     uint64_t graylisted_peers; /**< peers below the graylist threshold now (a gauge) */
+    uint64_t negative_peers;   /**< peers whose score is below 0 now (a gauge) */
 } cp2p_pubsub_stats_t;
 /** Counters since the start. */
 CP2P_API void cp2p_pubsub_stats(const cp2p_pubsub_t *ps, cp2p_pubsub_stats_t *out);

@@ -1433,9 +1433,11 @@ int ps_router_score(const ps_router_t *r, const cp2p_peer_id_t *peer, uint64_t n
 void ps_router_stats(const ps_router_t *r, cp2p_pubsub_stats_t *out, uint64_t now)
 {
     *out = r->st;
-    out->graylisted_peers = 0;
-    for (size_t i = 0; r->cfg.score && i < r->n_peers; i++)
-        out->graylisted_peers += score_of((ps_router_t *)r, r->peers[i], now) <
-                                 r->cfg.score->graylist_threshold;
+    out->graylisted_peers = out->negative_peers = 0;
+    for (size_t i = 0; r->cfg.score && i < r->n_peers; i++) {
+        double v = score_of((ps_router_t *)r, r->peers[i], now);
+        out->graylisted_peers += v < r->cfg.score->graylist_threshold;
+        out->negative_peers += v < 0;
+    }
 }
 

@@ -13,6 +13,7 @@
 #include "cp2p/envelope.h"
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "cp2p/multiaddr.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/stream.h"
 #include "pubsub/ps_router.h"
@@ -176,6 +177,16 @@ static void link_add(link_t *l, const char *protocol, cp2p_stream_t *s)
     int rc = ps_router_add_peer(l->ps->r, &l->peer, proto_of(protocol), outbound, now_ms(l->ps));
     if (rc == 0 || rc == CP2P_EEXIST) {
         l->added = 1;
+        /* P6 (IP colocation) counts peers by the IP they connect from. */
+        const cp2p_multiaddr_t *ra = c ? cp2p_conn_remote_addr(c) : NULL;
+        cp2p_multiaddr_component_t ip;
+        if (ra && (cp2p_multiaddr_get(ra, CP2P_MA_IP4, &ip) == 0 ||
+                   cp2p_multiaddr_get(ra, CP2P_MA_IP6, &ip) == 0)) {
+            uint64_t h = 1469598103934665603ull; /* FNV-1a: a key, not a defence */
+            for (size_t i = 0; i < ip.value_len; i++)
+                h = (h ^ ip.value[i]) * 1099511628211ull;
+            ps_router_set_peer_ip(l->ps->r, &l->peer, h ? h : 1);
+        }
         return;
     }
     cp2p_log_info(LOG, "refused a pubsub peer: %s", cp2p_strerror(rc));
@@ -794,11 +805,21 @@ static size_t collect(const void *sub, cp2p_metric_t *out, size_t cap)
     const cp2p_pubsub_t *ps = sub;
     cp2p_pubsub_stats_t s;
     cp2p_pubsub_stats(ps, &s);
-    size_t peers = 0;
+    size_t peers = 0, mesh = 0, topics = 0;
     for (const link_t *l = ps->links; l; l = l->next)
         peers += l->added && !l->gone;
+    if (ps->r) {
+        const char *names[64];
+        size_t n = ps_router_topics(ps->r, names, 64);
+        topics = n;
+        for (size_t i = 0; i < n && i < 64; i++)
+            mesh += ps_router_mesh_peers(ps->r, names[i], NULL, 0);
+    }
     const cp2p_metric_t all[] = {
         {"cp2p_pubsub_peers", "gauge", "Peers we have pubsub streams with.", peers},
+        {"cp2p_pubsub_topics", "gauge", "Topics joined.", topics},
+        {"cp2p_pubsub_mesh_peers", "gauge", "Mesh links, summed over the joined topics (the first 64).", mesh},
+        {"cp2p_pubsub_negative_score_peers", "gauge", "Peers whose score is below 0 (scoring on).", s.negative_peers},
         {"cp2p_pubsub_messages_in_total", "counter", "Pubsub messages received.", s.msgs_in},
         {"cp2p_pubsub_messages_out_total", "counter", "Pubsub messages sent to peers.", s.msgs_out},
         {"cp2p_pubsub_published_total", "counter", "Messages we published.", s.published},

@@ -74,6 +74,52 @@ round() {
     echo "ok $router"
 }
 
+# One mixed mesh: a chain cp2p A - js J (gossipsub) - go G - rust R - cp2p B,
+# with a js floodsub peer F on A: each one publishes, every other one gets
+# it (through routers of other implementations, and gossipsub <-> floodsub
+# at A), with one id everywhere.
+mixed() {
+    local n=m x prev="" name
+    start_node() { # NAME CMD...: start it dialling $prev; sets ADDR_<NAME>, ID_<NAME>
+        local nm=$1; shift
+        mkfifo "$TMP/$nm.in"
+        local dial=(); [ -n "$prev" ] && dial=(--dial "$prev")
+        "$@" --topic chat "${dial[@]}" <"$TMP/$nm.in" >"$TMP/$nm.out" 2>"$TMP/$nm.err" &
+        PIDS+=($!)
+        local fdv; exec {fdv}>"$TMP/$nm.in" # a writer lets the reader start
+        printf -v "FD_$nm" %s "$fdv"
+        local a; a=$(wait_line "$TMP/$nm.out" '^(Listening on|listening) /ip4/127.0.0.1/tcp/[0-9]+/p2p/' 30 | sed 's/.* //') ||
+            { show all; fail "mixed: $nm did not start"; }
+        printf -v "ADDR_$nm" %s "$a"
+        printf -v "ID_$nm" %s "${a##*/p2p/}"
+    }
+    start_node A "$CP2P" pubsub --listen /ip4/127.0.0.1/tcp/0
+    prev=$ADDR_A; start_node J js_pubsub --router gossipsub
+    prev=$ADDR_J; start_node G "$GO_PEER" pubsub
+    prev=$ADDR_G; start_node R "$RUST_PEER" pubsub
+    prev=$ADDR_R; start_node B "$CP2P" pubsub --listen /ip4/127.0.0.1/tcp/0
+    prev=$ADDR_A; start_node F js_pubsub --router floodsub
+    local all="A J G R B F" fd
+    sleep 3 # subscriptions travel, meshes form (a heartbeat or two)
+    for name in $all; do eval "fd=\$FD_$name"; echo "mixed from $name" >&"$fd"; sleep 0.2; done
+    for name in $all; do
+        local from_id; eval "from_id=\$ID_$name"
+        local first=""
+        for x in $all; do
+            [ "$x" = "$name" ] && continue
+            local line id
+            line=$(wait_line "$TMP/$x.out" "^Got message: 'mixed from $name' with id: [0-9a-f]+ from peer: $from_id\$" 15) ||
+                { show all; fail "mixed: $x did not get $name's message"; }
+            id=$(sed 's/.* with id: \([0-9a-f]*\) from.*/\1/' <<<"$line")
+            [ -z "$first" ] || [ "$id" = "$first" ] || fail "mixed: $name's message has two ids ($first, $id at $x)"
+            first=$id
+        done
+    done
+    for name in $all; do eval "fd=\$FD_$name"; exec {fd}>&-; done
+    echo "ok mixed mesh: cp2p, js gossipsub, go, rust, cp2p, js floodsub"
+}
+
+mixed
 round gossipsub 1 "$GO_PEER"
 round floodsub 2 "$GO_PEER"
 round gossipsub 3 "$RUST_PEER"
