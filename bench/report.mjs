@@ -69,6 +69,16 @@ for (const impl of ['cp2p', 'js']) {
   p(`| ${impl === 'js' ? 'js-libp2p' : impl} | ${r?.nodes ?? 'n/a'} | ${f(r?.perSecond, 1)} | ${r?.failed ?? 'n/a'} |`)
 }
 p()
+p(`## Pubsub (gossipsub, ${get('pubsub', 'cp2p')?.nodes ?? 'n/a'} nodes in one process, random topology of degree 6, signed messages)`)
+p()
+p('| | messages / s delivered to every node (1000 / s offered) | latency p50 / p99 at that load | latency p50 / p99 at 20 / s | delivered |')
+p('|---|---|---|---|---|')
+for (const impl of ['cp2p', 'js']) {
+  const r = get('pubsub', impl)
+  const l = get('pubsublat', impl)
+  p(`| ${impl === 'js' ? 'js-libp2p' : impl} | ${f(r?.perSecond, 0)} | ${f(r?.p50Ms, 0)} / ${f(r?.p99Ms, 0)} ms | ${f(l?.p50Ms, 1)} / ${f(l?.p99Ms, 1)} ms | ${r ? `${r.delivered} of ${r.expected}` : 'n/a'} |`)
+}
+p()
 const up = tput('up', 'cp2p')
 const down = tput('down', 'cp2p')
 const one = up != null && down != null ? Math.min(up, down) : null

@@ -6,7 +6,11 @@
  * 2 on a usage error.
  *
  *   pubsub_scale [--nodes N] [--degree D] [--messages M] [--rate PER_S]
- *                [--size BYTES] [--seed S] [--timeout S]
+ *                [--size BYTES] [--seed S] [--timeout S] [--json]
+ *
+ * --json prints one line for bench/run instead: {"type":"pubsub",...,
+ * "perSecond": messages delivered everywhere per second from the first
+ * publish to the last delivery, "p50Ms", "p99Ms", ...}.
  *
  * The nodes share one process (and one clock, so latency is exact); each
  * dials degree/2 random others, which gives each about `degree` neighbours. */
@@ -43,7 +47,8 @@ typedef struct sim {
     uint8_t *got;               /* [messages * n] */
     uint64_t deliveries, expected;
     double *lat;                /* ms, one per delivery */
-    uint64_t t_start, t_last_sent;
+    uint64_t t_start, t_last_sent, t_first_pub, t_last_delivery;
+    int json;
     int phase;                  /* 0 wiring, 1 publishing, 2 draining */
     int status;
 } sim_t;
@@ -65,7 +70,8 @@ static void on_message(cp2p_pubsub_t *ps, const cp2p_pubsub_message_t *m, void *
     if (*g)
         return;
     *g = 1;
-    s->lat[s->deliveries++] = (double)(now_ns() - s->sent_at[idx]) / 1e6;
+    s->t_last_delivery = now_ns();
+    s->lat[s->deliveries++] = (double)(s->t_last_delivery - s->sent_at[idx]) / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -104,6 +110,16 @@ static void report_and_stop(sim_t *s)
     double p50 = s->deliveries ? s->lat[s->deliveries / 2] : 0;
     double p99 = s->deliveries ? s->lat[(size_t)((double)s->deliveries * 0.99)] : 0;
     double secs = (double)(now_ns() - s->t_start) / 1e9;
+    double span = (double)(s->t_last_delivery - s->t_first_pub) / 1e9;
+    if (s->json) {
+        printf("{\"type\":\"pubsub\",\"nodes\":%d,\"degree\":%d,\"messages\":%d,\"delivered\":%llu,"
+               "\"expected\":%llu,\"seconds\":%.3f,\"perSecond\":%.1f,\"p50Ms\":%.2f,\"p99Ms\":%.2f,"
+               "\"dupsPerDelivery\":%.2f,\"bytesPerDelivery\":%.0f}\n",
+               s->n, s->degree, s->messages, (unsigned long long)s->deliveries,
+               (unsigned long long)s->expected, span, span > 0 ? s->messages / span : 0, p50, p99,
+               s->deliveries ? (double)dups / (double)s->deliveries : 0,
+               s->deliveries ? (double)bytes / (double)s->deliveries : 0);
+    } else
     printf("nodes %d degree %d messages %d: delivered %llu of %llu; latency p50 %.1f ms p99 %.1f ms; "
            "duplicates per delivery %.2f; bytes on the wire per delivery %.0f; %.1f s\n",
            s->n, s->degree, s->messages, (unsigned long long)s->deliveries,
@@ -133,6 +149,8 @@ static void publish_one(sim_t *s)
     memset(buf + len, 'x', (size_t)(s->size > len ? s->size - len : 0));
     len = s->size > len ? s->size : len;
     s->sent_at[s->sent] = now_ns();
+    if (!s->sent)
+        s->t_first_pub = s->sent_at[0];
     /* The publisher is a subscriber too: it has its own message. */
     s->got[(size_t)s->sent * s->n + from] = 1;
     s->deliveries++;
@@ -155,7 +173,8 @@ static void on_tick(uv_timer_t *t)
             ready = cp2p_pubsub_mesh_peers(s->nodes[i].ps, TOPIC, NULL, 0) > 0;
         if (ready && now - s->t_start > 2000000000ull) {
             s->phase = 1;
-            printf("wired: %d nodes in %.1f s\n", s->n, (double)(now - s->t_start) / 1e9);
+            if (!s->json)
+                printf("wired: %d nodes in %.1f s\n", s->n, (double)(now - s->t_start) / 1e9);
             fflush(stdout);
             s->t_start = now;
         } else if (now - s->t_start > (uint64_t)s->timeout_s * 1000000000ull) {
@@ -204,9 +223,13 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, sd = 0;
+        if (!strcmp(o, "--json")) {
+            s.json = 1;
+            continue;
+        }
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             printf("usage: pubsub_scale [--nodes N] [--degree D] [--messages M] [--rate PER_S]\n"
-                   "                    [--size BYTES] [--seed S] [--timeout S]\n");
+                   "                    [--size BYTES] [--seed S] [--timeout S] [--json]\n");
             return 0;
         } else if (!strcmp(o, "--nodes"))
             bad = num(v, 2, 2000, &s.n);
