@@ -25,6 +25,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_pubsub_t *ps;
+    cp2p_identify_t *id;
     cp2p_mdns_t *mdns;
     cp2p_metrics_t *metrics;
     cli_signals_t sig;
@@ -71,6 +72,9 @@ static void pubsub_closed(void *arg)
 {
     app_t *a = arg;
     a->ps = NULL;
+    if (a->id)
+        cp2p_identify_free(a->id);
+    a->id = NULL;
     cp2p_host_close(a->h, host_closed, a);
 }
 
@@ -293,7 +297,7 @@ int cmd_pubsub(int argc, char **argv)
     if (!rc)
         rc = cp2p_ping_enable(a.h);
     if (!rc)
-        rc = cp2p_identify_enable(a.h, NULL, NULL);
+        rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc) {
         snprintf(what, sizeof what, "cannot start pubsub");
         rc = cp2p_pubsub_new(a.h, &pc, &a.ps);

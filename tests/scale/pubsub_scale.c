@@ -33,6 +33,7 @@ typedef struct node {
     int idx;
     cp2p_host_t *h;
     cp2p_pubsub_t *ps;
+    cp2p_identify_t *id;
     cp2p_multiaddr_t *addrs;
     size_t n_addrs;
 } node_t;
@@ -90,6 +91,7 @@ static void closed_one(void *arg)
 static void ps_closed(void *arg)
 {
     node_t *nd = arg;
+    cp2p_identify_free(nd->id);
     cp2p_host_close(nd->h, closed_one, nd->sim);
 }
 
@@ -269,7 +271,7 @@ int main(int argc, char **argv)
         cp2p_host_config_t hc = {0};
         int rc = cp2p_host_new(&s.loop, &hc, &nd->h);
         if (!rc)
-            rc = cp2p_identify_enable(nd->h, NULL, NULL);
+            rc = cp2p_identify_enable(nd->h, NULL, &nd->id);
         if (!rc)
             rc = cp2p_pubsub_new(nd->h, NULL, &nd->ps);
         if (!rc)
