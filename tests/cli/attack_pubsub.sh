@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # ctest: run-serial
 # A pubsub node under a flood (tests/cli/lib/hostile.py ps-flood, two
-# connections): RPCs of 300 topics, forged messages, IHAVEs of 10,000 ids and
-# GRAFTs, sent as fast as the stream window allows by peers that never read
-# what the node sends them. Meanwhile the node relays between a cp2p peer and
+# connections): RPCs of 300 topics, forged messages, IHAVEs of 10,000 ids,
+# IWANTs of 2,000 and GRAFTs (again and again, into their backoff), sent as
+# fast as the stream window allows by peers that never read what the node
+# sends them. Meanwhile the node relays between a cp2p peer and
 # a go-libp2p-pubsub peer: every message gets through, during the flood and
 # after it; the node's memory grows by less than 64 MiB; the node scores
 # (--score) the flooders down and graylists them (their RPCs ignored, the

@@ -19,7 +19,9 @@ sends unless told to, and stops by itself after the given time.
   hostile.py ps-flood   HOST PORT SECONDS          Noise + yamux, one /meshsub/1.1.0 stream, then
                                                   RPCs as fast as the window allows: 300
                                                   topics, 50 forged 1 KiB messages, IHAVEs of
-                                                  10,000 ids, GRAFTs; never reads what the
+                                                  10,000 ids, IWANTs of 2,000, GRAFTs (again
+                                                  and again: during the backoff of the PRUNE
+                                                  they earn); never reads what the
                                                   listener sends (answers yamux pings and takes
                                                   window updates only); prints "rpcs <n>"
   hostile.py put-flood  HOST PORT SECONDS COUNT    Noise + yamux, then COUNT Kademlia PUT_VALUEs
@@ -536,7 +538,8 @@ def pubsub_flood(host, port, seconds):
         rpc += pb_bytes(2, pb_bytes(1, os.urandom(38)) + pb_bytes(2, os.urandom(1024)) +
                         pb_bytes(3, os.urandom(8)) + pb_bytes(4, b'chat') + pb_bytes(5, os.urandom(64)))
     ihave = pb_bytes(1, pb_bytes(1, b'chat') + b''.join(pb_bytes(2, os.urandom(20)) for _ in range(2000)))
-    rpc += pb_bytes(3, ihave * 5 + pb_bytes(3, pb_bytes(1, b'chat')))
+    iwant = pb_bytes(2, b''.join(pb_bytes(1, os.urandom(20)) for _ in range(1000)))
+    rpc += pb_bytes(3, ihave * 5 + iwant * 2 + pb_bytes(3, pb_bytes(1, b'chat')))
     frame = uvarint(len(rpc)) + rpc
     sent = rpcs = 0
     pending, plain, muxed = b'', b'', False
