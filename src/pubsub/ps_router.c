@@ -468,9 +468,10 @@ static void forward(ps_router_t *r, ps_topic_t *t, const ps_peer_t *src, const c
     }
 }
 
-/* A message is valid: cache, deliver, forward. */
-static void accept_msg(ps_router_t *r, ps_topic_t *t, ps_peer_t *src, const ps_msg_t *m,
-                       const uint8_t *id, size_t id_len, uint64_t now)
+/* A message from src_id is valid: cache, deliver, forward. src is NULL
+ * when that peer left while a validator thought. */
+static void accept_msg(ps_router_t *r, ps_topic_t *t, ps_peer_t *src, const cp2p_peer_id_t *src_id,
+                       const ps_msg_t *m, const uint8_t *id, size_t id_len, uint64_t now)
 {
     cp2p_peer_id_t author;
     int has_author = (m->has & PS_F_FROM) && cp2p_peer_id_from_bytes(m->from.p, m->from.n, &author) == 0;
@@ -486,12 +487,12 @@ static void accept_msg(ps_router_t *r, ps_topic_t *t, ps_peer_t *src, const ps_m
             .seqno = seqno_value(&m->seqno),
             .id = id,
             .id_len = id_len,
-            .received_from = src ? &src->id : &r->self,
+            .received_from = src_id,
         };
         r->st.delivered++;
         r->io.deliver(r->io.arg, &d);
     }
-    forward(r, t, src, has_author ? &author : NULL, id, id_len, m->raw.p, m->raw.n, src == NULL, now);
+    forward(r, t, src, has_author ? &author : NULL, id, id_len, m->raw.p, m->raw.n, 0, now);
 }
 
 static void reject_msg(ps_router_t *r, ps_topic_t *t, ps_peer_t *src, cp2p_pubsub_result_t why,
@@ -576,7 +577,7 @@ static void handle_msg(ps_router_t *r, ps_peer_t *src, const ps_msg_t *m, uint64
     }
     cp2p_pubsub_result_t v = r->io.validate(r->io.arg, &d, token);
     if (v == CP2P_PUBSUB_ACCEPT) {
-        accept_msg(r, t, src, m, id, id_len, now);
+        accept_msg(r, t, src, &src->id, m, id, id_len, now);
     } else if (v == CP2P_PUBSUB_PENDING) {
         pending_t *pd = calloc(1, sizeof *pd);
         if (!pd || !(pd->raw = malloc(m->raw.n ? m->raw.n : 1))) {
@@ -614,7 +615,7 @@ void ps_router_validated(ps_router_t *r, uint64_t token, cp2p_pubsub_result_t re
             t = topic_of(r, m.topic.p, m.topic.n);
         if (t && t->joined) {
             if (result == CP2P_PUBSUB_ACCEPT)
-                accept_msg(r, t, src, &m, pd->id, pd->id_len, now);
+                accept_msg(r, t, src, &pd->src, &m, pd->id, pd->id_len, now);
             else
                 reject_msg(r, t, src, result, now);
         }

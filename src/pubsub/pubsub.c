@@ -27,7 +27,7 @@ typedef struct link {              /* our streams with one peer */
     cp2p_pubsub_t *ps;
     cp2p_peer_id_t peer;
     cp2p_stream_t *out, *in;
-    int opening, added, gone;
+    int opening, added, gone, failing;
     int cbs;                       /* callbacks still owed to us (open, writes) */
     size_t queued;                 /* written, not yet taken by the muxer */
     cp2p_buf_t early;              /* RPCs for it before our stream opened */
@@ -211,9 +211,33 @@ static void written(cp2p_stream_t *s, int status, void *arg)
     link_maybe_free(l);
 }
 
+static void fail_later(void *arg)
+{
+    link_t *l = arg;
+    l->cbs--;
+    if (!l->gone)
+        link_drop(l, 1);
+    link_maybe_free(l);
+}
+
+/* A write failed inside the router's call (a publish, an RPC being
+ * handled): the peer goes on a later turn, so the router is not changed
+ * under itself and no callback of ours runs inside an API call. */
+static void link_fail(link_t *l)
+{
+    if (l->failing || l->gone)
+        return;
+    l->failing = 1;
+    l->cbs++;
+    if (cp2p_host_later(l->ps->h, fail_later, l) != 0)
+        l->cbs--; /* the host is closing: its streams go anyway */
+}
+
 static void write_out(link_t *l, const uint8_t *p, size_t n)
 {
     cp2p_pubsub_t *ps = l->ps;
+    if (l->failing)
+        return;
     if (l->queued + l->early.len + n > ps->cfg->max_queued) {
         /* It does not read what we send: drop, do not buffer without end. */
         ps->dropped++;
@@ -226,7 +250,7 @@ static void write_out(link_t *l, const uint8_t *p, size_t n)
     }
     long took = cp2p_stream_try_write(l->out, p, n);
     if (took < 0) {
-        link_drop(l, 1);
+        link_fail(l);
         return;
     }
     if ((size_t)took == n)
@@ -245,7 +269,7 @@ static void write_out(link_t *l, const uint8_t *p, size_t n)
     if (rc == CP2P_EAGAIN || rc == CP2P_ENOMEM)
         ps->dropped++;
     else
-        link_drop(l, 1);
+        link_fail(l);
 }
 
 /* --- the router's callbacks --- */
