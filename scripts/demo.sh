@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and shows what cp2p does, part by part,
 # with the programs' own output: ping between two peers, two peers finding
-# each other with mDNS, and three DHT peers where a record and a provider
-# record put on the first are read on the third. Ends with one line per part
+# each other with mDNS, three DHT peers where a record and a provider
+# record put on the first are read on the third, and a gossipsub chat of
+# three peers in a line. Ends with one line per part
 # and exits non-zero if any part failed, so it doubles as a smoke test.
 #
 # usage: scripts/demo.sh [--only PART]... [--build DIR] [--help]
-#   --only PART   run only that part (repeatable): ping, mdns, dht
+#   --only PART   run only that part (repeatable): ping, mdns, dht, pubsub
 #   --build DIR   use the programs already built in DIR (no install, no build)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ALL=(ping mdns dht)
+ALL=(ping mdns dht pubsub)
 ONLY=()
 BUILD=
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -116,6 +117,33 @@ part_dht() {
     exec 7>&-
     grep -qxF 'Got record "k1" "hello from the first peer"' "$TMP/d3.out" &&
         grep -qxF "Peer $id1 provides key \"k1\"" "$TMP/d3.out"
+}
+
+part_pubsub() {
+    title "pubsub" "A gossipsub chat in a line A - B - C: what A says reaches C through B, and the other way round."
+    local p=("$CP2P" pubsub --topic chat --listen /ip4/127.0.0.1/tcp/0) x prev="" ida idc
+    for x in a b c; do
+        mkfifo "$TMP/$x.in"
+        "${p[@]}" ${prev:+--dial "$prev"} <"$TMP/$x.in" >"$TMP/$x.out" 2>"$TMP/$x.err" &
+        PIDS+=($!)
+        case $x in a) exec 7>"$TMP/a.in" ;; b) exec 8>"$TMP/b.in" ;; c) exec 9>"$TMP/c.in" ;; esac
+        prev=$(await "$TMP/$x.out" '^Listening on ' | cut -d' ' -f3) || return 1
+    done
+    ida=$(await "$TMP/a.out" '^Local peer id: ' | cut -d' ' -f4)
+    idc=$(await "$TMP/c.out" '^Local peer id: ' | cut -d' ' -f4)
+    await "$TMP/c.out" '^subscribed ' >/dev/null || return 1
+    sleep 1.5 # a heartbeat: the mesh forms
+    echo "  [a] < hello from A"
+    echo "hello from A" >&7
+    echo "  [c] < hello from C"
+    echo "hello from C" >&9
+    local ok=0
+    await "$TMP/c.out" "^Got message: 'hello from A' .* from peer: $ida\$" >/dev/null &&
+        await "$TMP/a.out" "^Got message: 'hello from C' .* from peer: $idc\$" >/dev/null && ok=1
+    show a
+    show c
+    exec 7>&- 8>&- 9>&-
+    [ $ok = 1 ]
 }
 
 results=()
