@@ -252,6 +252,19 @@ static void beat(int times)
     }
 }
 
+/* What b holds, framed and handed to node to as an RPC from node from. */
+static int feed(ps_rpc_build_t *b, int to, int from)
+{
+    cp2p_buf_t framed = {0};
+    ps_build_finish(b, &framed);
+    ps_bytes_t body;
+    size_t used;
+    assert_int_equal(ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used), 1);
+    int rc = ps_router_rpc(nodes[to].r, &nodes[from].id, body.p, body.n, now);
+    cp2p_buf_free(&framed);
+    return rc;
+}
+
 static void test_line_forwards_signed(void **st)
 {
     (void)st;
@@ -301,13 +314,8 @@ static void test_bad_signature(void **st)
     m.data = B("forged");
     ps_msg_encode(&m, 1, &raw);
     ps_rpc_build_t b = {0};
-    cp2p_buf_t framed = {0};
     ps_build_msg(&b, raw.data, raw.len);
-    ps_build_finish(&b, &framed);
-    ps_bytes_t body;
-    size_t used;
-    ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used);
-    assert_int_equal(ps_router_rpc(nodes[1].r, &nodes[0].id, body.p, body.n, now), 0);
+    assert_int_equal(feed(&b, 1, 0), 0);
     pump();
     cp2p_pubsub_stats_t s;
     ps_router_stats(nodes[1].r, &s, now);
@@ -319,15 +327,11 @@ static void test_bad_signature(void **st)
     cp2p_buf_reset(&raw);
     ps_msg_encode(&m, 1, &raw);
     ps_build_msg(&b, raw.data, raw.len);
-    cp2p_buf_reset(&framed);
-    ps_build_finish(&b, &framed);
-    ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used);
-    assert_int_equal(ps_router_rpc(nodes[1].r, &nodes[0].id, body.p, body.n, now), 0);
+    assert_int_equal(feed(&b, 1, 0), 0);
     pump();
     assert_int_equal(nodes[1].got, 1);
     assert_int_equal(nodes[2].got, 1);
     ps_build_free(&b);
-    cp2p_buf_free(&framed);
     cp2p_buf_free(&raw);
     cp2p_buf_free(&sig);
     cp2p_buf_free(&signing);
@@ -469,7 +473,6 @@ static void test_spam_limits(void **st)
     pump();
     spy = 1;
     ps_rpc_build_t b = {0};
-    cp2p_buf_t framed = {0};
     char idbuf[64][8];
     ps_bytes_t ids[64];
     for (int i = 0; i < 64; i++) {
@@ -478,12 +481,7 @@ static void test_spam_limits(void **st)
     }
     for (int k = 0; k < 50; k++) {
         ps_build_ihave(&b, "t", 1, ids, 64);
-        cp2p_buf_reset(&framed);
-        ps_build_finish(&b, &framed);
-        ps_bytes_t body;
-        size_t used;
-        ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used);
-        ps_router_rpc(nodes[0].r, &nodes[1].id, body.p, body.n, now);
+        feed(&b, 0, 1);
     }
     pump();
     /* 10 IHAVEs taken, each asking for the same 64 unseen ids. */
@@ -497,17 +495,11 @@ static void test_spam_limits(void **st)
     ps_bytes_t want = {nodes[1].last_id, nodes[1].last_id_len};
     for (int k = 0; k < 5; k++) {
         ps_build_iwant(&b, &want, 1);
-        cp2p_buf_reset(&framed);
-        ps_build_finish(&b, &framed);
-        ps_bytes_t body;
-        size_t used;
-        ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used);
-        ps_router_rpc(nodes[0].r, &nodes[1].id, body.p, body.n, now);
+        feed(&b, 0, 1);
     }
     pump();
     assert_int_equal(spy_msgs - before, 3);
     ps_build_free(&b);
-    cp2p_buf_free(&framed);
     free_nodes();
 }
 
@@ -520,19 +512,14 @@ static void send_forged(int from, int to, int seq)
     ps_msg_t m = {.from = {nodes[from].id.bytes, nodes[from].id.len}, .data = B("x"),
                   .seqno = {seqb, 8}, .topic = B("t"), .sig = B("not a signature"),
                   .has = PS_F_FROM | PS_F_DATA | PS_F_SEQNO | PS_F_TOPIC | PS_F_SIG};
-    cp2p_buf_t raw = {0}, framed = {0};
+    cp2p_buf_t raw = {0};
     ps_rpc_build_t b = {0};
     ps_msg_encode(&m, 1, &raw);
     ps_build_msg(&b, raw.data, raw.len);
-    ps_build_finish(&b, &framed);
-    ps_bytes_t body;
-    size_t used;
-    ps_rpc_frame(framed.data, framed.len, SIZE_MAX, &body, &used);
-    ps_router_rpc(nodes[to].r, &nodes[from].id, body.p, body.n, now);
+    feed(&b, to, from);
     pump();
     ps_build_free(&b);
     cp2p_buf_free(&raw);
-    cp2p_buf_free(&framed);
 }
 
 static void test_score(void **st)
