@@ -4,8 +4,9 @@
 # `cc ... $(pkg-config --cflags --libs cp2p)`, the static library through
 # `pkg-config --static`, and CMake's find_package(cp2p)), and run each
 # program: ping a server, chat through a protocol of our own, put and get a
-# DHT record. Then move the prefix: pkg-config and CMake still find it. The
-# installed headers compile alone under -std=c99 -pedantic.
+# DHT record, and a pubsub message through a line of three hosts. Then move
+# the prefix: pkg-config and CMake still find it. The installed headers
+# compile alone under -std=c99 -pedantic.
 source "$(dirname "$0")/lib/common.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 EX=$SRC/examples
@@ -53,12 +54,15 @@ run_examples() {
 
     timeout 30 "$d/dht" >"$TMP/dht.out" 2>&1 || { cat "$TMP/dht.out"; fail "$what: dht failed"; }
     grep -q '^a got /example/greeting = hello from c$' "$TMP/dht.out" || fail "$what: dht printed $(cat "$TMP/dht.out")"
+    timeout 30 "$d/pubsub" >"$TMP/pubsub.out" 2>&1 || { cat "$TMP/pubsub.out"; fail "$what: pubsub failed"; }
+    grep -q '^a got "hello from c" from 12D3KooW.* on example$' "$TMP/pubsub.out" ||
+        fail "$what: pubsub printed $(cat "$TMP/pubsub.out")"
     echo "ok: $what"
 }
 
 echo "== cc \$(pkg-config --cflags --libs cp2p)"
 mkdir -p "$TMP/pc"
-for ex in ping chat dht; do
+for ex in ping chat dht pubsub; do
     cc $FLAGS -o "$TMP/pc/$ex" "$EX/$ex.c" $(pkg-config --cflags --libs cp2p) ||
         fail "$ex does not build with pkg-config"
 done
@@ -66,7 +70,7 @@ LD_LIBRARY_PATH=$(cd "$LIBDIR" && pwd) run_examples "$TMP/pc" "shared, pkg-confi
 
 echo "== the static library, pkg-config --static"
 mkdir -p "$TMP/static"
-for ex in ping chat dht; do
+for ex in ping chat dht pubsub; do
     cc $FLAGS -o "$TMP/static/$ex" "$EX/$ex.c" $(pkg-config --cflags cp2p) \
         $(pkg-config --static --libs cp2p | sed 's/-lcp2p\b/-l:libcp2p.a/') ||
         fail "$ex does not link statically with pkg-config --static"
