@@ -21,6 +21,7 @@
 
 #define LOG "pubsub"
 #define MAX_PX_DIALS 16
+#define EARLY_MAX (256 * 1024) /* RPCs held for a peer until our stream to it opens */
 
 typedef struct link {              /* our streams with one peer */
     struct link *next;
@@ -244,7 +245,9 @@ static void write_out(link_t *l, const uint8_t *p, size_t n)
         return;
     }
     if (!l->out) {
-        if (cp2p_buf_append(&l->early, p, n) < 0)
+        /* Our stream is being opened: a little waits for it, the rest is
+         * dropped (a peer holding it open costs us at most this). */
+        if (l->early.len + n > EARLY_MAX || cp2p_buf_append(&l->early, p, n) < 0)
             ps->dropped++;
         return;
     }
@@ -422,9 +425,10 @@ static void opened(int status, cp2p_stream_t *s, void *arg)
         return;
     }
     if (status < 0) {
-        /* It does not speak pubsub (or went): keep what it opened to us. */
-        if (!l->in)
-            link_drop(l, 1);
+        /* It does not take our stream (or went): a peer we cannot answer
+         * is no pubsub peer, whatever it opened to us (and what we held
+         * for it goes with it). */
+        link_drop(l, 1);
         return;
     }
     l->out = s;
