@@ -65,7 +65,11 @@ static void on_message(cp2p_pubsub_t *ps, const cp2p_pubsub_message_t *m, void *
     node_t *nd = arg;
     sim_t *s = nd->sim;
     unsigned idx;
-    if (m->len < 4 || sscanf((const char *)m->data, "m%u", &idx) != 1 || idx >= (unsigned)s->messages)
+    char head[16]; /* the data is not NUL-terminated: parse a copy of its start */
+    size_t k = m->len < sizeof head - 1 ? m->len : sizeof head - 1;
+    memcpy(head, m->data, k);
+    head[k] = 0;
+    if (sscanf(head, "m%u", &idx) != 1 || idx >= (unsigned)s->messages)
         return;
     uint8_t *g = &s->got[(size_t)idx * s->n + nd->idx];
     if (*g)
