@@ -15,6 +15,7 @@
 //	     [--ping N] [--echo-streams N --echo-size BYTES] [--wait-identify]
 //	     [--agent NAME]
 //	peer mdns ...   (go-libp2p's mDNS discovery: mdns.go)
+//	peer nat ...    (relay, DCUtR, AutoNAT in the NAT test network: nat.go)
 //
 // go-libp2p dropped mplex (v0.52.0 has no mplex transport): yamux is the
 // only muxer, and --muxer mplex is refused.
@@ -371,6 +372,8 @@ func main() {
 			os.Exit(pubsubMain(os.Args[2:])) // pubsub.go
 		case "mdns":
 			os.Exit(mdnsMain(os.Args[2:])) // mdns.go
+		case "nat":
+			os.Exit(natMain(os.Args[2:])) // nat.go
 		}
 	}
 	if err := run(parseArgs()); err != nil {

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# ctest: run-serial
+# The NAT test network (tests/nat/net.sh: an "internet" bridge with a relay,
+# cone routers A and A2, symmetric router B, router C with miniupnpd) and
+# what crosses it. First the network itself: the mappings each router makes
+# (cone keeps the port for every destination, symmetric does not). Then a
+# table of cases, each run and asserted with real go-libp2p peers (the peer
+# in tests/interop/go, mode "nat"): (a) a host behind NAT is reached through
+# the relay; (b) two hosts behind two cone NATs end up on a direct connection
+# after DCUtR whose remote address is the peer's router; (c) behind the
+# symmetric NAT the punch fails and the connection stays relayed; (d) a host
+# behind router C maps its port (UPnP/NAT-PMP by miniupnpd) and is dialled
+# on it; (e) AutoNAT v1 says private behind every NAT. cp2p cases go into
+# the same table as cp2p gains relay, DCUtR and AutoNAT.
+source "$(dirname "$0")/lib/common.sh"
+CP2P=$BUILD/cp2p
+P=cnat$$ # namespace prefix, unique per run
+source "$(dirname "$0")/../nat/net.sh"
+GO_PEER=$("$(dirname "$0")/../interop/go/build.sh") || fail "the go peer does not build"
+
+echo "== the network: internet 10.200.0.0/24, routers A, A2 (cone), B (symmetric), C (miniupnpd)"
+nat_net_init
+nat_inet_host relay 2
+nat_inet_host pub 3
+nat_router ra 11 192.168.1 cone
+nat_router ra2 12 192.168.2 cone
+nat_router rb 13 192.168.3 symmetric
+nat_router rc 14 192.168.4 upnp
+nat_lan_host ha ra
+nat_lan_host ha2 ra2
+nat_lan_host hb rb
+nat_lan_host hc rc
+nat_stund relay
+nat_upnpd rc 10.200.0.2 yes yes
+
+echo "== the routers map as they say"
+nat_whoami relay
+nat_whoami pub
+# cone: one inside port, one outside port (the same) for every destination
+nat_probe ha 10.200.0.2 10.200.0.3 >"$TMP/probe-a.out" || fail "ha cannot reach the internet"
+local_a=$(sed -n '1s/^local=\([0-9]*\) .*/\1/p' "$TMP/probe-a.out")
+for ip in 10.200.0.2 10.200.0.3; do
+    grep -q "^local=$local_a seen-by $ip 10\.200\.0\.11:$local_a$" "$TMP/probe-a.out" ||
+        { cat "$TMP/probe-a.out"; fail "cone router A did not keep the port toward $ip"; }
+done
+# symmetric: a new outside port per destination
+nat_probe hb 10.200.0.2 10.200.0.3 >"$TMP/probe-b.out" || fail "hb cannot reach the internet"
+ports_b=$(sed -n 's/.* seen-by [0-9.]* 10\.200\.0\.13:\([0-9]*\)$/\1/p' "$TMP/probe-b.out" | sort -u | wc -l)
+[ "$ports_b" = 2 ] || { cat "$TMP/probe-b.out"; fail "symmetric router B used one port for two destinations"; }
+# nothing gets in unasked: from the internet, neither a LAN host's port through
+# its router's address nor the port of the cone mapping just made (someone
+# else's) answers; the router drops, it does not even refuse
+nat_whoami ha
+for port in 7000 "$local_a"; do
+    r=$(ip netns exec ${P}pub python3 -c '
+import socket, sys
+try:
+    socket.create_connection(("10.200.0.11", int(sys.argv[1])), 2); print("connected")
+except socket.timeout: print("dropped")
+except OSError as e: print("refused", e)' "$port")
+    [ "$r" = dropped ] || fail "an unsolicited connection to router A port $port: $r"
+done
+echo "   A keeps port $local_a toward both servers; B used $ports_b outside ports"
+
+# --- peers ------------------------------------------------------------------
+# go_listen NAME HOST ARGS...: a go peer behind NAT; sets ADDR_<NAME> to its
+# circuit address when ARGS has --relay.
+go_listen() {
+    local name=$1 host=$2; shift 2
+    ip netns exec $P$host "$GO_PEER" nat listen "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+    case " $* " in *" --relay "*)
+        local a
+        a=$(wait_line "$TMP/$name.out" '^(reserved|error) ' 20)
+        [[ $a == reserved* ]] || fail "$name: $a"
+        printf -v "ADDR_$name" %s "$(cut -d' ' -f2 <<<"$a")" ;;
+    esac
+}
+# go_dial NAME HOST TARGET ARGS...: a go peer that dials TARGET through the
+# relay and reports "direct MA" or "relayed MA", then pings on what it has.
+go_dial() {
+    local name=$1 host=$2 target=$3; shift 3
+    ip netns exec $P$host timeout 60 "$GO_PEER" nat dial --relay "$RELAY" --target "$target" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" || { show $name.out; fail "$name: the go dialer failed"; }
+}
+
+echo "== a go relay (circuit relay v2 + AutoNAT v1 server) on the internet"
+ip netns exec ${P}relay "$GO_PEER" nat relay --listen /ip4/0.0.0.0/tcp/4001 >"$TMP/relay.out" 2>&1 &
+PIDS+=($!)
+RELAY_ID=$(wait_line "$TMP/relay.out" '^peer-id ' 15 | cut -d' ' -f2)
+RELAY=/ip4/10.200.0.2/tcp/4001/p2p/$RELAY_ID
+
+# The listeners behind the NATs, all at once (AutoNAT takes its time).
+go_listen go_a ha --listen /ip4/0.0.0.0/tcp/4001 --relay "$RELAY" --hole-punching
+go_listen go_b hb --listen /ip4/0.0.0.0/tcp/4001 --relay "$RELAY" --hole-punching
+go_listen go_a2 ha2 --listen /ip4/0.0.0.0/tcp/4002 --relay "$RELAY"
+go_listen go_c hc --listen /ip4/0.0.0.0/tcp/4001 --port-map
+
+# --- the cases ----------------------------------------------------------------
+# Each: case_<name> run by the table below; it fails the test with a message.
+case_relayed() { # (a) LISTENER DIALER_HOST: reached through the relay, pings on the circuit
+    local l=$1 host=$2 out=$TMP/dial-$1-$2.out
+    go_dial dial-$l-$host $host "$(eval echo \$ADDR_$l)" --wait-direct 0 --ping 3
+    grep -q "^relayed $RELAY/p2p-circuit" "$out" || { cat "$out"; fail "$l from $host: not relayed"; }
+    [ "$(grep -c "^ping rtt=.* via=$RELAY/p2p-circuit" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: pings not on the circuit"; }
+}
+case_punched() { # (b) LISTENER DIALER_HOST ROUTER_IP: direct to the listener's router after DCUtR
+    local l=$1 host=$2 wan=$3 out=$TMP/dial-$1-$2.out
+    go_dial dial-$l-$host $host "$(eval echo \$ADDR_$l)" --hole-punching --wait-direct 20 --ping 3
+    grep -q "^direct /ip4/$wan/tcp/" "$out" || { cat "$out"; fail "$l from $host: no direct connection to $wan"; }
+    [ "$(grep -c "^ping rtt=.* via=/ip4/$wan/tcp/" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: pings not on the direct connection"; }
+}
+case_unpunched() { # (c) LISTENER DIALER_HOST: the punch fails, the connection stays relayed
+    local l=$1 host=$2 out=$TMP/dial-$1-$2.out
+    go_dial dial-$l-$host $host "$(eval echo \$ADDR_$l)" --hole-punching --wait-direct 15 --ping 3
+    grep -q "^relayed $RELAY/p2p-circuit" "$out" || { cat "$out"; fail "$l from $host: not relayed (punched through symmetric NAT?)"; }
+    [ "$(grep -c "^ping rtt=.* via=$RELAY/p2p-circuit" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: pings not on the circuit"; }
+}
+case_mapped() { # (d) LISTENER ROUTER_IP: the mapped address is the router's, and the internet dials it
+    local l=$1 wan=$2 a id
+    a=$(wait_line "$TMP/$l.out" "^address /ip4/$wan/tcp/[0-9]+$" 20 | cut -d' ' -f2)
+    id=$(sed -n 's/^peer-id //p' "$TMP/$l.out")
+    ip netns exec ${P}pub timeout 30 "$GO_PEER" --dial "$a/p2p/$id" --ping 2 >"$TMP/dial-$l.out" 2>&1 ||
+        { cat "$TMP/dial-$l.out"; fail "$l: the internet cannot dial the mapped address $a"; }
+    grep -q "^TCP:${a##*/}:${NAT_ADDR[hc]}:4001:" "$TMP/upnpd-rc.leases" ||
+        { cat "$TMP/upnpd-rc.leases"; fail "$l: no lease of port ${a##*/} in miniupnpd"; }
+    ip netns exec ${P}rc nft list chain inet filter prerouting_miniupnpd | grep -q "dport ${a##*/} .*dnat.*${NAT_ADDR[hc]}:4001" ||
+        fail "$l: no DNAT of port ${a##*/} in miniupnpd's chain"
+}
+case_private() { # (e) LISTENER: AutoNAT v1 says private
+    wait_line "$TMP/$1.out" '^reachability private$' 40 >/dev/null
+    if grep -q '^reachability public$' "$TMP/$1.out"; then fail "$1: AutoNAT said public behind NAT"; fi
+}
+
+# IMPL | CASE ARGS | what it shows
+CASES=(
+    "go|relayed go_a2 pub|a go host behind cone NAT A2 is reached through the relay from the internet"
+    "go|punched go_a ha2 10.200.0.11|go behind A2 dials go behind A: DCUtR gives a direct connection to A's router"
+    "go|unpunched go_b ha2|go behind A2 dials go behind symmetric B: the punch fails, the connection stays relayed"
+    "go|mapped go_c 10.200.0.14|go behind C maps its port with miniupnpd and is dialled on router C's address"
+    "go|private go_a|AutoNAT v1 (go) says private behind cone NAT A"
+    "go|private go_b|AutoNAT v1 (go) says private behind symmetric NAT B"
+)
+for c in "${CASES[@]}"; do
+    IFS='|' read -r impl args what <<<"$c"
+    echo "== [$impl] $what"
+    SHOW_ON_FAIL=(relay.out go_a.out go_b.out go_a2.out go_c.out)
+    case_$args
+done
+echo PASS
