@@ -14,6 +14,7 @@
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
 #include "cp2p/multiaddr.h"
+#include "cp2p/nat.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/ping.h"
 
@@ -25,6 +26,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_identify_t *id;
+    cp2p_nat_t *nat; /* --nat-port-map */
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t timer;
     int exit_code;
@@ -65,6 +67,9 @@ static void usage(FILE *f)
             "  --security NAME   noise or tls (default: noise)\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
             "  --verbose         print what identify learns about peers\n"
+            "  --nat-port-map    map the listen ports on the gateway (NAT-PMP, UPnP IGD), print\n"
+            "                    'port mapping: MA' and advertise MA (not yet confirmed by AutoNAT)\n"
+            "  --nat-method M    natpmp or upnp only (default: NAT-PMP, then UPnP)\n"
             "  --help            this text\n");
 }
 
@@ -80,8 +85,21 @@ static void host_closed(void *arg)
     uv_close((uv_handle_t *)&a->timer, on_closed_handle);
 }
 
+static void close_host(app_t *a);
+
+static void nat_closed(void *arg)
+{
+    app_t *a = arg;
+    a->nat = NULL;
+    close_host(a);
+}
+
 static void close_host(app_t *a)
 {
+    if (a->nat) { /* first the mappings come off the gateway, then the host goes */
+        cp2p_nat_close(a->nat, nat_closed, a);
+        return;
+    }
     cp2p_ping_free(a->ping);
     a->ping = NULL;
     cp2p_identify_free(a->id);
@@ -317,6 +335,21 @@ static void on_event(const cp2p_event_t *ev, void *arg)
         print_identified(a, ev->peer);
 }
 
+/* --- port mapping --- */
+
+static void on_nat(const cp2p_nat_event_t *ev, void *arg)
+{
+    cp2p_buf_t s = {0};
+    if (!ev->external || cp2p_multiaddr_to_string(ev->external, &s))
+        return;
+    if (ev->type == CP2P_NAT_MAPPED)
+        printf("port mapping: %s\n", (char *)s.data);
+    else if (ev->type == CP2P_NAT_LOST)
+        printf("port mapping lost: %s\n", (char *)s.data);
+    fflush(stdout);
+    cp2p_buf_free(&s);
+}
+
 /* --- setup --- */
 
 int cmd_ping(int argc, char **argv)
@@ -324,9 +357,9 @@ int cmd_ping(int argc, char **argv)
     app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
     const char *listen_v[MAX_LISTEN], *pos_v[1];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1};
-    const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL;
+    const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL, *nat_method = NULL;
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
-    int echo = 0, verbose = 0;
+    int echo = 0, verbose = 0, nat_port_map = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--dial", CLI_STR, &dial),
@@ -335,6 +368,8 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--key", CLI_STR, &key_file),
         CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
         CLI_OPTION("--echo", CLI_FLAG, &echo),
+        CLI_OPTION("--nat-port-map", CLI_FLAG, &nat_port_map),
+        CLI_OPTION("--nat-method", CLI_STR, &nat_method),
         CLI_NUMBER("--count", &count, 1, 1e15),
         CLI_NUMBER("--interval", &interval, 0, 86400),
         CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
@@ -349,6 +384,10 @@ int cmd_ping(int argc, char **argv)
         return cli_usage("ping", "bad option --muxer %s", muxer);
     if (security && strcmp(security, "noise") && strcmp(security, "tls"))
         return cli_usage("ping", "bad option --security %s", security);
+    if (nat_method && strcmp(nat_method, "natpmp") && strcmp(nat_method, "upnp"))
+        return cli_usage("ping", "bad option --nat-method %s", nat_method);
+    if (nat_method && !nat_port_map)
+        return cli_usage("ping", "--nat-method needs --nat-port-map");
     /* the address alone, as rust-libp2p's ping example takes it */
     if (pos.n && (dial || pos.v[0][0] != '/'))
         return cli_usage("ping", "unexpected argument %s", pos.v[0]);
@@ -409,6 +448,13 @@ int cmd_ping(int argc, char **argv)
     if (!rc) {
         cli_print_peer_id(a.h);
         rc = cli_print_listen_addrs(a.h, "Listening on ");
+    }
+    if (!rc && nat_port_map) {
+        cp2p_nat_config_t nc = {.advertise = 1};
+        if (nat_method)
+            nc.methods = !strcmp(nat_method, "upnp") ? CP2P_NAT_UPNP : CP2P_NAT_NATPMP;
+        snprintf(what, sizeof what, "cannot start port mapping");
+        rc = cp2p_nat_start(a.h, &nc, on_nat, &a, &a.nat);
     }
     if (!rc && a.dial) {
         cp2p_multiaddr_t ma;

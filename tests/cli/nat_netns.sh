@@ -10,10 +10,13 @@
 # after DCUtR whose remote address is the peer's router; (c) behind the
 # symmetric NAT the punch fails and the connection stays relayed; (d) a host
 # behind router C maps its port (UPnP/NAT-PMP by miniupnpd) and is dialled
-# on it; (e) AutoNAT v1 says private behind every NAT. cp2p cases go into
+# on it; (e) AutoNAT v1 says private behind every NAT. cp2p: port mapping
+# with UPnP and NAT-PMP (and NAT-PMP alone) on miniupnpd, and a gateway that
+# answers nothing. More cp2p cases go into
 # the same table as cp2p gains relay, DCUtR and AutoNAT.
 source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
+[ -x "$CP2P" ] || fail "$CP2P not built"
 P=cnat$$ # namespace prefix, unique per run
 source "$(dirname "$0")/../nat/net.sh"
 GO_PEER=$("$(dirname "$0")/../interop/go/build.sh") || fail "the go peer does not build"
@@ -26,12 +29,20 @@ nat_router ra 11 192.168.1 cone
 nat_router ra2 12 192.168.2 cone
 nat_router rb 13 192.168.3 symmetric
 nat_router rc 14 192.168.4 upnp
+nat_router rd 15 192.168.5 upnp # miniupnpd with NAT-PMP only
+nat_router re 16 192.168.6 cone # a NAT-PMP "gateway" that answers nothing, and no UPnP
 nat_lan_host ha ra
 nat_lan_host ha2 ra2
 nat_lan_host hb rb
 nat_lan_host hc rc
+nat_lan_host hd rd
+nat_lan_host he re
 nat_stund relay
 nat_upnpd rc 10.200.0.2 yes yes
+nat_upnpd rd 10.200.0.2 no yes
+ip netns exec ${P}re python3 "$NAT_DIR/tools.py" natpmp-silent >"$TMP/silent.out" 2>&1 &
+PIDS+=($!)
+wait_line "$TMP/silent.out" '^silent ready' 5 >/dev/null
 
 echo "== the routers map as they say"
 nat_whoami relay
@@ -127,6 +138,51 @@ case_mapped() { # (d) LISTENER ROUTER_IP: the mapped address is the router's, an
     ip netns exec ${P}rc nft list chain inet filter prerouting_miniupnpd | grep -q "dport ${a##*/} .*dnat.*${NAT_ADDR[hc]}:4001" ||
         fail "$l: no DNAT of port ${a##*/} in miniupnpd's chain"
 }
+# cp2p_mapped NAME HOST ROUTER METHOD PORT: cp2p ping behind ROUTER maps PORT
+# (METHOD: natpmp, upnp or any); the lease and the DNAT rule are there, the
+# internet dials the address printed and pings through it, and on SIGINT the
+# mapping goes from the gateway.
+case_cp2p_mapped() {
+    local name=$1 host=$2 r=$3 method=$4 port=$5 a ep id args=()
+    [ "$method" = any ] || args=(--nat-method "$method")
+    ip netns exec $P$host "$CP2P" ping --listen /ip4/0.0.0.0/tcp/$port --nat-port-map "${args[@]}" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    local pid=$!
+    PIDS+=($pid)
+    SHOW_ON_FAIL+=($name.out $name.err upnpd-$r.log)
+    id=$(wait_line "$TMP/$name.out" '^Local peer id: ' 10 | cut -d' ' -f4)
+    a=$(wait_line "$TMP/$name.out" '^port mapping: ' 15 | cut -d' ' -f3)
+    [[ $a =~ ^/ip4/${NAT_WAN[$r]//./\\.}/tcp/[0-9]+$ ]] || fail "$name: mapped $a, not on router $r's ${NAT_WAN[$r]}"
+    ep=${a##*/}
+    grep -q "^TCP:$ep:${NAT_ADDR[$host]}:$port:" "$TMP/upnpd-$r.leases" ||
+        { cat "$TMP/upnpd-$r.leases"; fail "$name: no lease of $ep -> ${NAT_ADDR[$host]}:$port in miniupnpd"; }
+    ip netns exec $P$r nft list chain inet filter prerouting_miniupnpd >"$TMP/$name.nft"
+    grep -q "dport $ep .*dnat.*${NAT_ADDR[$host]}:$port" "$TMP/$name.nft" ||
+        { cat "$TMP/$name.nft"; fail "$name: no DNAT of port $ep in miniupnpd's chain"; }
+    ip netns exec ${P}pub timeout 30 "$CP2P" ping --dial "$a/p2p/$id" --count 2 --interval 0.2 \
+        >"$TMP/$name-dial.out" 2>&1 || { cat "$TMP/$name-dial.out"; fail "$name: the internet cannot ping $a"; }
+    [ "$(grep -c "^ping $id rtt=" "$TMP/$name-dial.out")" = 2 ] || fail "$name: no pings through $a"
+    kill -INT $pid
+    wait $pid || fail "$name: cp2p ping did not exit cleanly"
+    if grep -q "^TCP:$ep:" "$TMP/upnpd-$r.leases"; then fail "$name: the lease of $ep is still there after exit"; fi
+    if ip netns exec $P$r nft list chain inet filter prerouting_miniupnpd | grep -q "dport $ep "; then
+        fail "$name: the DNAT of $ep is still there after exit"
+    fi
+}
+case_cp2p_no_gateway() { # HOST: nobody answers: one clear line, and the host goes on
+    local host=$1 pub_id pid
+    ip netns exec ${P}pub "$CP2P" ping --listen /ip4/0.0.0.0/tcp/4500 >"$TMP/pub.out" 2>&1 &
+    PIDS+=($!)
+    pub_id=$(wait_line "$TMP/pub.out" '^Local peer id: ' 10 | cut -d' ' -f4)
+    ip netns exec $P$host timeout 30 "$CP2P" ping --listen /ip4/0.0.0.0/tcp/4001 --nat-port-map \
+        --dial /ip4/10.200.0.3/tcp/4500/p2p/$pub_id --count 8 --interval 0.75 \
+        >"$TMP/nogw.out" 2>"$TMP/nogw.err" || { show nogw.out nogw.err; fail "cp2p ping failed without a gateway"; }
+    [ "$(grep -c 'no gateway for port mapping' "$TMP/nogw.err")" = 1 ] ||
+        { cat "$TMP/nogw.err"; fail "not one 'no gateway' line"; }
+    [ "$(grep -c "^ping $pub_id rtt=" "$TMP/nogw.out")" = 8 ] || fail "the host did not go on pinging"
+    if grep -q '^port mapping' "$TMP/nogw.out"; then fail "a mapping without a gateway"; fi
+    [ "$(grep -c '^natpmp request' "$TMP/silent.out")" -ge 3 ] || fail "NAT-PMP was not retried (RFC 6886 3.1)"
+}
 case_private() { # (e) LISTENER: AutoNAT v1 says private
     wait_line "$TMP/$1.out" '^reachability private$' 40 >/dev/null
     if grep -q '^reachability public$' "$TMP/$1.out"; then fail "$1: AutoNAT said public behind NAT"; fi
@@ -140,9 +196,14 @@ CASES=(
     "go|mapped go_c 10.200.0.14|go behind C maps its port with miniupnpd and is dialled on router C's address"
     "go|private go_a|AutoNAT v1 (go) says private behind cone NAT A"
     "go|private go_b|AutoNAT v1 (go) says private behind symmetric NAT B"
+    "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
+    "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
+    "cp2p|cp2p_mapped cp2p_pmp_only hd rd any 4103|cp2p behind D (miniupnpd with UPnP off) maps with NAT-PMP"
+    "cp2p|cp2p_no_gateway he|cp2p behind E (a gateway that answers nothing): one 'no gateway' line, it goes on"
 )
 for c in "${CASES[@]}"; do
     IFS='|' read -r impl args what <<<"$c"
+    [ -z "${NAT_CASES:-}" ] || [[ " $NAT_CASES " == *" ${args%% *} "* ]] || continue # NAT_CASES="punched cp2p_mapped": only those
     echo "== [$impl] $what"
     SHOW_ON_FAIL=(relay.out go_a.out go_b.out go_a2.out go_c.out)
     case_$args
