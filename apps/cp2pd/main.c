@@ -20,6 +20,7 @@
 #include "cp2p/log.h"
 #include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
+#include "cp2p/nat.h"
 #include "cp2p/ping.h"
 #include "daemon/daemon.h"
 
@@ -116,7 +117,7 @@ static const struct flag {
     F(BOOL, "autonat", autonat, P2PD, NULL, "Enables the AutoNAT service (not in cp2pd yet: an error)"),
     F(BOOL, "forceReachabilityPublic", force_public, P2PD, NULL, "Set up ForceReachability as public for autonat (not in cp2pd yet: an error)"),
     F(BOOL, "forceReachabilityPrivate", force_private, P2PD, NULL, "Set up ForceReachability as private for autonat (not in cp2pd yet: an error)"),
-    F(BOOL, "natPortMap", nat_port_map, P2PD, NULL, "Enables NAT port mapping (UPnP, NAT-PMP; not in cp2pd yet: an error)"),
+    F(BOOL, "natPortMap", nat_port_map, P2PD, NULL, "Enables NAT port mapping (NAT-PMP, then UPnP IGD): prints 'port mapping: MA' and announces MA (unless -announceAddrs)"),
     F(BOOL, "pubsub", pubsub, P2PD, NULL, "Enables pubsub (gossipsub or floodsub, see -pubsubRouter); without it PUBSUB requests answer \"PubSub not enabled\", as in p2pd"),
     F(STR, "pubsubRouter", pubsub_router, P2PD, "gossipsub", "Specifies the pubsub router implementation: gossipsub or floodsub (with -pubsub only)"),
     F(BOOL, "pubsubSign", pubsub_sign, P2PD, "true", "Enables pubsub message signing (with -pubsub only)"),
@@ -139,7 +140,6 @@ static const struct lacking {
     {"autonat", "AutoNAT is not implemented yet"},
     {"forceReachabilityPublic", "AutoNAT is not implemented yet, so reachability cannot be forced"},
     {"forceReachabilityPrivate", "AutoNAT is not implemented yet, so reachability cannot be forced"},
-    {"natPortMap", "NAT port mapping (UPnP, NAT-PMP) is not implemented yet"},
 };
 
 static const char *kind_name(const struct flag *f)
@@ -331,6 +331,7 @@ typedef struct app {
     cp2p_pubsub_t *pubsub;
     cp2p_daemon_t *daemon;
     cp2p_metrics_t *metrics;
+    cp2p_nat_t *nat; /* -natPortMap */
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_signal_t usr1;  /* SIGUSR1: print the connections, as p2pd does */
     uv_timer_t idle;
@@ -405,10 +406,23 @@ static void host_closed(void *arg)
     close_handles(arg);
 }
 
+static void pubsub_closed(void *arg);
+
+static void nat_closed(void *arg)
+{
+    app_t *a = arg;
+    a->nat = NULL;
+    pubsub_closed(a);
+}
+
 static void pubsub_closed(void *arg)
 {
     app_t *a = arg;
     a->pubsub = NULL;
+    if (a->nat) { /* the mappings come off the gateway before the host goes */
+        cp2p_nat_close(a->nat, nat_closed, a);
+        return;
+    }
     if (a->dht)
         cp2p_dht_free(a->dht);
     a->dht = NULL;
@@ -618,6 +632,16 @@ static int bootstrap_one(app_t *a, const cp2p_multiaddr_t *ma)
     return cp2p_host_connect(a->h, ma, on_bootstrap_connected, a);
 }
 
+static void on_nat(const cp2p_nat_event_t *ev, void *arg)
+{
+    cp2p_buf_t s = {0};
+    if (ev->type != CP2P_NAT_MAPPED || !ev->external || cp2p_multiaddr_to_string(ev->external, &s))
+        return;
+    printf("port mapping: %s\n", (char *)s.data);
+    fflush(stdout);
+    cp2p_buf_free(&s);
+}
+
 static void print_startup(app_t *a, const opts_t *o)
 {
     cp2p_buf_t s = {0};
@@ -814,6 +838,11 @@ int main(int argc, char **argv)
         rc = each_addr(o.announce_addrs, announce_one, &a, &bad);
         if (!rc)
             rc = cp2p_host_set_announce_addrs(a.h, a.announce, a.n_announce);
+    }
+    if (!rc && o.nat_port_map) {
+        what = "cannot start port mapping";
+        cp2p_nat_config_t nc = {.advertise = !o.announce_addrs}; /* -announceAddrs rules, as in p2pd */
+        rc = cp2p_nat_start(a.h, &nc, o.quiet ? NULL : on_nat, &a, &a.nat);
     }
     char daemon_error[512] = "";
     if (!rc) {

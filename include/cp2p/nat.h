@@ -49,6 +49,7 @@ typedef struct cp2p_nat_config {
      * plus the mapped ones; an announce list the program set is replaced),
      * without waiting for AutoNAT to confirm them. Put back on close. */
     int advertise;
+    int loopback; /**< also map ports that listen on loopback (tests) */
 } cp2p_nat_config_t;
 
 typedef enum {

@@ -68,7 +68,7 @@ struct cp2p_nat {
     uv_loop_t *loop;
     unsigned methods;
     uint32_t lease_s, timeout_ms;
-    int advertise, advertised;
+    int advertise, advertised, loopback;
     int force_gw;
     in_addr_t gw;
     char desc[64];
@@ -182,7 +182,7 @@ static void readvertise(cp2p_nat_t *n)
 /* ---- the ports to map ---- */
 
 /* Every TCP port the host listens on over a private IPv4 address (a public
- * one needs no mapping), once. */
+ * one needs no mapping; loopback only if asked), once. */
 static void scan(cp2p_nat_t *n)
 {
     cp2p_multiaddr_t *l = NULL;
@@ -196,8 +196,10 @@ static void scan(cp2p_nat_t *n)
         size_t k = 0;
         while (k < 3 && cp2p_multiaddr_iter_next(&it, &c[k]))
             k++;
-        if (k != 2 || c[0].code != CP2P_MA_IP4 || c[1].code != CP2P_MA_TCP || c[1].value_len != 2 ||
-            cp2p_ip_scope(c[0].value, 4) != CP2P_IP_PRIVATE)
+        if (k != 2 || c[0].code != CP2P_MA_IP4 || c[1].code != CP2P_MA_TCP || c[1].value_len != 2)
+            continue;
+        cp2p_ip_scope_t scope = cp2p_ip_scope(c[0].value, 4);
+        if (scope != CP2P_IP_PRIVATE && !(n->loopback && scope == CP2P_IP_LOOPBACK))
             continue;
         uint16_t port = (uint16_t)(c[1].value[0] << 8 | c[1].value[1]);
         int known = 0;
@@ -743,6 +745,7 @@ int cp2p_nat_start(cp2p_host_t *h, const cp2p_nat_config_t *cfg, cp2p_nat_event_
     n->lease_s = c.lease_s ? c.lease_s : CP2P_NAT_DEFAULT_LEASE_S;
     n->timeout_ms = c.timeout_ms ? c.timeout_ms : CP2P_NAT_DEFAULT_TIMEOUT_MS;
     n->advertise = c.advertise;
+    n->loopback = c.loopback;
     n->force_gw = c.gateway != NULL;
     n->gw = gw.s_addr;
     snprintf(n->desc, sizeof n->desc, "%s", c.description ? c.description : "cp2p");

@@ -139,18 +139,23 @@ case_mapped() { # (d) LISTENER ROUTER_IP: the mapped address is the router's, an
         fail "$l: no DNAT of port ${a##*/} in miniupnpd's chain"
 }
 # cp2p_mapped NAME HOST ROUTER METHOD PORT: cp2p ping behind ROUTER maps PORT
-# (METHOD: natpmp, upnp or any); the lease and the DNAT rule are there, the
+# (METHOD: natpmp, upnp, any, or cp2pd for cp2pd -natPortMap); the lease and the DNAT rule are there, the
 # internet dials the address printed and pings through it, and on SIGINT the
 # mapping goes from the gateway.
 case_cp2p_mapped() {
     local name=$1 host=$2 r=$3 method=$4 port=$5 a ep id args=()
-    [ "$method" = any ] || args=(--nat-method "$method")
-    ip netns exec $P$host "$CP2P" ping --listen /ip4/0.0.0.0/tcp/$port --nat-port-map "${args[@]}" \
-        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    if [ "$method" = cp2pd ]; then # cp2pd -natPortMap, NAT-PMP then UPnP
+        ip netns exec $P$host "$BUILD/cp2pd" -listen /ip4/127.0.0.1/tcp/0 -hostAddrs /ip4/0.0.0.0/tcp/$port \
+            -natPortMap >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    else
+        [ "$method" = any ] || args=(--nat-method "$method")
+        ip netns exec $P$host "$CP2P" ping --listen /ip4/0.0.0.0/tcp/$port --nat-port-map "${args[@]}" \
+            >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    fi
     local pid=$!
     PIDS+=($pid)
     SHOW_ON_FAIL+=($name.out $name.err upnpd-$r.log)
-    id=$(wait_line "$TMP/$name.out" '^Local peer id: ' 10 | cut -d' ' -f4)
+    id=$(wait_line "$TMP/$name.out" '^(Local peer id|Peer ID): ' 10 | sed 's/.*: //')
     a=$(wait_line "$TMP/$name.out" '^port mapping: ' 15 | cut -d' ' -f3)
     [[ $a =~ ^/ip4/${NAT_WAN[$r]//./\\.}/tcp/[0-9]+$ ]] || fail "$name: mapped $a, not on router $r's ${NAT_WAN[$r]}"
     ep=${a##*/}
@@ -199,6 +204,7 @@ CASES=(
     "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp_only hd rd any 4103|cp2p behind D (miniupnpd with UPnP off) maps with NAT-PMP"
+    "cp2p|cp2p_mapped cp2pd_pmp hd rd cp2pd 4104|cp2pd -natPortMap behind D maps its port and is pinged on it"
     "cp2p|cp2p_no_gateway he|cp2p behind E (a gateway that answers nothing): one 'no gateway' line, it goes on"
 )
 for c in "${CASES[@]}"; do
