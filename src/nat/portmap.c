@@ -85,6 +85,9 @@ struct cp2p_nat {
     int np_open, np_op;
     size_t np_index;
     uint64_t np_deadline, np_wait_ms;
+    int have_epoch;
+    uint32_t epoch;    /* the gateway's last "seconds since start of epoch" */
+    uint64_t epoch_at; /* loop time it was received */
     uv_poll_t poll;
     uv_timer_t np_timer;
     /* UPnP */
@@ -390,6 +393,26 @@ static int np_open(cp2p_nat_t *n)
     return 0;
 }
 
+/* RFC 6886 3.6: a gateway whose epoch went back lost its mappings (it
+ * restarted): every mapping is made again now. */
+static void np_epoch(cp2p_nat_t *n, uint32_t epoch)
+{
+    uint64_t now = uv_now(n->loop);
+    if (n->have_epoch) {
+        uint64_t elapsed_s = (now - n->epoch_at) / 1000;
+        if ((uint64_t)epoch + 2 < (uint64_t)n->epoch + elapsed_s * 7 / 8) {
+            cp2p_log_info("nat", "NAT-PMP: the gateway restarted (epoch %u, was %u): mapping again",
+                          epoch, n->epoch);
+            for (size_t i = 0; i < n->nmaps; i++)
+                if (n->maps[i].mapped)
+                    n->maps[i].due = now;
+        }
+    }
+    n->have_epoch = 1;
+    n->epoch = epoch;
+    n->epoch_at = now;
+}
+
 static void np_done(cp2p_nat_t *n, int rc, const cp2p_natpmp_reply_t *rep, const char *why)
 {
     int op = n->np_op;
@@ -404,6 +427,8 @@ static void np_done(cp2p_nat_t *n, int rc, const cp2p_natpmp_reply_t *rep, const
         rc = CP2P_EREFUSED;
     }
     mapping_t *m = op == OP_PUBLIC ? NULL : &n->maps[n->np_index];
+    if (rep) /* the mapping this answers is made now: mapped() sets its renewal again */
+        np_epoch(n, rep->epoch);
     switch (op) {
     case OP_PUBLIC:
         if (!rc && (rep->ip[0] == 0 || rep->ip[0] >= 224)) {

@@ -69,6 +69,11 @@ typedef struct gw {
     uint16_t last_iport, last_want;
     uint32_t last_life;
     uint32_t grant; /* lifetime granted */
+    uint16_t long_port; /* granted 60 s instead */
+    int long_requests;
+    int restart_after;  /* map requests before the gateway "restarts" (its epoch back to 0) */
+    uint32_t epoch0;    /* the epoch at t0 */
+    uint64_t t0;
     int closed;
 } gw_t;
 
@@ -108,7 +113,7 @@ static void gw_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sock
     if (g->mode == GW_SILENT)
         return;
     uint8_t r[16] = {0, (uint8_t)(128 + q[1])};
-    put32(r + 4, 77); /* epoch */
+    put32(r + 4, g->epoch0 + (uint32_t)((uv_now(u->loop) - g->t0) / 1000)); /* epoch */
     if (q[1] == 0) {
         assert_int_equal(n, 2);
         if (g->mode == GW_LIES) { /* what answers nothing first */
@@ -128,6 +133,13 @@ static void gw_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sock
     g->last_life = (uint32_t)q[8] << 24 | (uint32_t)q[9] << 16 | (uint32_t)q[10] << 8 | q[11];
     if (!g->last_life)
         g->unmaps++;
+    if (g->last_iport == g->long_port)
+        g->long_requests++;
+    if (g->restart_after && g->map_requests == g->restart_after + 1) {
+        g->epoch0 = 0; /* from this answer on: a gateway that has just started */
+        g->t0 = uv_now(u->loop);
+        put32(r + 4, 0);
+    }
     if (g->mode == GW_REFUSE) {
         put16(r + 2, 2); /* Not Authorized/Refused */
         gw_send(g, from, r, 8);
@@ -151,7 +163,7 @@ static void gw_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sock
     }
     put16(r + 8, g->last_iport);
     put16(r + 10, g->last_life ? (uint16_t)(g->last_iport + 1000) : 0);
-    put32(r + 12, g->last_life ? g->grant : 0);
+    put32(r + 12, !g->last_life ? 0 : g->last_iport == g->long_port ? 60 : g->grant);
     gw_send(g, from, r, 16);
 }
 
@@ -160,6 +172,8 @@ static void gw_start(world_t *w, gw_t *g, enum gw_mode mode)
     memset(g, 0, sizeof *g);
     g->mode = mode;
     g->grant = 3600;
+    g->epoch0 = 1000;
+    g->t0 = uv_now(&w->loop);
     /* an address of our own in 127/8, so that parallel runs do not meet */
     snprintf(g->ip, sizeof g->ip, "127.%d.%d.1", 1 + getpid() % 250, 1 + (getpid() / 250) % 250);
     struct sockaddr_in a;
@@ -318,6 +332,64 @@ static void test_maps_renews_advertises_unmaps(void **state)
     world_end(&w);
 }
 
+/* RFC 6886 3.6: a gateway whose epoch went back restarted and lost every
+ * mapping: the one renewed tells, the other one is made again at once,
+ * not when its own renewal is due (30 s later). Then the gateway refuses:
+ * the mappings it drops are reported lost and no longer advertised. */
+static void test_gateway_restarts_then_refuses(void **state)
+{
+    world_t w;
+    world_init(&w);
+    gw_t g;
+    gw_start(&w, &g, GW_OK);
+    g.grant = 2;
+    g.restart_after = 2;
+    uint16_t port, port2;
+    cp2p_host_t *h = new_host(&w, &port);
+    cp2p_multiaddr_t ma;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/0", &ma), 0);
+    assert_int_equal(cp2p_host_listen(h, &ma), 0);
+    cp2p_multiaddr_free(&ma);
+    cp2p_multiaddr_t *l;
+    size_t nl;
+    assert_int_equal(cp2p_host_listen_addrs(h, &l, &nl), 0);
+    assert_int_equal(nl, 2);
+    cp2p_multiaddr_component_t c;
+    assert_int_equal(cp2p_multiaddr_get(&l[1], CP2P_MA_TCP, &c), 0);
+    port2 = (uint16_t)(c.value[0] << 8 | c.value[1]);
+    if (port2 == port) {
+        assert_int_equal(cp2p_multiaddr_get(&l[0], CP2P_MA_TCP, &c), 0);
+        port2 = (uint16_t)(c.value[0] << 8 | c.value[1]);
+    }
+    cp2p_multiaddr_array_free(l, nl);
+    g.long_port = port2;
+    seen_t s = {0};
+    cp2p_nat_t *n;
+    cp2p_nat_config_t cfg = {.methods = CP2P_NAT_NATPMP, .gateway = g.ip, .loopback = 1,
+                             .advertise = 1};
+    assert_int_equal(cp2p_nat_start(h, &cfg, on_nat, &s, &n), 0);
+    world_run_until_n(&w, &s.mapped, 2, 3000);
+    assert_int_equal(g.long_requests, 1);
+    /* the short one is renewed at 2 s; its answer shows the restart */
+    world_run_until_n(&w, &g.long_requests, 2, 3500);
+    assert_int_equal(g.map_requests, 4);
+    assert_int_equal(s.mapped, 2); /* the same addresses: no new events */
+
+    char want[64];
+    snprintf(want, sizeof want, "/ip4/203.0.113.7/tcp/%u", port + 1000);
+    assert_true(host_has_addr(h, want));
+    g.mode = GW_REFUSE;
+    world_run_until(&w, &s.lost, 4000);
+    assert_string_equal(s.external, want);
+    assert_int_equal(s.last_error, CP2P_EREFUSED);
+    assert_false(host_has_addr(h, want));
+    cp2p_nat_close(n, on_done, &s);
+    world_run_until(&w, &s.done, 3000);
+    gw_stop(&w, &g);
+    close_host(&w, h);
+    world_end(&w);
+}
+
 static void test_gateway_lies_and_floods(void **state)
 {
     for (enum gw_mode mode = GW_LIES; mode <= GW_FLOOD; mode++) {
@@ -441,6 +513,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reply_parse),
         cmocka_unit_test(test_maps_renews_advertises_unmaps),
+        cmocka_unit_test(test_gateway_restarts_then_refuses),
         cmocka_unit_test(test_gateway_lies_and_floods),
         cmocka_unit_test(test_gateway_refuses),
         cmocka_unit_test(test_gateway_silent),
