@@ -327,9 +327,10 @@ static void np_request(cp2p_nat_t *n, int op, size_t index)
     np_arm(n);
 }
 
-/* Every datagram waiting on the socket (16 at most a turn): the first that
- * answers the request under way ends it; the others are dropped, as is
- * whatever comes when no request is under way. */
+/* The datagrams waiting on the socket (16 at most a turn): the first that
+ * answers the request under way ends it; those before it are dropped, as
+ * is whatever comes when no request is under way. NAT-PMP has no request
+ * ids: an answer is matched by its opcode and port. */
 static void np_read(cp2p_nat_t *n)
 {
     for (int i = 0; i < 16; i++) {
@@ -354,6 +355,7 @@ static void np_read(cp2p_nat_t *n)
             continue;
         }
         np_done(n, 0, &rep, NULL);
+        return; /* what is left waits for the next turn, and the next request */
     }
 }
 

@@ -18,6 +18,12 @@ source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 [ -x "$CP2P" ] || fail "$CP2P not built"
 P=cnat$$ # namespace prefix, unique per run
+
+echo "== misuse"
+for bad in "--nat-method pcp --nat-port-map" "--nat-method upnp"; do
+    rc=0; "$CP2P" ping --listen /ip4/127.0.0.1/tcp/0 $bad 2>"$TMP/u.err" || rc=$?
+    [ $rc = 2 ] && [ "$(wc -l <"$TMP/u.err")" = 1 ] || fail "cp2p ping $bad: rc $rc: $(cat "$TMP/u.err")"
+done
 source "$(dirname "$0")/../nat/net.sh"
 GO_PEER=$("$(dirname "$0")/../interop/go/build.sh") || fail "the go peer does not build"
 
@@ -105,7 +111,7 @@ RELAY=/ip4/10.200.0.2/tcp/4001/p2p/$RELAY_ID
 go_listen go_a ha --listen /ip4/0.0.0.0/tcp/4001 --relay "$RELAY" --hole-punching
 go_listen go_b hb --listen /ip4/0.0.0.0/tcp/4001 --relay "$RELAY" --hole-punching
 go_listen go_a2 ha2 --listen /ip4/0.0.0.0/tcp/4002 --relay "$RELAY"
-go_listen go_c hc --listen /ip4/0.0.0.0/tcp/4001 --port-map
+go_listen go_c hc --listen /ip4/0.0.0.0/tcp/4001 --port-map --relay "$RELAY"
 
 # --- the cases ----------------------------------------------------------------
 # Each: case_<name> run by the table below; it fails the test with a message.
@@ -192,6 +198,10 @@ case_private() { # (e) LISTENER: AutoNAT v1 says private
     wait_line "$TMP/$1.out" '^reachability private$' 40 >/dev/null
     if grep -q '^reachability public$' "$TMP/$1.out"; then fail "$1: AutoNAT said public behind NAT"; fi
 }
+case_public() { # (d, e) LISTENER: AutoNAT v1 says public (the relay dialled the mapped port back)
+    wait_line "$TMP/$1.out" '^reachability public$' 40 >/dev/null
+    if grep -q '^reachability private$' "$TMP/$1.out"; then fail "$1: AutoNAT said private with a port mapped"; fi
+}
 
 # IMPL | CASE ARGS | what it shows
 CASES=(
@@ -201,6 +211,7 @@ CASES=(
     "go|mapped go_c 10.200.0.14|go behind C maps its port with miniupnpd and is dialled on router C's address"
     "go|private go_a|AutoNAT v1 (go) says private behind cone NAT A"
     "go|private go_b|AutoNAT v1 (go) says private behind symmetric NAT B"
+    "go|public go_c|AutoNAT v1 (go) says public behind C once its port is mapped"
     "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp_only hd rd any 4103|cp2p behind D (miniupnpd with UPnP off) maps with NAT-PMP"

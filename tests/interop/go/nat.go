@@ -164,6 +164,16 @@ func natRun(role, listen, relayMA, target string, holePunch, portMap bool, waitD
 		<-ctx.Done()
 		return nil
 	}
+	if portMap {
+		// AutoNAT's first probe (once the relay is met) should carry the
+		// mapped address: wait for it (10 s at most) before going there.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			if slices.ContainsFunc(h.Addrs(), manet.IsPublicAddr) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	relay, err := peer.AddrInfoFromString(relayMA)
 	if err != nil {
 		return fmt.Errorf("relay %s: %w", relayMA, err)
