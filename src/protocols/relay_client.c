@@ -462,9 +462,9 @@ static int status_error(int status)
 {
     return status == RELAY_RESOURCE_LIMIT_EXCEEDED || status == RELAY_RESERVATION_REFUSED
                ? CP2P_ELIMIT
-               : status == RELAY_NO_RESERVATION || status == RELAY_CONNECTION_FAILED
-                     ? CP2P_EUNREACHABLE
-                     : CP2P_EREFUSED;
+               : status == RELAY_NO_RESERVATION ? CP2P_ENORESERVATION
+               : status == RELAY_CONNECTION_FAILED ? CP2P_EUNREACHABLE
+                                                    : CP2P_EREFUSED;
 }
 
 /* ---- reservations ---- */
@@ -871,23 +871,27 @@ static void stop_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, 
     }
     cp2p_peer_id_t src = m.peer;
     relay_msg_clear(&m);
-    rsv_t *v = rsv_find(c, cp2p_stream_peer(s));
-    if (!v || !v->reserved) {
-        cp2p_log_write_key(CP2P_LOG_INFO, "relay", 5,
-                           "circuit refused: it comes from a relay we hold no reservation on");
+    /* As go-libp2p and js-libp2p do, a relay we did not reserve on through
+     * this client may terminate circuits here too (a reservation made by
+     * other means, as the @libp2p/interop suite makes them), but never over
+     * a relayed connection: no circuits of circuits. */
+    if (cp2p_conn_is_relayed(cp2p_stream_conn(s))) {
+        cp2p_log_write_key(CP2P_LOG_INFO, "relay", 5, "circuit refused: its relay is relayed itself");
         stop_answer(s, RELAY_PERMISSION_DENIED);
         st->s = NULL;
         let_go(s);
         stop_end(st, 0);
         return;
     }
+    const cp2p_peer_id_t *relay = cp2p_stream_peer(s);
+    rsv_t *v = rsv_find(c, relay);
     stop_answer(s, RELAY_OK);
     /* Remote: the relay's address, the circuit, the source. */
     cp2p_multiaddr_t remote = {0};
     cp2p_buf_t txt = {0};
     char id[CP2P_PEER_ID_STRMAX], rid[CP2P_PEER_ID_STRMAX];
     cp2p_peer_id_to_string(&src, id, sizeof id);
-    cp2p_peer_id_to_string(&v->relay, rid, sizeof rid);
+    cp2p_peer_id_to_string(relay, rid, sizeof rid);
     rc = cp2p_multiaddr_to_string(cp2p_conn_remote_addr(cp2p_stream_conn(s)), &txt);
     if (!rc) {
         char tail[2 * CP2P_PEER_ID_STRMAX + 32];
@@ -900,7 +904,8 @@ static void stop_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, 
     st->s = NULL;
     cp2p_rawconn_t *raw = NULL;
     if (!rc)
-        rc = pump_new(cp2p_host_loop(c->h), s, st->in.data, st->in.len, &v->listen, &remote, &raw);
+        rc = pump_new(cp2p_host_loop(c->h), s, st->in.data, st->in.len, v ? &v->listen : &remote,
+                      &remote, &raw);
     else {
         cp2p_stream_reset(s);
         cp2p_stream_unref(s);

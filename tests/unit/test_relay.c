@@ -210,7 +210,7 @@ static void test_no_reservation(void **state)
     assert_int_equal(host_connect_wait(&w, a.h, &r.addr), 0);
     cp2p_multiaddr_t to;
     circuit_addr(&r, a.h, &to);
-    assert_int_equal(host_connect_wait(&w, b.h, &to), CP2P_EUNREACHABLE);
+    assert_int_equal(host_connect_wait(&w, b.h, &to), CP2P_ENORESERVATION);
     /* a circuit address with no target cannot be dialled */
     cp2p_multiaddr_free(&to);
     circuit_addr(&r, NULL, &to);

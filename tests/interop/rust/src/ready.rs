@@ -4,7 +4,11 @@
 //! circuit relay v2 server and client, DCUtR, an AutoNAT v1 server, identify
 //! and ping.
 //!
-//!     peer ready [--listen MA[,MA]...]
+//!     peer ready [--listen MA[,MA]...] [--external]
+//!
+//! --external confirms the listen addresses as external ones: rust-libp2p's
+//! relay server takes reservations only once the host has a confirmed
+//! external address (relay_interop.sh runs it on loopback).
 //!
 //! Prints "peer-id <id>" and one "listening <ma>/p2p/<id>" per address, then
 //! "connected <id>" per connection, until SIGINT or SIGTERM (exit 0).
@@ -36,12 +40,17 @@ struct Ready {
 
 pub async fn main(args: Vec<String>) -> i32 {
     let mut listen = "/ip4/127.0.0.1/tcp/0".to_string();
+    let mut external = false;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
+        if a == "--external" {
+            external = true;
+            continue;
+        }
         match (a.trim_start_matches('-'), it.next()) {
             ("listen", Some(v)) => listen = v,
             _ => {
-                say!("error usage: peer ready [--listen MA[,MA]...]");
+                say!("error usage: peer ready [--listen MA[,MA]...] [--external]");
                 return 2;
             }
         }
@@ -103,7 +112,12 @@ pub async fn main(args: Vec<String>) -> i32 {
             _ = term.recv() => return 0,
             _ = tokio::signal::ctrl_c() => return 0,
             ev = swarm.select_next_some() => match ev {
-                SwarmEvent::NewListenAddr { address, .. } => say!("listening {address}/p2p/{}", swarm.local_peer_id()),
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    if external {
+                        swarm.add_external_address(address.clone());
+                    }
+                    say!("listening {address}/p2p/{}", swarm.local_peer_id())
+                }
                 SwarmEvent::ConnectionEstablished { peer_id, .. } => say!("connected {peer_id}"),
                 _ => {}
             },
