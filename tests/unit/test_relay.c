@@ -292,6 +292,55 @@ static void test_floods(void **state)
     world_end(&w);
 }
 
+/* AutoRelay over static relays: a reservation on the first, moved to the
+ * next when it goes away; the circuit address follows. */
+static void test_autorelay(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r1, r2;
+    relay_new(&w, &r1, NULL);
+    relay_new(&w, &r2, NULL);
+    cp2p_buf_t s1 = {0}, s2 = {0};
+    assert_int_equal(cp2p_multiaddr_to_string(&r1.addr, &s1), 0);
+    assert_int_equal(cp2p_multiaddr_to_string(&r2.addr, &s2), 0);
+    const char *statics[] = {(char *)s1.data, (char *)s2.data};
+    peer_t a;
+    memset(&a, 0, sizeof a);
+    a.h = host_new(&w, NULL);
+    cp2p_relay_client_config_t cfg = {.on_event = on_relay_event, .event_arg = &a,
+                                      .static_relays = statics, .n_static_relays = 2,
+                                      .max_relays = 1};
+    assert_int_equal(cp2p_relay_client_enable(a.h, &cfg, &a.rc), 0);
+    cp2p_buf_free(&s1);
+    cp2p_buf_free(&s2);
+    world_run_for(&w, 300);
+    assert_int_equal(a.reserved, 0); /* nothing before AutoRelay is started */
+    assert_int_equal(cp2p_relay_autorelay_start(a.rc), 0);
+    world_run_until_n(&w, &a.reserved, 1, 5000);
+    cp2p_peer_id_t held[4];
+    assert_int_equal(cp2p_relay_client_relays(a.rc, held, 4), 1);
+    assert_true(cp2p_peer_id_equal(&held[0], cp2p_host_peer_id(r1.h)));
+    assert_true(has_circuit_addr(a.h));
+
+    /* the first relay goes: the reservation moves to the second */
+    cp2p_peer_id_t id2 = *cp2p_host_peer_id(r2.h);
+    relay_end(&w, &r1);
+    world_run_until_n(&w, &a.lost, 1, 5000);
+    world_run_until_n(&w, &a.reserved, 2, 5000);
+    assert_int_equal(cp2p_relay_client_relays(a.rc, held, 4), 1);
+    assert_true(cp2p_peer_id_equal(&held[0], &id2));
+    assert_true(has_circuit_addr(a.h));
+
+    /* and stopping AutoRelay lets it go */
+    cp2p_relay_autorelay_stop(a.rc);
+    assert_int_equal(cp2p_relay_client_relays(a.rc, held, 4), 0);
+    assert_false(has_circuit_addr(a.h));
+    peer_end(&w, &a);
+    relay_end(&w, &r2);
+    world_end(&w);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* circuits pass through socket pairs (cp2p/relay.h) */
@@ -300,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_data_limit),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
+        cmocka_unit_test(test_autorelay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
