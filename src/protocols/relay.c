@@ -637,6 +637,17 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
+/* A reservation lasts while its peer is connected (the spec's "Reservation"). */
+static void on_host_event(const cp2p_event_t *ev, void *arg)
+{
+    cp2p_relay_t *r = arg;
+    if (ev->type != CP2P_EVENT_DISCONNECTED || cp2p_host_conn_to(r->h, ev->peer))
+        return;
+    rsvp_t **pp = rsvp_find(r, ev->peer);
+    if (*pp)
+        rsvp_drop(r, pp);
+}
+
 /* ---- life ---- */
 
 #define OR(v, d) ((v) ? (v) : (d))
@@ -661,6 +672,8 @@ int cp2p_relay_start(cp2p_host_t *h, const cp2p_relay_config_t *cfg, cp2p_relay_
     r->cfg.limit_duration_s = OR(c->limit_duration_s, CP2P_RELAY_DEFAULT_LIMIT_DURATION_S);
     r->cfg.limit_data = OR(c->limit_data, CP2P_RELAY_DEFAULT_LIMIT_DATA);
     int rc = cp2p_host_set_handler(h, CP2P_RELAY_HOP_PROTOCOL_ID, on_hop, r);
+    if (!rc && (rc = cp2p_host_subscribe(h, on_host_event, r)))
+        cp2p_host_remove_handler(h, CP2P_RELAY_HOP_PROTOCOL_ID);
     if (rc) {
         free(r);
         return rc;
@@ -690,6 +703,7 @@ void cp2p_relay_close(cp2p_relay_t *r, void (*done)(void *arg), void *arg)
     r->done = done;
     r->done_arg = arg;
     cp2p_host_remove_handler(r->h, CP2P_RELAY_HOP_PROTOCOL_ID);
+    cp2p_host_unsubscribe(r->h, on_host_event, r);
     while (r->hops)
         hop_end(r->hops, 1);
     while (r->rsvps)

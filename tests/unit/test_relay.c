@@ -152,6 +152,17 @@ static void test_circuit_echo(void **state)
     assert_int_equal(st.circuits_opened, 1);
     assert_true(st.bytes_relayed > 2 * 64 * 1024);
 
+    /* A reservation lasts while its peer is connected. */
+    peer_t c2;
+    peer_new(&w, &c2);
+    reserve(&w, &r, &c2);
+    cp2p_relay_stats(r.r, &st);
+    assert_int_equal(st.reservations, 2);
+    peer_end(&w, &c2);
+    world_run_for(&w, 100);
+    cp2p_relay_stats(r.r, &st);
+    assert_int_equal(st.reservations, 1);
+
     /* The relay going away takes the reservation and the circuit with it. */
     relay_end(&w, &r);
     world_run_until_n(&w, &a.lost, 1, 5000);
@@ -191,6 +202,38 @@ static void test_data_limit(void **state)
     assert_int_equal(st.circuits_limited, 1);
     assert_int_equal(st.circuits, 0);
     assert_true(st.bytes_relayed <= 2 * 32 * 1024);
+    peer_end(&w, &a);
+    peer_end(&w, &b);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
+static void test_duration_limit(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    cp2p_relay_config_t cfg = {.limit_duration_s = 1};
+    relay_new(&w, &r, &cfg);
+    peer_t a, b;
+    peer_new(&w, &a);
+    peer_new(&w, &b);
+    reserve(&w, &r, &a);
+    cp2p_multiaddr_t to;
+    circuit_addr(&r, a.h, &to);
+    assert_int_equal(host_connect_wait(&w, b.h, &to), 0);
+    cp2p_multiaddr_free(&to);
+    assert_non_null(cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h)));
+    world_run_for(&w, 500);
+    assert_non_null(cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h)));
+    world_run_for(&w, 1500); /* the relay resets the circuit at 1 s; the connection goes */
+    assert_null(cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h)));
+    cp2p_relay_stats_t st;
+    cp2p_relay_stats(r.r, &st);
+    assert_int_equal(st.circuits_limited, 1);
+    assert_int_equal(st.circuits, 0);
+    /* the reservation outlives its circuits */
+    assert_int_equal(st.reservations, 1);
     peer_end(&w, &a);
     peer_end(&w, &b);
     relay_end(&w, &r);
@@ -347,6 +390,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_circuit_echo),
         cmocka_unit_test(test_data_limit),
+        cmocka_unit_test(test_duration_limit),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
         cmocka_unit_test(test_autorelay),
