@@ -2,8 +2,9 @@
 # ctest: run-serial
 # Circuit relay v2 across implementations (libp2p specs relay/circuit-v2.md).
 # A cp2p relay (`cp2p relay`) serves js-libp2p (@libp2p/circuit-relay-v2,
-# tests/interop/relay.mjs) and go-libp2p (tests/interop/go, relay-listen and
-# --relay-client) listeners and dialers, and cp2p ones; js, go and rust
+# tests/interop/relay.mjs), go-libp2p (tests/interop/go, relay-listen and
+# --relay-client) and rust-libp2p (peer ready --relay / --dial) listeners and
+# dialers, and cp2p ones; js, go and rust
 # (`peer ready`) relays serve a cp2p listener (`cp2p ping --relay`) and a
 # cp2p dialer. Each pair: the listener's /p2p-circuit address, pings and an
 # echo through the circuit, the connection seen as relayed. Then the limits:
@@ -60,13 +61,28 @@ listen_go() {
         fail "go: no voucher or limit from the cp2p relay"
 }
 
-# Dialers to $CIRCUIT: 3 pings and an echo under the relay's limit.
+listen_rust() {
+    "$RUST_PEER" ready --relay "$RELAY" >"$TMP/listen$n.out" 2>"$TMP/listen$n.err" &
+    PIDS+=($!)
+    CIRCUIT=$(wait_line "$TMP/listen$n.out" '^listening .*/p2p-circuit/p2p/' 15 | cut -d' ' -f2)
+}
+
+# Dialers to $CIRCUIT: 3 pings and an echo under the relay's limit (the rust
+# peer has no echo protocol: pings only).
 dial_cp2p() {
-    timeout 30 "$CP2P" ping --count 3 --interval 0.1 --echo-streams 1 --echo-size 50000 "$CIRCUIT" \
+    local echo=(--echo-streams 1 --echo-size 50000)
+    [ "${1:-}" != rust ] || echo=()
+    timeout 30 "$CP2P" ping --count 3 --interval 0.1 "${echo[@]}" "$CIRCUIT" \
         >"$TMP/dial$n.out" 2>"$TMP/dial$n.err" || fail "cp2p could not ping and echo through the circuit"
     grep -q "^relayed connection .*/p2p-circuit$" "$TMP/dial$n.out" || fail "cp2p: the connection is not relayed"
     [ "$(grep -c '^ping ' "$TMP/dial$n.out")" = 3 ] || fail "cp2p: 3 pings expected"
-    grep -q '^echo ok streams=1 bytes=50000' "$TMP/dial$n.out" || fail "cp2p: no echo"
+    [ "${1:-}" = rust ] || grep -q '^echo ok streams=1 bytes=50000' "$TMP/dial$n.out" || fail "cp2p: no echo"
+}
+dial_rust() {
+    timeout 30 "$RUST_PEER" ready --dial "$CIRCUIT" --ping 3 >"$TMP/dial$n.out" 2>"$TMP/dial$n.err" ||
+        fail "rust could not ping through the circuit"
+    grep -q "^connected ${CIRCUIT##*/p2p/} relayed=true" "$TMP/dial$n.out" || fail "rust: the connection is not relayed"
+    [ "$(grep -c '^ping rtt=' "$TMP/dial$n.out")" = 3 ] || fail "rust: 3 pings expected"
 }
 dial_js() {
     (cd "$INTEROP" && exec timeout 30 node --import ./polyfill.mjs relay.mjs dial --dial "$CIRCUIT" --ping 3 --echo-size 30000) \
@@ -89,7 +105,7 @@ case_() {
     echo "== $1 relay: $2 listener, $3 dialer"
     "relay_$1"
     "listen_$2" "$1"
-    "dial_$3"
+    "dial_$3" "$2"
     kill "$RELAY_PID" 2>/dev/null || true
 }
 
@@ -98,6 +114,8 @@ case_ cp2p js cp2p
 case_ cp2p go cp2p
 case_ cp2p cp2p js
 case_ cp2p cp2p go
+case_ cp2p rust cp2p
+case_ cp2p cp2p rust
 case_ js cp2p cp2p
 case_ go cp2p cp2p
 case_ rust cp2p cp2p
