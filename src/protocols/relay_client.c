@@ -39,7 +39,9 @@ typedef struct pump {
     cp2p_buf_t out;   /* stream bytes for the pipe, not yet in a write */
     uv_write_t wreq;
     uint8_t *wbuf;    /* the bytes of the write under way */
+    size_t wlen;
     int writing;
+    long charged;     /* out and wbuf, counted in the stream's scopes */
     uv_shutdown_t sreq;
     int shut;
     int s_reading, s_eof, pipe_eof;
@@ -72,6 +74,9 @@ static void pump_end(pump_t *p, int reset)
                    reset ? " with a reset" : "", p->s_eof, p->pipe_eof);
     p->dead = 1;
     if (p->s) {
+        if (p->charged)
+            cp2p_stream_charge(p->s, -p->charged);
+        p->charged = 0;
         cp2p_stream_read_stop(p->s);
         if (reset)
             cp2p_stream_reset(p->s);
@@ -106,6 +111,8 @@ static void pump_written(uv_write_t *req, int status)
     p->wbuf = NULL;
     if (p->dead)
         return;
+    cp2p_stream_charge(p->s, -(long)p->wlen);
+    p->charged -= (long)p->wlen;
     if (status < 0) {
         pump_end(p, 1);
         return;
@@ -120,6 +127,7 @@ static void pump_kick(pump_t *p)
     if (!p->writing && p->out.len) {
         size_t n;
         p->wbuf = cp2p_buf_steal(&p->out, &n);
+        p->wlen = n;
         uv_buf_t b = uv_buf_init((char *)p->wbuf, (unsigned)n);
         p->wreq.data = p;
         if (uv_write(&p->wreq, (uv_stream_t *)&p->pipe, &b, 1, pump_written) < 0) {
@@ -152,6 +160,12 @@ static void pump_stream_read(cp2p_stream_t *s, int status, const uint8_t *d, siz
         return;
     if (status == 0) {
         if (cp2p_buf_append(&p->out, d, n) < 0) {
+            pump_end(p, 1);
+            return;
+        }
+        /* What the remote sent and the socket pair has not taken yet. */
+        p->charged += (long)n;
+        if (cp2p_stream_charge(s, (long)n) < 0) {
             pump_end(p, 1);
             return;
         }
@@ -289,6 +303,10 @@ static int pump_new(uv_loop_t *loop, cp2p_stream_t *s, const uint8_t *lead, size
         return err;
     }
     p->s = s;
+    if (p->out.len) {
+        p->charged = (long)p->out.len;
+        cp2p_stream_charge(s, p->charged);
+    }
     if (uv_read_start((uv_stream_t *)&p->pipe, pump_alloc, pump_pipe_read) < 0) {
         pump_end(p, 1);
         cp2p_rawconn_free(rc);
