@@ -63,6 +63,8 @@ static void usage(FILE *f)
             "                    .../p2p/RELAY/p2p-circuit/p2p/ID through a relay); also as the last argument\n"
             "  --relay MA        reserve on the circuit relay at MA (/ip4/../tcp/../p2p/RELAY) and\n"
             "                    listen through it; repeatable\n"
+            "  --auto-relay MA   AutoRelay: keep reservations on up to 2 of these relays, moving to the\n"
+            "                    next when one goes (as a private host does); repeatable\n"
             "  --count N         exit after N replies (default: until interrupted)\n"
             "  --interval S      seconds between pings (default 1)\n"
             "  --timeout S       dial timeout in seconds (default 10)\n"
@@ -354,7 +356,8 @@ static void on_event(const cp2p_event_t *ev, void *arg)
 int cmd_ping(int argc, char **argv)
 {
     app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
-    const char *listen_v[MAX_LISTEN], *pos_v[1], *relay_v[MAX_LISTEN];
+    const char *listen_v[MAX_LISTEN], *pos_v[1], *relay_v[MAX_LISTEN], *auto_v[MAX_LISTEN];
+    cli_list_t autos = {auto_v, 0, MAX_LISTEN};
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1},
                relays = {relay_v, 0, MAX_LISTEN};
     const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL, *psk_file = NULL;
@@ -365,6 +368,7 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--dial", CLI_STR, &dial),
         CLI_OPTION("--relay", CLI_LIST, &relays),
+        CLI_OPTION("--auto-relay", CLI_LIST, &autos),
         CLI_OPTION("--muxer", CLI_STR, &muxer),
         CLI_OPTION("--security", CLI_STR, &security),
         CLI_OPTION("--key", CLI_STR, &key_file),
@@ -394,7 +398,7 @@ int cmd_ping(int argc, char **argv)
     a.interval_ms = (uint64_t)(interval * 1000);
     a.echo_streams = (long)echo_streams;
     a.echo_size = (uint64_t)echo_size;
-    if (!listen.n && !a.dial && !relays.n) {
+    if (!listen.n && !a.dial && !relays.n && !autos.n) {
         return cli_usage("ping", "give --listen, --relay, --dial or more");
     }
     if (a.echo_streams && !a.dial) {
@@ -437,8 +441,12 @@ int cmd_ping(int argc, char **argv)
     if (!rc)
         rc = cp2p_host_subscribe(a.h, on_event, &a);
     if (!rc) {
-        cp2p_relay_client_config_t rcfg = {.on_event = on_relay_event, .event_arg = &a};
+        cp2p_relay_client_config_t rcfg = {.on_event = on_relay_event, .event_arg = &a,
+                                           .static_relays = autos.v, .n_static_relays = autos.n};
+        snprintf(what, sizeof what, "bad --auto-relay (a /p2p/<relay> address is needed)");
         rc = cp2p_relay_client_enable(a.h, &rcfg, &a.relay);
+        if (!rc && autos.n)
+            rc = cp2p_relay_autorelay_start(a.relay);
     }
     for (size_t i = 0; !rc && i < listen.n; i++) {
         cp2p_multiaddr_t ma;

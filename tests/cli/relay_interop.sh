@@ -10,7 +10,8 @@
 # echo through the circuit, the connection seen as relayed. Then the limits:
 # a circuit that passes its 128 KiB is reset, and a reservation flood from
 # many identities is refused past --max-reservations while the relay goes on
-# serving a reserved peer.
+# serving a reserved peer. AutoRelay (`cp2p ping --auto-relay`) holds 2 of 3
+# static relays and takes the third when one goes.
 INTEROP_PEERS="js go rust"
 . "$(dirname "$0")/../interop/lib.sh"
 SHOW_ON_FAIL=(all)
@@ -144,5 +145,20 @@ good=$(cat "$TMP"/flood*.out | grep -m1 '^Listening on .*/p2p-circuit/' | cut -d
 [ "$(cat "$TMP"/flood*.out | grep -c '/p2p-circuit/')" = 3 ] || fail "not exactly 3 reservations held"
 CIRCUIT=$good dial_cp2p
 grep -q 'reservations=3 ' <(tail -1 "$TMP/relay$n.out") || fail "the relay's count moved"
+
+echo "== AutoRelay: reservations on 2 of 3 static relays, the third taken when one goes"
+n=$((n + 1)); relay_cp2p; R1=$RELAY; P1=$RELAY_PID
+n=$((n + 1)); relay_cp2p; R2=$RELAY
+n=$((n + 1)); relay_cp2p; R3=$RELAY
+"$CP2P" ping --auto-relay "$R1" --auto-relay "$R2" --auto-relay "$R3" --echo >"$TMP/auto.out" 2>"$TMP/auto.err" &
+PIDS+=($!)
+wait_line "$TMP/auto.out" "^Listening on $R1/p2p-circuit/p2p/" 15 >/dev/null
+wait_line "$TMP/auto.out" "^Listening on $R2/p2p-circuit/p2p/" 15 >/dev/null
+sleep 0.5
+! grep -q "^Listening on $R3/" "$TMP/auto.out" || fail "AutoRelay took a third relay"
+kill "$P1"
+CIRCUIT=$(wait_line "$TMP/auto.out" "^Listening on $R3/p2p-circuit/p2p/" 15 | cut -d' ' -f3)
+grep -q 'reservation lost' "$TMP/auto.err" || fail "AutoRelay did not say the first relay went"
+dial_cp2p
 
 echo PASS
