@@ -463,7 +463,8 @@ int cmd_ping(int argc, char **argv)
     }
     for (size_t i = 0; !rc && i < relays.n; i++) {
         cp2p_multiaddr_t ma;
-        snprintf(what, sizeof what, "cannot use relay %s", relays.v[i]);
+        snprintf(what, sizeof what, "cannot use relay %s (an address ending in /p2p/<relay id> is needed)",
+                 relays.v[i]);
         rc = cp2p_multiaddr_parse(relays.v[i], &ma);
         if (!rc) {
             rc = cp2p_relay_client_listen(a.relay, &ma);

@@ -146,6 +146,13 @@ good=$(cat "$TMP"/flood*.out | grep -m1 '^Listening on .*/p2p-circuit/' | cut -d
 CIRCUIT=$good dial_cp2p
 grep -q 'reservations=3 ' <(tail -1 "$TMP/relay$n.out") || fail "the relay's count moved"
 
+echo "== misuse: one-line errors"
+rc=0; "$CP2P" relay --limit-data 0 2>"$TMP/u.err" || rc=$?
+[ $rc = 2 ] && grep -q 'bad option --limit-data 0' "$TMP/u.err" || fail "--limit-data 0: rc $rc"
+rc=0; "$CP2P" ping --relay /ip4/127.0.0.1/tcp/1 >/dev/null 2>"$TMP/u.err" || rc=$?
+[ $rc = 1 ] && [ "$(wc -l <"$TMP/u.err")" = 1 ] && grep -q '/p2p/<relay id> is needed' "$TMP/u.err" ||
+    fail "--relay without a peer id: rc $rc: $(cat "$TMP/u.err")"
+
 echo "== AutoRelay: reservations on 2 of 3 static relays, the third taken when one goes"
 n=$((n + 1)); relay_cp2p; R1=$RELAY; P1=$RELAY_PID
 n=$((n + 1)); relay_cp2p; R2=$RELAY
