@@ -335,6 +335,47 @@ static void test_floods(void **state)
     world_end(&w);
 }
 
+/* No circuits of circuits: a relay refuses a reservation that comes over a
+ * relayed connection (as go-libp2p does). */
+static void test_no_chaining(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    relay_new(&w, &r, NULL);
+    peer_t p, x;
+    peer_new(&w, &p);
+    peer_new(&w, &x);
+    cp2p_relay_t *xr; /* x is a relay too */
+    assert_int_equal(cp2p_relay_start(x.h, NULL, &xr), 0);
+    reserve(&w, &r, &p);
+    cp2p_multiaddr_t to;
+    circuit_addr(&r, p.h, &to);
+    assert_int_equal(host_connect_wait(&w, x.h, &to), 0);
+    cp2p_multiaddr_free(&to);
+    /* p's only connection to x is the circuit: reserving on x goes over it */
+    char txt[CP2P_PEER_ID_STRMAX + 8], id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(cp2p_host_peer_id(x.h), id, sizeof id);
+    snprintf(txt, sizeof txt, "/p2p/%s", id);
+    cp2p_multiaddr_t xa;
+    assert_int_equal(cp2p_multiaddr_parse(txt, &xa), 0);
+    assert_int_equal(cp2p_relay_client_listen(p.rc, &xa), 0);
+    cp2p_multiaddr_free(&xa);
+    world_run_until_n(&w, &p.failed, 1, 5000);
+    assert_int_equal(p.last_status, 202); /* PERMISSION_DENIED */
+    cp2p_relay_stats_t st;
+    cp2p_relay_stats(xr, &st);
+    assert_int_equal(st.reservations, 0);
+    assert_int_equal(st.reservations_refused, 1);
+    int done = 0;
+    cp2p_relay_close(xr, set_flag, &done);
+    world_run_until(&w, &done, 5000);
+    peer_end(&w, &p);
+    peer_end(&w, &x);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
 /* AutoRelay over static relays: a reservation on the first, moved to the
  * next when it goes away; the circuit address follows. */
 static void test_autorelay(void **state)
@@ -393,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_duration_limit),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
+        cmocka_unit_test(test_no_chaining),
         cmocka_unit_test(test_autorelay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
