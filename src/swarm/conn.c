@@ -966,3 +966,9 @@ int cp2p_conn_is_inbound(const cp2p_conn_t *c)
 {
     return c->inbound;
 }
+
+int cp2p_conn_is_relayed(const cp2p_conn_t *c)
+{
+    cp2p_multiaddr_component_t comp;
+    return cp2p_multiaddr_get(&c->remote, CP2P_MA_P2P_CIRCUIT, &comp) == 0;
+}

@@ -255,6 +255,25 @@ int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiad
                       size_t *n);
 int cp2p_swarm_listen_addrs(cp2p_swarm_t *sw, cp2p_multiaddr_t **addrs, size_t *n);
 
+/* Connections no transport of the swarm makes: a relayed circuit
+ * (src/protocols/relay_client.c) is a byte stream that the swarm upgrades
+ * like a TCP connection, through the one code path of conn.c. The layer
+ * above gives the swarm a dialer for the addresses it matches (dial's peer
+ * is the dial's expected peer, or NULL; fn runs once unless cancelled), and
+ * hands over the raw connections it accepted. */
+typedef struct cp2p_swarm_ext_dialer {
+    void *ctx;
+    int (*matches)(void *ctx, const cp2p_multiaddr_t *ma);
+    int (*dial)(void *ctx, const cp2p_multiaddr_t *ma, const cp2p_peer_id_t *peer,
+                cp2p_dial_fn fn, void *arg, void **out);
+    void (*dial_cancel)(void *ctx, void *d);
+} cp2p_swarm_ext_dialer_t;
+/* d is copied; NULL removes it. */
+void cp2p_swarm_set_ext_dialer(cp2p_swarm_t *sw, const cp2p_swarm_ext_dialer_t *d);
+/* An inbound raw connection (taken over: freed on failure). No per-IP limits:
+ * its address is the relay's. */
+void cp2p_swarm_accept_raw(cp2p_swarm_t *sw, cp2p_rawconn_t *rc);
+
 /* c is borrowed (NULL on error). */
 typedef void (*cp2p_swarm_dial_cb)(int status, cp2p_conn_t *c, void *arg);
 /* Dial addrs in order until one upgrades. With peer, an open connection to it
