@@ -107,11 +107,31 @@ PIDS+=($!)
 RELAY_ID=$(wait_line "$TMP/relay.out" '^peer-id ' 15 | cut -d' ' -f2)
 RELAY=/ip4/10.200.0.2/tcp/4001/p2p/$RELAY_ID
 
+echo "== a cp2p relay on the internet"
+ip netns exec ${P}relay "$CP2P" relay --listen /ip4/0.0.0.0/tcp/4002 >"$TMP/cp2p_relay.out" 2>"$TMP/cp2p_relay.err" &
+PIDS+=($!)
+CP2P_RELAY=$(wait_line "$TMP/cp2p_relay.out" '^Listening on /ip4/10\.200\.0\.2/tcp/4002/' 10 | cut -d' ' -f3)
+
+# cp2p_listen NAME HOST RELAY ARGS...: cp2p ping behind NAT holding a slot on
+# RELAY; sets ADDR_<NAME> to its circuit address.
+cp2p_listen() {
+    local name=$1 host=$2 relay=$3; shift 3
+    ip netns exec $P$host "$CP2P" ping --listen /ip4/0.0.0.0/tcp/0 --relay "$relay" "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+    local a
+    a=$(wait_line "$TMP/$name.out" "^Listening on ${relay//./\\.}/p2p-circuit/p2p/" 20 | cut -d' ' -f3)
+    printf -v "ADDR_$name" %s "$a"
+}
+
 # The listeners behind the NATs, all at once (AutoNAT takes its time).
 go_listen go_a ha --listen /ip4/0.0.0.0/tcp/4001 --relay "$RELAY" --hole-punching
 go_listen go_b hb --listen /ip4/0.0.0.0/tcp/4001 --relay "$RELAY" --hole-punching
 go_listen go_a2 ha2 --listen /ip4/0.0.0.0/tcp/4002 --relay "$RELAY"
 go_listen go_c hc --listen /ip4/0.0.0.0/tcp/4001 --port-map --relay "$RELAY"
+go_listen go_a2c ha2 --listen /ip4/0.0.0.0/tcp/4003 --relay "$CP2P_RELAY" # go on the cp2p relay
+cp2p_listen cp2p_a2 ha2 "$CP2P_RELAY"
+cp2p_listen cp2p_a2g ha2 "$RELAY"                                         # cp2p on the go relay
 
 # --- the cases ----------------------------------------------------------------
 # Each: case_<name> run by the table below; it fails the test with a message.
@@ -194,6 +214,16 @@ case_cp2p_no_gateway() { # HOST: nobody answers: one clear line, and the host go
     if grep -q '^port mapping' "$TMP/nogw.out"; then fail "a mapping without a gateway"; fi
     [ "$(grep -c '^natpmp request' "$TMP/silent.out")" -ge 3 ] || fail "NAT-PMP was not retried (RFC 6886 3.1)"
 }
+# cp2p_relayed LISTENER DIALER_HOST RELAY: cp2p dials the listener's circuit
+# address: the connection is relayed, through RELAY, and pings go over it.
+case_cp2p_relayed() {
+    local l=$1 host=$2 relay=$3 target out=$TMP/cdial-$1-$2.out
+    target=$(eval echo \$ADDR_$l)
+    ip netns exec $P$host timeout 30 "$CP2P" ping "$target" --count 3 --interval 0.2 >"$out" 2>&1 ||
+        { cat "$out"; fail "$l from $host: cp2p could not ping through the relay"; }
+    grep -q "^relayed connection ${relay//./\\.}/p2p-circuit" "$out" || { cat "$out"; fail "$l from $host: not relayed"; }
+    [ "$(grep -c "^ping ${target##*/} rtt=" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: no pings"; }
+}
 case_private() { # (e) LISTENER: AutoNAT v1 says private
     wait_line "$TMP/$1.out" '^reachability private$' 40 >/dev/null
     if grep -q '^reachability public$' "$TMP/$1.out"; then fail "$1: AutoNAT said public behind NAT"; fi
@@ -212,6 +242,11 @@ CASES=(
     "go|private go_a|AutoNAT v1 (go) says private behind cone NAT A"
     "go|private go_b|AutoNAT v1 (go) says private behind symmetric NAT B"
     "go|public go_c|AutoNAT v1 (go) says public behind C once its port is mapped"
+    "cp2p|cp2p_relayed cp2p_a2 pub $CP2P_RELAY|cp2p behind A2 is reached through the cp2p relay by cp2p from the internet"
+    "cp2p|cp2p_relayed cp2p_a2 hb $CP2P_RELAY|cp2p behind A2 is reached through the cp2p relay by cp2p behind symmetric B"
+    "cp2p|relayed cp2p_a2g pub|cp2p behind A2 is reached through the go relay by go from the internet"
+    "cp2p|cp2p_relayed go_a2 pub $RELAY|go behind A2 is reached through the go relay by cp2p from the internet"
+    "cp2p|cp2p_relayed go_a2c hb $CP2P_RELAY|go behind A2 is reached through the cp2p relay by cp2p behind B"
     "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp_only hd rd any 4103|cp2p behind D (miniupnpd with UPnP off) maps with NAT-PMP"
