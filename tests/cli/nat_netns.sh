@@ -10,10 +10,12 @@
 # after DCUtR whose remote address is the peer's router; (c) behind the
 # symmetric NAT the punch fails and the connection stays relayed; (d) a host
 # behind router C maps its port (UPnP/NAT-PMP by miniupnpd) and is dialled
-# on it; (e) AutoNAT v1 says private behind every NAT. cp2p: port mapping
-# with UPnP and NAT-PMP (and NAT-PMP alone) on miniupnpd, and a gateway that
-# answers nothing. More cp2p cases go into
-# the same table as cp2p gains relay, DCUtR and AutoNAT.
+# on it, and AutoNAT says public there; (e) AutoNAT v1 says private behind
+# the other NATs. cp2p: (a) with a cp2p relay and the go relay, cp2p and go
+# listeners, cp2p and go dialers (from the internet and from behind the
+# symmetric NAT); (d) port mapping with UPnP and NAT-PMP (and NAT-PMP alone,
+# and cp2pd -natPortMap) on miniupnpd, and a gateway that answers nothing.
+# cp2p's DCUtR and AutoNAT cases go into the same table as they land.
 source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 [ -x "$CP2P" ] || fail "$CP2P not built"
