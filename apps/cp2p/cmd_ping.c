@@ -79,6 +79,7 @@ static void usage(FILE *f)
             "  --nat-port-map    map the listen ports on the gateway (NAT-PMP, UPnP IGD), print\n"
             "                    'port mapping: MA' and advertise MA (not yet confirmed by AutoNAT)\n"
             "  --nat-method M    natpmp or upnp only (default: NAT-PMP, then UPnP)\n"
+            "  --nat-lease S     the mapping's lifetime asked for, renewed at half (default 3600)\n"
             "  --help            this text\n");
 }
 
@@ -398,6 +399,7 @@ int cmd_ping(int argc, char **argv)
     const char *nat_method = NULL;
     uint8_t psk[32];
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
+    double nat_lease = 0;
     int echo = 0, verbose = 0, nat_port_map = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
@@ -412,6 +414,7 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--echo", CLI_FLAG, &echo),
         CLI_OPTION("--nat-port-map", CLI_FLAG, &nat_port_map),
         CLI_OPTION("--nat-method", CLI_STR, &nat_method),
+        CLI_NUMBER("--nat-lease", &nat_lease, 4, 86400 * 7),
         CLI_NUMBER("--count", &count, 1, 1e15),
         CLI_NUMBER("--interval", &interval, 0, 86400),
         CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
@@ -428,8 +431,8 @@ int cmd_ping(int argc, char **argv)
         return cli_usage("ping", "bad option --security %s", security);
     if (nat_method && strcmp(nat_method, "natpmp") && strcmp(nat_method, "upnp"))
         return cli_usage("ping", "bad option --nat-method %s", nat_method);
-    if (nat_method && !nat_port_map)
-        return cli_usage("ping", "--nat-method needs --nat-port-map");
+    if ((nat_method || nat_lease) && !nat_port_map)
+        return cli_usage("ping", "%s needs --nat-port-map", nat_method ? "--nat-method" : "--nat-lease");
     /* the address alone, as rust-libp2p's ping example takes it */
     if (pos.n && (dial || pos.v[0][0] != '/'))
         return cli_usage("ping", "unexpected argument %s", pos.v[0]);
@@ -513,7 +516,7 @@ int cmd_ping(int argc, char **argv)
         }
     }
     if (!rc && nat_port_map) {
-        cp2p_nat_config_t nc = {.advertise = 1};
+        cp2p_nat_config_t nc = {.advertise = 1, .lease_s = (uint32_t)nat_lease};
         if (nat_method)
             nc.methods = !strcmp(nat_method, "upnp") ? CP2P_NAT_UPNP : CP2P_NAT_NATPMP;
         snprintf(what, sizeof what, "cannot start port mapping");

@@ -22,7 +22,7 @@ CP2P=$BUILD/cp2p
 P=cnat$$ # namespace prefix, unique per run
 
 echo "== misuse"
-for bad in "--nat-method pcp --nat-port-map" "--nat-method upnp"; do
+for bad in "--nat-method pcp --nat-port-map" "--nat-method upnp" "--nat-lease 60" "--nat-port-map --nat-lease 1"; do
     rc=0; "$CP2P" ping --listen /ip4/127.0.0.1/tcp/0 $bad 2>"$TMP/u.err" || rc=$?
     [ $rc = 2 ] && [ "$(wc -l <"$TMP/u.err")" = 1 ] || fail "cp2p ping $bad: rc $rc: $(cat "$TMP/u.err")"
 done
@@ -177,6 +177,7 @@ case_cp2p_mapped() {
             -natPortMap >"$TMP/$name.out" 2>"$TMP/$name.err" &
     else
         [ "$method" = any ] || args=(--nat-method "$method")
+        args+=(--nat-lease 4) # renewed every 2 s: seen below
         ip netns exec $P$host "$CP2P" ping --listen /ip4/0.0.0.0/tcp/$port --nat-port-map "${args[@]}" \
             >"$TMP/$name.out" 2>"$TMP/$name.err" &
     fi
@@ -195,6 +196,15 @@ case_cp2p_mapped() {
     ip netns exec ${P}pub timeout 30 "$CP2P" ping --dial "$a/p2p/$id" --count 2 --interval 0.2 \
         >"$TMP/$name-dial.out" 2>&1 || { cat "$TMP/$name-dial.out"; fail "$name: the internet cannot ping $a"; }
     [ "$(grep -c "^ping $id rtt=" "$TMP/$name-dial.out")" = 2 ] || fail "$name: no pings through $a"
+    if [ "$method" != cp2pd ]; then # renewed at half the 4 s lease, the same external port
+        local renewals=0 i
+        for ((i = 0; i < 60 && renewals < 2; i++)); do
+            renewals=$(grep -cE "(AddPortMapping: ext port $ep to ${NAT_ADDR[$host]}:$port protocol TCP .*leaseduration=4 |NAT-PMP port mapping request : $ep->${NAT_ADDR[$host]}:$port tcp lifetime=4s)" \
+                "$TMP/upnpd-$r.log" || true)
+            sleep 0.1
+        done
+        [ "$renewals" -ge 2 ] || fail "$name: the mapping of $ep was not renewed ($renewals requests for it)"
+    fi
     kill -INT $pid
     wait $pid || fail "$name: cp2p ping did not exit cleanly"
     if grep -q "^TCP:$ep:" "$TMP/upnpd-$r.leases"; then fail "$name: the lease of $ep is still there after exit"; fi
