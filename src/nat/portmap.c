@@ -29,10 +29,11 @@
 #define UPNP_CONFLICT_TRIES 4     /* external ports tried when ours is taken */
 
 enum phase { PH_IDLE, PH_NATPMP, PH_UPNP, PH_READY, PH_NONE };
-enum { OP_NONE, OP_PUBLIC, OP_MAP, OP_UNMAP };
+enum { OP_NONE, OP_PUBLIC, OP_MAP, OP_UNMAP, OP_EXTIP };
 
 typedef struct mapping {
     uint16_t iport, eport;
+    uint8_t ip[4];     /* the external address it was told with */
     uint32_t lifetime; /* granted */
     unsigned method;
     int mapped;
@@ -79,6 +80,7 @@ struct cp2p_nat {
     enum phase phase;
     unsigned method; /* in use, once a gateway answered */
     uint8_t ext_ip[4];
+    uint64_t ext_due; /* when to ask the gateway for its external address again */
     int busy; /* a request under way */
     /* NAT-PMP */
     natpmp_t np;
@@ -124,7 +126,7 @@ static void emit(cp2p_nat_t *n, cp2p_nat_event_type_t type, const mapping_t *m, 
     if (m) {
         ev.internal_port = m->iport;
         ev.lifetime_s = m->lifetime;
-        if (type != CP2P_NAT_FAILED && ext_addr(n->ext_ip, m->eport, &ma) == 0)
+        if (type != CP2P_NAT_FAILED && ext_addr(m->ip, m->eport, &ma) == 0)
             ev.external = &ma;
     }
     n->fn(&ev, n->arg);
@@ -147,7 +149,7 @@ int cp2p_nat_addrs(const cp2p_nat_t *n, cp2p_multiaddr_t **addrs, size_t *count)
     for (size_t i = 0; i < n->nmaps; i++) {
         if (!n->maps[i].mapped)
             continue;
-        int rc = ext_addr(n->ext_ip, n->maps[i].eport, &a[j]);
+        int rc = ext_addr(n->maps[i].ip, n->maps[i].eport, &a[j]);
         if (rc) {
             cp2p_multiaddr_array_free(a, j);
             return rc;
@@ -251,7 +253,9 @@ static uint64_t retry_ms(unsigned failures)
 
 static void mapped(cp2p_nat_t *n, mapping_t *m, uint16_t eport, uint32_t lifetime)
 {
-    int changed = !m->mapped || m->eport != eport || m->method != n->method;
+    int changed = !m->mapped || m->eport != eport || m->method != n->method ||
+                  memcmp(m->ip, n->ext_ip, 4);
+    memcpy(m->ip, n->ext_ip, 4);
     m->mapped = 1;
     m->eport = eport;
     m->lifetime = lifetime;
@@ -264,7 +268,7 @@ static void mapped(cp2p_nat_t *n, mapping_t *m, uint16_t eport, uint32_t lifetim
     if (!changed)
         return;
     char ip[16];
-    inet_ntop(AF_INET, n->ext_ip, ip, sizeof ip);
+    inet_ntop(AF_INET, m->ip, ip, sizeof ip);
     cp2p_log_info("nat", "%s: port %u mapped to %s:%u for %u s", cp2p_nat_method_name(n->method),
                   m->iport, ip, eport, lifetime);
     readvertise(n);
@@ -286,6 +290,35 @@ static void map_failed(cp2p_nat_t *n, mapping_t *m, int error, const char *why)
                       m->iport, why);
         emit(n, CP2P_NAT_FAILED, m, error, why);
     }
+}
+
+static uint64_t recheck_ms(const cp2p_nat_t *n)
+{
+    uint32_t s = n->lease_s / 2;
+    return (uint64_t)(s < CP2P_NAT_MIN_RENEW_S ? CP2P_NAT_MIN_RENEW_S : s) * 1000;
+}
+
+/* The gateway's external address, asked again while mappings stand (an ISP
+ * may change it): if it moved, every mapping is made again now, and told
+ * with its new address. */
+static void ext_answer(cp2p_nat_t *n, int rc, const uint8_t ip[4], const char *why)
+{
+    n->ext_due = uv_now(n->loop) + recheck_ms(n);
+    if (rc) {
+        cp2p_log_info("nat", "%s: external address: %s", cp2p_nat_method_name(n->method), why);
+        return;
+    }
+    if (!memcmp(ip, n->ext_ip, 4))
+        return;
+    char was[16], now[16];
+    inet_ntop(AF_INET, n->ext_ip, was, sizeof was);
+    inet_ntop(AF_INET, ip, now, sizeof now);
+    cp2p_log_info("nat", "%s: the external address moved from %s to %s",
+                  cp2p_nat_method_name(n->method), was, now);
+    memcpy(n->ext_ip, ip, 4);
+    for (size_t i = 0; i < n->nmaps; i++)
+        if (n->maps[i].mapped)
+            n->maps[i].due = uv_now(n->loop);
 }
 
 /* ---- NAT-PMP ---- */
@@ -437,13 +470,16 @@ static void np_done(cp2p_nat_t *n, int rc, const cp2p_natpmp_reply_t *rep, const
             rc = CP2P_EPROTO;
             why = "the gateway has no usable external address";
         }
-        if (rc) {
+        if (n->phase == PH_READY)
+            ext_answer(n, rc, rc ? NULL : rep->ip, why);
+        else if (rc) {
             cp2p_log_info("nat", "NAT-PMP: %s", why);
             n->phase = PH_UPNP; /* next method, if allowed */
         } else {
             memcpy(n->ext_ip, rep->ip, 4);
             n->method = CP2P_NAT_NATPMP;
             n->phase = PH_READY;
+            n->ext_due = uv_now(n->loop) + recheck_ms(n);
         }
         break;
     case OP_MAP:
@@ -508,6 +544,18 @@ static void upnp_work(uv_work_t *req)
         snprintf(j->ext_ip, sizeof j->ext_ip, "%s", ip);
         return;
     }
+    case OP_EXTIP: {
+        char ip[40] = "";
+        r = UPNP_GetExternalIPAddress(u->urls.controlURL, u->data.first.servicetype, ip);
+        struct in_addr a;
+        if (r != UPNPCOMMAND_SUCCESS || inet_pton(AF_INET, ip, &a) != 1 || a.s_addr == 0) {
+            j->rc = CP2P_EPROTO;
+            snprintf(j->why, sizeof j->why, "GetExternalIPAddress failed (%d)", r);
+            return;
+        }
+        snprintf(j->ext_ip, sizeof j->ext_ip, "%s", ip);
+        return;
+    }
     case OP_MAP: {
         char ep[8], ip[8], lease[16];
         uint32_t life = j->lease;
@@ -559,10 +607,17 @@ static void upnp_after(uv_work_t *req, int status)
     n->job = NULL;
     n->busy = 0;
     mapping_t *m = NULL; /* the mapping the job was for: ports are never removed */
-    for (size_t i = 0; j->op != OP_PUBLIC && i < n->nmaps; i++)
+    for (size_t i = 0; j->op != OP_PUBLIC && j->op != OP_EXTIP && i < n->nmaps; i++)
         if (n->maps[i].iport == j->iport)
             m = &n->maps[i];
-    switch (m || j->op == OP_PUBLIC ? j->op : OP_NONE) {
+    switch (m || j->op == OP_PUBLIC || j->op == OP_EXTIP ? j->op : OP_NONE) {
+    case OP_EXTIP: {
+        uint8_t ip[4] = {0};
+        if (!j->rc)
+            inet_pton(AF_INET, j->ext_ip, ip);
+        ext_answer(n, j->rc, ip, j->why);
+        break;
+    }
     case OP_PUBLIC:
         if (j->rc) {
             cp2p_log_info("nat", "UPnP: %s", j->why);
@@ -572,6 +627,7 @@ static void upnp_after(uv_work_t *req, int status)
             inet_pton(AF_INET, j->ext_ip, n->ext_ip);
             n->method = CP2P_NAT_UPNP;
             n->phase = PH_READY;
+            n->ext_due = uv_now(n->loop) + recheck_ms(n);
         }
         break;
     case OP_MAP:
@@ -593,21 +649,32 @@ static void upnp_after(uv_work_t *req, int status)
     pump(n);
 }
 
+/* A request that could not even be queued ends as if the gateway had failed
+ * it (what comes next is timed as after any failure). */
+static void upnp_not_sent(cp2p_nat_t *n, int op, size_t index, int rc, const char *why)
+{
+    switch (op) {
+    case OP_PUBLIC:
+        no_gateway(n, why);
+        break;
+    case OP_EXTIP:
+        ext_answer(n, rc, NULL, why);
+        break;
+    case OP_MAP:
+        map_failed(n, &n->maps[index], rc, why);
+        break;
+    case OP_UNMAP:
+        n->maps[index].mapped = 0; /* closing: it goes with its lease */
+        break;
+    }
+}
+
 static void upnp_request(cp2p_nat_t *n, int op, size_t index)
 {
     upnp_job_t *j = calloc(1, sizeof *j);
-    if (!j) {
-        if (op == OP_PUBLIC)
-            no_gateway(n, "out of memory");
-        else if (op == OP_MAP)
-            map_failed(n, &n->maps[index], CP2P_ENOMEM, "out of memory");
-        else
-            n->maps[index].mapped = 0;
-        return; /* no retry loop here: the renewal timer comes back */
-    }
-    if (!n->u && !(n->u = calloc(1, sizeof *n->u))) {
+    if (!j || (!n->u && !(n->u = calloc(1, sizeof *n->u)))) {
         free(j);
-        no_gateway(n, "out of memory");
+        upnp_not_sent(n, op, index, CP2P_ENOMEM, "out of memory");
         return;
     }
     j->req.data = j;
@@ -616,7 +683,7 @@ static void upnp_request(cp2p_nat_t *n, int op, size_t index)
     j->op = op;
     j->timeout_ms = (int)n->timeout_ms;
     snprintf(j->desc, sizeof j->desc, "%s", n->desc);
-    if (op != OP_PUBLIC) {
+    if (op == OP_MAP || op == OP_UNMAP) {
         mapping_t *m = &n->maps[index];
         j->iport = m->iport;
         j->eport = m->mapped ? m->eport : m->iport;
@@ -624,17 +691,11 @@ static void upnp_request(cp2p_nat_t *n, int op, size_t index)
     }
     n->busy = 1;
     n->job = j;
-    int rc = uv_queue_work(n->loop, &j->req, upnp_work, upnp_after);
-    if (rc) {
+    if (uv_queue_work(n->loop, &j->req, upnp_work, upnp_after)) {
         n->busy = 0;
         n->job = NULL;
         free(j);
-        if (op == OP_PUBLIC)
-            no_gateway(n, "cannot queue UPnP discovery");
-        else if (op == OP_MAP)
-            map_failed(n, &n->maps[index], CP2P_EIO, "cannot queue the UPnP request");
-        else
-            n->maps[index].mapped = 0;
+        upnp_not_sent(n, op, index, CP2P_EIO, "cannot queue the UPnP request");
     }
 }
 
@@ -729,6 +790,19 @@ static void pump(cp2p_nat_t *n)
         break;
     }
     uint64_t now = uv_now(n->loop), next = UINT64_MAX;
+    int any = 0;
+    for (size_t i = 0; i < n->nmaps; i++)
+        any |= n->maps[i].mapped;
+    if (any && n->ext_due <= now) {
+        if (n->method == CP2P_NAT_NATPMP)
+            np_request(n, OP_PUBLIC, 0);
+        else
+            upnp_request(n, OP_EXTIP, 0);
+        if (n->busy)
+            return;
+    }
+    if (any)
+        next = n->ext_due;
     for (size_t i = 0; i < n->nmaps; i++) {
         mapping_t *m = &n->maps[i];
         if (m->due <= now) {

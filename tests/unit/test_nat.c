@@ -74,6 +74,7 @@ typedef struct gw {
     int restart_after;  /* map requests before the gateway "restarts" (its epoch back to 0) */
     uint32_t epoch0;    /* the epoch at t0 */
     uint64_t t0;
+    uint8_t pub_last; /* the external address is 203.0.113.<pub_last> */
     int closed;
 } gw_t;
 
@@ -121,7 +122,7 @@ static void gw_recv(uv_udp_t *u, ssize_t n, const uv_buf_t *b, const struct sock
             for (size_t i = 0; i < 4; i++)
                 gw_send(g, from, junk[i], i == 0 ? 3 : 12);
         }
-        r[8] = 203, r[9] = 0, r[10] = 113, r[11] = 7;
+        r[8] = 203, r[9] = 0, r[10] = 113, r[11] = g->pub_last;
         gw_send(g, from, r, 12);
         return;
     }
@@ -173,6 +174,7 @@ static void gw_start(world_t *w, gw_t *g, enum gw_mode mode)
     g->mode = mode;
     g->grant = 3600;
     g->epoch0 = 1000;
+    g->pub_last = 7;
     g->t0 = uv_now(&w->loop);
     /* an address of our own in 127/8, so that parallel runs do not meet */
     snprintf(g->ip, sizeof g->ip, "127.%d.%d.1", 1 + getpid() % 250, 1 + (getpid() / 250) % 250);
@@ -390,6 +392,53 @@ static void test_gateway_restarts_then_refuses(void **state)
     world_end(&w);
 }
 
+/* The ISP gives the gateway a new address: asked again at half the lease,
+ * it moves every mapping, told again with the new address, advertised in
+ * place of the old one. */
+static void test_external_address_moves(void **state)
+{
+    world_t w;
+    world_init(&w);
+    gw_t g;
+    gw_start(&w, &g, GW_OK);
+    g.grant = 60;
+    uint16_t port;
+    cp2p_host_t *h = new_host(&w, &port);
+    seen_t s = {0};
+    cp2p_nat_t *n;
+    cp2p_nat_config_t cfg = {.methods = CP2P_NAT_NATPMP, .gateway = g.ip, .loopback = 1,
+                             .advertise = 1, .lease_s = 4};
+    assert_int_equal(cp2p_nat_start(h, &cfg, on_nat, &s, &n), 0);
+    world_run_until(&w, &s.mapped, 3000);
+    char was[64], now[64];
+    snprintf(was, sizeof was, "/ip4/203.0.113.7/tcp/%u", port + 1000);
+    snprintf(now, sizeof now, "/ip4/203.0.113.8/tcp/%u", port + 1000);
+    assert_string_equal(s.external, was);
+    g.pub_last = 8;
+    world_run_until_n(&w, &s.mapped, 2, 3500); /* asked again after 2 s */
+    assert_string_equal(s.external, now);
+    assert_true(host_has_addr(h, now));
+    assert_false(host_has_addr(h, was));
+    cp2p_multiaddr_t *a;
+    size_t na;
+    assert_int_equal(cp2p_nat_addrs(n, &a, &na), 0);
+    assert_int_equal(na, 1);
+    cp2p_buf_t b = {0};
+    cp2p_multiaddr_to_string(&a[0], &b);
+    assert_string_equal((char *)b.data, now);
+    cp2p_buf_free(&b);
+    cp2p_multiaddr_array_free(a, na);
+    int maps = g.map_requests;
+    world_run_for(&w, 500); /* the same address again: nothing more to do */
+    assert_int_equal(g.map_requests, maps);
+    assert_int_equal(s.mapped, 2);
+    cp2p_nat_close(n, on_done, &s);
+    world_run_until(&w, &s.done, 3000);
+    gw_stop(&w, &g);
+    close_host(&w, h);
+    world_end(&w);
+}
+
 static void test_gateway_lies_and_floods(void **state)
 {
     for (enum gw_mode mode = GW_LIES; mode <= GW_FLOOD; mode++) {
@@ -514,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_reply_parse),
         cmocka_unit_test(test_maps_renews_advertises_unmaps),
         cmocka_unit_test(test_gateway_restarts_then_refuses),
+        cmocka_unit_test(test_external_address_moves),
         cmocka_unit_test(test_gateway_lies_and_floods),
         cmocka_unit_test(test_gateway_refuses),
         cmocka_unit_test(test_gateway_silent),
