@@ -49,6 +49,9 @@
 #define CP2P_CONN_INPUT_SLACK (2 * 1024 * 1024)
 /* Buffers handed to one uv_write. */
 #define CP2P_CONN_OUT_CHUNKS 8
+/* The transport framing's own frames (websocket pongs) a remote may have
+ * queued and not read: past it, the connection is closed. */
+#define CP2P_CONN_WIRE_QUEUE_MAX (64 * 1024)
 /* A connection closed on purpose gets this long to deliver what it queued
  * and to see the remote's EOF. */
 #define CP2P_CONN_CLOSE_TIMEOUT_MS 2000
@@ -176,6 +179,11 @@ struct cp2p_conn {
     cp2p_pnet_stream_t pn_out, pn_in;
     size_t pn_in_have;
     int pn_sent;
+    /* The transport's framing (websocket), and its own frames (pongs, close)
+     * on their way out. */
+    const cp2p_wire_vtable_t *wire;
+    void *wire_state;
+    size_t wire_queued;
 
     cp2p_stream_t **streams;     /* live streams (weak: a stream removes itself) */
     size_t nstreams, cap_streams;
