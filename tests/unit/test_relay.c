@@ -12,6 +12,7 @@
 
 #include "host_harness.h"
 #include "cp2p/relay.h"
+#include "protocols/relay_msg.h"
 
 #define MAX_HOSTS 12
 
@@ -335,6 +336,79 @@ static void test_floods(void **state)
     world_end(&w);
 }
 
+/* A hop stream that speaks garbage, or announces a message over the 4 KiB
+ * cap, gets MALFORMED_MESSAGE and its stream ends; the relay goes on. */
+typedef struct raw_hop {
+    cp2p_stream_t *s;
+    cp2p_buf_t in;
+    int opened, ended, end_status;
+    const uint8_t *send;
+    size_t send_len;
+} raw_hop_t;
+
+static void raw_hop_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    raw_hop_t *r = arg;
+    if (status == 0) {
+        cp2p_buf_append(&r->in, p, n);
+        return;
+    }
+    r->ended = 1;
+    r->end_status = status;
+}
+
+static void raw_hop_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    raw_hop_t *r = arg;
+    r->opened = 1;
+    assert_int_equal(status, 0);
+    r->s = s;
+    assert_int_equal(cp2p_stream_write(s, r->send, r->send_len, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_read_start(s, raw_hop_read, r), 0);
+}
+
+static int raw_hop_status(world_t *w, cp2p_host_t *from, cp2p_host_t *relay, const uint8_t *send,
+                          size_t n)
+{
+    static const char *const proto[] = {CP2P_RELAY_HOP_PROTOCOL_ID};
+    raw_hop_t r = {.send = send, .send_len = n};
+    assert_int_equal(cp2p_host_new_stream(from, cp2p_host_peer_id(relay), proto, 1, raw_hop_opened, &r), 0);
+    world_run_until(w, &r.ended, 5000);
+    size_t hdr, len;
+    relay_msg_t m;
+    assert_int_equal(relay_msg_frame(r.in.data, r.in.len, &hdr, &len), 1);
+    assert_int_equal(relay_msg_decode(0, r.in.data + hdr, len, &m), 0);
+    assert_int_equal(m.type, HOP_STATUS);
+    int st = m.status;
+    relay_msg_clear(&m);
+    cp2p_buf_free(&r.in);
+    cp2p_stream_unref(r.s);
+    return st;
+}
+
+static void test_malformed_hop(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    relay_new(&w, &r, NULL);
+    peer_t b;
+    peer_new(&w, &b);
+    assert_int_equal(host_connect_wait(&w, b.h, &r.addr), 0);
+    static const uint8_t huge[] = {0x81, 0x20};             /* 4097 bytes announced */
+    static const uint8_t junk[] = {0x03, 0xff, 0xff, 0xff}; /* not a protobuf */
+    static const uint8_t status[] = {0x04, 0x08, 0x02, 0x28, 0x64}; /* STATUS from a client */
+    assert_int_equal(raw_hop_status(&w, b.h, r.h, huge, sizeof huge), RELAY_MALFORMED_MESSAGE);
+    assert_int_equal(raw_hop_status(&w, b.h, r.h, junk, sizeof junk), RELAY_MALFORMED_MESSAGE);
+    assert_int_equal(raw_hop_status(&w, b.h, r.h, status, sizeof status), RELAY_UNEXPECTED_MESSAGE);
+    /* and a good request after them is served */
+    reserve(&w, &r, &b);
+    assert_int_equal(b.reserved, 1);
+    peer_end(&w, &b);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
 /* No circuits of circuits: a relay refuses a reservation that comes over a
  * relayed connection (as go-libp2p does). */
 static void test_no_chaining(void **state)
@@ -434,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_duration_limit),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
+        cmocka_unit_test(test_malformed_hop),
         cmocka_unit_test(test_no_chaining),
         cmocka_unit_test(test_autorelay),
     };
