@@ -409,6 +409,77 @@ static void test_malformed_hop(void **state)
     world_end(&w);
 }
 
+/* The attack: hop streams that never say what they want. Past the cap they
+ * are reset at once, the rest at the handshake deadline, and a good request
+ * is served after them. */
+typedef struct silent {
+    cp2p_stream_t *s;
+    int opened, ended, status;
+} silent_t;
+
+static void silent_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    silent_t *q = arg;
+    if (status < 0 && !q->ended) {
+        q->ended = 1;
+        q->status = status;
+    }
+}
+
+static void silent_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    silent_t *q = arg;
+    q->opened = 1;
+    q->status = status;
+    q->s = s;
+    if (status == 0)
+        assert_int_equal(cp2p_stream_read_start(s, silent_read, q), 0);
+    else
+        q->ended = 1;
+}
+
+static void test_silent_hops(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    cp2p_relay_config_t cfg = {.max_reservations = 2, .max_circuits = 2,
+                               .handshake_timeout_ms = 2500}; /* 8 may wait */
+    relay_new(&w, &r, &cfg);
+    peer_t b;
+    peer_new(&w, &b);
+    assert_int_equal(host_connect_wait(&w, b.h, &r.addr), 0);
+    static const char *const proto[] = {CP2P_RELAY_HOP_PROTOCOL_ID};
+    silent_t q[12];
+    memset(q, 0, sizeof q);
+    int ended = 0;
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(cp2p_host_new_stream(b.h, cp2p_host_peer_id(r.h), proto, 1, silent_opened, &q[i]), 0);
+    /* over the cap: reset at once; the others wait for the deadline */
+    for (int t = 0; t < 100 && ended < 4; t++) {
+        world_run_for(&w, 20);
+        ended = 0;
+        for (int i = 0; i < 12; i++)
+            ended += q[i].ended;
+    }
+    assert_int_equal(ended, 4);
+    for (int t = 0; t < 250 && ended < 12; t++) {
+        world_run_for(&w, 20);
+        ended = 0;
+        for (int i = 0; i < 12; i++)
+            ended += q[i].ended;
+    }
+    assert_int_equal(ended, 12);
+    for (int i = 0; i < 12; i++)
+        if (q[i].s)
+            cp2p_stream_unref(q[i].s);
+    reserve(&w, &r, &b);
+    assert_int_equal(b.reserved, 1);
+    peer_end(&w, &b);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
 /* No circuits of circuits: a relay refuses a reservation that comes over a
  * relayed connection (as go-libp2p does). */
 static void test_no_chaining(void **state)
@@ -509,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
         cmocka_unit_test(test_malformed_hop),
+        cmocka_unit_test(test_silent_hops),
         cmocka_unit_test(test_no_chaining),
         cmocka_unit_test(test_autorelay),
     };
