@@ -241,6 +241,29 @@ static void test_duration_limit(void **state)
     world_end(&w);
 }
 
+/* The client refreshes its reservation before it expires. */
+static void test_refresh(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    cp2p_relay_config_t cfg = {.reservation_ttl_s = 2};
+    relay_new(&w, &r, &cfg);
+    peer_t a;
+    peer_new(&w, &a);
+    reserve(&w, &r, &a);
+    world_run_until_n(&w, &a.reserved, 2, 5000); /* refreshed with a quarter left */
+    cp2p_relay_stats_t st;
+    cp2p_relay_stats(r.r, &st);
+    assert_int_equal(st.reservations, 1);
+    assert_true(st.reservations_accepted >= 2);
+    assert_int_equal(a.lost + a.failed, 0);
+    assert_true(has_circuit_addr(a.h));
+    peer_end(&w, &a);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
 static void test_no_reservation(void **state)
 {
     world_t w;
@@ -577,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_circuit_echo),
         cmocka_unit_test(test_data_limit),
         cmocka_unit_test(test_duration_limit),
+        cmocka_unit_test(test_refresh),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
         cmocka_unit_test(test_malformed_hop),
