@@ -241,6 +241,47 @@ static void test_duration_limit(void **state)
     world_end(&w);
 }
 
+/* A peer known at a circuit and a direct address is dialled directly. */
+static void test_direct_first(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    relay_new(&w, &r, NULL);
+    peer_t a, b;
+    peer_new(&w, &a);
+    peer_new(&w, &b);
+    unsigned port;
+    cp2p_multiaddr_t direct;
+    host_listen(a.h, &port, &direct);
+    reserve(&w, &r, &a);
+    cp2p_multiaddr_t to;
+    circuit_addr(&r, a.h, &to);
+    /* b learns both: the circuit from its dial, the direct one put by hand
+     * after it (as identify would, later) */
+    assert_int_equal(host_connect_wait(&w, b.h, &to), 0);
+    cp2p_multiaddr_free(&to);
+    cp2p_conn_t *c = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
+    assert_true(c && cp2p_conn_is_relayed(c));
+    cp2p_multiaddr_decapsulate_code(&direct, CP2P_MA_P2P);
+    assert_int_equal(cp2p_peerstore_add_addrs(cp2p_host_peerstore(b.h), cp2p_host_peer_id(a.h),
+                                              &direct, 1, CP2P_TTL_ADDRESS, uv_now(&w.loop)), 0);
+    cp2p_multiaddr_free(&direct);
+    cp2p_conn_close(c);
+    world_run_for(&w, 100);
+    assert_null(cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h)));
+    connect_result_t res = {0};
+    assert_int_equal(cp2p_host_connect_peer(b.h, cp2p_host_peer_id(a.h), on_connect_result, &res), 0);
+    world_run_until(&w, &res.done, 5000);
+    assert_int_equal(res.status, 0);
+    c = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
+    assert_true(c && !cp2p_conn_is_relayed(c));
+    peer_end(&w, &a);
+    peer_end(&w, &b);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
 /* The client refreshes its reservation before it expires. */
 static void test_refresh(void **state)
 {
@@ -600,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_circuit_echo),
         cmocka_unit_test(test_data_limit),
         cmocka_unit_test(test_duration_limit),
+        cmocka_unit_test(test_direct_first),
         cmocka_unit_test(test_refresh),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
