@@ -121,6 +121,15 @@ case_ js cp2p cp2p
 case_ go cp2p cp2p
 case_ rust cp2p cp2p
 
+echo "== a cp2p relay on WebSocket (/ws): cp2p listener, cp2p dialer"
+n=$((n + 1))
+"$CP2P" relay --listen /ip4/127.0.0.1/tcp/0/ws >"$TMP/relay$n.out" 2>"$TMP/relay$n.err" &
+PIDS+=($!); RELAY_PID=$!
+RELAY=$(wait_line "$TMP/relay$n.out" '^Listening on /ip4/127.0.0.1/tcp/[0-9]+/ws/p2p/' | cut -d' ' -f3)
+listen_cp2p cp2p
+dial_cp2p cp2p
+kill "$RELAY_PID"
+
 echo "== the circuit's data limit (128 KiB per direction) resets it"
 n=$((n + 1))
 relay_cp2p
