@@ -47,6 +47,7 @@ typedef struct app {
     const char *rdv_addr, *rdv_ns;
     uint64_t rdv_ttl;
     int rdv_register;
+    int rdv_format;
     cp2p_rendezvous_t *rz;
     cp2p_peer_id_t point;
     uv_timer_t rdv_timer;
@@ -81,6 +82,8 @@ static void usage(FILE *f)
             "  --namespace NS    the rendezvous namespace (1 to 255 bytes)\n"
             "  --rendezvous-ttl S  registration TTL in seconds (default: the point's, 2 h);\n"
             "                    registered again when three quarters of it have passed\n"
+            "  --rendezvous-record auto|standard|legacy  our record's envelope: the spec's, or\n"
+            "                    rust-libp2p's legacy one (auto: the spec's, legacy where refused)\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
 }
@@ -420,6 +423,8 @@ static void on_point(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, voi
     }
     a->point = *peer;
     int rc = cp2p_rendezvous_new(a->h, &a->rz);
+    if (!rc)
+        rc = cp2p_rendezvous_set_record_format(a->rz, a->rdv_format);
     if (!rc && a->rdv_register)
         rc = cp2p_rendezvous_register(a->rz, &a->point, a->rdv_ns, a->rdv_ttl, on_registered, a);
     if (rc < 0) {
@@ -479,7 +484,7 @@ int cmd_ping(int argc, char **argv)
     const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL;
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
     int echo = 0, verbose = 0;
-    const char *rdv = NULL, *ns = NULL;
+    const char *rdv = NULL, *ns = NULL, *rdv_record = NULL;
     double rdv_ttl = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
@@ -491,6 +496,7 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--echo", CLI_FLAG, &echo),
         CLI_OPTION("--rendezvous", CLI_STR, &rdv),
         CLI_OPTION("--namespace", CLI_STR, &ns),
+        CLI_OPTION("--rendezvous-record", CLI_STR, &rdv_record),
         CLI_NUMBER("--rendezvous-ttl", &rdv_ttl, 1, CP2P_RENDEZVOUS_MAX_TTL_S),
         CLI_NUMBER("--count", &count, 1, 1e15),
         CLI_NUMBER("--interval", &interval, 0, 86400),
@@ -524,6 +530,16 @@ int cmd_ping(int argc, char **argv)
         return cli_usage("ping", "--rendezvous finds whom to ping: no --dial with it");
     if (ns && (!ns[0] || strlen(ns) > CP2P_RENDEZVOUS_MAX_NAMESPACE))
         return cli_usage("ping", "--namespace must be 1 to 255 bytes");
+    if (rdv_record) {
+        if (!strcmp(rdv_record, "auto"))
+            a.rdv_format = CP2P_RENDEZVOUS_RECORD_AUTO;
+        else if (!strcmp(rdv_record, "standard"))
+            a.rdv_format = CP2P_RENDEZVOUS_RECORD_STANDARD;
+        else if (!strcmp(rdv_record, "legacy"))
+            a.rdv_format = CP2P_RENDEZVOUS_RECORD_LEGACY;
+        else
+            return cli_usage("ping", "bad option --rendezvous-record %s", rdv_record);
+    }
     a.rdv_addr = rdv;
     a.rdv_ns = ns;
     a.rdv_ttl = (uint64_t)rdv_ttl;

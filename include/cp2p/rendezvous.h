@@ -4,6 +4,11 @@
  * namespaces, and a client that registers (and keeps its registrations
  * alive) and discovers other peers. A registration carries the peer's own
  * signed peer record, so a point cannot be told to register anyone else.
+ * The server takes records in the standard envelope and in rust-libp2p's
+ * legacy one (see cp2p_rendezvous_set_record_format); since rust-libp2p's
+ * client cannot read a standard one, a peer that registered in the legacy
+ * envelope, or whose identify agent is rust-libp2p, is answered with the
+ * legacy records only.
  * Runs on the host's loop; every call and callback is on the loop thread,
  * and no callback runs inside the call that caused it. */
 #ifndef CP2P_RENDEZVOUS_H
@@ -110,8 +115,24 @@ typedef void (*cp2p_rendezvous_discover_cb)(int status, int status_code,
                                             const cp2p_rendezvous_peer_t *peers, size_t n,
                                             const uint8_t *cookie, size_t cookie_len, void *arg);
 
+/** The envelope our signed peer record goes in. The spec's (RFC 0003,
+ * "libp2p-peer-record", what go and js seal and open) is the standard one.
+ * rust-libp2p's rendezvous (0.57) seals and opens only its legacy envelope
+ * ("libp2p-routing-state"): AUTO, the default, sends the standard one and,
+ * when a point drops it unanswered or calls it invalid, the legacy one to
+ * that point from then on. Records of either kind are accepted in discover
+ * answers (and by the server). */
+enum {
+    CP2P_RENDEZVOUS_RECORD_AUTO = 0,
+    CP2P_RENDEZVOUS_RECORD_STANDARD = 1,
+    CP2P_RENDEZVOUS_RECORD_LEGACY = 2
+};
+
 /** A client on h; the host must outlive it. */
 CP2P_API int cp2p_rendezvous_new(cp2p_host_t *h, cp2p_rendezvous_t **out);
+/** Choose the envelope of our record (CP2P_RENDEZVOUS_RECORD_*), for the
+ * registrations from now on. CP2P_EINVAL for another value. */
+CP2P_API int cp2p_rendezvous_set_record_format(cp2p_rendezvous_t *rz, int format);
 /** Register our signed peer record (the host's advertised addresses, sealed
  * now) under ns (1..255 bytes) at the point server (its address must be in
  * the peerstore, or a connection open), for ttl_s seconds (0: the point's

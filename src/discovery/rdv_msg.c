@@ -261,3 +261,55 @@ int rdv_msg_encode(const rdv_msg_t *m, cp2p_buf_t *out)
     free(reg_ptrs);
     return rc;
 }
+
+/* --- the two envelopes of a peer record --- */
+
+static int open_legacy(const uint8_t *p, size_t n, cp2p_peer_record_t *r)
+{
+    cp2p_envelope_t *env = NULL;
+    int rc = cp2p_envelope_open(p, n, RDV_LEGACY_DOMAIN, &env);
+    if (rc)
+        return rc;
+    size_t tl = strlen(RDV_LEGACY_TYPE);
+    if (env->payload_type_len != tl || memcmp(env->payload_type, RDV_LEGACY_TYPE, tl))
+        rc = CP2P_EPARSE;
+    if (!rc)
+        rc = cp2p_peer_record_decode(env->payload, env->payload_len, r);
+    if (!rc && !cp2p_peer_id_matches_pubkey(&r->peer_id, env->pubkey))
+        rc = CP2P_EPEERID;
+    if (rc)
+        cp2p_peer_record_clear(r);
+    cp2p_envelope_free(env);
+    return rc;
+}
+
+int rdv_record_open(const uint8_t *p, size_t n, cp2p_peer_record_t *r, int *legacy)
+{
+    int rc = cp2p_peer_record_open(p, n, r, NULL);
+    int old = 0;
+    if (rc == CP2P_ESIG || rc == CP2P_EPARSE) {
+        /* A legacy envelope fails the standard one's signature (another
+         * domain) or payload type: the other one decides. */
+        int rc2 = open_legacy(p, n, r);
+        if (!rc2) {
+            rc = 0;
+            old = 1;
+        }
+    }
+    if (legacy)
+        *legacy = old;
+    return rc;
+}
+
+int rdv_record_seal(const cp2p_privkey_t *k, const cp2p_peer_record_t *r, int legacy, cp2p_buf_t *out)
+{
+    if (!legacy)
+        return cp2p_peer_record_seal(k, r, out);
+    cp2p_buf_t payload = {0};
+    int rc = cp2p_peer_record_encode(r, &payload);
+    if (!rc)
+        rc = cp2p_envelope_seal(k, RDV_LEGACY_DOMAIN, (const uint8_t *)RDV_LEGACY_TYPE,
+                                strlen(RDV_LEGACY_TYPE), payload.data, payload.len, out);
+    cp2p_buf_free(&payload);
+    return rc;
+}

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "cp2p/buf.h"
+#include "cp2p/envelope.h"
+#include "cp2p/keys.h"
 
 enum {
     RDV_REGISTER = 0,
@@ -88,5 +90,19 @@ int rdv_msg_decode(const uint8_t *p, size_t n, rdv_msg_t *out);
 /* Append m as one frame (prefix and body) to out. */
 int rdv_msg_encode(const rdv_msg_t *m, cp2p_buf_t *out);
 void rdv_msg_free(rdv_msg_t *m);
+
+/* rust-libp2p's rendezvous (libp2p-rendezvous 0.18, libp2p-core 0.44) seals
+ * and opens peer records only in its legacy envelope: this domain and
+ * payload type instead of RFC 0003's "libp2p-peer-record" and 0x0301, the
+ * same PeerRecord inside. */
+#define RDV_LEGACY_DOMAIN "libp2p-routing-state"
+#define RDV_LEGACY_TYPE "/libp2p/routing-state-record"
+
+/* Open a signed peer record in either envelope (as cp2p_peer_record_open:
+ * signature, payload type, signer is the record's peer); *legacy (may be
+ * NULL) says which it was. */
+int rdv_record_open(const uint8_t *p, size_t n, cp2p_peer_record_t *r, int *legacy);
+/* Seal r with k, in the legacy envelope when legacy is set. */
+int rdv_record_seal(const cp2p_privkey_t *k, const cp2p_peer_record_t *r, int legacy, cp2p_buf_t *out);
 
 #endif

@@ -45,6 +45,7 @@ struct keep {
     char ns[RDV_MAX_NAMESPACE + 1];
     uint64_t ttl_s;
     uint64_t due_ms;   /* next REGISTER; 0 while one is under way */
+    int legacy;        /* our record goes in the legacy envelope (rust-libp2p points) */
     req_t *req;
     cp2p_rendezvous_register_cb cb;
     void *arg;
@@ -58,6 +59,7 @@ struct cp2p_rendezvous {
     size_t n_keeps;
     req_t *reqs;
     uint64_t record_seq;
+    int record_format; /* CP2P_RENDEZVOUS_RECORD_* */
     int closing;
     void (*done)(void *);
     void *done_arg;
@@ -96,7 +98,7 @@ static void req_free(req_t *r)
 }
 
 /* Our own record, sealed now from the addresses we advertise. */
-static int seal_record(cp2p_rendezvous_t *rz, cp2p_buf_t *out)
+static int seal_record(cp2p_rendezvous_t *rz, int legacy, cp2p_buf_t *out)
 {
     cp2p_multiaddr_t *addrs = NULL;
     size_t n = 0;
@@ -117,7 +119,7 @@ static int seal_record(cp2p_rendezvous_t *rz, cp2p_buf_t *out)
     for (size_t i = 0; i < n && i < CP2P_PEER_RECORD_MAX_ADDRS && !rc; i++)
         rc = cp2p_peer_record_add_addr(&r, addrs[i].bytes, addrs[i].len);
     if (!rc)
-        rc = cp2p_peer_record_seal(cp2p_host_identity(rz->h), &r, out);
+        rc = rdv_record_seal(cp2p_host_identity(rz->h), &r, legacy, out);
     cp2p_peer_record_clear(&r);
     cp2p_multiaddr_array_free(addrs, n);
     return rc;
@@ -154,6 +156,18 @@ static void req_result(req_t *r, int status, const rdv_msg_t *m)
             status = CP2P_EREFUSED;
         if (!status && m && !m->has_ttl)
             ttl = k->ttl_s ? k->ttl_s : CP2P_RENDEZVOUS_DEFAULT_TTL_S;
+        /* A rust-libp2p point cannot read a standard record: it drops the
+         * stream without an answer. Once, the legacy envelope is tried. */
+        if (rz->record_format == CP2P_RENDEZVOUS_RECORD_AUTO && !k->legacy && !rz->closing &&
+            (status == CP2P_EPROTO || status == CP2P_ERESET ||
+             (status == CP2P_EREFUSED && code == RDV_S_E_INVALID_SIGNED_PEER_RECORD))) {
+            cp2p_log_info("rendezvous", "register under %s: no answer to a standard record, "
+                                        "trying rust-libp2p's legacy envelope", k->ns);
+            k->legacy = 1;
+            k->req = NULL;
+            k->due_ms = now_ms(rz);
+            return;
+        }
         if (status)
             cp2p_log_info("rendezvous", "register under %s failed: %s%s%s", k->ns,
                           cp2p_strerror(status), code ? " " : "", code ? rdv_status_name(code) : "");
@@ -185,8 +199,7 @@ static void req_result(req_t *r, int status, const rdv_msg_t *m)
             for (size_t i = 0; peers && all && i < m->n_regs; i++) {
                 const rdv_reg_t *g = &m->regs[i];
                 cp2p_peer_record_t rec = {0};
-                if (!g->record ||
-                    cp2p_peer_record_open(g->record, g->record_len, &rec, NULL) != 0) {
+                if (!g->record || rdv_record_open(g->record, g->record_len, &rec, NULL) != 0) {
                     cp2p_log_info("rendezvous", "discover: a registration whose record does "
                                                 "not verify, left out");
                     continue;
@@ -359,7 +372,7 @@ static int keep_send(cp2p_rendezvous_t *rz, keep_t *k)
 {
     rdv_msg_t m = {.type = RDV_REGISTER};
     cp2p_buf_t rec = {0};
-    int rc = seal_record(rz, &rec);
+    int rc = seal_record(rz, k->legacy, &rec);
     if (rc)
         return rc;
     m.reg.ns = k->ns;
@@ -416,6 +429,7 @@ int cp2p_rendezvous_register(cp2p_rendezvous_t *rz, const cp2p_peer_id_t *server
             return CP2P_ENOMEM;
         k->server = *server;
         memcpy(k->ns, ns, len + 1);
+        k->legacy = rz->record_format == CP2P_RENDEZVOUS_RECORD_LEGACY;
     }
     k->ttl_s = ttl_s;
     k->cb = cb;
@@ -502,6 +516,17 @@ static void on_tick(uv_timer_t *t)
             k->due_ms += now;
         }
     }
+}
+
+int cp2p_rendezvous_set_record_format(cp2p_rendezvous_t *rz, int format)
+{
+    if (!rz || format < CP2P_RENDEZVOUS_RECORD_AUTO || format > CP2P_RENDEZVOUS_RECORD_LEGACY)
+        return CP2P_EINVAL;
+    rz->record_format = format;
+    for (keep_t *k = rz->keeps; k; k = k->next)
+        if (format != CP2P_RENDEZVOUS_RECORD_AUTO)
+            k->legacy = format == CP2P_RENDEZVOUS_RECORD_LEGACY;
+    return 0;
 }
 
 int cp2p_rendezvous_new(cp2p_host_t *h, cp2p_rendezvous_t **out)

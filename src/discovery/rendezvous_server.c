@@ -15,6 +15,7 @@
 #include "cp2p/envelope.h"
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "cp2p/peerstore.h"
 #include "cp2p/rendezvous.h"
 #include "discovery/rdv_msg.h"
 
@@ -37,6 +38,7 @@ typedef struct reg {
     uint64_t expires_ms; /* uv_now */
     uint8_t *record;
     size_t record_len;
+    int legacy; /* the record is in rust-libp2p's legacy envelope */
     struct reg *ns_prev, *ns_next, *all_prev, *all_next, *peer_next;
 } reg_t;
 
@@ -52,6 +54,7 @@ struct peer_ent {
     cp2p_peer_id_t id;
     reg_t *regs;
     size_t count;
+    int legacy; /* its last REGISTER came in the legacy envelope */
     peer_ent_t *hnext;
 };
 
@@ -239,7 +242,8 @@ static int do_register(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from
     }
     /* The check costs a signature verification: the cheap refusals come first. */
     cp2p_peer_record_t rec = {0};
-    int rc = cp2p_peer_record_open(in->record, in->record_len, &rec, NULL);
+    int legacy = 0;
+    int rc = rdv_record_open(in->record, in->record_len, &rec, &legacy);
     cp2p_peer_id_t signer = rec.peer_id;
     cp2p_peer_record_clear(&rec);
     if (rc) {
@@ -308,6 +312,8 @@ static int do_register(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from
     }
     r->record = copy;
     r->record_len = in->record_len;
+    r->legacy = legacy;
+    peer->legacy = legacy;
     r->expires_ms = now + ttl * 1000;
     srv->st.bytes += cost;
     reg_link_order(srv, r);
@@ -341,9 +347,22 @@ static uint64_t get_be64(const uint8_t *p)
 
 /* The answer to a DISCOVER, into out (a response message whose regs point
  * into the registrations: valid until the next change). */
-static int do_discover(cp2p_rendezvous_server_t *srv, const rdv_msg_t *q, rdv_msg_t *out,
-                       uint8_t *cookie, rdv_reg_t *regs)
+/* rust-libp2p's client fails a whole DISCOVER answer on one record in the
+ * standard envelope: a peer that registered in the legacy one, or whose
+ * identify says rust-libp2p, is answered with the legacy records only. */
+static int legacy_reader(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from)
 {
+    peer_ent_t *p = peer_find(srv, from, 0);
+    if (p)
+        return p->legacy;
+    const char *agent = cp2p_peerstore_agent_version(cp2p_host_peerstore(srv->h), from);
+    return agent && !strncmp(agent, "rust-libp2p", 11);
+}
+
+static int do_discover(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from,
+                       const rdv_msg_t *q, rdv_msg_t *out, uint8_t *cookie, rdv_reg_t *regs)
+{
+    int legacy_only = legacy_reader(srv, from);
     const char *ns = q->ns && q->ns[0] ? q->ns : NULL;
     size_t ns_len = ns ? strlen(ns) : 0;
     uint64_t after = 0;
@@ -364,7 +383,7 @@ static int do_discover(cp2p_rendezvous_server_t *srv, const rdv_msg_t *q, rdv_ms
     size_t n = 0, bytes = 0;
     uint64_t last = after;
     for (; r && n < limit; r = ns ? r->ns_next : r->all_next) {
-        if (r->seq <= after || r->expires_ms <= now)
+        if (r->seq <= after || r->expires_ms <= now || (legacy_only && !r->legacy))
             continue;
         size_t cost = r->record_len + r->ns->len + 32;
         if (bytes + cost > RESPONSE_BUDGET)
@@ -491,7 +510,7 @@ static int handle(session_t *ss, const rdv_msg_t *q)
         if (!regs)
             return CP2P_ENOMEM;
         a.type = RDV_DISCOVER_RESPONSE;
-        a.status = do_discover(srv, q, &a, cookie, regs);
+        a.status = do_discover(srv, from, q, &a, cookie, regs);
         if (a.status != RDV_S_OK)
             a.status_text = "the cookie is not one of ours for this namespace";
         srv->st.discovers++;
