@@ -40,13 +40,16 @@ static void usage(FILE *f)
             "  --max-per-peer N       registrations of one peer (default %d)\n"
             "  --max-per-namespace N  registrations in one namespace (default %d)\n"
             "  --max-total N          registrations in all (default %d)\n"
+            "  --max-per-ip N         registrations from one IPv4 address or IPv6 /64 (default %d;\n"
+            "                         loopback is not counted unless --limit-loopback)\n"
+            "  --limit-loopback       count loopback addresses in --max-per-ip too\n"
             "  --stats S              print the counters every S seconds (and on exit)\n"
             "  --help                 this text\n"
             "prints 'Local peer id', 'Listening on' lines, and with --stats\n"
             "'rendezvous registrations=N peers=N namespaces=N registered=N refused=N ...'\n",
             CP2P_RENDEZVOUS_DEFAULT_MIN_TTL_S, CP2P_RENDEZVOUS_MAX_TTL_S,
             CP2P_RENDEZVOUS_DEFAULT_MAX_PER_PEER, CP2P_RENDEZVOUS_DEFAULT_MAX_PER_NAMESPACE,
-            CP2P_RENDEZVOUS_DEFAULT_MAX_TOTAL);
+            CP2P_RENDEZVOUS_DEFAULT_MAX_TOTAL, CP2P_RENDEZVOUS_DEFAULT_MAX_PER_IP);
 }
 
 static void print_stats(app_t *a)
@@ -114,7 +117,8 @@ int cmd_rendezvous(int argc, char **argv)
     const char *listen_v[MAX_LISTEN];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN};
     const char *key_file = NULL;
-    double min_ttl = 0, max_ttl = 0, per_peer = 0, per_ns = 0, total = 0, stats = 0;
+    double min_ttl = 0, max_ttl = 0, per_peer = 0, per_ns = 0, total = 0, stats = 0, per_ip = 0;
+    int limit_loopback = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--key", CLI_STR, &key_file),
@@ -123,6 +127,8 @@ int cmd_rendezvous(int argc, char **argv)
         CLI_NUMBER("--max-per-peer", &per_peer, 1, 1e6),
         CLI_NUMBER("--max-per-namespace", &per_ns, 1, 1e7),
         CLI_NUMBER("--max-total", &total, 1, 1e7),
+        CLI_NUMBER("--max-per-ip", &per_ip, 1, 1e7),
+        CLI_OPTION("--limit-loopback", CLI_FLAG, &limit_loopback),
         CLI_NUMBER("--stats", &stats, 0.01, 86400),
         CLI_END,
     };
@@ -137,6 +143,8 @@ int cmd_rendezvous(int argc, char **argv)
         .max_per_peer = (uint32_t)per_peer,
         .max_per_namespace = (uint32_t)per_ns,
         .max_total = (uint32_t)total,
+        .max_per_ip = (uint32_t)per_ip,
+        .limit_loopback = limit_loopback,
     };
     if (min_ttl && max_ttl && min_ttl > max_ttl)
         return cli_usage("rendezvous", "--min-ttl is over --max-ttl");

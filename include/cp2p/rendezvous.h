@@ -37,6 +37,7 @@ extern "C" {
 #define CP2P_RENDEZVOUS_DEFAULT_MAX_PER_PEER 32       /**< namespaces one peer is in (rust-libp2p's) */
 #define CP2P_RENDEZVOUS_DEFAULT_MAX_PER_NAMESPACE 1000
 #define CP2P_RENDEZVOUS_DEFAULT_MAX_TOTAL 10000       /**< rust-libp2p's */
+#define CP2P_RENDEZVOUS_DEFAULT_MAX_PER_IP 256        /**< from one IPv4 address or IPv6 /64 */
 #define CP2P_RENDEZVOUS_DEFAULT_MAX_BYTES (16u << 20) /**< records and namespaces held, all together */
 #define CP2P_RENDEZVOUS_DEFAULT_MAX_DISCOVER 1000     /**< registrations in one answer */
 #define CP2P_RENDEZVOUS_DEFAULT_MAX_STREAMS 256       /**< requests being served at once */
@@ -55,6 +56,11 @@ typedef struct cp2p_rendezvous_server_config {
     uint64_t max_bytes;        /**< signed records and namespaces held */
     uint32_t max_discover;     /**< registrations per DISCOVER answer (and its limit's cap) */
     uint32_t max_streams;      /**< inbound rendezvous streams served at once */
+    /** Registrations made from one IPv4 address or IPv6 /64 (identities
+     * cost nothing; addresses do). Peers reached through a relay count as
+     * the relay's address. Loopback is not counted unless limit_loopback. */
+    uint32_t max_per_ip;
+    int limit_loopback;
 } cp2p_rendezvous_server_config_t;
 
 typedef struct cp2p_rendezvous_server_stats {

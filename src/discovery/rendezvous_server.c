@@ -30,10 +30,12 @@
 
 typedef struct ns_ent ns_ent_t;
 typedef struct peer_ent peer_ent_t;
+typedef struct ip_ent ip_ent_t;
 
 typedef struct reg {
     ns_ent_t *ns;
     peer_ent_t *peer;
+    ip_ent_t *ip; /* where it registered from; NULL when that is not counted */
     uint64_t seq;
     uint64_t expires_ms; /* uv_now */
     uint8_t *record;
@@ -56,6 +58,15 @@ struct peer_ent {
     size_t count;
     int legacy; /* its last REGISTER came in the legacy envelope */
     peer_ent_t *hnext;
+};
+
+/* Registrations from one IPv4 address or IPv6 /64: identities cost
+ * nothing, addresses do. */
+struct ip_ent {
+    uint8_t key[8];
+    size_t len;
+    size_t count;
+    ip_ent_t *hnext;
 };
 
 typedef struct session {
@@ -81,6 +92,7 @@ struct cp2p_rendezvous_server {
     reg_t *all_head, *all_tail;
     ns_ent_t *ns_tab[NS_BUCKETS];
     peer_ent_t *peer_tab[PEER_BUCKETS];
+    ip_ent_t *ip_tab[PEER_BUCKETS];
     session_t *sessions;
     size_t n_sessions;
 };
@@ -156,6 +168,57 @@ static void peer_drop_if_empty(cp2p_rendezvous_server_t *srv, peer_ent_t *e)
     srv->st.peers--;
 }
 
+/* The IP a stream came from, as a key (IPv6: its /64); 0 if it is not one
+ * we count (loopback unless limit_loopback, no IP at all). */
+static size_t ip_key(cp2p_rendezvous_server_t *srv, cp2p_stream_t *s, uint8_t key[8])
+{
+    cp2p_conn_t *c = cp2p_stream_conn(s);
+    const cp2p_multiaddr_t *ma = c ? cp2p_conn_remote_addr(c) : NULL;
+    cp2p_multiaddr_component_t comp;
+    if (!ma || !ma->len)
+        return 0;
+    size_t n = 0;
+    if (cp2p_multiaddr_get(ma, CP2P_MA_IP4, &comp) == 0 && comp.value_len == 4)
+        n = 4;
+    else if (cp2p_multiaddr_get(ma, CP2P_MA_IP6, &comp) == 0 && comp.value_len == 16)
+        n = 8;
+    if (!n)
+        return 0;
+    if (!srv->cfg.limit_loopback && cp2p_ip_scope(comp.value, comp.value_len) == CP2P_IP_LOOPBACK)
+        return 0;
+    memcpy(key, comp.value, n);
+    return n;
+}
+
+static ip_ent_t *ip_find(cp2p_rendezvous_server_t *srv, const uint8_t *key, size_t len, int create)
+{
+    ip_ent_t **b = &srv->ip_tab[fnv(key, len) % PEER_BUCKETS];
+    for (ip_ent_t *e = *b; e; e = e->hnext)
+        if (e->len == len && !memcmp(e->key, key, len))
+            return e;
+    if (!create)
+        return NULL;
+    ip_ent_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    memcpy(e->key, key, len);
+    e->len = len;
+    e->hnext = *b;
+    *b = e;
+    return e;
+}
+
+static void ip_release(cp2p_rendezvous_server_t *srv, ip_ent_t *e)
+{
+    if (!e || --e->count)
+        return;
+    ip_ent_t **pp = &srv->ip_tab[fnv(e->key, e->len) % PEER_BUCKETS];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    free(e);
+}
+
 static reg_t *reg_of(peer_ent_t *p, const ns_ent_t *ns)
 {
     for (reg_t *r = p ? p->regs : NULL; r; r = r->peer_next)
@@ -217,15 +280,17 @@ static void reg_remove(cp2p_rendezvous_server_t *srv, reg_t *r)
     srv->st.bytes -= r->record_len + REG_OVERHEAD;
     peer_drop_if_empty(srv, r->peer);
     ns_drop_if_empty(srv, r->ns);
+    ip_release(srv, r->ip);
     free(r->record);
     free(r);
 }
 
 /* --- requests --- */
 
-static int do_register(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from,
-                       const rdv_reg_t *in, uint64_t *ttl_out, const char **why)
+static int do_register(cp2p_rendezvous_server_t *srv, cp2p_stream_t *s, const rdv_reg_t *in,
+                       uint64_t *ttl_out, const char **why)
 {
+    const cp2p_peer_id_t *from = cp2p_stream_peer(s);
     size_t ns_len = strlen(in->ns);
     if (ns_len == 0 || ns_len > RDV_MAX_NAMESPACE) {
         *why = "namespace must be 1 to 255 bytes";
@@ -261,8 +326,13 @@ static int do_register(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from
     uint64_t cost = in->record_len + REG_OVERHEAD;
     uint64_t held = r ? r->record_len + REG_OVERHEAD : 0;
     const char *limit = NULL;
+    uint8_t ipk[8];
+    size_t ipn = r ? 0 : ip_key(srv, s, ipk);
+    ip_ent_t *ip = ipn ? ip_find(srv, ipk, ipn, 0) : NULL;
     if (!r) {
-        if (peer && peer->count >= srv->cfg.max_per_peer)
+        if (ip && ip->count >= srv->cfg.max_per_ip)
+            limit = "registrations per IP address";
+        else if (peer && peer->count >= srv->cfg.max_per_peer)
             limit = "registrations per peer";
         else if (ns && ns->count >= srv->cfg.max_per_namespace)
             limit = "registrations per namespace";
@@ -292,8 +362,14 @@ static int do_register(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from
             ns = ns_find(srv, in->ns, ns_len, 1);
         if (!peer)
             peer = peer_find(srv, from, 1);
-        r = (ns && peer) ? calloc(1, sizeof *r) : NULL;
+        if (ipn && !ip)
+            ip = ip_find(srv, ipk, ipn, 1);
+        r = (ns && peer && (ip || !ipn)) ? calloc(1, sizeof *r) : NULL;
         if (!r) {
+            if (ip && !ip->count) {
+                ip->count = 1;
+                ip_release(srv, ip);
+            }
             free(copy);
             if (ns)
                 ns_drop_if_empty(srv, ns);
@@ -304,6 +380,9 @@ static int do_register(cp2p_rendezvous_server_t *srv, const cp2p_peer_id_t *from
         }
         r->ns = ns;
         r->peer = peer;
+        r->ip = ip;
+        if (ip)
+            ip->count++;
         r->peer_next = peer->regs;
         peer->regs = r;
         peer->count++;
@@ -490,7 +569,7 @@ static int handle(session_t *ss, const rdv_msg_t *q)
         const char *why = NULL;
         uint64_t ttl = 0;
         a.type = RDV_REGISTER_RESPONSE;
-        a.status = do_register(srv, from, &q->reg, &ttl, &why);
+        a.status = do_register(srv, ss->s, &q->reg, &ttl, &why);
         if (a.status == RDV_S_OK) {
             srv->st.registered++;
             a.has_ttl = 1;
@@ -653,6 +732,8 @@ int cp2p_rendezvous_server_new(cp2p_host_t *h, const cp2p_rendezvous_server_conf
         c->max_discover = CP2P_RENDEZVOUS_DEFAULT_MAX_DISCOVER;
     if (!c->max_streams)
         c->max_streams = CP2P_RENDEZVOUS_DEFAULT_MAX_STREAMS;
+    if (!c->max_per_ip)
+        c->max_per_ip = CP2P_RENDEZVOUS_DEFAULT_MAX_PER_IP;
     if (c->min_ttl_s > c->max_ttl_s) {
         free(srv);
         return CP2P_EINVAL;

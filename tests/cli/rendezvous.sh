@@ -11,7 +11,8 @@
 #     time with cookies, finds two cp2p clients and pings one; they find it.
 #  4. a flood of identities at a point with small limits: the per-namespace
 #     and total caps hold (E_UNAVAILABLE past them) and a peer registered
-#     before is still found and reached by a newcomer.
+#     before is still found and reached by a newcomer; then a point that
+#     counts loopback holds its registrations per address.
 INTEROP_PEERS="rust"
 source "$(dirname "$0")/../interop/lib.sh" # and lib/common.sh: BUILD, TMP, PIDS, fail, wait_line
 SHOW_ON_FAIL=(all)
@@ -137,4 +138,11 @@ wait_line "$TMP/new.out" "^discovered $GOOD /ip4/127\.0\.0\.1/tcp/" >/dev/null
 wait $PID_NEW || fail "the newcomer could not ping the good peer"
 grep -q "^ping $GOOD rtt=" "$TMP/new.out" || fail "no ping of the good peer"
 echo "   per namespace 5 and total 8 held (17 refused); the good peer was found and pinged"
+# the same identities from one address, at a point that counts loopback
+point p5 --max-per-ip 3 --limit-loopback
+rm -f "$TMP"/f*.err
+flood crowd 6
+await_stat p5 refused_limit 3
+await_stat p5 registrations 3
+echo "   3 registrations per address held (3 of 6 refused)"
 echo "PASS"

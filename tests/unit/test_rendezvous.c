@@ -468,6 +468,16 @@ static void test_forged_and_garbage(void **state)
     assert_int_equal(a.status, RDV_S_E_INVALID_SIGNED_PEER_RECORD);
     rdv_msg_free(&a);
     cp2p_buf_free(&r.in);
+    /* an empty namespace */
+    m.reg.ns = "";
+    b.len = 0;
+    assert_int_equal(rdv_msg_encode(&m, &b), 0);
+    raw_request(&t, 0, b.data, b.len, &r);
+    assert_int_equal(rdv_frame(r.in.data, r.in.len, RDV_MAX_RESPONSE, &hdr, &len), 0);
+    assert_int_equal(rdv_msg_decode(r.in.data + hdr, len, &a), 0);
+    assert_int_equal(a.status, RDV_S_E_INVALID_NAMESPACE);
+    rdv_msg_free(&a);
+    cp2p_buf_free(&r.in);
     /* garbage: the stream is reset */
     const uint8_t junk[] = {0x03, 0xff, 0xff, 0xff};
     raw_request(&t, 0, junk, sizeof junk, &r);
@@ -502,7 +512,7 @@ static void test_forged_and_garbage(void **state)
     cp2p_rendezvous_server_stats_t st;
     cp2p_rendezvous_server_stats(t.srv, &st);
     assert_int_equal(st.registrations, 0);
-    assert_int_equal(st.refused, 2);
+    assert_int_equal(st.refused, 3);
     assert_int_equal(st.bad_messages, 3);
     assert_int_equal(st.discovers, 2);
     cp2p_buf_free(&env);
@@ -628,6 +638,88 @@ static void test_legacy_records(void **state)
     net_end(&t);
 }
 
+/* Identities are free; addresses are not: five peers from one address, a
+ * point that allows three registrations per address. */
+static void test_per_ip(void **state)
+{
+    net_t t;
+    cp2p_rendezvous_server_config_t cfg = {.max_per_ip = 3, .limit_loopback = 1};
+    net_new(&t, &cfg, 5);
+    int refused = 0;
+    for (int i = 0; i < 5; i++) {
+        reg_result_t r = do_register(&t, i, "crowd", 0);
+        if (r.status == CP2P_EREFUSED && r.code == RDV_S_E_UNAVAILABLE)
+            refused++;
+        else
+            assert_int_equal(r.status, 0);
+    }
+    assert_int_equal(refused, 2);
+    /* a refresh of one held is no new registration; one gone makes room */
+    reg_result_t r = do_register(&t, 0, "crowd", 0);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(cp2p_rendezvous_unregister(t.rz[0], &t.srv_id, "crowd"), 0);
+    cp2p_rendezvous_server_stats_t st;
+    for (int i = 0; i < 100; i++) {
+        cp2p_rendezvous_server_stats(t.srv, &st);
+        if (st.unregistered)
+            break;
+        world_run_for(&t.w, 20);
+    }
+    r = do_register(&t, 4, "crowd2", 0);
+    assert_int_equal(r.status, 0);
+    cp2p_rendezvous_server_stats(t.srv, &st);
+    assert_int_equal(st.registrations, 3);
+    net_end(&t);
+}
+
+/* ---- a hostile point ---- */
+
+typedef struct hostile {
+    int mode; /* 0: a frame announcing 2 MiB; 1: the wrong answer type; 2: garbage */
+} hostile_t;
+
+static void hostile_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    hostile_t *h = arg;
+    if (status < 0) {
+        cp2p_stream_unref(s);
+        return;
+    }
+    cp2p_buf_t b = {0};
+    if (h->mode == 0) {
+        const uint8_t big[] = {0x80, 0x80, 0x80, 0x01, 0x08};
+        cp2p_buf_append(&b, big, sizeof big);
+    } else if (h->mode == 1) {
+        rdv_msg_t m = {.type = RDV_REGISTER_RESPONSE};
+        rdv_msg_encode(&m, &b);
+    } else {
+        const uint8_t junk[] = {0x02, 0xff, 0xff};
+        cp2p_buf_append(&b, junk, sizeof junk);
+    }
+    cp2p_stream_write(s, b.data, b.len, NULL, NULL);
+    cp2p_buf_free(&b);
+    cp2p_stream_close_write(s); /* read on until the client lets go */
+}
+
+static void hostile_handler(cp2p_stream_t *s, void *arg)
+{
+    cp2p_stream_read_start(s, hostile_read, arg);
+}
+
+static void test_hostile_point(void **state)
+{
+    net_t t;
+    net_new(&t, NULL, 1);
+    hostile_t h = {0};
+    assert_int_equal(cp2p_host_set_handler(t.srv_host, CP2P_RENDEZVOUS_PROTOCOL_ID, hostile_handler, &h), 0);
+    for (h.mode = 0; h.mode < 3; h.mode++) {
+        disc_result_t *d = do_discover(&t, 0, "x", 0, NULL);
+        assert_int_equal(d->status, CP2P_EPROTO);
+        free(d);
+    }
+    net_end(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +732,8 @@ int main(void)
         cmocka_unit_test(test_flood_of_identities),
         cmocka_unit_test(test_expiry_and_refresh),
         cmocka_unit_test(test_legacy_records),
+        cmocka_unit_test(test_per_ip),
+        cmocka_unit_test(test_hostile_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
