@@ -144,7 +144,8 @@ CP2P_API int cp2p_rendezvous_set_record_format(cp2p_rendezvous_t *rz, int format
  * the peerstore, or a connection open), for ttl_s seconds (0: the point's
  * default, 2 h). The registration is kept: it is sent again when three
  * quarters of the granted TTL have passed (and a minute after a failure),
- * until cp2p_rendezvous_unregister or close. cb (may be NULL) runs after
+ * and half a second after the host advertises a new address (a relay
+ * reservation, a mapped port), until cp2p_rendezvous_unregister or close. cb (may be NULL) runs after
  * every attempt. Registering again under the same point and ns replaces the
  * TTL and the callback. CP2P_EINVAL for a bad ns, CP2P_ELIMIT past 64 kept
  * registrations. */

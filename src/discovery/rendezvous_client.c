@@ -21,6 +21,7 @@
 #define RETRY_MS 60000
 #define MAX_KEEPS 64
 #define MAX_ADDR_TTL_MS (60 * 60 * 1000ULL)
+#define ADDR_CHANGE_DELAY_MS 500 /* new addresses come in bursts: one REGISTER for them */
 
 typedef struct keep keep_t;
 
@@ -492,6 +493,20 @@ int cp2p_rendezvous_discover(cp2p_rendezvous_t *rz, const cp2p_peer_id_t *server
     return 0;
 }
 
+/* A new address of ours (a listen address, a relay reservation, a mapped
+ * port) goes to every point soon: a registration carries the addresses of
+ * the moment it was sealed. */
+static void on_event(const cp2p_event_t *ev, void *arg)
+{
+    cp2p_rendezvous_t *rz = arg;
+    if (ev->type != CP2P_EVENT_LISTEN_ADDR || rz->closing)
+        return;
+    uint64_t soon = now_ms(rz) + ADDR_CHANGE_DELAY_MS;
+    for (keep_t *k = rz->keeps; k; k = k->next)
+        if (k->due_ms > soon)
+            k->due_ms = soon;
+}
+
 /* --- the clock --- */
 
 static void on_tick(uv_timer_t *t)
@@ -529,6 +544,11 @@ int cp2p_rendezvous_set_record_format(cp2p_rendezvous_t *rz, int format)
     return 0;
 }
 
+static void rz_handle_free(uv_handle_t *hd)
+{
+    free(hd->data);
+}
+
 int cp2p_rendezvous_new(cp2p_host_t *h, cp2p_rendezvous_t **out)
 {
     cp2p_rendezvous_t *rz = calloc(1, sizeof *rz);
@@ -538,6 +558,11 @@ int cp2p_rendezvous_new(cp2p_host_t *h, cp2p_rendezvous_t **out)
     uv_timer_init(cp2p_host_loop(h), &rz->tick);
     rz->tick.data = rz;
     uv_timer_start(&rz->tick, on_tick, TICK_MS, TICK_MS);
+    int rc = cp2p_host_subscribe(h, on_event, rz);
+    if (rc) {
+        uv_close((uv_handle_t *)&rz->tick, rz_handle_free);
+        return rc;
+    }
     *out = rz;
     return 0;
 }
@@ -579,6 +604,7 @@ void cp2p_rendezvous_close(cp2p_rendezvous_t *rz, void (*done)(void *arg), void 
     if (!rz || rz->closing)
         return;
     rz->closing = -1; /* no new work; the rest on a later turn */
+    cp2p_host_unsubscribe(rz->h, on_event, rz);
     rz->done = done;
     rz->done_arg = arg;
     while (rz->keeps) {

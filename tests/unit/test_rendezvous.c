@@ -638,6 +638,28 @@ static void test_legacy_records(void **state)
     net_end(&t);
 }
 
+/* A new listen address goes to the point without waiting for the TTL. */
+static void test_new_address_registers_again(void **state)
+{
+    net_t t;
+    net_new(&t, NULL, 2);
+    reg_result_t r = do_register(&t, 0, "moving", 0);
+    assert_int_equal(r.status, 0);
+    disc_result_t *d = do_discover(&t, 1, "moving", 0, NULL);
+    assert_int_equal(d->n, 1);
+    size_t before = d->n_addrs[0];
+    free(d);
+    unsigned port;
+    host_listen(t.c[0], &port, NULL);
+    reg_result_t *res = &t.res[t.n_res - 1];
+    world_run_until_n(&t.w, &res->done, 2, 5000);
+    d = do_discover(&t, 1, "moving", 0, NULL);
+    assert_int_equal(d->n, 1);
+    assert_int_equal(d->n_addrs[0], before + 1);
+    free(d);
+    net_end(&t);
+}
+
 /* Identities are free; addresses are not: five peers from one address, a
  * point that allows three registrations per address. */
 static void test_per_ip(void **state)
@@ -733,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_expiry_and_refresh),
         cmocka_unit_test(test_legacy_records),
         cmocka_unit_test(test_per_ip),
+        cmocka_unit_test(test_new_address_registers_again),
         cmocka_unit_test(test_hostile_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
