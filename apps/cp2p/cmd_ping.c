@@ -338,7 +338,7 @@ static void on_discovered(int status, int code, const cp2p_rendezvous_peer_t *pe
         shutdown_app(a, 1);
         return;
     }
-    if (cookie_len <= sizeof a->cookie) {
+    if (cookie && cookie_len <= sizeof a->cookie) {
         memcpy(a->cookie, cookie, cookie_len);
         a->cookie_len = cookie_len;
     }
