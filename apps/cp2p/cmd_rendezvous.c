@@ -11,6 +11,7 @@
 #include "cp2p/error.h"
 #include "cp2p/host.h"
 #include "cp2p/identify.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/ping.h"
 #include "cp2p/rendezvous.h"
@@ -22,6 +23,7 @@ typedef struct app {
     cp2p_host_t *h;
     cp2p_identify_t *id;
     cp2p_rendezvous_server_t *srv;
+    cp2p_metrics_t *metrics;
     cli_signals_t sig;
     uv_timer_t timer;
     uint64_t stats_ms;
@@ -44,6 +46,7 @@ static void usage(FILE *f)
             "                         loopback is not counted unless --limit-loopback)\n"
             "  --limit-loopback       count loopback addresses in --max-per-ip too\n"
             "  --stats S              print the counters every S seconds (and on exit)\n"
+            "  --metrics IP:PORT      serve GET /healthz and GET /metrics (Prometheus) over HTTP\n"
             "  --help                 this text\n"
             "prints 'Local peer id', 'Listening on' lines, and with --stats\n"
             "'rendezvous registrations=N peers=N namespaces=N registered=N refused=N ...'\n",
@@ -96,6 +99,9 @@ static void shutdown_app(app_t *a, int code)
     a->closing = 1;
     a->exit_code = code;
     uv_timer_stop(&a->timer);
+    if (a->metrics) /* it reads the server's counters: it goes first */
+        cp2p_metrics_stop(a->metrics, NULL, NULL);
+    a->metrics = NULL;
     if (a->srv) {
         if (a->stats_ms)
             print_stats(a);
@@ -116,12 +122,13 @@ int cmd_rendezvous(int argc, char **argv)
     app_t a = {0};
     const char *listen_v[MAX_LISTEN];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN};
-    const char *key_file = NULL;
+    const char *key_file = NULL, *metrics = NULL;
     double min_ttl = 0, max_ttl = 0, per_peer = 0, per_ns = 0, total = 0, stats = 0, per_ip = 0;
     int limit_loopback = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--key", CLI_STR, &key_file),
+        CLI_OPTION("--metrics", CLI_STR, &metrics),
         CLI_NUMBER("--min-ttl", &min_ttl, 1, CP2P_RENDEZVOUS_MAX_TTL_S),
         CLI_NUMBER("--max-ttl", &max_ttl, 1, CP2P_RENDEZVOUS_MAX_TTL_S),
         CLI_NUMBER("--max-per-peer", &per_peer, 1, 1e6),
@@ -178,6 +185,12 @@ int cmd_rendezvous(int argc, char **argv)
             rc = cp2p_host_listen(a.h, &ma);
             cp2p_multiaddr_free(&ma);
         }
+    }
+    if (!rc && metrics) {
+        cp2p_metrics_config_t cfg_m = {.listen = metrics,
+                                       .sources = {cp2p_rendezvous_server_metrics_source(a.srv)}};
+        snprintf(what, sizeof what, "cannot serve metrics on %s (IP:PORT expected)", metrics);
+        rc = cp2p_metrics_start(a.h, &cfg_m, &a.metrics);
     }
     if (!rc) {
         cli_print_peer_id(a.h);

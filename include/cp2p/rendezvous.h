@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "cp2p/host.h"
+#include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/peer.h"
 
@@ -90,6 +91,11 @@ CP2P_API void cp2p_rendezvous_server_close(cp2p_rendezvous_server_t *s, void (*d
 /** The server's counters now. */
 CP2P_API void cp2p_rendezvous_server_stats(const cp2p_rendezvous_server_t *s,
                                            cp2p_rendezvous_server_stats_t *out);
+
+/** The counters as samples for the metrics server (cp2p/metrics.h):
+ * cp2p_rendezvous_registrations, ..._refused_limit_total and the rest; s
+ * must outlive the server. */
+CP2P_API cp2p_metrics_source_t cp2p_rendezvous_server_metrics_source(const cp2p_rendezvous_server_t *s);
 
 /* ------------------------------------------------------------------ client */
 

@@ -15,6 +15,7 @@
 #include "cp2p/envelope.h"
 #include "cp2p/error.h"
 #include "cp2p/log.h"
+#include "cp2p/metrics.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/rendezvous.h"
 #include "discovery/rdv_msg.h"
@@ -784,4 +785,32 @@ void cp2p_rendezvous_server_stats(const cp2p_rendezvous_server_t *srv,
                                   cp2p_rendezvous_server_stats_t *out)
 {
     *out = srv->st;
+}
+
+static size_t collect_metrics(const void *srv, cp2p_metric_t *out, size_t cap)
+{
+    cp2p_rendezvous_server_stats_t s;
+    cp2p_rendezvous_server_stats(srv, &s);
+    const cp2p_metric_t all[] = {
+        {"cp2p_rendezvous_registrations", "gauge", "Registrations held by the rendezvous point.", s.registrations},
+        {"cp2p_rendezvous_namespaces", "gauge", "Namespaces with a registration.", s.namespaces},
+        {"cp2p_rendezvous_peers", "gauge", "Peers with a registration.", s.peers},
+        {"cp2p_rendezvous_bytes", "gauge", "Bytes of records and namespaces held.", s.bytes},
+        {"cp2p_rendezvous_registered_total", "counter", "REGISTERs accepted, refreshes included.", s.registered},
+        {"cp2p_rendezvous_refused_total", "counter", "REGISTERs answered with an error.", s.refused},
+        {"cp2p_rendezvous_refused_limit_total", "counter", "REGISTERs refused for a limit (E_UNAVAILABLE).", s.refused_limit},
+        {"cp2p_rendezvous_unregistered_total", "counter", "UNREGISTERs that removed a registration.", s.unregistered},
+        {"cp2p_rendezvous_expired_total", "counter", "Registrations dropped when their TTL ran out.", s.expired},
+        {"cp2p_rendezvous_discovers_total", "counter", "DISCOVERs answered.", s.discovers},
+        {"cp2p_rendezvous_bad_messages_total", "counter", "Streams reset for a malformed or oversized request.", s.bad_messages},
+        {"cp2p_rendezvous_streams_refused_total", "counter", "Streams refused: too many being served.", s.streams_refused},
+    };
+    size_t n = sizeof all / sizeof *all < cap ? sizeof all / sizeof *all : cap;
+    memcpy(out, all, n * sizeof *out);
+    return n;
+}
+
+cp2p_metrics_source_t cp2p_rendezvous_server_metrics_source(const cp2p_rendezvous_server_t *s)
+{
+    return (cp2p_metrics_source_t){s ? collect_metrics : NULL, s};
 }

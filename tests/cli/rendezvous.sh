@@ -109,7 +109,8 @@ wait_line "$TMP/d.out" "^ping ($R3|$E) rtt=" >/dev/null
 echo "   rust registered at cp2p, paged one at a time, found both cp2p clients; they found rust"
 
 echo "== 4. a flood of identities"
-point p4 --max-per-namespace 5 --max-total 8
+MPORT=$(free_port)
+point p4 --max-per-namespace 5 --max-total 8 --metrics 127.0.0.1:$MPORT
 client good
 GOOD=$CID
 wait_line "$TMP/good.out" '^registered demo ttl=7200$' >/dev/null
@@ -130,6 +131,9 @@ await_stat p4 registrations 8
 for ((i = 0; i < 100; i++)); do [ "$(refused)" = 17 ] && break; sleep 0.1; done
 [ "$(refused)" = 17 ] || fail "$(refused) flood clients told E_UNAVAILABLE, not 17"
 [ "$(stat p4 namespaces)" = 3 ] || fail "p4: $(stats p4)"
+curl -sf "http://127.0.0.1:$MPORT/metrics" >"$TMP/metrics.txt" || fail "no /metrics"
+grep -q '^cp2p_rendezvous_registrations 8$' "$TMP/metrics.txt" || fail "metrics: $(grep rendezvous "$TMP/metrics.txt")"
+grep -q '^cp2p_rendezvous_refused_limit_total 17$' "$TMP/metrics.txt" || fail "metrics: $(grep rendezvous "$TMP/metrics.txt")"
 # the good peer is still found, and reached, by a newcomer that only discovers
 "$CP2P" ping --rendezvous "$POINT" --namespace demo --count 2 >"$TMP/new.out" 2>"$TMP/new.err" &
 PIDS+=($!)
