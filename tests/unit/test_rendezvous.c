@@ -660,6 +660,87 @@ static void test_new_address_registers_again(void **state)
     net_end(&t);
 }
 
+static void raw_ignore(int status, cp2p_stream_t *s, void *arg)
+{
+    raw_t *r = arg;
+    r->status = status;
+    r->s = s;
+    r->done = 1;
+}
+
+/* A client that asks and never reads: the point answers as far as the
+ * stream's window goes, then reads no more requests (one answer of ours
+ * waits, not a hundred). */
+static void test_slow_reader(void **state)
+{
+    net_t t;
+    net_new(&t, NULL, 1);
+    /* 32 namespaces, each with a record of ~6 KiB: an answer for all of
+     * them is ~200 KiB */
+    cp2p_peer_record_t pr = {.peer_id = *cp2p_host_peer_id(t.c[0]), .seq = 1};
+    char name[256];
+    for (int i = 0; i < 30; i++) {
+        char ma[300];
+        memset(name, 'a' + i % 26, 200);
+        name[200] = 0;
+        snprintf(ma, sizeof ma, "/dns4/%s/tcp/%d", name, 1000 + i);
+        cp2p_multiaddr_t m;
+        assert_int_equal(cp2p_multiaddr_parse(ma, &m), 0);
+        assert_int_equal(cp2p_peer_record_add_addr(&pr, m.bytes, m.len), 0);
+        cp2p_multiaddr_free(&m);
+    }
+    cp2p_buf_t env = {0}, b = {0};
+    assert_int_equal(cp2p_peer_record_seal(cp2p_host_identity(t.c[0]), &pr, &env), 0);
+    cp2p_peer_record_clear(&pr);
+    assert_true(env.len > 6000 && env.len <= CP2P_RENDEZVOUS_MAX_RECORD);
+    for (int i = 0; i < 32; i++) {
+        rdv_msg_t m = {.type = RDV_REGISTER};
+        snprintf(name, sizeof name, "ns%d", i);
+        m.reg.ns = name;
+        m.reg.record = env.data;
+        m.reg.record_len = env.len;
+        b.len = 0;
+        assert_int_equal(rdv_msg_encode(&m, &b), 0);
+        raw_t r;
+        raw_request(&t, 0, b.data, b.len, &r);
+        assert_false(r.reset);
+        cp2p_buf_free(&r.in);
+    }
+    cp2p_rendezvous_server_stats_t st;
+    cp2p_rendezvous_server_stats(t.srv, &st);
+    assert_int_equal(st.registrations, 32);
+    /* 100 DISCOVERs of everything in one write, and no reading */
+    rdv_msg_t q = {.type = RDV_DISCOVER};
+    b.len = 0;
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(rdv_msg_encode(&q, &b), 0);
+    static const char *const protos[] = {CP2P_RENDEZVOUS_PROTOCOL_ID};
+    raw_t r = {0};
+    assert_int_equal(cp2p_host_new_stream(t.c[0], &t.srv_id, protos, 1, raw_ignore, &r), 0);
+    world_run_until(&t.w, &r.done, 10000);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(cp2p_stream_write(r.s, b.data, b.len, NULL, NULL), 0);
+    world_run_for(&t.w, 1000);
+    cp2p_rendezvous_server_stats(t.srv, &st);
+    assert_true(st.discovers >= 1);
+    assert_true(st.discovers <= 3);
+    uint64_t held = st.discovers;
+    world_run_for(&t.w, 500);
+    cp2p_rendezvous_server_stats(t.srv, &st);
+    assert_int_equal(st.discovers, held);
+    cp2p_stream_reset(r.s);
+    cp2p_stream_unref(r.s);
+    world_run_for(&t.w, 100);
+    /* the point goes on serving */
+    disc_result_t *d = do_discover(&t, 0, "ns7", 0, NULL);
+    assert_int_equal(d->status, 0);
+    assert_int_equal(d->n, 1);
+    free(d);
+    cp2p_buf_free(&env);
+    cp2p_buf_free(&b);
+    net_end(&t);
+}
+
 /* Identities are free; addresses are not: five peers from one address, a
  * point that allows three registrations per address. */
 static void test_per_ip(void **state)
@@ -755,6 +836,7 @@ int main(void)
         cmocka_unit_test(test_expiry_and_refresh),
         cmocka_unit_test(test_legacy_records),
         cmocka_unit_test(test_per_ip),
+        cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_new_address_registers_again),
         cmocka_unit_test(test_hostile_point),
     };
