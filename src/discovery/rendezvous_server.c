@@ -306,20 +306,6 @@ static int do_register(cp2p_rendezvous_server_t *srv, cp2p_stream_t *s, const rd
         *why = "ttl out of range";
         return RDV_S_E_INVALID_TTL;
     }
-    /* The check costs a signature verification: the cheap refusals come first. */
-    cp2p_peer_record_t rec = {0};
-    int legacy = 0;
-    int rc = rdv_record_open(in->record, in->record_len, &rec, &legacy);
-    cp2p_peer_id_t signer = rec.peer_id;
-    cp2p_peer_record_clear(&rec);
-    if (rc) {
-        *why = "signed peer record does not verify";
-        return RDV_S_E_INVALID_SIGNED_PEER_RECORD;
-    }
-    if (!cp2p_peer_id_equal(&signer, from)) {
-        *why = "a peer may register only itself";
-        return RDV_S_E_NOT_AUTHORIZED;
-    }
     uint64_t now = uv_now(cp2p_host_loop(srv->h));
     ns_ent_t *ns = ns_find(srv, in->ns, ns_len, 0);
     peer_ent_t *peer = peer_find(srv, from, 0);
@@ -347,6 +333,22 @@ static int do_register(cp2p_rendezvous_server_t *srv, cp2p_stream_t *s, const rd
         *why = "the point is full";
         cp2p_log_debug("rendezvous", "register refused: over the limit of %s", limit);
         return RDV_S_E_UNAVAILABLE;
+    }
+    /* A signature verification is the dearest step: a point that is full
+     * refuses before it (the registering peer is the stream's, proven by
+     * the connection's handshake). */
+    cp2p_peer_record_t rec = {0};
+    int legacy = 0;
+    int rc = rdv_record_open(in->record, in->record_len, &rec, &legacy);
+    cp2p_peer_id_t signer = rec.peer_id;
+    cp2p_peer_record_clear(&rec);
+    if (rc) {
+        *why = "signed peer record does not verify";
+        return RDV_S_E_INVALID_SIGNED_PEER_RECORD;
+    }
+    if (!cp2p_peer_id_equal(&signer, from)) {
+        *why = "a peer may register only itself";
+        return RDV_S_E_NOT_AUTHORIZED;
     }
     uint8_t *copy = malloc(in->record_len);
     if (!copy) {
