@@ -126,18 +126,25 @@ static int seal_record(cp2p_rendezvous_t *rz, int legacy, cp2p_buf_t *out)
     return rc;
 }
 
-static void keep_result(keep_t *k, int status, int code, uint64_t ttl)
+/* The outcome of a REGISTER for k: when to send the next (or, with drop,
+ * the end of k), then the caller's callback, last: it may unregister, close
+ * or register again, so k is not touched after it. */
+static void keep_result(cp2p_rendezvous_t *rz, keep_t *k, int status, int code, uint64_t ttl,
+                        int drop)
 {
+    cp2p_rendezvous_register_cb cb = k->cb;
+    void *arg = k->arg;
     k->req = NULL;
-    /* due_ms is relative here: the caller adds the time. */
-    if (status == 0 && ttl) {
+    if (drop) {
+        keep_drop(rz, keep_find(rz, &k->server, k->ns));
+    } else if (status == 0 && ttl) {
         uint64_t ms = ttl * 1000 / 4 * 3;
-        k->due_ms = ms ? ms : 1;
+        k->due_ms = now_ms(rz) + (ms ? ms : 1);
     } else {
-        k->due_ms = RETRY_MS;
+        k->due_ms = now_ms(rz) + RETRY_MS;
     }
-    if (k->cb)
-        k->cb(status, code, ttl, k->arg);
+    if (cb)
+        cb(status, code, ttl, arg);
 }
 
 /* The request is over, with this result: the caller is told (we are in a
@@ -172,16 +179,11 @@ static void req_result(req_t *r, int status, const rdv_msg_t *m)
         if (status)
             cp2p_log_info("rendezvous", "register under %s failed: %s%s%s", k->ns,
                           cp2p_strerror(status), code ? " " : "", code ? rdv_status_name(code) : "");
-        keep_result(k, status, code, ttl);
-        k->due_ms += now_ms(rz);
         /* Asking again cannot change the point's mind but when it is full
          * or broken: a refusal for what we sent ends the registration. */
-        if (status == CP2P_EREFUSED && code != RDV_S_E_UNAVAILABLE &&
-            code != RDV_S_E_INTERNAL_ERROR) {
-            keep_t **pp = keep_find(rz, &k->server, k->ns);
-            if (*pp == k && !k->req)
-                keep_drop(rz, pp);
-        }
+        int drop = status == CP2P_EREFUSED && code != RDV_S_E_UNAVAILABLE &&
+                   code != RDV_S_E_INTERNAL_ERROR;
+        keep_result(rz, k, status, code, ttl, drop);
     } else if (r->type == RDV_DISCOVER && r->dcb) {
         cp2p_rendezvous_discover_cb cb = r->dcb;
         r->dcb = NULL;
@@ -518,17 +520,20 @@ static void on_tick(uv_timer_t *t)
         if (!r->finished && now >= r->deadline_ms)
             req_cancel(r, CP2P_ETIMEOUT);
     }
-    if (rz->closing)
-        return;
-    for (keep_t *k = rz->keeps; k; k = k->next) {
-        if (!k->due_ms || now < k->due_ms)
-            continue;
+    /* One due registration at a time, from the head again after each: a
+     * callback may change the list. A sent one is due no more, a failed one
+     * in a minute, so this ends. */
+    while (!rz->closing) {
+        keep_t *k = rz->keeps;
+        while (k && (!k->due_ms || now < k->due_ms))
+            k = k->next;
+        if (!k)
+            break;
         int rc = keep_send(rz, k);
         if (rc) {
             cp2p_log_info("rendezvous", "cannot register again under %s: %s", k->ns,
                           cp2p_strerror(rc));
-            keep_result(k, rc, 0, 0);
-            k->due_ms += now;
+            keep_result(rz, k, rc, 0, 0, 0);
         }
     }
 }

@@ -741,6 +741,52 @@ static void test_slow_reader(void **state)
     net_end(&t);
 }
 
+typedef struct reentrant {
+    cp2p_rendezvous_t *rz;
+    cp2p_peer_id_t point;
+    int calls, closed;
+} reentrant_t;
+
+static void unregister_in_cb(int status, int code, uint64_t ttl, void *arg)
+{
+    reentrant_t *x = arg;
+    x->calls++;
+    assert_int_equal(status, 0);
+    assert_int_equal(cp2p_rendezvous_unregister(x->rz, &x->point, "re"), 0);
+}
+
+static void close_in_cb(int status, int code, uint64_t ttl, void *arg)
+{
+    reentrant_t *x = arg;
+    x->calls++;
+    cp2p_rendezvous_close(x->rz, set_flag, &x->closed);
+}
+
+/* A register callback that unregisters, or closes the client, from inside:
+ * nothing of the registration is touched after it (ASan watches). */
+static void test_reentrant_callbacks(void **state)
+{
+    net_t t;
+    net_new(&t, NULL, 1);
+    reentrant_t x = {.rz = t.rz[0], .point = t.srv_id};
+    assert_int_equal(cp2p_rendezvous_register(t.rz[0], &t.srv_id, "re", 0, unregister_in_cb, &x), 0);
+    world_run_until(&t.w, &x.calls, 10000);
+    cp2p_rendezvous_server_stats_t st;
+    for (int i = 0; i < 100; i++) {
+        cp2p_rendezvous_server_stats(t.srv, &st);
+        if (st.unregistered)
+            break;
+        world_run_for(&t.w, 20);
+    }
+    assert_int_equal(st.unregistered, 1);
+    x.calls = 0;
+    assert_int_equal(cp2p_rendezvous_register(t.rz[0], &t.srv_id, "re2", 0, close_in_cb, &x), 0);
+    world_run_until(&t.w, &x.closed, 10000);
+    assert_int_equal(x.calls, 1);
+    t.rz[0] = NULL;
+    net_end(&t);
+}
+
 /* Identities are free; addresses are not: five peers from one address, a
  * point that allows three registrations per address. */
 static void test_per_ip(void **state)
@@ -836,6 +882,7 @@ int main(void)
         cmocka_unit_test(test_expiry_and_refresh),
         cmocka_unit_test(test_legacy_records),
         cmocka_unit_test(test_per_ip),
+        cmocka_unit_test(test_reentrant_callbacks),
         cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_new_address_registers_again),
         cmocka_unit_test(test_hostile_point),
