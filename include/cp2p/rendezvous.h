@@ -151,8 +151,9 @@ CP2P_API int cp2p_rendezvous_set_record_format(cp2p_rendezvous_t *rz, int format
  * default, 2 h). The registration is kept: it is sent again when three
  * quarters of the granted TTL have passed (and a minute after a failure),
  * and half a second after the host advertises a new address (a relay
- * reservation, a mapped port), until cp2p_rendezvous_unregister or close. cb (may be NULL) runs after
- * every attempt. Registering again under the same point and ns replaces the
+ * reservation, a mapped port), until cp2p_rendezvous_unregister or close.
+ * With no address to advertise yet, the registration waits for the first
+ * one. cb (may be NULL) runs after every attempt. Registering again under the same point and ns replaces the
  * TTL and the callback. CP2P_EINVAL for a bad ns, CP2P_ELIMIT past 64 kept
  * registrations. */
 CP2P_API int cp2p_rendezvous_register(cp2p_rendezvous_t *rz, const cp2p_peer_id_t *server,

@@ -440,6 +440,12 @@ int cp2p_rendezvous_register(cp2p_rendezvous_t *rz, const cp2p_peer_id_t *server
     if (k->req) /* one under way: its answer counts */
         return 0;
     int rc = keep_send(rz, k);
+    if (rc == CP2P_ESTATE) {
+        /* No address to tell yet (a relay reservation or a port mapping
+         * still under way): the first one the host advertises sends it. */
+        k->due_ms = now_ms(rz) + RETRY_MS;
+        rc = 0;
+    }
     if (rc) {
         if (fresh)
             free(k);
