@@ -13,6 +13,9 @@
 #     and total caps hold (E_UNAVAILABLE past them) and a peer registered
 #     before is still found and reached by a newcomer; then a point that
 #     counts loopback holds its registrations per address.
+#  5. cp2p relay --rendezvous: two hosts that do not listen (as behind NAT)
+#     reserve on the relay, register their /p2p-circuit address at its point
+#     once they have it, find each other and ping over the circuit.
 INTEROP_PEERS="rust"
 source "$(dirname "$0")/../interop/lib.sh" # and lib/common.sh: BUILD, TMP, PIDS, fail, wait_line
 SHOW_ON_FAIL=(all)
@@ -149,4 +152,25 @@ flood crowd 6
 await_stat p5 refused_limit 3
 await_stat p5 registrations 3
 echo "   3 registrations per address held (3 of 6 refused)"
+echo "== 5. relay and rendezvous point in one: hosts reachable through the relay only"
+"$CP2P" relay --listen $L --rendezvous --stats 0.2 >"$TMP/relay.out" 2>"$TMP/relay.err" &
+PIDS+=($!)
+POINT=$(wait_line "$TMP/relay.out" '^Listening on ' | cut -d' ' -f3)
+SHOW_ON_FAIL=(relay.out n1.out n1.err n2.out n2.err)
+"$CP2P" ping --relay "$POINT" --rendezvous "$POINT" --namespace nat >"$TMP/n1.out" 2>"$TMP/n1.err" &
+PIDS+=($!)
+N1=$(wait_line "$TMP/n1.out" '^Local peer id: ' | cut -d' ' -f4)
+wait_line "$TMP/n1.out" '^registered nat ttl=7200$' >/dev/null
+"$CP2P" ping --relay "$POINT" --rendezvous "$POINT" --namespace nat >"$TMP/n2.out" 2>"$TMP/n2.err" &
+PIDS+=($!)
+N2=$(wait_line "$TMP/n2.out" '^Local peer id: ' | cut -d' ' -f4)
+wait_line "$TMP/n2.out" "^discovered $N1 ${POINT//./\\.}/p2p-circuit$" >/dev/null
+wait_line "$TMP/n2.out" "^ping $N1 rtt=" >/dev/null
+wait_line "$TMP/n1.out" "^discovered $N2 ${POINT//./\\.}/p2p-circuit$" >/dev/null
+wait_line "$TMP/n1.out" "^ping $N2 rtt=" >/dev/null
+wait_line "$TMP/relay.out" '^rendezvous registrations=2 ' >/dev/null
+if grep -q '^discovered .* /ip4/127\.0\.0\.1/tcp/[0-9]*$' "$TMP/n1.out" "$TMP/n2.out"; then
+    fail "a host with no listen address registered a direct one"
+fi
+echo "   both registered their circuit address, found each other and pinged through the relay"
 echo "PASS"
