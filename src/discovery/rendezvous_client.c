@@ -202,7 +202,8 @@ static void req_result(req_t *r, int status, const rdv_msg_t *m)
             for (size_t i = 0; peers && all && i < m->n_regs; i++) {
                 const rdv_reg_t *g = &m->regs[i];
                 cp2p_peer_record_t rec = {0};
-                if (!g->record || rdv_record_open(g->record, g->record_len, &rec, NULL) != 0) {
+                int legacy = 0;
+                if (!g->record || rdv_record_open(g->record, g->record_len, &rec, &legacy) != 0) {
                     cp2p_log_info("rendezvous", "discover: a registration whose record does "
                                                 "not verify, left out");
                     continue;
@@ -220,7 +221,11 @@ static void req_result(req_t *r, int status, const rdv_msg_t *m)
                     size_t k = cp2p_host_plausible_addrs(rz->h, via, mine, n, kept);
                     cp2p_peerstore_add_addrs_from(ps, &rec.peer_id, kept, k, ttl_ms, now,
                                                   CP2P_ADDR_CLAIMED);
-                    cp2p_peerstore_set_record(ps, &rec.peer_id, g->record, g->record_len, rec.seq);
+                    /* The peerstore's record is passed on (identify, cp2pd): only
+                     * one in the envelope everyone reads. */
+                    if (!legacy)
+                        cp2p_peerstore_set_record(ps, &rec.peer_id, g->record, g->record_len,
+                                                  rec.seq);
                     if (n) {
                         cp2p_event_t ev = {.type = CP2P_EVENT_PEER_DISCOVERED,
                                            .peer = &rec.peer_id,

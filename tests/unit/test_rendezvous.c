@@ -616,6 +616,10 @@ static void test_legacy_records(void **state)
     disc_result_t *d = do_discover(&t, 2, "mixed", 0, NULL);
     assert_int_equal(d->n, 2);
     assert_true(has_peer(d, t.c[0]));
+    /* c2 keeps the standard record in its peerstore, not the legacy one */
+    size_t rl = 0;
+    assert_null(cp2p_peerstore_record(cp2p_host_peerstore(t.c[2]), cp2p_host_peer_id(t.c[0]), &rl, NULL));
+    assert_non_null(cp2p_peerstore_record(cp2p_host_peerstore(t.c[2]), cp2p_host_peer_id(t.c[1]), &rl, NULL));
     /* the legacy one sees the legacy one only */
     disc_result_t *l = do_discover(&t, 0, "mixed", 0, NULL);
     assert_int_equal(l->status, 0);
