@@ -70,7 +70,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cp2p ping [--listen MULTIADDR]... [--dial MULTIADDR | MULTIADDR] [options]\n"
-            "  --listen MA       listen on MA (e.g. /ip4/0.0.0.0/tcp/4242); repeatable\n"
+            "  --listen MA       listen on MA (/ip4/0.0.0.0/tcp/4242, .../tcp/4243/ws,\n"
+            "                    /unix/run/p.sock); repeatable\n"
             "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..,\n"
             "                    .../p2p/RELAY/p2p-circuit/p2p/ID through a relay); also as the last argument\n"
             "  --relay MA        reserve on the circuit relay at MA (/ip4/../tcp/../p2p/RELAY) and\n"
@@ -93,6 +94,7 @@ static void usage(FILE *f)
             "  --rendezvous-record auto|standard|legacy  our record's envelope: the spec's, or\n"
             "                    rust-libp2p's legacy one (auto: the spec's, legacy where refused)\n"
             "  --psk FILE        private network key: a swarm.key file (cp2p keygen --psk)\n"
+            "  --wss-cert FILE   certificate (PEM) for /wss listen addresses; --wss-key FILE its key\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
 }
@@ -519,6 +521,7 @@ int cmd_ping(int argc, char **argv)
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1},
                relays = {relay_v, 0, MAX_LISTEN};
     const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL, *psk_file = NULL;
+    const char *wss_cert = NULL, *wss_key = NULL;
     uint8_t psk[32];
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
     int echo = 0, verbose = 0;
@@ -533,6 +536,8 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--security", CLI_STR, &security),
         CLI_OPTION("--key", CLI_STR, &key_file),
         CLI_OPTION("--psk", CLI_STR, &psk_file),
+        CLI_OPTION("--wss-cert", CLI_STR, &wss_cert),
+        CLI_OPTION("--wss-key", CLI_STR, &wss_key),
         CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
         CLI_OPTION("--echo", CLI_FLAG, &echo),
         CLI_OPTION("--rendezvous", CLI_STR, &rdv),
@@ -606,6 +611,10 @@ int cmd_ping(int argc, char **argv)
     if (psk_file && cli_load_psk("ping", psk_file, psk))
         return CLI_FAIL;
     cfg.psk = psk_file ? psk : NULL;
+    if (!wss_cert != !wss_key)
+        return cli_usage("ping", "--wss-cert and --wss-key go together");
+    cfg.wss_cert_file = wss_cert;
+    cfg.wss_key_file = wss_key;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {
         return cli_fail("ping", "cannot read key %s: %s", key_file, cli_key_error(rc));
     }
