@@ -155,16 +155,45 @@ case_unpunched() { # (c) LISTENER DIALER_HOST: the punch fails, the connection s
     grep -q "^relayed $RELAY/p2p-circuit" "$out" || { cat "$out"; fail "$l from $host: not relayed (punched through symmetric NAT?)"; }
     [ "$(grep -c "^ping rtt=.* via=$RELAY/p2p-circuit" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: pings not on the circuit"; }
 }
+# dnat_rule ROUTER EXT_PORT DEST [gone]: miniupnpd's DNAT of EXT_PORT to DEST
+# (ip:port) is in its chain (or, with "gone", no DNAT of EXT_PORT is). A
+# renewal replaces the rule, and a listing that meets it changing may fail
+# or miss it: looked at again for up to 2 s.
+dnat_rule() {
+    local r=$1 ep=$2 dest=$3 gone=${4:-} i out
+    for ((i = 0; i < 20; i++)); do
+        if out=$(ip netns exec $P$r nft list chain inet filter prerouting_miniupnpd 2>&1); then
+            if [ -z "$gone" ]; then
+                grep -q "dport $ep .*dnat.*$dest" <<<"$out" && return 0
+            else
+                grep -q "dport $ep " <<<"$out" || return 0
+            fi
+        fi
+        sleep 0.1
+    done
+    printf '%s\n' "$out" >&2
+    return 1
+}
+# lease ROUTER REGEX [gone]: a line of miniupnpd's lease file matches (or,
+# with "gone", none does); the file is written anew at each change: 2 s.
+lease() {
+    local i
+    for ((i = 0; i < 20; i++)); do
+        if [ -z "${3:-}" ]; then grep -q "$2" "$TMP/upnpd-$1.leases" && return 0
+        else grep -q "$2" "$TMP/upnpd-$1.leases" || return 0; fi
+        sleep 0.1
+    done
+    cat "$TMP/upnpd-$1.leases" >&2
+    return 1
+}
 case_mapped() { # (d) LISTENER ROUTER_IP: the mapped address is the router's, and the internet dials it
     local l=$1 wan=$2 a id
     a=$(wait_line "$TMP/$l.out" "^address /ip4/$wan/tcp/[0-9]+$" 20 | cut -d' ' -f2)
     id=$(sed -n 's/^peer-id //p' "$TMP/$l.out")
     ip netns exec ${P}pub timeout 30 "$GO_PEER" --dial "$a/p2p/$id" --ping 2 >"$TMP/dial-$l.out" 2>&1 ||
         { cat "$TMP/dial-$l.out"; fail "$l: the internet cannot dial the mapped address $a"; }
-    grep -q "^TCP:${a##*/}:${NAT_ADDR[hc]}:4001:" "$TMP/upnpd-rc.leases" ||
-        { cat "$TMP/upnpd-rc.leases"; fail "$l: no lease of port ${a##*/} in miniupnpd"; }
-    ip netns exec ${P}rc nft list chain inet filter prerouting_miniupnpd | grep -q "dport ${a##*/} .*dnat.*${NAT_ADDR[hc]}:4001" ||
-        fail "$l: no DNAT of port ${a##*/} in miniupnpd's chain"
+    lease rc "^TCP:${a##*/}:${NAT_ADDR[hc]}:4001:" || fail "$l: no lease of port ${a##*/} in miniupnpd"
+    dnat_rule rc "${a##*/}" "${NAT_ADDR[hc]}:4001" || fail "$l: no DNAT of port ${a##*/} in miniupnpd's chain"
 }
 # cp2p_mapped NAME HOST ROUTER METHOD PORT: cp2p ping behind ROUTER maps PORT
 # (METHOD: natpmp, upnp, any, or cp2pd for cp2pd -natPortMap); the lease and the DNAT rule are there, the
@@ -188,11 +217,8 @@ case_cp2p_mapped() {
     a=$(wait_line "$TMP/$name.out" '^port mapping: ' 15 | cut -d' ' -f3)
     [[ $a =~ ^/ip4/${NAT_WAN[$r]//./\\.}/tcp/[0-9]+$ ]] || fail "$name: mapped $a, not on router $r's ${NAT_WAN[$r]}"
     ep=${a##*/}
-    grep -q "^TCP:$ep:${NAT_ADDR[$host]}:$port:" "$TMP/upnpd-$r.leases" ||
-        { cat "$TMP/upnpd-$r.leases"; fail "$name: no lease of $ep -> ${NAT_ADDR[$host]}:$port in miniupnpd"; }
-    ip netns exec $P$r nft list chain inet filter prerouting_miniupnpd >"$TMP/$name.nft"
-    grep -q "dport $ep .*dnat.*${NAT_ADDR[$host]}:$port" "$TMP/$name.nft" ||
-        { cat "$TMP/$name.nft"; fail "$name: no DNAT of port $ep in miniupnpd's chain"; }
+    lease $r "^TCP:$ep:${NAT_ADDR[$host]}:$port:" || fail "$name: no lease of $ep -> ${NAT_ADDR[$host]}:$port in miniupnpd"
+    dnat_rule $r $ep "${NAT_ADDR[$host]}:$port" || fail "$name: no DNAT of port $ep in miniupnpd's chain"
     ip netns exec ${P}pub timeout 30 "$CP2P" ping --dial "$a/p2p/$id" --count 2 --interval 0.2 \
         >"$TMP/$name-dial.out" 2>&1 || { cat "$TMP/$name-dial.out"; fail "$name: the internet cannot ping $a"; }
     [ "$(grep -c "^ping $id rtt=" "$TMP/$name-dial.out")" = 2 ] || fail "$name: no pings through $a"
@@ -207,10 +233,8 @@ case_cp2p_mapped() {
     fi
     kill -INT $pid
     wait $pid || fail "$name: cp2p ping did not exit cleanly"
-    if grep -q "^TCP:$ep:" "$TMP/upnpd-$r.leases"; then fail "$name: the lease of $ep is still there after exit"; fi
-    if ip netns exec $P$r nft list chain inet filter prerouting_miniupnpd | grep -q "dport $ep "; then
-        fail "$name: the DNAT of $ep is still there after exit"
-    fi
+    lease $r "^TCP:$ep:" gone || fail "$name: the lease of $ep is still there after exit"
+    dnat_rule $r $ep "" gone || fail "$name: the DNAT of $ep is still there after exit"
 }
 case_cp2p_no_gateway() { # HOST: nobody answers: one clear line, and the host goes on
     local host=$1 pub_id pid
