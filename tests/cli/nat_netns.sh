@@ -14,7 +14,8 @@
 # the other NATs. cp2p: (a) with a cp2p relay and the go relay, cp2p and go
 # listeners, cp2p and go dialers (from the internet and from behind the
 # symmetric NAT); (d) port mapping with UPnP and NAT-PMP (and NAT-PMP alone,
-# and cp2pd -natPortMap) on miniupnpd, and a gateway that answers nothing.
+# and cp2pd -natPortMap) on miniupnpd, and a gateway that answers nothing;
+# (f) two hosts behind NAT meet at a rendezvous point and ping.
 # cp2p's DCUtR and AutoNAT cases go into the same table as they land.
 source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
@@ -260,6 +261,29 @@ case_cp2p_relayed() {
     grep -q "^relayed connection ${relay//./\\.}/p2p-circuit" "$out" || { cat "$out"; fail "$l from $host: not relayed"; }
     [ "$(grep -c "^ping ${target##*/} rtt=" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: no pings"; }
 }
+# (f) HOST1 HOST2: two cp2p hosts behind NAT register their circuit
+# addresses at a rendezvous point (cp2p relay --rendezvous, on the
+# internet), find each other there and ping through the relay.
+case_cp2p_rendezvous() {
+    local h1=$1 h2=$2 point id1 id2
+    ip netns exec ${P}relay "$CP2P" relay --listen /ip4/0.0.0.0/tcp/4005 --rendezvous \
+        >"$TMP/rdv.out" 2>"$TMP/rdv.err" &
+    PIDS+=($!)
+    point=$(wait_line "$TMP/rdv.out" '^Listening on /ip4/10\.200\.0\.2/tcp/4005/' 10 | cut -d' ' -f3)
+    SHOW_ON_FAIL+=(rdv.out rdv.err rdv1.out rdv1.err rdv2.out rdv2.err)
+    ip netns exec $P$h1 "$CP2P" ping --relay "$point" --rendezvous "$point" --namespace nat \
+        >"$TMP/rdv1.out" 2>"$TMP/rdv1.err" &
+    PIDS+=($!)
+    id1=$(wait_line "$TMP/rdv1.out" '^Local peer id: ' 10 | cut -d' ' -f4)
+    wait_line "$TMP/rdv1.out" '^registered nat ttl=7200$' 15 >/dev/null
+    ip netns exec $P$h2 "$CP2P" ping --relay "$point" --rendezvous "$point" --namespace nat \
+        >"$TMP/rdv2.out" 2>"$TMP/rdv2.err" &
+    PIDS+=($!)
+    id2=$(wait_line "$TMP/rdv2.out" '^Local peer id: ' 10 | cut -d' ' -f4)
+    wait_line "$TMP/rdv2.out" "^discovered $id1 ${point//./\\.}/p2p-circuit$" 15 >/dev/null
+    wait_line "$TMP/rdv2.out" "^ping $id1 rtt=" 15 >/dev/null
+    wait_line "$TMP/rdv1.out" "^discovered $id2 ${point//./\\.}/p2p-circuit$" 15 >/dev/null
+}
 case_private() { # (e) LISTENER: AutoNAT v1 says private
     wait_line "$TMP/$1.out" '^reachability private$' 40 >/dev/null
     if grep -q '^reachability public$' "$TMP/$1.out"; then fail "$1: AutoNAT said public behind NAT"; fi
@@ -283,6 +307,7 @@ CASES=(
     "cp2p|relayed cp2p_a2g pub|cp2p behind A2 is reached through the go relay by go from the internet"
     "cp2p|cp2p_relayed go_a2 pub $RELAY|go behind A2 is reached through the go relay by cp2p from the internet"
     "cp2p|cp2p_relayed go_a2c hb $CP2P_RELAY|go behind A2 is reached through the cp2p relay by cp2p behind B"
+    "cp2p|cp2p_rendezvous ha hb|cp2p behind cone A and cp2p behind symmetric B meet at a rendezvous point, ping through the relay"
     "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp_only hd rd any 4103|cp2p behind D (miniupnpd with UPnP off) maps with NAT-PMP"
