@@ -9,4 +9,9 @@
 
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
 
+/* The host's swarm, for the protocols that steer dials and connections
+ * themselves (DCUtR). */
+struct cp2p_swarm;
+struct cp2p_swarm *cp2p_host_swarm(cp2p_host_t *h);
+
 #endif

@@ -351,6 +351,11 @@ static int upgraded(cp2p_swarm_t *sw, cp2p_conn_t *c)
     return 0;
 }
 
+void cp2p_swarm_set_reuse_port(cp2p_swarm_t *sw, int on)
+{
+    sw->cfg.reuse_port = on;
+}
+
 int cp2p_swarm_addr_relayed(const cp2p_multiaddr_t *ma)
 {
     cp2p_multiaddr_component_t c;

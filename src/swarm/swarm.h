@@ -276,6 +276,8 @@ int cp2p_swarm_dial_with(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2
  * it too. Bounded: the oldest expectation gives way. */
 int cp2p_swarm_expect_inbound(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote, int role,
                               uint32_t ms);
+/* Turn port reuse for every dial on or off (cp2p_swarm_config_t.reuse_port). */
+void cp2p_swarm_set_reuse_port(cp2p_swarm_t *sw, int on);
 /* 1 if ma goes through a relay (has /p2p-circuit). */
 int cp2p_swarm_addr_relayed(const cp2p_multiaddr_t *ma);
 /* The oldest open connection to peer that takes new streams, a direct one
