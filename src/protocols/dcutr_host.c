@@ -238,14 +238,23 @@ static int our_role(const punch_t *p)
     return p->attempt >= (int)p->d->cfg.attempts && p->attempt > 1 ? 1 : -1;
 }
 
+/* The peer's dial may reach our listener before ours leaves: that
+ * connection takes our role too. Set as soon as the peer's addresses are
+ * known, before our answer lets it dial (on loopback, B's timer of half an
+ * RTT can run out before A has read SYNC). */
+static void expect_peer(punch_t *p)
+{
+    cp2p_swarm_t *sw = cp2p_host_swarm(p->d->h);
+    uint32_t ms = p->d->cfg.stream_timeout_ms + p->d->cfg.dial_timeout_ms + WAIT_DIRECT_MS;
+    for (size_t i = 0; i < p->e.n_remote; i++)
+        cp2p_swarm_expect_inbound(sw, &p->e.remote[i], our_role(p), ms);
+}
+
 static void punch_dial(punch_t *p)
 {
     cp2p_swarm_t *sw = cp2p_host_swarm(p->d->h);
     cp2p_swarm_dial_opts_t o = {.role = our_role(p), .reuse_port = 2, .direct = 1};
-    /* The peer's dial may reach our listener first: that connection takes
-     * our role too. */
-    for (size_t i = 0; i < p->e.n_remote; i++)
-        cp2p_swarm_expect_inbound(sw, &p->e.remote[i], o.role, p->d->cfg.dial_timeout_ms + WAIT_DIRECT_MS);
+    expect_peer(p);
     p->phase = P_DIALING;
     uv_timer_stop(&p->timer);
     int rc = cp2p_swarm_dial_with(sw, &p->peer, p->e.remote, p->e.n_remote, &o, on_dialled, p);
@@ -297,7 +306,10 @@ static void on_read(cp2p_stream_t *s, int status, const uint8_t *data, size_t n,
     int rc;
     if (status == 0) {
         cp2p_buf_t out = {0};
+        size_t known = p->e.n_remote;
         rc = cp2p_dcutr_engine_input(&p->e, data, n, now, &out);
+        if (rc >= 0 && p->e.n_remote && !known)
+            expect_peer(p); /* before our CONNECT or SYNC leaves */
         if (rc >= 0) {
             int w = send_out(p, &out);
             if (w < 0)

@@ -428,6 +428,8 @@ int cp2p_swarm_expect_inbound(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote, 
 static int inbound_role(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
 {
     uint64_t now = uv_now(sw->loop);
+    if (cp2p_swarm_addr_relayed(remote)) /* a circuit names the relay's IP and port */
+        return 0;
     for (size_t i = 0; i < MAX_EXPECTS; i++) {
         expect_t *e = &sw->expects[i];
         if (!e->remote.bytes)
