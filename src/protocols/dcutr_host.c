@@ -337,9 +337,24 @@ static void on_read(cp2p_stream_t *s, int status, const uint8_t *data, size_t n,
 static int start_exchange(punch_t *p, cp2p_stream_t *s)
 {
     cp2p_dcutr_t *d = p->d;
-    cp2p_multiaddr_t *ours = NULL;
-    size_t n = 0;
+    /* What we advertise (announced or confirmed external addresses) and
+     * what we listen on (go sends its listen and observed addresses); the
+     * engine drops relay addresses and, unless allowed, private ones. */
+    cp2p_multiaddr_t *ours = NULL, *listen = NULL;
+    size_t n = 0, nl = 0;
     int rc = cp2p_host_addrs(d->h, &ours, &n);
+    if (!rc && !cp2p_host_listen_addrs(d->h, &listen, &nl) && nl) {
+        cp2p_multiaddr_t *all = realloc(ours, (n + nl) * sizeof *all);
+        if (all) {
+            memcpy(all + n, listen, nl * sizeof *all);
+            ours = all;
+            n += nl;
+            free(listen); /* the addresses moved into ours */
+            listen = NULL;
+            nl = 0;
+        }
+    }
+    cp2p_multiaddr_array_free(listen, nl);
     if (rc)
         return rc;
     uint64_t now = uv_now(cp2p_host_loop(d->h));
