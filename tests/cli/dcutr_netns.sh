@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# ctest: run-serial
+# DCUtR hole punching (libp2p specs relay/DCUtR.md) through stateful
+# firewalls: three network namespaces on one bridge (the test's own
+# 7.0.1.0/24, public-looking, as go-libp2p and js-libp2p punch only with
+# public addresses), a cp2p relay, and peers A and B whose firewalls drop
+# every new inbound connection, so the spec's unilateral upgrade (B dialling
+# A straight away) fails and only a simultaneous open from the listen ports
+# gets through: each side's SYN opens its own firewall for the other's.
+# Asserts the final connection is direct (the peer's listen address, no
+# /p2p-circuit) on both sides and pings go on over it.
+. "$(dirname "$0")/lib/common.sh"
+CP2P=$BUILD/cp2p
+. "$(dirname "$0")/lib/netns.sh"
+SHOW_ON_FAIL=(all)
+P=dcn$$
+netns_link $P 7.0.1 3
+RELAY_NS=${P}h0 B_NS=${P}h1 A_NS=${P}h2
+for ns in $A_NS $B_NS; do
+    ip netns exec $ns nft -f - <<'NFT'
+table inet fw {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        ct state established,related accept
+        tcp flags syn ct state new drop
+    }
+}
+NFT
+done
+n=0
+
+ip netns exec $RELAY_NS "$CP2P" relay --listen /ip4/7.0.1.1/tcp/0 >"$TMP/relay.out" 2>"$TMP/relay.err" &
+PIDS+=($!)
+RELAY=$(wait_line "$TMP/relay.out" '^Listening on /ip4/7.0.1.1/' | cut -d' ' -f3)
+
+b_cp2p() {
+    ip netns exec $B_NS "$CP2P" ping --listen /ip4/7.0.1.2/tcp/0 --relay "$RELAY" --timeout 3 \
+        >"$TMP/b$n.out" 2>"$TMP/b$n.err" &
+    PIDS+=($!)
+    CIRCUIT=$(wait_line "$TMP/b$n.out" '^Listening on .*/p2p-circuit/p2p/' 15 | cut -d' ' -f3)
+    B_TCP=$(grep -m1 '^Listening on /ip4/7.0.1.2/tcp/' "$TMP/b$n.out" | cut -d' ' -f3)
+}
+
+echo "== B cp2p, A cp2p"
+n=$((n + 1))
+b_cp2p
+timeout 60 ip netns exec $A_NS "$CP2P" ping --listen /ip4/7.0.1.3/tcp/0 --count 10 --interval 0.5 "$CIRCUIT" \
+    >"$TMP/a$n.out" 2>"$TMP/a$n.err" || fail "cp2p A: the pings did not all come back"
+grep -q '^relayed connection .*/p2p-circuit$' "$TMP/a$n.out" || fail "cp2p A: the first connection is not relayed"
+grep -qx "direct connection $B_TCP" "$TMP/a$n.out" || fail "cp2p A: no direct connection to $B_TCP"
+after=$(sed -n '/^direct connection/,$p' "$TMP/a$n.out" | grep -c '^ping ' || true)
+[ "$after" -ge 3 ] || fail "cp2p A: $after pings after the punch, 3 or more expected"
+A_TCP=$(grep -m1 '^Listening on /ip4/7.0.1.3/tcp/' "$TMP/a$n.out" | cut -d' ' -f3)
+wait_line "$TMP/b$n.out" "^direct connection $A_TCP$" 5 >/dev/null || fail "cp2p B: no direct connection to $A_TCP"
+
+echo PASS
