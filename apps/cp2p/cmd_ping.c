@@ -61,7 +61,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cp2p ping [--listen MULTIADDR]... [--dial MULTIADDR | MULTIADDR] [options]\n"
-            "  --listen MA       listen on MA (e.g. /ip4/0.0.0.0/tcp/4242); repeatable\n"
+            "  --listen MA       listen on MA (/ip4/0.0.0.0/tcp/4242, .../tcp/4243/ws,\n"
+            "                    /unix/run/p.sock); repeatable\n"
             "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..,\n"
             "                    .../p2p/RELAY/p2p-circuit/p2p/ID through a relay); also as the last argument\n"
             "  --relay MA        reserve on the circuit relay at MA (/ip4/../tcp/../p2p/RELAY) and\n"
