@@ -8,9 +8,10 @@
 # A straight away) fails and only a simultaneous open from the listen ports
 # gets through: each side's SYN opens its own firewall for the other's.
 # Asserts the final connection is direct (the peer's listen address, no
-# /p2p-circuit) on both sides and pings go on over it.
-. "$(dirname "$0")/lib/common.sh"
-CP2P=$BUILD/cp2p
+# /p2p-circuit) on both sides and pings go on over it; then go-libp2p
+# (--hole-punching) as A answers cp2p's exchange and dials back.
+INTEROP_PEERS="go"
+. "$(dirname "$0")/../interop/lib.sh"
 . "$(dirname "$0")/lib/netns.sh"
 SHOW_ON_FAIL=(all)
 P=dcn$$
@@ -29,12 +30,12 @@ NFT
 done
 n=0
 
-ip netns exec $RELAY_NS "$CP2P" relay --listen /ip4/7.0.1.1/tcp/0 >"$TMP/relay.out" 2>"$TMP/relay.err" &
+ip netns exec $RELAY_NS "$CP2P" relay --listen /ip4/7.0.1.1/tcp/0 --limit-data 1000000000 >"$TMP/relay.out" 2>"$TMP/relay.err" &
 PIDS+=($!)
 RELAY=$(wait_line "$TMP/relay.out" '^Listening on /ip4/7.0.1.1/' | cut -d' ' -f3)
 
 b_cp2p() {
-    ip netns exec $B_NS "$CP2P" ping --listen /ip4/7.0.1.2/tcp/0 --relay "$RELAY" --timeout 3 \
+    ip netns exec $B_NS "$CP2P" ping --listen /ip4/7.0.1.2/tcp/0 --relay "$RELAY" --timeout 1 \
         >"$TMP/b$n.out" 2>"$TMP/b$n.err" &
     PIDS+=($!)
     CIRCUIT=$(wait_line "$TMP/b$n.out" '^Listening on .*/p2p-circuit/p2p/' 15 | cut -d' ' -f3)
@@ -52,5 +53,20 @@ after=$(sed -n '/^direct connection/,$p' "$TMP/a$n.out" | grep -c '^ping ' || tr
 [ "$after" -ge 3 ] || fail "cp2p A: $after pings after the punch, 3 or more expected"
 A_TCP=$(grep -m1 '^Listening on /ip4/7.0.1.3/tcp/' "$TMP/a$n.out" | cut -d' ' -f3)
 wait_line "$TMP/b$n.out" "^direct connection $A_TCP$" 5 >/dev/null || fail "cp2p B: no direct connection to $A_TCP"
+
+echo "== B cp2p, A go"
+n=$((n + 1))
+b_cp2p
+# go pings back to back on its first stream, the relayed one, for a few
+# seconds (the relay lets that much data through); that stream dies with the
+# circuit after the punch's grace period.
+timeout 60 ip netns exec $A_NS "$GO_PEER" --listen /ip4/7.0.1.3/tcp/0 --hole-punching --relay-client \
+    --dial "$CIRCUIT" --ping 40000 >"$TMP/a$n.out" 2>"$TMP/a$n.err" || true
+A_ID=$(grep -m1 '^peer-id ' "$TMP/a$n.out" | cut -d' ' -f2)
+line=$(wait_line "$TMP/b$n.out" "^direct connection .*/p2p/$A_ID$" 5)
+# from go's listen port: go-libp2p reuses it, and only that gets through
+A_TCP=$(grep -m1 '^listening /ip4/7.0.1.3/tcp/' "$TMP/a$n.out" | cut -d' ' -f2)
+[ "$line" = "direct connection $A_TCP" ] || fail "cp2p B: $line, not from A's listen address $A_TCP"
+grep -q "^connected ${B_TCP##*/p2p/} transport=tcp " "$TMP/a$n.out" || fail "go A: no direct connection"
 
 echo PASS
