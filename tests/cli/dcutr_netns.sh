@@ -8,8 +8,8 @@
 # A straight away) fails and only a simultaneous open from the listen ports
 # gets through: each side's SYN opens its own firewall for the other's.
 # Asserts the final connection is direct (the peer's listen address, no
-# /p2p-circuit) on both sides and pings go on over it; then go-libp2p
-# (--hole-punching) as A answers cp2p's exchange and dials back.
+# /p2p-circuit) on both sides and pings go on over it: cp2p with cp2p, and
+# with go-libp2p (--hole-punching; relay-listen --hole-punching) as A and as B.
 INTEROP_PEERS="go"
 . "$(dirname "$0")/../interop/lib.sh"
 . "$(dirname "$0")/lib/netns.sh"
@@ -68,5 +68,27 @@ line=$(wait_line "$TMP/b$n.out" "^direct connection .*/p2p/$A_ID$" 5)
 A_TCP=$(grep -m1 '^listening /ip4/7.0.1.3/tcp/' "$TMP/a$n.out" | cut -d' ' -f2)
 [ "$line" = "direct connection $A_TCP" ] || fail "cp2p B: $line, not from A's listen address $A_TCP"
 grep -q "^connected ${B_TCP##*/p2p/} transport=tcp " "$TMP/a$n.out" || fail "go A: no direct connection"
+
+echo "== B go, A cp2p"
+n=$((n + 1))
+ip netns exec $B_NS "$GO_PEER" relay-listen --relay "$RELAY" --listen /ip4/7.0.1.2/tcp/0 --hole-punching \
+    >"$TMP/b$n.out" 2>"$TMP/b$n.err" &
+PIDS+=($!)
+CIRCUIT=$(wait_line "$TMP/b$n.out" '^listening .*/p2p-circuit/p2p/' 15 | cut -d' ' -f2)
+B_TCP=$(grep -m1 '^listening /ip4/7.0.1.2/tcp/' "$TMP/b$n.out" | cut -d' ' -f2)
+# go starts its hole puncher once it sees a public address of its own (it
+# looks after 250 ms, then backs off): a relayed connection before that is
+# never punched.
+sleep 1.5
+# go's B first dials A straight away and gives up after 10 s (its
+# directDialTimeout): the pings last longer than that.
+timeout 60 ip netns exec $A_NS "$CP2P" ping --listen /ip4/7.0.1.3/tcp/0 --count 40 --interval 0.5 "$CIRCUIT" \
+    >"$TMP/a$n.out" 2>"$TMP/a$n.err" || fail "cp2p A: the pings did not all come back"
+grep -qx "direct connection $B_TCP" "$TMP/a$n.out" || fail "cp2p A: no direct connection to $B_TCP"
+A_ID=$(grep -m1 '^Local peer id: ' "$TMP/a$n.out" | cut -d' ' -f4)
+# (go says transport=tcp for the relayed connection too: the second one is the punched one)
+[ "$(grep -c "^connected $A_ID " "$TMP/b$n.out")" -ge 2 ] || fail "go B: no direct connection"
+after=$(sed -n '/^direct connection/,$p' "$TMP/a$n.out" | grep -c '^ping ' || true)
+[ "$after" -ge 3 ] || fail "cp2p A: $after pings after the punch, 3 or more expected"
 
 echo PASS
