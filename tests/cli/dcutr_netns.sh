@@ -10,7 +10,11 @@
 # Asserts the final connection is direct (the peer's listen address, no
 # /p2p-circuit) on both sides and pings go on over it: cp2p with cp2p, and
 # with go-libp2p (--hole-punching; relay-listen --hole-punching) as A and as B.
-INTEROP_PEERS="go"
+# js-libp2p (@libp2p/dcutr, tests/interop/relay.mjs) dials from any port,
+# never from its listen port, so no SYN of its passes a firewall: as B it
+# runs without one, and cp2p's dial from A's listen port, through A's
+# firewall, reaches js's listener.
+INTEROP_PEERS="go js"
 . "$(dirname "$0")/../interop/lib.sh"
 . "$(dirname "$0")/lib/netns.sh"
 SHOW_ON_FAIL=(all)
@@ -88,6 +92,23 @@ grep -qx "direct connection $B_TCP" "$TMP/a$n.out" || fail "cp2p A: no direct co
 A_ID=$(grep -m1 '^Local peer id: ' "$TMP/a$n.out" | cut -d' ' -f4)
 # (go says transport=tcp for the relayed connection too: the second one is the punched one)
 [ "$(grep -c "^connected $A_ID " "$TMP/b$n.out")" -ge 2 ] || fail "go B: no direct connection"
+after=$(sed -n '/^direct connection/,$p' "$TMP/a$n.out" | grep -c '^ping ' || true)
+[ "$after" -ge 3 ] || fail "cp2p A: $after pings after the punch, 3 or more expected"
+
+echo "== B js (no firewall), A cp2p"
+n=$((n + 1))
+ip netns exec $B_NS nft flush ruleset
+(cd "$INTEROP" && exec ip netns exec $B_NS node --import ./polyfill.mjs relay.mjs listen --relay "$RELAY" \
+    --tcp /ip4/7.0.1.2/tcp/4002 --dcutr) >"$TMP/b$n.out" 2>"$TMP/b$n.err" &
+PIDS+=($!)
+CIRCUIT=$(wait_line "$TMP/b$n.out" '^listening .*/p2p-circuit/p2p/' 20 | cut -d' ' -f2)
+B_TCP=$(wait_line "$TMP/b$n.out" '^listening /ip4/7.0.1.2/tcp/' 5 | cut -d' ' -f2)
+timeout 60 ip netns exec $A_NS "$CP2P" ping --listen /ip4/7.0.1.3/tcp/0 --count 30 --interval 0.5 "$CIRCUIT" \
+    >"$TMP/a$n.out" 2>"$TMP/a$n.err" || fail "cp2p A: the pings did not all come back"
+grep -qx "direct connection $B_TCP" "$TMP/a$n.out" || fail "cp2p A: no direct connection to $B_TCP"
+A_TCP=$(grep -m1 '^Listening on /ip4/7.0.1.3/tcp/' "$TMP/a$n.out" | cut -d' ' -f3)
+A_ID=${A_TCP##*/p2p/}
+grep -q "^connected $A_ID limited=false addr=${A_TCP%/p2p/*}" "$TMP/b$n.out" || fail "js B: no direct connection from A's listen port"
 after=$(sed -n '/^direct connection/,$p' "$TMP/a$n.out" | grep -c '^ping ' || true)
 [ "$after" -ge 3 ] || fail "cp2p A: $after pings after the punch, 3 or more expected"
 
