@@ -57,6 +57,10 @@ typedef struct cp2p_relay_config {
     uint32_t limit_duration_s;        /**< a circuit's life (sent in Limit) */
     uint64_t limit_data;              /**< bytes per direction per circuit (sent in Limit) */
     int no_limit;                     /**< circuits without the two limits above (no Limit sent) */
+    /** A hop request, and the target's answer on stop, must come within
+     * this (CP2P_RELAY_HANDSHAKE_TIMEOUT_MS); at most 2 x (max_circuits +
+     * max_reservations) requests wait at once, more are reset. */
+    uint32_t handshake_timeout_ms;
 } cp2p_relay_config_t;
 
 typedef struct cp2p_relay cp2p_relay_t;
