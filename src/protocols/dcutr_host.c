@@ -489,6 +489,17 @@ static void on_unilateral(int status, cp2p_conn_t *c, void *arg)
     begin_attempt(p);
 }
 
+static void start_later(void *arg)
+{
+    punch_t *p = arg;
+    p->pending--;
+    if (p->phase != P_OPENING || p->attempt) {
+        punch_maybe_free(p);
+        return;
+    }
+    begin_attempt(p);
+}
+
 int cp2p_dcutr_upgrade(cp2p_dcutr_t *d, cp2p_conn_t *c)
 {
     if (!d || !c || d->freed)
@@ -513,9 +524,14 @@ int cp2p_dcutr_upgrade(cp2p_dcutr_t *d, cp2p_conn_t *c)
             return 0;
         }
     }
-    /* The stream opens on a later turn (the callback never runs in here). */
-    begin_attempt(p);
-    return p->phase == P_DONE ? CP2P_ECLOSED : 0;
+    /* From the loop: a failure's result callback never runs in here. */
+    p->phase = P_OPENING;
+    if (cp2p_host_later(d->h, start_later, p)) {
+        punch_end(p);
+        return CP2P_ENOMEM;
+    }
+    p->pending++;
+    return 0;
 }
 
 static int conn_relayed(const cp2p_conn_t *c)
