@@ -123,6 +123,12 @@ typedef struct cp2p_host_config {
      * (the spec's), cp2p_host_new refuses to start without one
      * (CP2P_EINVAL). */
     const uint8_t *psk;
+    /** The certificate (PEM, chain allowed) and key a `/wss` (`/tls/ws`)
+     * listener shows browsers and other peers; the host keeps the paths
+     * (they must outlive it) and reads the files at each cp2p_host_listen.
+     * Dials to /wss verify the server against the system's roots
+     * (SSL_CERT_FILE, SSL_CERT_DIR). */
+    const char *wss_cert_file, *wss_key_file;
 } cp2p_host_config_t;
 
 /** cfg may be NULL (all defaults). On failure a given identity is freed too. */

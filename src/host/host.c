@@ -391,6 +391,10 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(max_conns_per_subnet, CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET);
 #undef DEF
     sc.limit_loopback = cfg && cfg->limit_loopback;
+    if (cfg) {
+        sc.listen_opts.tls_cert_file = cfg->wss_cert_file;
+        sc.listen_opts.tls_key_file = cfg->wss_key_file;
+    }
     if (cfg && cfg->psk) {
         sc.has_psk = 1;
         memcpy(sc.psk, cfg->psk, sizeof sc.psk);

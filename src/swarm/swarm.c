@@ -616,7 +616,8 @@ int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiad
         return CP2P_ENOMEM;
     sw->listeners = a;
     cp2p_listener_t *l;
-    int rc = t->listen(sw->loop, ma, on_accept, sw, &l);
+    int rc = t->listen_with ? t->listen_with(sw->loop, ma, &sw->cfg.listen_opts, on_accept, sw, &l)
+                            : t->listen(sw->loop, ma, on_accept, sw, &l);
     if (rc)
         return rc;
     a[sw->nlisteners].t = t;

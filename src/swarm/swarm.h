@@ -77,6 +77,7 @@ typedef struct cp2p_swarm_config {
      * below everything else (transport/pnet.h). */
     int has_psk;
     uint8_t psk[CP2P_PNET_KEY_SIZE];
+    cp2p_listen_opts_t listen_opts; /* borrowed strings: /wss's certificate */
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */

@@ -113,6 +113,14 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
+void cp2p_wire_free(const cp2p_wire_vtable_t *vt, void *w)
+{
+    if (vt && vt->free)
+        vt->free(w);
+    else
+        free(w);
+}
+
 void cp2p_rawconn_free(cp2p_rawconn_t *rc)
 {
     if (!rc)
@@ -121,7 +129,7 @@ void cp2p_rawconn_free(cp2p_rawconn_t *rc)
         uv_close((uv_handle_t *)rc->stream, free_handle);
     free(rc->local.bytes);
     free(rc->remote.bytes);
-    free(rc->wire_state);
+    cp2p_wire_free(rc->wire, rc->wire_state);
     cp2p_buf_free(&rc->early);
     free(rc);
 }
