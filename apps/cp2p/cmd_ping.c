@@ -538,8 +538,12 @@ static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
     cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
     cp2p_buf_t s = {0};
     cp2p_multiaddr_to_string(ev->addr, &s);
-    if (ev->type == CP2P_RELAY_RESERVED)
+    if (ev->type == CP2P_RELAY_RESERVED) {
         printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
+        if (a->verbose)
+            printf("reserved %s voucher=%s\n", (char *)s.data,
+                   ev->voucher > 0 ? "valid" : ev->voucher < 0 ? "invalid" : "none");
+    }
     else
         fprintf(stderr, "cp2p: ping: relay %s: %s\n", (char *)s.data,
                 ev->type == CP2P_RELAY_RESERVATION_LOST ? "reservation lost" : "cannot reserve");
