@@ -17,6 +17,7 @@
 #include "cp2p/nat.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/ping.h"
+#include "cp2p/dcutr.h"
 #include "cp2p/relay.h"
 #include "cp2p/rendezvous.h"
 
@@ -42,6 +43,8 @@ typedef struct app {
     cp2p_peer_id_t remote;
     char remote_str[CP2P_PEER_ID_STRMAX];
     cp2p_ping_t *ping;
+    cp2p_dcutr_t *dcutr;
+    int ping_out, repath; /* a ping is outstanding; it was cancelled to move paths */
     cp2p_relay_client_t *relay;
     /* echo client */
     long echo_streams;
@@ -96,6 +99,10 @@ static void usage(FILE *f)
             "  --rendezvous-record auto|standard|legacy  our record's envelope: the spec's, or\n"
             "                    rust-libp2p's legacy one (auto: the spec's, legacy where refused)\n"
             "  --psk FILE        private network key: a swarm.key file (cp2p keygen --psk)\n"
+            "  --no-hole-punch   do not upgrade relayed connections to direct ones (DCUtR; on\n"
+            "                    with --relay or a /p2p-circuit dial, printing 'direct connection MA')\n"
+            "  --punch-private   offer and dial private and loopback addresses when hole\n"
+            "                    punching (NATs inside a LAN, tests); default: public only\n"
             "  --wss-cert FILE   certificate (PEM) for /wss listen addresses; --wss-key FILE its key\n"
             "  --verbose         print what identify learns about peers\n"
             "  --nat-port-map    map the listen ports on the gateway (NAT-PMP, UPnP IGD), print\n"
@@ -148,6 +155,8 @@ static void close_host(app_t *a)
     }
     cp2p_ping_free(a->ping);
     a->ping = NULL;
+    cp2p_dcutr_free(a->dcutr);
+    a->dcutr = NULL;
     cp2p_relay_client_close(a->relay, NULL, NULL);
     a->relay = NULL;
     cp2p_identify_free(a->id);
@@ -299,8 +308,14 @@ static void on_timer(uv_timer_t *t)
 static void on_pong(int status, uint64_t rtt_us, void *arg)
 {
     app_t *a = arg;
+    a->ping_out = 0;
     if (a->closing)
         return;
+    if (status == CP2P_ECANCELED && a->repath) { /* moved to the direct connection */
+        a->repath = 0;
+        send_ping(a);
+        return;
+    }
     if (status < 0) {
         fprintf(stderr, "cp2p: ping: ping %s failed: %s\n", a->remote_str, cp2p_strerror(status));
         shutdown_app(a, 1);
@@ -322,6 +337,7 @@ static void send_ping(app_t *a)
     int rc = a->ping ? 0 : cp2p_ping_new(a->h, &a->remote, &a->ping);
     if (!rc)
         rc = cp2p_ping_send(a->ping, on_pong, a);
+    a->ping_out = rc == 0;
     if (rc < 0) {
         fprintf(stderr, "cp2p: ping: cannot ping %s: %s\n", a->remote_str, cp2p_strerror(rc));
         shutdown_app(a, 1);
@@ -353,6 +369,33 @@ static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
         start_echo_clients(a);
     if (!a->echo_streams || a->count)
         send_ping(a);
+}
+
+/* --- hole punching --- */
+
+static void on_dcutr(const cp2p_dcutr_result_t *r, void *arg)
+{
+    app_t *a = arg;
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(r->peer, id, sizeof id);
+    if (r->status) {
+        printf("hole punch with %s failed after %d attempt%s, staying relayed: %s\n", id, r->attempts,
+               r->attempts == 1 ? "" : "s", cp2p_strerror(r->status));
+        fflush(stdout);
+        return;
+    }
+    cp2p_buf_t s = {0};
+    cp2p_multiaddr_to_string(cp2p_conn_remote_addr(r->conn), &s);
+    printf("direct connection %s/p2p/%s\n", s.data ? (char *)s.data : "", id);
+    fflush(stdout);
+    cp2p_buf_free(&s);
+    /* The ping stream runs on the relayed connection: a new one goes to the
+     * direct connection. */
+    if (a->ping && a->dial && cp2p_peer_id_equal(r->peer, &a->remote)) {
+        a->repath = a->ping_out;
+        cp2p_ping_free(a->ping);
+        a->ping = NULL;
+    }
 }
 
 /* --- rendezvous --- */
@@ -514,8 +557,12 @@ static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
     cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
     cp2p_buf_t s = {0};
     cp2p_multiaddr_to_string(ev->addr, &s);
-    if (ev->type == CP2P_RELAY_RESERVED)
+    if (ev->type == CP2P_RELAY_RESERVED) {
         printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
+        if (a->verbose)
+            printf("reserved %s voucher=%s\n", (char *)s.data,
+                   ev->voucher > 0 ? "valid" : ev->voucher < 0 ? "invalid" : "none");
+    }
     else
         fprintf(stderr, "cp2p: ping: relay %s: %s\n", (char *)s.data,
                 ev->type == CP2P_RELAY_RESERVATION_LOST ? "reservation lost" : "cannot reserve");
@@ -559,7 +606,7 @@ int cmd_ping(int argc, char **argv)
     uint8_t psk[32];
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
     double nat_lease = 0;
-    int echo = 0, verbose = 0, nat_port_map = 0;
+    int echo = 0, verbose = 0, no_punch = 0, punch_private = 0, nat_port_map = 0;
     const char *rdv = NULL, *ns = NULL, *rdv_record = NULL;
     double rdv_ttl = 0;
     const cli_opt_t opts[] = {
@@ -574,6 +621,8 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--wss-cert", CLI_STR, &wss_cert),
         CLI_OPTION("--wss-key", CLI_STR, &wss_key),
         CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
+        CLI_OPTION("--no-hole-punch", CLI_FLAG, &no_punch),
+        CLI_OPTION("--punch-private", CLI_FLAG, &punch_private),
         CLI_OPTION("--echo", CLI_FLAG, &echo),
         CLI_OPTION("--nat-port-map", CLI_FLAG, &nat_port_map),
         CLI_OPTION("--nat-method", CLI_STR, &nat_method),
@@ -677,6 +726,12 @@ int cmd_ping(int argc, char **argv)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc)
         rc = cp2p_host_subscribe(a.h, on_event, &a);
+    /* Hole punching (and the port reuse it turns on for every dial) only
+     * where a relay is in play: listening through one, or dialling through one. */
+    if (!rc && !no_punch && (relays.n || (a.dial && strstr(a.dial, "/p2p-circuit")))) {
+        cp2p_dcutr_config_t dcfg = {.allow_private = punch_private, .on_result = on_dcutr, .arg = &a};
+        rc = cp2p_dcutr_enable(a.h, &dcfg, &a.dcutr);
+    }
     if (!rc) {
         cp2p_relay_client_config_t rcfg = {.on_event = on_relay_event, .event_arg = &a,
                                            .static_relays = autos.v, .n_static_relays = autos.n};

@@ -101,6 +101,10 @@ typedef struct cp2p_relay_event {
     const cp2p_multiaddr_t *addr; /**< "<relay addr>/p2p/<relay>/p2p-circuit" */
     uint64_t expire;              /**< unix seconds */
     int status;                   /**< a CP2P_E* code, or the relay's status (200..401) */
+    /** CP2P_RELAY_RESERVED: the relay's voucher (advisory in the spec)
+     * 1 checked (signed by the relay, naming it and us), 0 none sent, -1
+     * one that does not check out (the reservation is taken anyway). */
+    int voucher;
 } cp2p_relay_event_t;
 
 typedef void (*cp2p_relay_event_fn)(const cp2p_relay_event_t *ev, void *arg);

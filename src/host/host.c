@@ -104,6 +104,11 @@ static void deliver_owed(void *arg)
     free(o);
 }
 
+cp2p_swarm_t *cp2p_host_swarm(cp2p_host_t *h)
+{
+    return h->sw;
+}
+
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev)
 {
     if (!cp2p_swarm_in_call(h->sw)) {

@@ -10,6 +10,11 @@
 
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
 
+/* The host's swarm, for the protocols that steer dials and connections
+ * themselves (DCUtR). */
+struct cp2p_swarm;
+struct cp2p_swarm *cp2p_host_swarm(cp2p_host_t *h);
+
 /* Addresses the host cannot listen on or dial itself (`/p2p-circuit`): a
  * module above it (the relay client) installs these hooks. listen starts
  * listening (asynchronously: a reservation); listen_addrs appends the

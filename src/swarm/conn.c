@@ -486,7 +486,7 @@ static int mss_reply(cp2p_conn_t *c, const uint8_t *p, size_t n)
 
 static int start_mss(cp2p_conn_t *c, const char *const *ids, size_t n)
 {
-    int rc = c->inbound ? cp2p_mss_listener_new(&c->mss, ids, n, NULL, NULL)
+    int rc = !c->initiator ? cp2p_mss_listener_new(&c->mss, ids, n, NULL, NULL)
                         : cp2p_mss_dialer_new(&c->mss, ids, n, 0);
     if (rc)
         return rc;
@@ -507,7 +507,7 @@ static int start_security(cp2p_conn_t *c)
             c->secvt = c->cfg.securities[i];
     if (!c->secvt)
         return CP2P_ENEGOTIATE;
-    int rc = c->secvt->create(&c->sec, !c->inbound, c->cfg.identity,
+    int rc = c->secvt->create(&c->sec, c->initiator, c->cfg.identity,
                               c->has_expected ? &c->expected : NULL);
     if (rc)
         return rc;
@@ -575,7 +575,7 @@ static int start_muxer(cp2p_conn_t *c, const char *sel)
     };
     cp2p_mux_events_t ev;
     cp2p_conn_mux_events(c, &ev);
-    int rc = c->muxvt->create(&c->mux, !c->inbound, &mc, &ev);
+    int rc = c->muxvt->create(&c->mux, c->initiator, &mc, &ev);
     if (rc)
         return rc;
     if (c->mss) {
@@ -901,6 +901,13 @@ static int early_input(cp2p_conn_t *c, const cp2p_buf_t *early)
 int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
                   cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out)
 {
+    return cp2p_conn_new_role(sw, rc, inbound, !inbound, expected, ready, arg, out);
+}
+
+int cp2p_conn_new_role(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, int initiator,
+                       const cp2p_peer_id_t *expected, cp2p_conn_ready_fn ready, void *arg,
+                       cp2p_conn_t **out)
+{
     cp2p_conn_t *c = calloc(1, sizeof *c);
     if (!c) {
         cp2p_rawconn_free(rc);
@@ -911,6 +918,7 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     c->owner = cp2p_rcmgr_transient(cp2p_swarm_rcmgr(sw));
     c->cfg = *cp2p_swarm_config(sw);
     c->inbound = inbound;
+    c->initiator = initiator;
     c->ready = ready;
     c->ready_arg = arg;
     if (expected) {

@@ -81,6 +81,15 @@ typedef struct cp2p_transport_vtable {
                 cp2p_dial_t **out);
     /* fn will not run; the dial frees itself once its requests are done. */
     void (*dial_cancel)(cp2p_dial_t *d);
+    /* Optional (NULL: dial is used). Like dial, from the port of one of ls
+     * (listeners of this transport, borrowed for the call only) that fits
+     * the destination, so the remote and NATs see our listen port (port
+     * reuse, needed by hole punching's simultaneous open); from any port if
+     * none fits, or, unless strict, if that 4-tuple is taken (a connection
+     * between the same two ports exists: for a hole punch, likely the one
+     * the remote's simultaneous dial made, so strict fails instead). */
+    int (*dial_reuse)(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_listener_t *const *ls,
+                      size_t nls, int strict, cp2p_dial_fn fn, void *arg, cp2p_dial_t **out);
 } cp2p_transport_vtable_t;
 
 extern const cp2p_transport_vtable_t cp2p_tcp_transport;

@@ -44,9 +44,13 @@ relay_rust() {
 
 # Listeners through $RELAY: each sets CIRCUIT (its /p2p-circuit/p2p/.. address).
 listen_cp2p() {
-    "$CP2P" ping --relay "$RELAY" --echo >"$TMP/listen$n.out" 2>"$TMP/listen$n.err" &
+    "$CP2P" ping --relay "$RELAY" --echo --verbose >"$TMP/listen$n.out" 2>"$TMP/listen$n.err" &
     PIDS+=($!)
     CIRCUIT=$(wait_line "$TMP/listen$n.out" '^Listening on .*/p2p-circuit/p2p/' 15 | cut -d' ' -f3)
+    # the relay's signed voucher checks out (rust-libp2p's relays send none)
+    local want=valid
+    [ "${1:-}" != rust ] || want=none
+    wait_line "$TMP/listen$n.out" "^reserved .* voucher=$want\$" 5 >/dev/null || fail "$1 relay: voucher not $want"
 }
 listen_js() {
     JSR listen --relay "$RELAY" >"$TMP/listen$n.out" 2>"$TMP/listen$n.err" &

@@ -19,7 +19,7 @@
 typedef struct peer {
     cp2p_host_t *h;
     cp2p_relay_client_t *rc;
-    int reserved, failed, lost, last_status;
+    int reserved, failed, lost, last_status, last_voucher;
 } peer_t;
 
 static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
@@ -32,6 +32,7 @@ static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
     else
         p->lost++;
     p->last_status = ev->status;
+    p->last_voucher = ev->voucher;
 }
 
 static void peer_new(world_t *w, peer_t *p)
@@ -123,6 +124,7 @@ static void test_circuit_echo(void **state)
     assert_false(has_circuit_addr(a.h));
     reserve(&w, &r, &a);
     assert_int_equal(a.reserved, 1);
+    assert_int_equal(a.last_voucher, 1); /* signed by the relay, for a */
     assert_true(has_circuit_addr(a.h));
     cp2p_peer_id_t relays[2];
     assert_int_equal(cp2p_relay_client_relays(a.rc, relays, 2), 1);
