@@ -16,7 +16,8 @@
 # symmetric NAT); (d) port mapping with UPnP and NAT-PMP (and NAT-PMP alone,
 # and cp2pd -natPortMap) on miniupnpd, and a gateway that answers nothing;
 # (f) two hosts behind NAT meet at a rendezvous point and ping.
-# cp2p's DCUtR and AutoNAT cases go into the same table as they land.
+# cp2p's DCUtR cases are written, marked pending (they do not pass yet);
+# AutoNAT cases go into the same table as it lands.
 source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 [ -x "$CP2P" ] || fail "$CP2P not built"
@@ -135,6 +136,8 @@ go_listen go_c hc --listen /ip4/0.0.0.0/tcp/4001 --port-map --relay "$RELAY"
 go_listen go_a2c ha2 --listen /ip4/0.0.0.0/tcp/4003 --relay "$CP2P_RELAY" # go on the cp2p relay
 cp2p_listen cp2p_a2 ha2 "$CP2P_RELAY"
 cp2p_listen cp2p_a2g ha2 "$RELAY"                                         # cp2p on the go relay
+cp2p_listen cp2p_a ha "$CP2P_RELAY" --punch-private # DCUtR: 10.200.0.0/24 is private to cp2p
+cp2p_listen cp2p_b hb "$CP2P_RELAY" --punch-private
 
 # --- the cases ----------------------------------------------------------------
 # Each: case_<name> run by the table below; it fails the test with a message.
@@ -261,6 +264,25 @@ case_cp2p_relayed() {
     grep -q "^relayed connection ${relay//./\\.}/p2p-circuit" "$out" || { cat "$out"; fail "$l from $host: not relayed"; }
     [ "$(grep -c "^ping ${target##*/} rtt=" "$out")" = 3 ] || { cat "$out"; fail "$l from $host: no pings"; }
 }
+# cp2p_punch LISTENER DIALER_HOST WAN|none: cp2p dials the listener's circuit
+# address with DCUtR on: a direct connection to the listener's router WAN
+# (or, with none, the punch fails and the connection stays relayed), and
+# the pings go on either way.
+case_cp2p_punch() {
+    local l=$1 host=$2 wan=$3 target out=$TMP/pdial-$1-$2.out
+    target=$(eval echo \$ADDR_$l)
+    ip netns exec $P$host timeout 40 "$CP2P" ping "$target" --listen /ip4/0.0.0.0/tcp/0 --punch-private --count 10 --interval 0.5 \
+        >"$out" 2>&1 || { cat "$out"; fail "$l from $host: cp2p ping failed"; }
+    if [ "$wan" = none ]; then
+        grep -q "^hole punch with .* failed after [0-9]* attempts*, staying relayed" "$out" ||
+            { cat "$out"; fail "$l from $host: the punch did not fail (through symmetric NAT?)"; }
+        if grep -q "^direct connection" "$out"; then cat "$out"; fail "$l from $host: direct through symmetric NAT"; fi
+    else
+        grep -q "^direct connection /ip4/${wan//./\\.}/tcp/[0-9]*/p2p/" "$out" ||
+            { cat "$out"; fail "$l from $host: no direct connection to $wan"; }
+    fi
+    [ "$(grep -c "^ping ${target##*/} rtt=" "$out")" = 10 ] || { cat "$out"; fail "$l from $host: the pings stopped"; }
+}
 # (f) HOST1 HOST2: two cp2p hosts behind NAT register their circuit
 # addresses at a rendezvous point (cp2p relay --rendezvous, on the
 # internet), find each other there and ping through the relay.
@@ -293,7 +315,9 @@ case_public() { # (d, e) LISTENER: AutoNAT v1 says public (the relay dialled the
     if grep -q '^reachability private$' "$TMP/$1.out"; then fail "$1: AutoNAT said private with a port mapped"; fi
 }
 
-# IMPL | CASE ARGS | what it shows
+# IMPL | CASE ARGS | what it shows. "pending" rows are cases written for
+# what does not pass yet (cp2p's DCUtR in this network: its punch dials fail
+# with "peer unreachable"); they run only when NAT_CASES names them.
 CASES=(
     "go|relayed go_a2 pub|a go host behind cone NAT A2 is reached through the relay from the internet"
     "go|punched go_a ha2 10.200.0.11|go behind A2 dials go behind A: DCUtR gives a direct connection to A's router"
@@ -307,6 +331,10 @@ CASES=(
     "cp2p|relayed cp2p_a2g pub|cp2p behind A2 is reached through the go relay by go from the internet"
     "cp2p|cp2p_relayed go_a2 pub $RELAY|go behind A2 is reached through the go relay by cp2p from the internet"
     "cp2p|cp2p_relayed go_a2c hb $CP2P_RELAY|go behind A2 is reached through the cp2p relay by cp2p behind B"
+    "cp2p-pending|cp2p_punch cp2p_a ha2 10.200.0.11|cp2p behind A2 dials cp2p behind A: DCUtR gives a direct connection to A's router"
+    "cp2p-pending|cp2p_punch cp2p_b ha2 none|cp2p behind A2 dials cp2p behind symmetric B: the punch fails, the connection stays relayed"
+    "cp2p-pending|cp2p_punch go_a ha2 10.200.0.11|cp2p behind A2 dials go behind A (go relay): DCUtR, direct to A's router"
+    "cp2p-pending|punched cp2p_a ha2 10.200.0.11|go behind A2 dials cp2p behind A (cp2p relay): DCUtR, direct to A's router"
     "cp2p|cp2p_rendezvous ha hb|cp2p behind cone A and cp2p behind symmetric B meet at a rendezvous point, ping through the relay"
     "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
@@ -317,6 +345,7 @@ CASES=(
 for c in "${CASES[@]}"; do
     IFS='|' read -r impl args what <<<"$c"
     [ -z "${NAT_CASES:-}" ] || [[ " $NAT_CASES " == *" ${args%% *} "* ]] || continue # NAT_CASES="punched cp2p_mapped": only those
+    [[ $impl != *-pending ]] || [ -n "${NAT_CASES:-}" ] || continue
     echo "== [$impl] $what"
     SHOW_ON_FAIL=(relay.out go_a.out go_b.out go_a2.out go_c.out)
     case_$args
