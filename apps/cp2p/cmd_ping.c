@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_autonat.h"
 #include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
@@ -25,6 +26,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_identify_t *id;
+    cli_autonat_t nat;
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t timer;
     int exit_code;
@@ -66,6 +68,7 @@ static void usage(FILE *f)
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
+    cli_autonat_usage(f);
 }
 
 static void on_closed_handle(uv_handle_t *hd)
@@ -84,6 +87,7 @@ static void close_host(app_t *a)
 {
     cp2p_ping_free(a->ping);
     a->ping = NULL;
+    cli_autonat_stop(&a->nat);
     cp2p_identify_free(a->id);
     a->id = NULL;
     cp2p_host_close(a->h, host_closed, a);
@@ -321,7 +325,7 @@ static void on_event(const cp2p_event_t *ev, void *arg)
 
 int cmd_ping(int argc, char **argv)
 {
-    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
+    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024, .nat = CLI_AUTONAT_INIT(a.nat)};
     const char *listen_v[MAX_LISTEN], *pos_v[1];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1};
     const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL;
@@ -340,6 +344,7 @@ int cmd_ping(int argc, char **argv)
         CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
         CLI_NUMBER("--echo-streams", &echo_streams, 1, 1e6),
         CLI_NUMBER("--echo-size", &echo_size, 0, 1e15),
+        CLI_AUTONAT_OPTIONS(&a.nat),
         CLI_END,
     };
     int prc = cli_parse("ping", argc, argv, opts, usage, &pos);
@@ -378,7 +383,9 @@ int cmd_ping(int argc, char **argv)
         cfg.security = sec_id;
         cfg.n_security = 1;
     }
-    int rc = 0;
+    int rc = cli_autonat_config(&a.nat, "ping", &cfg);
+    if (rc)
+        return rc;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {
         return cli_fail("ping", "cannot read key %s: %s", key_file, cli_key_error(rc));
     }
@@ -409,6 +416,10 @@ int cmd_ping(int argc, char **argv)
     if (!rc) {
         cli_print_peer_id(a.h);
         rc = cli_print_listen_addrs(a.h, "Listening on ");
+    }
+    if (!rc) {
+        snprintf(what, sizeof what, "cannot start AutoNAT");
+        rc = cli_autonat_start(&a.nat, a.h);
     }
     if (!rc && a.dial) {
         cp2p_multiaddr_t ma;

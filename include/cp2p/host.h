@@ -26,6 +26,14 @@ extern "C" {
 
 typedef struct cp2p_host cp2p_host_t;
 
+/** Whether the host is reachable from the internet, as AutoNAT (cp2p/autonat.h)
+ * finds out, or as the config forces it. */
+typedef enum {
+    CP2P_REACHABILITY_UNKNOWN = 0,
+    CP2P_REACHABILITY_PUBLIC,
+    CP2P_REACHABILITY_PRIVATE,
+} cp2p_reachability_t;
+
 /** Defaults for the zero fields of cp2p_host_config_t. */
 #define CP2P_HOST_DEFAULT_MAX_CONNECTIONS 256
 #define CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN 256
@@ -118,6 +126,10 @@ typedef struct cp2p_host_config {
      *              cp2p_host_set_protocol_limits
      * Fields not listed have no limit by default. */
     cp2p_rc_limits_t system_limits, transient_limits, peer_limits, protocol_limits;
+    /** CP2P_REACHABILITY_PUBLIC or _PRIVATE: what cp2p_host_reachability
+     * says from the start, whatever AutoNAT finds (go-libp2p's
+     * ForceReachabilityPublic/Private); 0 lets AutoNAT decide. */
+    cp2p_reachability_t force_reachability;
 } cp2p_host_config_t;
 
 /** cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -267,7 +279,8 @@ typedef enum {
     CP2P_EVENT_DISCONNECTED,     /**< peer, conn (no new streams can be opened on it) */
     CP2P_EVENT_LISTEN_ADDR,      /**< addr: a new address we advertise (listen or announce) */
     CP2P_EVENT_PEER_IDENTIFIED,  /**< peer, conn: emitted by identify */
-    CP2P_EVENT_PEER_DISCOVERED   /**< peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
+    CP2P_EVENT_PEER_DISCOVERED,  /**< peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
+    CP2P_EVENT_REACHABILITY      /**< reachability: it changed (AutoNAT) */
 } cp2p_event_type_t;
 
 typedef struct cp2p_event {
@@ -275,9 +288,18 @@ typedef struct cp2p_event {
     const cp2p_peer_id_t *peer;
     cp2p_conn_t *conn;
     const cp2p_multiaddr_t *addr;
+    cp2p_reachability_t reachability; /**< CP2P_EVENT_REACHABILITY: the new one */
 } cp2p_event_t;
 
 typedef void (*cp2p_event_fn)(const cp2p_event_t *ev, void *arg);
+/** Reachability now: forced by the config, else AutoNAT's latest verdict
+ * (unknown until AutoNAT has one). */
+CP2P_API cp2p_reachability_t cp2p_host_reachability(const cp2p_host_t *h);
+/** 1 if the config forces the reachability. */
+CP2P_API int cp2p_host_reachability_forced(const cp2p_host_t *h);
+/** "public", "private" or "unknown". */
+CP2P_API const char *cp2p_reachability_name(cp2p_reachability_t r);
+
 /** Every subscriber sees every event. An event a public call causes (a
  * listen, a close, a trim) is told on a later loop turn, never inside that
  * call; what it points to stays valid during the subscriber's call only. */

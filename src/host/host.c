@@ -45,6 +45,8 @@ struct cp2p_host {
     host_post_t *post; /* cp2p_host_post's queue */
     struct req *reqs;  /* connects and new streams under way (cp2p_host_cancel) */
     int keep_private_addrs;
+    cp2p_reachability_t reach;
+    int reach_forced;
     uint64_t addrs_dropped;
     void (*done)(void *arg);
     void *done_arg;
@@ -390,6 +392,11 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
 #undef DEF
     sc.limit_loopback = cfg && cfg->limit_loopback;
     h->keep_private_addrs = cfg && cfg->keep_private_addrs;
+    if (cfg && (cfg->force_reachability == CP2P_REACHABILITY_PUBLIC ||
+                cfg->force_reachability == CP2P_REACHABILITY_PRIVATE)) {
+        h->reach = cfg->force_reachability;
+        h->reach_forced = 1;
+    }
     uint64_t memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
                                            default_memory_mb()) << 20;
     cp2p_rcmgr_config_t limits;
@@ -671,6 +678,33 @@ int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
     int rc = cp2p_multiaddr_array_dup(h->announce, h->nannounce, addrs);
     *n = rc ? 0 : h->nannounce;
     return rc;
+}
+
+/* ---- reachability ---- */
+
+cp2p_reachability_t cp2p_host_reachability(const cp2p_host_t *h)
+{
+    return h->reach;
+}
+
+int cp2p_host_reachability_forced(const cp2p_host_t *h)
+{
+    return h->reach_forced;
+}
+
+const char *cp2p_reachability_name(cp2p_reachability_t r)
+{
+    return r == CP2P_REACHABILITY_PUBLIC ? "public" : r == CP2P_REACHABILITY_PRIVATE ? "private" : "unknown";
+}
+
+void cp2p_host_set_reachability(cp2p_host_t *h, cp2p_reachability_t r)
+{
+    if (h->reach_forced || h->reach == r)
+        return;
+    h->reach = r;
+    cp2p_log_info("host", "reachability: %s", cp2p_reachability_name(r));
+    cp2p_event_t ev = {.type = CP2P_EVENT_REACHABILITY, .reachability = r};
+    cp2p_host_emit(h, &ev);
 }
 
 /* ---- handlers and events ---- */

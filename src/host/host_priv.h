@@ -8,5 +8,8 @@
 #include "cp2p/host.h"
 
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
+/* AutoNAT's verdict: stored and told (CP2P_EVENT_REACHABILITY) if it
+ * changes, unless the config forces the reachability. */
+void cp2p_host_set_reachability(cp2p_host_t *h, cp2p_reachability_t r);
 
 #endif

@@ -591,6 +591,7 @@ static void on_event(const cp2p_event_t *ev, void *arg)
         break;
     case CP2P_EVENT_PEER_IDENTIFIED:
     case CP2P_EVENT_PEER_DISCOVERED:
+    case CP2P_EVENT_REACHABILITY:
         break;
     }
 }
