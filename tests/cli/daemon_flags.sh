@@ -21,12 +21,17 @@ rc=0; "$D" -connManager -connLo 10 -connHi 5 -listen /unix/$TMP/bad.sock 2>"$TMP
 
 echo "== p2pd flags for features cp2p lacks"
 # set to what p2pd acts on: a one-line error naming the feature, exit 1
-for f in "-autonat:AutoNAT" "-autoRelay:AutoRelay" "-natPortMap:NAT port mapping" \
-         "-forceReachabilityPublic:AutoNAT" "-forceReachabilityPrivate=true:AutoNAT"; do
+for f in "-autoRelay:AutoRelay" "-natPortMap:NAT port mapping"; do
     rc=0; "$D" "${f%%:*}" -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
     [ $rc = 1 ] && [ "$(wc -l <"$TMP/e")" = 1 ] && grep -q "^cp2pd: ${f%%[:=]*}: ${f#*:}.* not implemented yet" "$TMP/e" ||
         fail "${f%%:*}: rc $rc: $(cat "$TMP/e")"
 done
+echo "== AutoNAT"
+rc=0; "$D" -forceReachabilityPublic -forceReachabilityPrivate -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && [ "$(wc -l <"$TMP/e")" = 1 ] && grep -q 'public or private, not both' "$TMP/e" ||
+    fail "both forced: rc $rc: $(cat "$TMP/e")"
+start_cp2pd an -autonat -forceReachabilityPrivate
+[ -s "$TMP/an.err" ] && fail "warnings for -autonat: $(cat "$TMP/an.err")"
 echo "== -pubsub and its flags"
 rc=0; "$D" -pubsub -pubsubRouter randomsub -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
 [ $rc = 1 ] && grep -q -- '-pubsubRouter.*gossipsub or floodsub' "$TMP/e" || fail "-pubsubRouter randomsub: rc $rc: $(cat "$TMP/e")"
