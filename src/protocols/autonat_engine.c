@@ -59,7 +59,7 @@ int cp2p_autonat_encode(const cp2p_autonat_msg_t *m, cp2p_buf_t *out)
         pb.dial = &dial;
     }
     if (m->has_response) {
-        resp.has_status = 1;
+        resp.has_status = m->status >= 0;
         resp.status = (Autonat__Pb__Message__ResponseStatus)m->status;
         if (m->text[0])
             resp.statustext = (char *)m->text;
@@ -98,7 +98,8 @@ int cp2p_autonat_decode(const uint8_t *p, size_t n, cp2p_autonat_msg_t *out, siz
     if (!pb)
         return CP2P_EPARSE;
     int rc = 0;
-    if (pb->has_type)
+    /* An unknown type is no type: the server refuses it as a bad request. */
+    if (pb->has_type && (pb->type == 0 || pb->type == 1))
         out->type = pb->type;
     if (pb->dial) {
         out->has_dial = 1;
