@@ -5,8 +5,10 @@
 //
 // node --import ./polyfill.mjs peer.mjs --muxer yamux|mplex
 //      [--listen MA] [--announce MA,MA...] [--dial MA] [--ping N] [--wait-identify]
-//      [--echo-streams N --echo-size BYTES] [--agent NAME]
+//      [--echo-streams N --echo-size BYTES] [--agent NAME] [--autonat]
+// --autonat: @libp2p/autonat's service (AutoNAT v1 server and client).
 import { createHash } from 'node:crypto'
+import { autoNAT } from '@libp2p/autonat'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -24,7 +26,7 @@ function parseArgs (argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]
     const v = argv[i + 1]
-    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else { throw new Error(`unknown option ${k}`) }
+    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else if (k === '--autonat') { o.autonat = true } else { throw new Error(`unknown option ${k}`) }
   }
   return o
 }
@@ -86,7 +88,7 @@ async function main () {
     // js-mplex drops a connection whose remote opens more than 5 streams a
     // second (it has no backpressure); the 50-stream scenario needs more.
     streamMuxers: [o.muxer === 'mplex' ? mplex({ disconnectThreshold: 1000 }) : yamux()],
-    services: { ping: ping(), identify: identify({ agentVersion: o.agent }) },
+    services: { ping: ping(), identify: identify({ agentVersion: o.agent }), ...(o.autonat ? { autonat: autoNAT() } : {}) },
     nodeInfo: { userAgent: o.agent },
     connectionMonitor: { enabled: false }
   })

@@ -42,6 +42,7 @@ use libp2p::{identify, noise, ping, tcp, tls, yamux, Multiaddr, PeerId, StreamPr
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod autonat; // peer autonat ...
 mod dht; // peer dht ...
 mod mdns; // peer mdns ...
 mod pubsub; // peer pubsub ...
@@ -622,6 +623,7 @@ async fn main() {
         Some("mdns") => std::process::exit(mdns::main(&rest).await), // mdns.rs
         Some("pubsub") => std::process::exit(pubsub::main(rest).await), // pubsub.rs
         Some("ready") => std::process::exit(ready::main(rest).await), // ready.rs
+        Some("autonat") => std::process::exit(autonat::main(rest).await), // autonat.rs
         _ => {}
     }
     let code = match run(parse_args()).await {

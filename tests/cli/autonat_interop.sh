@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# ctest: run-serial
+# AutoNAT v1 (/libp2p/autonat/1.0.0) between cp2p and rust-libp2p, go-libp2p
+# and js-libp2p, each way, with the reachability each side reports: public
+# when the client listens where the server can dial it, private when the
+# address it gives is a port nobody listens on.
+#  - On loopback, against the rust peer (`peer autonat`, only_global_ips off):
+#    cp2p client / rust server and rust client / cp2p server, public and
+#    private; go and js servers refuse loopback dial-backs whatever one
+#    asks (their rule), and cp2p must read that answer and stay unknown.
+#  - In two network namespaces on a bridge (made here, 11.77.0.1 and
+#    11.77.0.2: addresses go and js take for public, which nothing outside
+#    the namespaces sees), against go and js: cp2p client / go and js
+#    servers, go client / cp2p server, public and private (js's server
+#    cannot answer a connected client: see below).
+INTEROP_PEERS="rust go js"
+. "$(dirname "$0")/../interop/lib.sh"
+P=cp2pan$$
+source "$(dirname "$0")/lib/netns.sh"
+SHOW_ON_FAIL=(all)
+FAST="--autonat-interval 0.5"
+
+# cp2p_client NAME DIAL [ARGS...]: a cp2p AutoNAT client that dials DIAL.
+cp2p_client() {
+    local name=$1 dial=$2; shift 2
+    CP2P_LOG=debug "$CP2P" ping $FAST --dial "$dial" --interval 0.5 "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    PIDS+=($!)
+}
+
+echo "== loopback: cp2p client, rust server"
+"$RUST_PEER" autonat --listen /ip4/127.0.0.1/tcp/0 --interval 0.5 >"$TMP/rs.out" 2>&1 &
+PIDS+=($!)
+RS=$(wait_line "$TMP/rs.out" '^listening /ip4/127.0.0.1/tcp/' 30 | cut -d' ' -f2)
+cp2p_client c-pub "$RS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
+cp2p_client c-priv "$RS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback --announce /ip4/127.0.0.1/tcp/1
+wait_line "$TMP/c-pub.out" '^reachability: public$' 20 >/dev/null
+wait_line "$TMP/c-priv.out" '^reachability: private$' 20 >/dev/null
+C_PUB_ID=$(wait_line "$TMP/c-pub.out" '^Local peer id: ' | cut -d' ' -f4)
+wait_line "$TMP/rs.out" "^inbound-probe response $C_PUB_ID /ip4/127.0.0.1/tcp/" 10 >/dev/null
+# Confidence: more answers that agree change nothing.
+sleep 2
+[ "$(grep -c '^reachability: ' "$TMP/c-pub.out")" = 1 ] || fail "cp2p's verdict flapped against rust"
+[ "$(grep -c '^reachability: ' "$TMP/c-priv.out")" = 1 ] || fail "cp2p's private verdict flapped against rust"
+
+echo "== loopback: rust client, cp2p server"
+start_cp2p srv --autonat-service --allow-private-dialback --no-autonat
+"$RUST_PEER" autonat --listen /ip4/127.0.0.1/tcp/0 --dial "$CP2P_ADDR" --interval 0.5 >"$TMP/rc-pub.out" 2>&1 &
+PIDS+=($!)
+# No listener: the only addresses it asks for are a closed port, a third
+# party's (never dialled: another IP than the one it comes from) and what
+# identify saw (an ephemeral port).
+"$RUST_PEER" autonat --dial "$CP2P_ADDR" --probe /ip4/127.0.0.1/tcp/1 --interval 0.5 >"$TMP/rc-priv.out" 2>&1 &
+PIDS+=($!)
+wait_line "$TMP/rc-pub.out" '^nat-status public$' 20 >/dev/null
+wait_line "$TMP/rc-priv.out" '^nat-status private$' 20 >/dev/null
+grep -q '^outbound-probe response ' "$TMP/rc-pub.out" || fail "rust did not see cp2p's OK"
+
+echo "== loopback: go and js servers refuse loopback; cp2p reads their answer"
+"$GO_PEER" --listen /ip4/127.0.0.1/tcp/0 --autonat-service >"$TMP/gs.out" 2>&1 &
+PIDS+=($!)
+GS=$(wait_line "$TMP/gs.out" '^listening /ip4/127.0.0.1/tcp/' 20 | cut -d' ' -f2)
+start_js js-srv --autonat
+cp2p_client c-go "$GS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
+cp2p_client c-js "$JS_ADDR" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
+wait_line "$TMP/c-go.err" 'refusing to dial peer with blocked observed address' 20 >/dev/null
+wait_line "$TMP/c-js.err" 'no dialable addresses' 20 >/dev/null
+grep -q '^reachability: ' "$TMP/c-go.out" "$TMP/c-js.out" && fail "a refusal changed cp2p's verdict"
+
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+PIDS=()
+
+echo "== namespaces: cp2p client, go and js servers"
+netns_link "$P" 11.77.0 2
+S="ip netns exec ${P}h0" C="ip netns exec ${P}h1"
+$S "$GO_PEER" --listen /ip4/11.77.0.1/tcp/0 --autonat-service >"$TMP/ngs.out" 2>&1 &
+PIDS+=($!)
+# js-libp2p does not list a public listen address before AutoNAT confirms it: a fixed port.
+(cd "$INTEROP" && exec $S node --import ./polyfill.mjs peer.mjs --listen /ip4/11.77.0.1/tcp/4011 --autonat) \
+    >"$TMP/njs.out" 2>"$TMP/njs.err" &
+PIDS+=($!)
+NGS=$(wait_line "$TMP/ngs.out" '^listening /ip4/11.77.0.1/tcp/' 20 | cut -d' ' -f2)
+NJS=/ip4/11.77.0.1/tcp/4011/p2p/$(wait_line "$TMP/njs.out" '^peer-id ' 20 | cut -d' ' -f2)
+for srv in go:$NGS; do
+    n=${srv%%:*} a=${srv#*:}
+    CP2P_LOG=debug $C "$CP2P" ping $FAST --dial "$a" --listen /ip4/11.77.0.2/tcp/0 >"$TMP/n-$n-pub.out" 2>"$TMP/n-$n-pub.err" &
+    PIDS+=($!)
+    CP2P_LOG=debug $C "$CP2P" ping $FAST --dial "$a" --listen /ip4/11.77.0.2/tcp/0 --announce /ip4/11.77.0.2/tcp/1 \
+        >"$TMP/n-$n-priv.out" 2>"$TMP/n-$n-priv.err" &
+    PIDS+=($!)
+done
+wait_line "$TMP/n-go-pub.out" '^reachability: public$' 30 >/dev/null
+wait_line "$TMP/n-go-priv.out" '^reachability: private$' 30 >/dev/null
+# js-libp2p 3.x's server dials back through its connection manager, which
+# hands it the connection the request came on; the remote address differs
+# from the one asked for, so it fails the dial-back and closes that
+# connection, request and all. cp2p must see no answer, and claim nothing.
+CP2P_LOG=debug $C "$CP2P" ping $FAST --dial "$NJS" --listen /ip4/11.77.0.2/tcp/0 >"$TMP/n-js.out" 2>"$TMP/n-js.err" &
+PIDS+=($!)
+wait_line "$TMP/n-js.err" 'probe answered by .*: no answer' 30 >/dev/null
+sleep 2
+grep -q '^reachability: ' "$TMP/n-js.out" && fail "cp2p took a verdict from js's broken dial-back"
+
+echo "== namespaces: go client, cp2p server"
+$S "$CP2P" ping --listen /ip4/11.77.0.1/tcp/0 --autonat-service --no-autonat >"$TMP/nsrv.out" 2>"$TMP/nsrv.err" &
+PIDS+=($!)
+NSRV=$(wait_line "$TMP/nsrv.out" '^Listening on ' | cut -d' ' -f3)
+# go's AutoNAT waits 15 s before its first probe (not settable from libp2p.New).
+$C "$GO_PEER" --listen /ip4/11.77.0.2/tcp/0 --dial "$NSRV" --stay 60s >"$TMP/ngc-pub.out" 2>&1 &
+PIDS+=($!)
+# go dials from its listening port (port reuse), which the server tries
+# first: only a go peer that listens nowhere can be private.
+$C "$GO_PEER" --announce /ip4/11.77.0.2/tcp/1 --dial "$NSRV" --stay 60s \
+    >"$TMP/ngc-priv.out" 2>&1 &
+PIDS+=($!)
+wait_line "$TMP/ngc-pub.out" '^reachability public$' 60 >/dev/null
+wait_line "$TMP/ngc-priv.out" '^reachability private$' 60 >/dev/null
+
+echo PASS
