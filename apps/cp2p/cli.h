@@ -67,5 +67,9 @@ char *cli_next_word(char **p);
 char *cli_rest(char *p);
 /* Why a key file could not be read, in words for the user. */
 const char *cli_key_error(int rc);
+/* --psk FILE: the private network key into key (32 bytes); 0, or CLI_FAIL
+ * with the reason printed. */
+int cli_load_psk(const char *cmd, const char *path, uint8_t key[32]);
+
 
 #endif

@@ -30,6 +30,7 @@ int cli_autonat_config(cli_autonat_t *x, const char *cmd, cp2p_host_config_t *cf
     }
     if (x->allow_private)
         cfg->keep_private_addrs = 1;
+    x->host_cfg = cfg;
     for (size_t i = 0; i < x->announce.n; i++) {
         cp2p_multiaddr_t ma;
         if (cp2p_multiaddr_parse(x->announce.v[i], &ma) < 0)
@@ -72,6 +73,7 @@ int cli_autonat_start(cli_autonat_t *x, cp2p_host_t *h)
         .service = x->service,
         .client = !x->no_client,
         .allow_private = x->allow_private,
+        .dialer_config = x->host_cfg,
     };
     if (x->interval > 0) {
         cfg.boot_delay_ms = (uint32_t)(x->interval * 1000);

@@ -18,6 +18,7 @@ typedef struct cli_autonat {
     double interval;          /* seconds: first probe, and retries while unsure */
     cp2p_autonat_t *an;
     cp2p_host_t *h;
+    const cp2p_host_config_t *host_cfg; /* the host's, for the service's dialer */
 } cli_autonat_t;
 
 #define CLI_AUTONAT_INIT(x) {.announce = {(x).announce_v, 0, 8}}
@@ -32,7 +33,7 @@ typedef struct cli_autonat {
 void cli_autonat_usage(FILE *f);
 /* Check the options, set what the host config needs. CLI_OK or CLI_USAGE. */
 int cli_autonat_config(cli_autonat_t *x, const char *cmd, cp2p_host_config_t *cfg);
-/* After identify is enabled: announce, service, client, the printed line. */
+/* After identify is enabled (cfg, given to cli_autonat_config, must still be there): announce, service, client, the printed line. */
 int cli_autonat_start(cli_autonat_t *x, cp2p_host_t *h);
 /* Before the host closes. */
 void cli_autonat_stop(cli_autonat_t *x);

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "cp2p/error.h"
 #include "cp2p/multiaddr.h"
+#include "cp2p/pnet.h"
 
 void cli_print_peer_id(cp2p_host_t *h)
 {
@@ -32,4 +34,15 @@ int cli_print_listen_addrs(cp2p_host_t *h, const char *prefix)
     free(addrs);
     fflush(stdout);
     return 0;
+}
+
+int cli_load_psk(const char *cmd, const char *path, uint8_t key[32])
+{
+    int rc = cp2p_pnet_key_load(path, key);
+    if (rc == 0)
+        return 0;
+    return cli_fail(cmd, "cannot read private network key %s: %s", path,
+                    rc == CP2P_EPARSE ? "not a /key/swarm/psk/1.0.0/ key file"
+                    : rc == CP2P_EIO  ? "cannot read the file"
+                                      : cp2p_strerror(rc));
 }

@@ -82,6 +82,7 @@ static void usage(FILE *f)
             "  --bootstrap MA        a DHT peer, MA ending in /p2p/<id> (DNS names allowed); repeatable\n"
             "  --mdns                also find peers with mDNS on the local network\n"
             "  --key FILE            identity key (default: a fresh Ed25519 key)\n"
+            "  --psk FILE            private network key: a swarm.key file (cp2p keygen --psk)\n"
             "  --datastore DIR       keep records, providers and the routing table in DIR (LMDB)\n"
             "  --client              client mode: ask, but do not serve the DHT\n"
             "  --namespace NS        accept any value under /NS/ keys (e.g. test); repeatable\n"
@@ -531,14 +532,15 @@ static int add_bootstrap(node_t *n, const char *s)
 typedef struct opts {
     const char *listen[MAX_OPTS], *boot[MAX_OPTS], *ns[MAX_OPTS];
     size_t n_listen, n_boot, n_ns;
-    const char *key_file, *metrics;
+    const char *key_file, *metrics, *psk_file;
     int mdns;
+    uint8_t psk[32];
     cp2p_dht_config_t cfg;
 } opts_t;
 
 static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t cap)
 {
-    cp2p_host_config_t hc = {0};
+    cp2p_host_config_t hc = {.psk = o->psk_file ? o->psk : NULL};
     int rc = 0;
     snprintf(what, cap, "cannot read key %s", o->key_file ? o->key_file : "");
     if (o->key_file && n->idx == 0 && (rc = cp2p_privkey_load_file(o->key_file, &hc.identity)))
@@ -633,6 +635,7 @@ int cmd_dht(int argc, char **argv)
         CLI_OPTION("--serve", CLI_FLAG, &serve),
         CLI_OPTION("--no-open-keys", CLI_FLAG, &no_open_keys),
         CLI_OPTION("--key", CLI_STR, &o.key_file),
+        CLI_OPTION("--psk", CLI_STR, &o.psk_file),
         CLI_OPTION("--metrics", CLI_STR, &o.metrics),
         CLI_OPTION("--control", CLI_STR, &control),
         CLI_OPTION("--datastore", CLI_STR, &o.cfg.datastore),
@@ -648,6 +651,8 @@ int cmd_dht(int argc, char **argv)
     int prc = cli_parse("dht", argc, argv, opts, usage, NULL);
     if (prc)
         return prc == CLI_HELP ? CLI_OK : prc;
+    if (o.psk_file && cli_load_psk("dht", o.psk_file, o.psk))
+        return CLI_FAIL;
     o.n_listen = listen.n;
     o.n_boot = boot.n;
     o.n_ns = ns.n;

@@ -38,6 +38,7 @@ static void usage(FILE *f)
             "  --loopback        use loopback interfaces and announce loopback addresses\n"
             "  --no-ipv4, --no-ipv6  leave that family out\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
+            "  --psk FILE        private network key: a swarm.key file (cp2p keygen --psk)\n"
             "  --stats           print the packet counters on exit\n"
             "  --metrics IP:PORT serve GET /healthz and GET /metrics (Prometheus) over HTTP\n"
             "  --help            this text\n"
@@ -118,6 +119,8 @@ int cmd_mdns(int argc, char **argv)
     cp2p_mdns_config_t mc = {0};
     const char *listen_v[MAX_LISTEN];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN};
+    const char *psk_file = NULL;
+    uint8_t psk[32];
     const char *key_file = NULL, *metrics = NULL;
     double interval = 0, ttl = 0;
     int stats = 0;
@@ -129,6 +132,7 @@ int cmd_mdns(int argc, char **argv)
         CLI_OPTION("--no-ipv6", CLI_FLAG, &mc.no_ipv6),
         CLI_OPTION("--stats", CLI_FLAG, &stats),
         CLI_OPTION("--key", CLI_STR, &key_file),
+        CLI_OPTION("--psk", CLI_STR, &psk_file),
         CLI_OPTION("--metrics", CLI_STR, &metrics),
         CLI_NUMBER("--interval", &interval, 0.001, 86400 * 365),
         CLI_NUMBER("--ttl", &ttl, 1, 86400 * 365),
@@ -149,6 +153,9 @@ int cmd_mdns(int argc, char **argv)
 
     cp2p_host_config_t cfg = {0};
     int rc;
+    if (psk_file && cli_load_psk("mdns", psk_file, psk))
+        return CLI_FAIL;
+    cfg.psk = psk_file ? psk : NULL;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0)
         return cli_fail("mdns", "cannot read key %s: %s", key_file, cli_key_error(rc));
     uv_loop_init(&a.loop);

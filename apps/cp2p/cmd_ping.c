@@ -66,6 +66,7 @@ static void usage(FILE *f)
             "  --muxer NAME      yamux or mplex (default: both, yamux preferred)\n"
             "  --security NAME   noise or tls (default: noise)\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
+            "  --psk FILE        private network key: a swarm.key file (cp2p keygen --psk)\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
     cli_autonat_usage(f);
@@ -328,7 +329,8 @@ int cmd_ping(int argc, char **argv)
     app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024, .nat = CLI_AUTONAT_INIT(a.nat)};
     const char *listen_v[MAX_LISTEN], *pos_v[1];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1};
-    const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL;
+    const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL, *psk_file = NULL;
+    uint8_t psk[32];
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
     int echo = 0, verbose = 0;
     const cli_opt_t opts[] = {
@@ -337,6 +339,7 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--muxer", CLI_STR, &muxer),
         CLI_OPTION("--security", CLI_STR, &security),
         CLI_OPTION("--key", CLI_STR, &key_file),
+        CLI_OPTION("--psk", CLI_STR, &psk_file),
         CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
         CLI_OPTION("--echo", CLI_FLAG, &echo),
         CLI_NUMBER("--count", &count, 1, 1e15),
@@ -386,6 +389,9 @@ int cmd_ping(int argc, char **argv)
     int rc = cli_autonat_config(&a.nat, "ping", &cfg);
     if (rc)
         return rc;
+    if (psk_file && cli_load_psk("ping", psk_file, psk))
+        return CLI_FAIL;
+    cfg.psk = psk_file ? psk : NULL;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {
         return cli_fail("ping", "cannot read key %s: %s", key_file, cli_key_error(rc));
     }

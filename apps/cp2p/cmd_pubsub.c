@@ -57,6 +57,7 @@ static void usage(FILE *f)
             "  --no-sign         publish unsigned messages and refuse signed ones (StrictNoSign;\n"
             "                    message ids are the SHA-256 of the data)\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
+            "  --psk FILE        private network key: a swarm.key file (cp2p keygen --psk)\n"
             "  --metrics IP:PORT serve GET /healthz and GET /metrics (Prometheus) over HTTP\n"
             "  --help            this text\n");
 }
@@ -248,6 +249,8 @@ int cmd_pubsub(int argc, char **argv)
     const char *topic_v[MAX_LIST], *listen_v[MAX_LIST], *dial_v[MAX_LIST];
     cli_list_t topics = {topic_v, 0, MAX_LIST}, listen = {listen_v, 0, MAX_LIST},
                dials = {dial_v, 0, MAX_LIST};
+    const char *psk_file = NULL;
+    uint8_t psk[32];
     const char *key_file = NULL, *metrics = NULL, *router = "gossipsub";
     int mdns = 0, no_sign = 0, score = 0;
     const cli_opt_t opts[] = {
@@ -259,6 +262,7 @@ int cmd_pubsub(int argc, char **argv)
         CLI_OPTION("--no-sign", CLI_FLAG, &no_sign),
         CLI_OPTION("--score", CLI_FLAG, &score),
         CLI_OPTION("--key", CLI_STR, &key_file),
+        CLI_OPTION("--psk", CLI_STR, &psk_file),
         CLI_OPTION("--metrics", CLI_STR, &metrics),
         CLI_END,
     };
@@ -287,6 +291,9 @@ int cmd_pubsub(int argc, char **argv)
 
     cp2p_host_config_t cfg = {0};
     int rc;
+    if (psk_file && cli_load_psk("pubsub", psk_file, psk))
+        return CLI_FAIL;
+    cfg.psk = psk_file ? psk : NULL;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0)
         return cli_fail("pubsub", "cannot read key %s: %s", key_file, cli_key_error(rc));
     uv_loop_init(&a.loop);

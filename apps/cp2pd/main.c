@@ -797,7 +797,8 @@ int main(int argc, char **argv)
         /* As p2pd: the AutoNAT client always (unless forced), the service with -autonat. */
         what = "cannot start AutoNAT";
         cp2p_autonat_config_t ncfg = {.service = o.autonat, .client = 1,
-                                      .allow_private = o.keep_private_addrs};
+                                      .allow_private = o.keep_private_addrs,
+                                      .dialer_config = &cfg};
         rc = cp2p_autonat_enable(a.h, &ncfg, &a.an);
     }
     if (!rc && (o.dht || o.dht_client || o.dht_server)) {

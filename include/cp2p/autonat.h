@@ -108,6 +108,11 @@ typedef struct cp2p_autonat_config {
     uint32_t refresh_ms;
     uint32_t request_timeout_ms;
     uint32_t peer_period_ms;
+    /** What the service's dialer host is made with (security, muxers, a
+     * private network's key: what the host's peers accept); read during
+     * cp2p_autonat_enable only. Its identity is always a fresh key. NULL:
+     * the defaults. */
+    const cp2p_host_config_t *dialer_config;
 } cp2p_autonat_config_t;
 
 typedef struct cp2p_autonat_stats {

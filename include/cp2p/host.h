@@ -126,6 +126,11 @@ typedef struct cp2p_host_config {
      *              cp2p_host_set_protocol_limits
      * Fields not listed have no limit by default. */
     cp2p_rc_limits_t system_limits, transient_limits, peer_limits, protocol_limits;
+    /** A private network's pre-shared key (include/cp2p/pnet.h), 32 bytes,
+     * copied; NULL = none. With the environment variable LIBP2P_FORCE_PNET=1
+     * (the spec's), cp2p_host_new refuses to start without one
+     * (CP2P_EINVAL). */
+    const uint8_t *psk;
     /** CP2P_REACHABILITY_PUBLIC or _PRIVATE: what cp2p_host_reachability
      * says from the start, whatever AutoNAT finds (go-libp2p's
      * ForceReachabilityPublic/Private); 0 lets AutoNAT decide. */

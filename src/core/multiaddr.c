@@ -150,6 +150,20 @@ static int read_component(const uint8_t *p, size_t n, cp2p_multiaddr_component_t
     return (int)c->raw_len;
 }
 
+/* Where a unix path that starts at q ends: at end, unless it ends in
+ * /p2p/<id> (one more component, no slash in it), which is then the peer's:
+ * "/unix/tmp/a.sock/p2p/12D3..." is how a listener's address is printed, and
+ * a socket path with such a tail is not one anybody names. */
+static const char *unix_path_end(const char *q, const char *end)
+{
+    const char *last = end;
+    while (last > q && last[-1] != '/')
+        last--;
+    if (last == end || last - q < 6 || memcmp(last - 5, "/p2p/", 5))
+        return end;
+    return last - 5;
+}
+
 static int validate(const uint8_t *p, size_t n)
 {
     if (n == 0)
@@ -162,9 +176,20 @@ static int validate(const uint8_t *p, size_t n)
         if (rc < 0)
             return rc;
         off += (size_t)rc;
-        /* A path swallows the rest of the string form, so nothing may follow it. */
-        if (c.code == CP2P_MA_UNIX && off != n)
-            return CP2P_EPARSE;
+        /* A path swallows the rest of the string form, but for a trailing
+         * /p2p/<id> (see unix_path_end): only that may follow it, and the
+         * path itself may not end like one, so the string form round-trips. */
+        if (c.code == CP2P_MA_UNIX) {
+            const char *v = (const char *)c.value;
+            if (unix_path_end(v + 1, v + c.value_len) != v + c.value_len)
+                return CP2P_EPARSE;
+            if (off != n) {
+                rc = read_component(p + off, n - off, &c);
+                if (rc < 0 || c.code != CP2P_MA_P2P || off + (size_t)rc != n)
+                    return rc < 0 ? rc : CP2P_EPARSE;
+                return 0;
+            }
+        }
     }
     return 0;
 }
@@ -296,7 +321,7 @@ int cp2p_multiaddr_parse(const char *s, cp2p_multiaddr_t *out)
         }
         /* unix keeps its leading slash and takes everything after it. */
         const char *vs = p->kind == K_UNIX ? q - 1 : q;
-        const char *ve = p->kind == K_UNIX ? end : memchr(q, '/', (size_t)(end - q));
+        const char *ve = p->kind == K_UNIX ? unix_path_end(q, end) : memchr(q, '/', (size_t)(end - q));
         if (!ve)
             ve = end;
         cp2p_buf_reset(&v);

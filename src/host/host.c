@@ -391,6 +391,13 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(max_conns_per_subnet, CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET);
 #undef DEF
     sc.limit_loopback = cfg && cfg->limit_loopback;
+    if (cfg && cfg->psk) {
+        sc.has_psk = 1;
+        memcpy(sc.psk, cfg->psk, sizeof sc.psk);
+    } else if (!rc && getenv("LIBP2P_FORCE_PNET") && !strcmp(getenv("LIBP2P_FORCE_PNET"), "1")) {
+        cp2p_log_error("host", "LIBP2P_FORCE_PNET=1 and no private network key given");
+        rc = CP2P_EINVAL;
+    }
     h->keep_private_addrs = cfg && cfg->keep_private_addrs;
     if (cfg && (cfg->force_reachability == CP2P_REACHABILITY_PUBLIC ||
                 cfg->force_reachability == CP2P_REACHABILITY_PRIVATE)) {
@@ -418,7 +425,11 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     };
     if (!rc)
         rc = post_new(loop, &h->post);
-    if (!rc && (rc = cp2p_swarm_new(loop, &sc, &hooks, &h->sw)) < 0) {
+    int swarm_failed = 0;
+    if (!rc)
+        swarm_failed = (rc = cp2p_swarm_new(loop, &sc, &hooks, &h->sw)) < 0;
+    explicit_bzero(sc.psk, sizeof sc.psk); /* the swarm keeps its own copy */
+    if (swarm_failed) {
         post_close(h->post, free_host, h); /* its handle closes on a later turn */
         return rc;
     }

@@ -564,6 +564,7 @@ int cp2p_autonat_enable(cp2p_host_t *h, const cp2p_autonat_config_t *cfg, cp2p_a
     DEF(request_timeout_ms, CP2P_AUTONAT_DEFAULT_REQUEST_TIMEOUT_MS);
     DEF(peer_period_ms, CP2P_AUTONAT_DEFAULT_PEER_PERIOD_MS);
 #undef DEF
+    a->cfg.dialer_config = NULL; /* not kept */
     a->next_probe = now_ms(a) + a->cfg.boot_delay_ms;
     int rc = an_throttle_init(&a->thr, a->cfg.global_max, a->cfg.peer_max, a->cfg.reset_ms);
     if (rc) {
@@ -573,8 +574,13 @@ int cp2p_autonat_enable(cp2p_host_t *h, const cp2p_autonat_config_t *cfg, cp2p_a
     if (a->cfg.service) {
         /* Its own key and no listener: the dial-back can never ride on the
          * client's connection to us (go-libp2p does the same). */
-        cp2p_host_config_t dc = {.dial_timeout_ms = a->cfg.dial_timeout_ms,
-                                 .keep_private_addrs = a->cfg.allow_private};
+        cp2p_host_config_t dc = {0};
+        if (a->cfg.dialer_config)
+            dc = *a->cfg.dialer_config;
+        dc.identity = NULL;
+        dc.dial_timeout_ms = a->cfg.dial_timeout_ms;
+        dc.keep_private_addrs = a->cfg.allow_private;
+        dc.force_reachability = CP2P_REACHABILITY_UNKNOWN;
         rc = cp2p_host_new(cp2p_host_loop(h), &dc, &a->dialer);
         if (!rc)
             rc = cp2p_host_set_handler(h, CP2P_AUTONAT_V1_PROTOCOL_ID, on_stream, a);

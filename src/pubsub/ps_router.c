@@ -355,6 +355,18 @@ static size_t graft_candidates(ps_router_t *r, ps_topic_t *t, int outbound_only,
     return n;
 }
 
+/* Grafts up to want of t's candidates (outbound ones only if asked). */
+static void graft_some(ps_router_t *r, ps_topic_t *t, int outbound_only, size_t want,
+                       uint64_t now)
+{
+    ps_peer_t *cand[256];
+    size_t n = graft_candidates(r, t, outbound_only, now, cand, 256);
+    for (size_t i = 0; i < n && i < want; i++) {
+        mesh_add(r, t, cand[i], now);
+        send_graft(t, cand[i]);
+    }
+}
+
 /* --- messages --- */
 
 static size_t message_id(const ps_router_t *r, const ps_msg_t *m, uint8_t *out)
@@ -1060,14 +1072,8 @@ static void maintain_mesh(ps_router_t *r, ps_topic_t *t, uint64_t now)
             mesh_del(r, t, p, now);
         }
     }
-    ps_peer_t *cand[256];
-    if (t->n_mesh < g->d_lo) {
-        size_t n = graft_candidates(r, t, 0, now, cand, 256);
-        for (size_t i = 0; i < n && t->n_mesh < g->d; i++) {
-            mesh_add(r, t, cand[i], now);
-            send_graft(t, cand[i]);
-        }
-    }
+    if (t->n_mesh < g->d_lo)
+        graft_some(r, t, 0, g->d - t->n_mesh, now);
     if (t->n_mesh > g->d_hi) {
         /* Keep the d_score best, then others at random up to d, with at
          * least d_out outbound peers among those kept. */
@@ -1116,13 +1122,8 @@ static void maintain_mesh(ps_router_t *r, ps_topic_t *t, uint64_t now)
         size_t out = 0;
         for (size_t i = 0; i < t->n_mesh; i++)
             out += t->mesh[i].p->outbound;
-        if (out < g->d_out) {
-            size_t n = graft_candidates(r, t, 1, now, cand, 256);
-            for (size_t i = 0; i < n && out < g->d_out; i++, out++) {
-                mesh_add(r, t, cand[i], now);
-                send_graft(t, cand[i]);
-            }
-        }
+        if (out < g->d_out)
+            graft_some(r, t, 1, g->d_out - out, now);
     }
     /* Opportunistic grafting (v1.1): a mesh whose median score is low takes
      * in peers that score above it. */
@@ -1142,6 +1143,7 @@ static void maintain_mesh(ps_router_t *r, ps_topic_t *t, uint64_t now)
             double median = s[t->n_mesh / 2];
             free(s);
             if (median < sp->opportunistic_graft_threshold) {
+                ps_peer_t *cand[256];
                 size_t n = graft_candidates(r, t, 0, now, cand, 256), added = 0;
                 for (size_t i = 0; i < n && added < g->opportunistic_graft_peers; i++)
                     if (score_of(r, cand[i], now) > median) {

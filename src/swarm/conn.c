@@ -142,6 +142,16 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 static int write_out(cp2p_conn_t *c);
 
+/* Private network: the queued chunks are XORed with our stream just before
+ * they go to the socket, so what is queued stays plain until then. */
+static void protect_chunks(cp2p_conn_t *c)
+{
+    if (!c->cfg.has_psk)
+        return;
+    for (size_t i = 0; i < c->nchunks; i++)
+        cp2p_pnet_xor(&c->pn_out, c->cfg.psk, c->chunks[i].data, c->chunks[i].len);
+}
+
 /* Our bytes go out, then our FIN (uv_shutdown waits for the writes); the
  * remote's EOF or the deadline closes the handles. */
 static void close_gracefully(cp2p_conn_t *c)
@@ -156,6 +166,13 @@ static void close_gracefully(cp2p_conn_t *c)
  * queued (a GoAway, a multistream "na"), and no waiting. */
 static void close_now(cp2p_conn_t *c)
 {
+    protect_chunks(c);
+    if (c->cfg.has_psk && !c->pn_sent && c->nchunks) {
+        uv_buf_t nb = uv_buf_init((char *)c->pn_out.nonce, CP2P_PNET_NONCE_SIZE);
+        if (uv_try_write(c->sock, &nb, 1) != CP2P_PNET_NONCE_SIZE)
+            c->nchunks = 0; /* no nonce, no use in the rest */
+        c->pn_sent = 1;
+    }
     for (size_t i = 0; i < c->nchunks; i++) {
         cp2p_buf_t *b = &c->chunks[i];
         uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
@@ -172,7 +189,11 @@ void cp2p_conn_close_with(cp2p_conn_t *c, int status)
     int was_open = c->state == CONN_OPEN;
     char name[CP2P_PEER_ID_STRMAX];
     if (is_violation(status))
-        cp2p_conn_violation(c, was_open ? "closing connection" : "upgrade failed", status);
+        cp2p_conn_violation(c, was_open                              ? "closing connection"
+                               : c->cfg.has_psk && c->state == CONN_SEC_NEGOTIATING
+                                   ? "upgrade failed (a peer outside the private network?)"
+                                   : "upgrade failed",
+                            status);
     else
         cp2p_log_debug("swarm", "%s: connection closed: %s", conn_name(c, name, sizeof name),
                        status ? cp2p_strerror(status) : "local close");
@@ -332,14 +353,22 @@ static int write_out(cp2p_conn_t *c)
     wreq_t *w = calloc(1, sizeof *w);
     if (!w)
         return CP2P_ENOMEM;
-    uv_buf_t ub[N_CHUNKS];
+    protect_chunks(c);
+    uv_buf_t ub[N_CHUNKS + 1];
+    size_t first = 0;
+    if (c->cfg.has_psk && !c->pn_sent) {
+        /* The nonce, in the clear, before anything else; it lives in c,
+         * which outlives its writes, and is not counted as queued. */
+        ub[first++] = uv_buf_init((char *)c->pn_out.nonce, CP2P_PNET_NONCE_SIZE);
+        c->pn_sent = 1;
+    }
     for (size_t i = 0; i < c->nchunks; i++) {
         if (c->chunks[i].len == 0) {
             cp2p_iobuf_release(&c->chunks[i]);
             continue;
         }
         w->bufs[w->n] = c->chunks[i];
-        ub[w->n] = uv_buf_init((char *)c->chunks[i].data, (unsigned)c->chunks[i].len);
+        ub[first + w->n] = uv_buf_init((char *)c->chunks[i].data, (unsigned)c->chunks[i].len);
         w->len += c->chunks[i].len;
         w->n++;
     }
@@ -351,7 +380,7 @@ static int write_out(cp2p_conn_t *c)
     }
     w->c = c;
     w->req.data = w;
-    int r = uv_write(&w->req, c->sock, ub, (unsigned)w->n, on_write);
+    int r = uv_write(&w->req, c->sock, ub, (unsigned)(first + w->n), on_write);
     if (r) {
         queued_add(c, -(long)w->len);
         for (size_t i = 0; i < w->n; i++)
@@ -629,9 +658,29 @@ static int in_place(const cp2p_conn_t *c)
     return c->state == CONN_OPEN && c->secvt->open_in_place;
 }
 
+/* Private network: the n bytes just read at rbuf + rtail lose the remote's
+ * nonce, if it is still coming, and are decrypted in place; what is left. */
+static size_t unprotect_input(cp2p_conn_t *c, size_t n)
+{
+    uint8_t *p = c->rbuf + c->rtail;
+    if (c->pn_in_have < CP2P_PNET_NONCE_SIZE) {
+        size_t k = CP2P_PNET_NONCE_SIZE - c->pn_in_have;
+        if (k > n)
+            k = n;
+        memcpy(c->pn_in.nonce + c->pn_in_have, p, k);
+        c->pn_in_have += k;
+        memmove(p, p + k, n - k);
+        n -= k;
+    }
+    cp2p_pnet_xor(&c->pn_in, c->cfg.psk, p, n);
+    return n;
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     cp2p_conn_t *c = st->data;
+    if (nread > 0 && c->cfg.has_psk && c->state != CONN_CLOSED)
+        nread = (ssize_t)unprotect_input(c, (size_t)nread);
     /* Nothing read (EAGAIN) keeps a partial frame waiting. */
     if (nread < 0 || c->state == CONN_CLOSED || (nread == 0 && !c->rtail))
         give_back_rbuf(c);
@@ -753,6 +802,8 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
         c->has_expected = 1;
         c->expected = *expected;
     }
+    if (c->cfg.has_psk)
+        cp2p_pnet_stream_init(&c->pn_out);
     c->sock = rc->stream;
     c->loop = c->sock->loop;
     c->sock->data = c;

@@ -9,7 +9,7 @@
 
 static void maybe_done(struct cp2p_swarm *sw);
 
-static const cp2p_transport_vtable_t *const transports[] = {&cp2p_tcp_transport};
+static const cp2p_transport_vtable_t *const transports[] = {&cp2p_tcp_transport, &cp2p_unix_transport};
 
 typedef struct listener {
     const cp2p_transport_vtable_t *t;

@@ -19,6 +19,7 @@
 #include "muxer/muxer.h"
 #include "security/security.h"
 #include "swarm/rcmgr.h"
+#include "transport/pnet.h"
 #include "transport/transport.h"
 
 #define CP2P_SWARM_MAX_MUXERS 4
@@ -69,6 +70,10 @@ typedef struct cp2p_swarm_config {
      * scope's conns bound open connections and our dials; the transient
      * scope's conns_in the inbound connections still upgrading. */
     const cp2p_rcmgr_config_t *limits;
+    /* A private network: every connection runs XSalsa20 under this key
+     * below everything else (transport/pnet.h). */
+    int has_psk;
+    uint8_t psk[CP2P_PNET_KEY_SIZE];
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */
@@ -165,6 +170,12 @@ struct cp2p_conn {
      * bytes are out; the handles close on the remote's EOF or the deadline. */
     uv_shutdown_t shutdown_req;
     int shut_done, remote_eof;
+
+    /* Private network: our stream (its nonce goes out first, once), the
+     * remote's (its nonce is the first 24 bytes read). */
+    cp2p_pnet_stream_t pn_out, pn_in;
+    size_t pn_in_have;
+    int pn_sent;
 
     cp2p_stream_t **streams;     /* live streams (weak: a stream removes itself) */
     size_t nstreams, cap_streams;

@@ -47,5 +47,6 @@ typedef struct cp2p_transport_vtable {
 } cp2p_transport_vtable_t;
 
 extern const cp2p_transport_vtable_t cp2p_tcp_transport;
+extern const cp2p_transport_vtable_t cp2p_unix_transport;
 
 #endif

@@ -5,15 +5,17 @@
 //
 // node --import ./polyfill.mjs peer.mjs --muxer yamux|mplex
 //      [--listen MA] [--announce MA,MA...] [--dial MA] [--ping N] [--wait-identify]
-//      [--echo-streams N --echo-size BYTES] [--agent NAME] [--autonat]
+//      [--echo-streams N --echo-size BYTES] [--agent NAME] [--psk SWARM_KEY_FILE] [--autonat]
 // --autonat: @libp2p/autonat's service (AutoNAT v1 server and client).
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { autoNAT } from '@libp2p/autonat'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { mplex } from '@libp2p/mplex'
 import { ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
@@ -26,7 +28,7 @@ function parseArgs (argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]
     const v = argv[i + 1]
-    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else if (k === '--autonat') { o.autonat = true } else { throw new Error(`unknown option ${k}`) }
+    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--psk') { o.psk = v; i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else if (k === '--autonat') { o.autonat = true } else { throw new Error(`unknown option ${k}`) }
   }
   return o
 }
@@ -90,7 +92,8 @@ async function main () {
     streamMuxers: [o.muxer === 'mplex' ? mplex({ disconnectThreshold: 1000 }) : yamux()],
     services: { ping: ping(), identify: identify({ agentVersion: o.agent }), ...(o.autonat ? { autonat: autoNAT() } : {}) },
     nodeInfo: { userAgent: o.agent },
-    connectionMonitor: { enabled: false }
+    connectionMonitor: { enabled: false },
+    ...(o.psk ? { connectionProtector: preSharedKey({ psk: readFileSync(o.psk) }) } : {})
   })
   await node.handle(ECHO, echoHandler, { maxInboundStreams: 256, maxOutboundStreams: 256 })
 

@@ -215,9 +215,41 @@ static void test_encapsulate_decapsulate(void **state)
     assert_int_equal(cp2p_multiaddr_to_string(&c, &t), 0);
     assert_string_equal((const char *)t.data, "");
 
-    /* nothing may follow a unix path */
+    /* nothing may follow a unix path but a peer ID */
     assert_int_equal(cp2p_multiaddr_parse("/unix/tmp/s", &u), 0);
     assert_int_equal(cp2p_multiaddr_encapsulate(&u, &a, &x), CP2P_EPARSE);
+    {
+        const char *id = "12D3KooWCryG7Mon9orvQxcS1rYZjotPgpwoJNHHKcLLfE4Hf5mV";
+        char s[160];
+        cp2p_multiaddr_t up, p2p, joined;
+        cp2p_multiaddr_component_t pc;
+        snprintf(s, sizeof s, "/p2p/%s", id);
+        assert_int_equal(cp2p_multiaddr_parse(s, &p2p), 0);
+        assert_int_equal(cp2p_multiaddr_encapsulate(&u, &p2p, &joined), 0);
+        snprintf(s, sizeof s, "/unix/tmp/s/p2p/%s", id);
+        assert_int_equal(cp2p_multiaddr_parse(s, &up), 0);
+        assert_true(cp2p_multiaddr_equal(&up, &joined));
+        assert_int_equal(cp2p_multiaddr_get(&up, CP2P_MA_UNIX, &pc), 0);
+        assert_int_equal(pc.value_len, 6);
+        assert_memory_equal(pc.value, "/tmp/s", 6);
+        cp2p_buf_t st = {0};
+        assert_int_equal(cp2p_multiaddr_to_string(&up, &st), 0);
+        assert_string_equal((const char *)st.data, s);
+        cp2p_buf_free(&st);
+        /* ...and only at the end */
+        cp2p_multiaddr_t bad;
+        assert_int_equal(cp2p_multiaddr_encapsulate(&joined, &p2p, &bad), CP2P_EPARSE);
+        snprintf(s, sizeof s, "/unix/tmp/s/p2p/%s/tcp/1", id);
+        assert_int_equal(cp2p_multiaddr_parse(s, &bad), 0); /* all of it is the path */
+        assert_int_equal(cp2p_multiaddr_get(&bad, CP2P_MA_P2P, &pc), CP2P_ENOTFOUND);
+        cp2p_multiaddr_free(&bad);
+        /* a path that ends like a peer ID has no string form of its own */
+        assert_int_equal(cp2p_multiaddr_from_bytes((const uint8_t *)"\x90\x03\x0a/a/p2p/xyz", 13, &bad),
+                         CP2P_EPARSE);
+        cp2p_multiaddr_free(&up);
+        cp2p_multiaddr_free(&p2p);
+        cp2p_multiaddr_free(&joined);
+    }
     assert_int_equal(cp2p_multiaddr_encapsulate(&a, &u, &x), 0);
     assert_false(cp2p_multiaddr_equal(&x, &a));
     cp2p_multiaddr_free(&c);

@@ -39,6 +39,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -62,6 +63,7 @@ type options struct {
 	ping, echoStreams, echoSize          int
 	waitIdentify                         bool
 	stay                                 time.Duration
+	psk                                  string
 }
 
 var out sync.Mutex
@@ -86,6 +88,7 @@ func parseArgs() options {
 	fs.IntVar(&o.echoStreams, "echo-streams", 0, "open N concurrent echo streams to the dialed peer")
 	fs.IntVar(&o.echoSize, "echo-size", 1024*1024, "bytes sent and checked on each echo stream")
 	fs.BoolVar(&o.waitIdentify, "wait-identify", false, "wait (10 s at most) until identify of the dialed peer completed")
+	fs.StringVar(&o.psk, "psk", "", "private network key file (swarm.key); go-libp2p then runs tcp and ws only: it refuses quic with a pnet")
 	// Ready for the issues that bring them to cp2p (#18 NAT traversal, #19 transports):
 	// --listen takes several addresses, comma-separated, on tcp, quic-v1 and ws.
 	fs.BoolVar(&o.relayService, "relay-service", false, "serve circuit relay v2 (hop) to others")
@@ -221,7 +224,6 @@ func run(o options) error {
 	}
 	opts := []libp2p.Option{
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(libp2pquic.NewTransport),
 		libp2p.Transport(websocket.New),
 		security,
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
@@ -230,6 +232,20 @@ func run(o options) error {
 		// A test peer: no limits of its own on the 100 concurrent streams.
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 		libp2p.DisableMetrics(),
+	}
+	if o.psk == "" {
+		opts = append(opts, libp2p.Transport(libp2pquic.NewTransport))
+	} else {
+		f, err := os.Open(o.psk)
+		if err != nil {
+			return err
+		}
+		psk, err := pnet.DecodeV1PSK(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("psk %s: %w", o.psk, err)
+		}
+		opts = append(opts, libp2p.PrivateNetwork(psk))
 	}
 	if o.relayClient || o.relayService {
 		opts = append(opts, libp2p.EnableRelay())
