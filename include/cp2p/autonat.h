@@ -90,6 +90,70 @@ CP2P_API int cp2p_autonat_decode(const uint8_t *p, size_t n, cp2p_autonat_msg_t 
 CP2P_API void cp2p_autonat_msg_free(cp2p_autonat_msg_t *m);
 CP2P_API const char *cp2p_autonat_status_name(int status);
 
+/* ---- AutoNAT v2 (libp2p specs autonat/autonat-v2.md) ---- */
+
+#define CP2P_AUTONAT_V2_DIAL_REQUEST_ID "/libp2p/autonat/2/dial-request"
+#define CP2P_AUTONAT_V2_DIAL_BACK_ID "/libp2p/autonat/2/dial-back"
+/** go-libp2p's caps: a dial-request stream's message, a dial-back's. */
+#define CP2P_AUTONAT_V2_MAX_MESSAGE 8192
+#define CP2P_AUTONAT_V2_MAX_DIAL_BACK 1024
+/** Addresses of one request considered (go-libp2p's maxPeerAddresses). */
+#define CP2P_AUTONAT_V2_MAX_ADDRS 50
+/** The spec's amplification protection: the bytes a server asks for before
+ * it dials an IP other than the one the request came from. A client sends
+ * at most the maximum, whatever a server asks. */
+#define CP2P_AUTONAT_V2_MIN_DIAL_DATA 30000
+#define CP2P_AUTONAT_V2_MAX_DIAL_DATA 100000
+#define CP2P_AUTONAT_V2_DIAL_DATA_CHUNK 4096
+/** Server rate limits (go-libp2p's defaults), per minute. */
+#define CP2P_AUTONAT_V2_DEFAULT_RPM 60
+#define CP2P_AUTONAT_V2_DEFAULT_PEER_RPM 12
+#define CP2P_AUTONAT_V2_DEFAULT_DIAL_DATA_RPM 12
+#define CP2P_AUTONAT_V2_MAX_CONCURRENT_PER_PEER 2
+
+enum {
+    CP2P_AUTONAT2_NONE = 0,
+    CP2P_AUTONAT2_DIAL_REQUEST = 1,
+    CP2P_AUTONAT2_DIAL_RESPONSE = 2,
+    CP2P_AUTONAT2_DIAL_DATA_REQUEST = 3,
+    CP2P_AUTONAT2_DIAL_DATA_RESPONSE = 4,
+};
+/** DialResponse.status and DialStatus. */
+enum {
+    CP2P_AUTONAT2_E_INTERNAL_ERROR = 0,
+    CP2P_AUTONAT2_E_REQUEST_REJECTED = 100,
+    CP2P_AUTONAT2_E_DIAL_REFUSED = 101,
+    CP2P_AUTONAT2_RESPONSE_OK = 200,
+    CP2P_AUTONAT2_DIAL_UNUSED = 0,
+    CP2P_AUTONAT2_DIAL_ERROR = 100,
+    CP2P_AUTONAT2_DIAL_BACK_ERROR = 101,
+    CP2P_AUTONAT2_DIAL_OK = 200,
+};
+
+/** One v2 Message (the oneof's kind says which fields mean something).
+ * After decoding, addrs are owned: cp2p_autonat2_msg_free(). A
+ * DialDataResponse's data is not kept, only its length; to encode one, data
+ * points to data_len bytes. */
+typedef struct cp2p_autonat2_msg {
+    int kind;
+    cp2p_multiaddr_t addrs[CP2P_AUTONAT_V2_MAX_ADDRS]; /**< DialRequest */
+    size_t n_addrs, n_addrs_dropped;
+    uint64_t nonce;                 /**< DialRequest */
+    uint32_t status, addr_idx, dial_status; /**< DialResponse (addr_idx: DialDataRequest too) */
+    uint64_t num_bytes;             /**< DialDataRequest */
+    const uint8_t *data;            /**< DialDataResponse, for encoding */
+    size_t data_len;
+} cp2p_autonat2_msg_t;
+
+CP2P_API int cp2p_autonat2_encode(const cp2p_autonat2_msg_t *m, cp2p_buf_t *out);
+/** As cp2p_autonat_decode, with CP2P_AUTONAT_V2_MAX_MESSAGE. */
+CP2P_API int cp2p_autonat2_decode(const uint8_t *p, size_t n, cp2p_autonat2_msg_t *out, size_t *used);
+CP2P_API void cp2p_autonat2_msg_free(cp2p_autonat2_msg_t *m);
+/** DialBack{nonce} and DialBackResponse{OK}, length-prefixed. */
+CP2P_API int cp2p_autonat2_encode_dial_back(uint64_t nonce, cp2p_buf_t *out);
+CP2P_API int cp2p_autonat2_decode_dial_back(const uint8_t *p, size_t n, uint64_t *nonce, size_t *used);
+CP2P_API int cp2p_autonat2_encode_dial_back_response(cp2p_buf_t *out);
+
 typedef struct cp2p_autonat_config {
     int service;     /**< answer dial-back requests */
     int client;      /**< probe connected peers for our reachability */
@@ -98,6 +162,9 @@ typedef struct cp2p_autonat_config {
      * go-libp2p for a host on the internet: a private address proves
      * nothing about the internet. Tests and private networks turn it on. */
     int allow_private;
+    /** AutoNAT v2 is on beside v1 (the service serves both; the client asks
+     * v2 where the server has it, else v1); disable_v2 turns it off. */
+    int disable_v2;
     uint32_t global_max;       /**< dial-backs per reset period, all peers */
     uint32_t peer_max;         /**< dial-backs per reset period, one peer */
     uint32_t reset_ms;
@@ -123,6 +190,11 @@ typedef struct cp2p_autonat_stats {
     uint64_t addrs_refused;     /**< addresses not dialled: another IP, private, relayed */
     uint64_t probes;            /**< requests we sent (client) */
     uint64_t probe_ok, probe_dial_error, probe_other; /**< their answers */
+    uint64_t requests_v2;       /**< v2 dial requests read (service) */
+    uint64_t dial_data_asked;   /**< v2 requests made to send the dial data first */
+    uint64_t rejected_v2;       /**< v2 requests refused for the rate limits */
+    uint64_t probes_v2;         /**< probes made with v2 (client; also in probes) */
+    uint64_t dial_backs_v2;     /**< v2 dial-backs received with our nonce (client) */
     int confidence;
 } cp2p_autonat_stats_t;
 

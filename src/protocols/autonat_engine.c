@@ -227,6 +227,11 @@ static int dialable_copy(const cp2p_multiaddr_t *a, const cp2p_peer_id_t *remote
     return rc;
 }
 
+int an_dialable_copy(const cp2p_multiaddr_t *a, const cp2p_peer_id_t *remote, cp2p_multiaddr_t *out)
+{
+    return dialable_copy(a, remote, out);
+}
+
 static void refuse(an_verdict_t *v, int status, const char *text)
 {
     v->dial = 0;
@@ -307,6 +312,31 @@ void an_server_decide(an_throttle_t *t, uint64_t now_ms, int allow_private,
         return;
     }
     v->dial = 1;
+}
+
+/* --- v2: the server's choice --- */
+
+int an2_pick(const cp2p_multiaddr_t *observed, const cp2p_autonat2_msg_t *req, int allow_private,
+             const cp2p_peer_id_t *remote, size_t *idx, int *need_data)
+{
+    cp2p_multiaddr_component_t oip, ip, c;
+    int have_obs = observed && leading_ip(observed, &oip);
+    for (size_t i = 0; i < req->n_addrs; i++) {
+        const cp2p_multiaddr_t *a = &req->addrs[i];
+        /* What our dialer can dial: ip4/ip6 over tcp, not relayed, not someone else's. */
+        if (!a->len || !leading_ip(a, &ip) || cp2p_multiaddr_get(a, CP2P_MA_TCP, &c) < 0 ||
+            !scope_ok(a, allow_private))
+            continue;
+        cp2p_multiaddr_t copy;
+        if (dialable_copy(a, remote, &copy) < 0)
+            continue;
+        cp2p_multiaddr_free(&copy);
+        *idx = i;
+        *need_data = !have_obs || ip.code != oip.code || ip.value_len != oip.value_len ||
+                     memcmp(ip.value, oip.value, ip.value_len) != 0;
+        return 0;
+    }
+    return CP2P_ENOTFOUND;
 }
 
 /* --- the client's reachability --- */

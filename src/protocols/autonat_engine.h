@@ -49,6 +49,15 @@ void an_server_decide(an_throttle_t *t, uint64_t now_ms, int allow_private,
                       const cp2p_peer_id_t *remote, const cp2p_multiaddr_t *observed,
                       const cp2p_autonat_msg_t *req, an_verdict_t *out);
 void an_verdict_free(an_verdict_t *v);
+/* A copy of a to dial (its /p2p/, if the remote's, cut); CP2P_EINVAL if it
+ * is relayed or names another peer. */
+int an_dialable_copy(const cp2p_multiaddr_t *a, const cp2p_peer_id_t *remote, cp2p_multiaddr_t *out);
+
+/* AutoNAT v2's server: the first address of the request it will dial
+ * (*idx), and whether that needs the dial data first (*need_data: its IP is
+ * not the observed one). CP2P_ENOTFOUND if none. */
+int an2_pick(const cp2p_multiaddr_t *observed, const cp2p_autonat2_msg_t *req, int allow_private,
+             const cp2p_peer_id_t *remote, size_t *idx, int *need_data);
 
 /* An answer's meaning for the client: OK public, E_DIAL_ERROR private,
  * anything else (refused, bad request, no answer) unknown. */

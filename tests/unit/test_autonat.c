@@ -301,7 +301,7 @@ static const cp2p_autonat_config_t FAST = {
 
 /* Server s (service), client c (client): c connects to s and waits for a
  * verdict. announce: what c advertises instead of its listen address. */
-static void run_case(const char *announce, cp2p_reachability_t want)
+static void run_case(const char *announce, cp2p_reachability_t want, int v2)
 {
     world_t w;
     world_init(&w);
@@ -312,6 +312,7 @@ static void run_case(const char *announce, cp2p_reachability_t want)
     cp2p_autonat_config_t scfg = FAST, ccfg = FAST;
     scfg.service = 1;
     ccfg.client = 1;
+    scfg.disable_v2 = ccfg.disable_v2 = !v2;
     cp2p_autonat_t *sa, *ca;
     assert_int_equal(cp2p_autonat_enable(s, &scfg, &sa), 0);
     assert_int_equal(cp2p_autonat_enable(c, &ccfg, &ca), 0);
@@ -332,9 +333,17 @@ static void run_case(const char *announce, cp2p_reachability_t want)
     world_run_until(&w, &wt.changes, 10000);
     assert_int_equal(wt.last, want);
     assert_int_equal(cp2p_host_reachability(c), want);
-    cp2p_autonat_stats_t st;
+    cp2p_autonat_stats_t st, cst;
     cp2p_autonat_stats(sa, &st);
-    assert_true(st.requests >= 1 && st.dialbacks >= 1);
+    cp2p_autonat_stats(ca, &cst);
+    assert_true((v2 ? st.requests_v2 : st.requests) >= 1 && st.dialbacks >= 1);
+    assert_int_equal(v2 ? st.requests : st.requests_v2, 0);
+    /* The same IP as the request's: no dial data asked. */
+    assert_int_equal(st.dial_data_asked, 0);
+    if (v2 && want == CP2P_REACHABILITY_PUBLIC)
+        assert_true(cst.dial_backs_v2 >= 1); /* our nonce came back */
+    if (v2)
+        goto more;
     if (want == CP2P_REACHABILITY_PUBLIC) {
         assert_true(st.answered_ok >= 1);
         /* The dial-back came on a connection of its own, from another key. */
@@ -342,6 +351,7 @@ static void run_case(const char *announce, cp2p_reachability_t want)
     } else {
         assert_true(st.answered_dial_error >= 1);
     }
+more:;
     /* More agreeing answers raise confidence, and change nothing. */
     int before = wt.changes;
     world_run_for(&w, 1500);
@@ -363,13 +373,23 @@ static void run_case(const char *announce, cp2p_reachability_t want)
 
 static void test_hosts_public(void **state)
 {
-    run_case(NULL, CP2P_REACHABILITY_PUBLIC);
+    run_case(NULL, CP2P_REACHABILITY_PUBLIC, 0);
 }
 
 static void test_hosts_private(void **state)
 {
     /* Port 1 on loopback: nobody listens there. */
-    run_case("/ip4/127.0.0.1/tcp/1", CP2P_REACHABILITY_PRIVATE);
+    run_case("/ip4/127.0.0.1/tcp/1", CP2P_REACHABILITY_PRIVATE, 0);
+}
+
+static void test_hosts_v2_public(void **state)
+{
+    run_case(NULL, CP2P_REACHABILITY_PUBLIC, 1);
+}
+
+static void test_hosts_v2_private(void **state)
+{
+    run_case("/ip4/127.0.0.1/tcp/1", CP2P_REACHABILITY_PRIVATE, 1);
 }
 
 static void test_forced(void **state)
@@ -507,6 +527,242 @@ static void test_attack(void **state)
     world_end(&w);
 }
 
+/* ---- v2 ---- */
+
+/* Message{dialRequest{addrs[/ip4/127.0.0.1/tcp/4242], nonce 0x0807060504030201}} */
+static const uint8_t V2_REQUEST[] = {
+    2 + 10 + 9, 0x0a, 10 + 9,
+    0x0a, 8, ADDR_BYTES,
+    0x11, 1, 2, 3, 4, 5, 6, 7, 8,
+};
+
+static void test_v2_codec(void **state)
+{
+    cp2p_autonat2_msg_t m;
+    size_t used;
+    assert_int_equal(cp2p_autonat2_decode(V2_REQUEST, sizeof V2_REQUEST, &m, &used), 0);
+    assert_int_equal(used, sizeof V2_REQUEST);
+    assert_int_equal(m.kind, CP2P_AUTONAT2_DIAL_REQUEST);
+    assert_int_equal(m.n_addrs, 1);
+    assert_true(m.nonce == 0x0807060504030201ULL);
+    cp2p_buf_t b = {0};
+    assert_int_equal(cp2p_autonat2_encode(&m, &b), 0);
+    assert_int_equal(b.len, sizeof V2_REQUEST);
+    assert_memory_equal(b.data, V2_REQUEST, b.len);
+    cp2p_autonat2_msg_free(&m);
+    b.len = 0;
+    for (size_t i = 0; i < sizeof V2_REQUEST; i++)
+        assert_int_equal(cp2p_autonat2_decode(V2_REQUEST, i, &m, NULL), CP2P_ETRUNC);
+    /* Over 8 KiB: refused before it comes. */
+    const uint8_t big[] = {0x81, 0x40}; /* 8193 */
+    assert_int_equal(cp2p_autonat2_decode(big, sizeof big, &m, NULL), CP2P_EOVERFLOW);
+    /* DialDataRequest{addrIdx 1, numBytes 30000} and back. */
+    cp2p_autonat2_msg_t dd = {.kind = CP2P_AUTONAT2_DIAL_DATA_REQUEST, .addr_idx = 1, .num_bytes = 30000};
+    assert_int_equal(cp2p_autonat2_encode(&dd, &b), 0);
+    const uint8_t want_dd[] = {8, 0x1a, 6, 0x08, 1, 0x10, 0xb0, 0xea, 0x01};
+    assert_int_equal(b.len, sizeof want_dd);
+    assert_memory_equal(b.data, want_dd, b.len);
+    assert_int_equal(cp2p_autonat2_decode(b.data, b.len, &m, NULL), 0);
+    assert_int_equal(m.kind, CP2P_AUTONAT2_DIAL_DATA_REQUEST);
+    assert_true(m.addr_idx == 1 && m.num_bytes == 30000);
+    /* A DialDataResponse: only its length is kept. */
+    uint8_t data[4096] = {0};
+    cp2p_autonat2_msg_t resp = {.kind = CP2P_AUTONAT2_DIAL_DATA_RESPONSE, .data = data, .data_len = sizeof data};
+    b.len = 0;
+    assert_int_equal(cp2p_autonat2_encode(&resp, &b), 0);
+    assert_int_equal(cp2p_autonat2_decode(b.data, b.len, &m, NULL), 0);
+    assert_int_equal(m.data_len, sizeof data);
+    /* DialBack{nonce}: fixed64, as go writes it. */
+    b.len = 0;
+    assert_int_equal(cp2p_autonat2_encode_dial_back(0x0807060504030201ULL, &b), 0);
+    const uint8_t want_db[] = {9, 0x09, 1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(b.len, sizeof want_db);
+    assert_memory_equal(b.data, want_db, b.len);
+    uint64_t nonce = 0;
+    assert_int_equal(cp2p_autonat2_decode_dial_back(b.data, b.len, &nonce, NULL), 0);
+    assert_true(nonce == 0x0807060504030201ULL);
+    const uint8_t big_db[] = {0x81, 0x08}; /* 1025 */
+    assert_int_equal(cp2p_autonat2_decode_dial_back(big_db, sizeof big_db, &nonce, NULL), CP2P_EOVERFLOW);
+    b.len = 0;
+    assert_int_equal(cp2p_autonat2_encode_dial_back_response(&b), 0);
+    assert_int_equal(b.len, 1); /* empty: status OK is proto3's default */
+    cp2p_buf_free(&b);
+}
+
+static void test_v2_pick(void **state)
+{
+    cp2p_peer_id_t remote;
+    assert_int_equal(cp2p_peer_id_from_bytes(PID, sizeof PID, &remote), 0);
+    cp2p_multiaddr_t obs;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/8.8.4.4/tcp/50000", &obs), 0);
+    const char *addrs[] = {"/ip4/127.0.0.1/tcp/1", "/ip4/8.8.8.8/tcp/1/p2p-circuit",
+                           "/ip4/9.9.9.9/udp/1/quic-v1", "/ip4/1.1.1.1/tcp/4001", "/ip4/8.8.4.4/tcp/4001"};
+    cp2p_autonat2_msg_t m = {.kind = CP2P_AUTONAT2_DIAL_REQUEST};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(cp2p_multiaddr_parse(addrs[i], &m.addrs[m.n_addrs++]), 0);
+    size_t idx;
+    int need;
+    /* The first it can dial: loopback (not allowed), relayed, quic skipped;
+     * 1.1.1.1 is not where the request came from: the dial data first. */
+    assert_int_equal(an2_pick(&obs, &m, 0, &remote, &idx, &need), 0);
+    assert_int_equal(idx, 3);
+    assert_true(need);
+    assert_int_equal(an2_pick(&obs, &m, 1, &remote, &idx, &need), 0);
+    assert_int_equal(idx, 0);
+    assert_true(need);
+    cp2p_multiaddr_free(&m.addrs[3]);
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/8.8.4.4/tcp/4002", &m.addrs[3]), 0);
+    assert_int_equal(an2_pick(&obs, &m, 0, &remote, &idx, &need), 0);
+    assert_int_equal(idx, 3);
+    assert_false(need);
+    m.n_addrs = 3;
+    assert_int_equal(an2_pick(&obs, &m, 0, &remote, &idx, &need), CP2P_ENOTFOUND);
+    m.n_addrs = 5;
+    cp2p_autonat2_msg_free(&m);
+    cp2p_multiaddr_free(&obs);
+}
+
+typedef struct ask2 {
+    int done;
+    cp2p_autonat2_msg_t got;
+    cp2p_buf_t msg, in;
+    cp2p_stream_t *s;
+} ask2_t;
+
+static void ask2_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    ask2_t *a = arg;
+    if (status == 0) {
+        cp2p_buf_append(&a->in, p, n);
+        if (cp2p_autonat2_decode(a->in.data, a->in.len, &a->got, NULL) == 0) {
+            a->done = 1;
+            cp2p_stream_read_stop(s);
+        }
+        return;
+    }
+    a->done = 1;
+    a->got.kind = -1;
+}
+
+static void ask2_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    ask2_t *a = arg;
+    assert_int_equal(status, 0);
+    a->s = s;
+    assert_int_equal(cp2p_stream_write(s, a->msg.data, a->msg.len, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_read_start(s, ask2_read, a), 0);
+}
+
+/* Send m on a new dial-request stream; the first message back. The stream
+ * stays open in a->s (the caller resets it or goes on). */
+static void ask2(world_t *w, cp2p_host_t *c, const cp2p_peer_id_t *srv, const cp2p_autonat2_msg_t *m,
+                 ask2_t *a)
+{
+    memset(a, 0, sizeof *a);
+    assert_int_equal(cp2p_autonat2_encode(m, &a->msg), 0);
+    static const char *const protos[] = {CP2P_AUTONAT_V2_DIAL_REQUEST_ID};
+    assert_int_equal(cp2p_host_new_stream(c, srv, protos, 1, ask2_opened, a), 0);
+    world_run_until(w, &a->done, 10000);
+}
+
+static void ask2_end(ask2_t *a)
+{
+    if (a->s) {
+        cp2p_stream_reset(a->s);
+        cp2p_stream_unref(a->s);
+    }
+    cp2p_buf_free(&a->msg);
+    cp2p_buf_free(&a->in);
+}
+
+static void test_v2_attack(void **state)
+{
+    world_t w;
+    world_init(&w);
+    cp2p_host_t *s = host_new(&w, NULL), *c = host_new(&w, NULL);
+    cp2p_autonat_config_t scfg = FAST;
+    scfg.service = 1;
+    cp2p_autonat_t *sa;
+    assert_int_equal(cp2p_autonat_enable(s, &scfg, &sa), 0);
+    unsigned sport, cport;
+    cp2p_multiaddr_t saddr;
+    host_listen(s, &sport, &saddr);
+    host_listen(c, &cport, NULL);
+    assert_int_equal(host_connect_wait(&w, c, &saddr), 0);
+    const cp2p_peer_id_t *sid = cp2p_host_peer_id(s);
+
+    /* A third party's address (another IP than ours): the server wants
+     * 30-100 KB first, and dials nobody while they do not come. */
+    cp2p_autonat2_msg_t m = {.kind = CP2P_AUTONAT2_DIAL_REQUEST, .nonce = 42};
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/10.1.2.3/tcp/80", &m.addrs[m.n_addrs++]), 0);
+    ask2_t a;
+    ask2(&w, c, sid, &m, &a);
+    assert_int_equal(a.got.kind, CP2P_AUTONAT2_DIAL_DATA_REQUEST);
+    assert_int_equal(a.got.addr_idx, 0);
+    assert_true(a.got.num_bytes >= CP2P_AUTONAT_V2_MIN_DIAL_DATA &&
+                a.got.num_bytes <= CP2P_AUTONAT_V2_MAX_DIAL_DATA);
+    world_run_for(&w, 300);
+    cp2p_autonat_stats_t st;
+    cp2p_autonat_stats(sa, &st);
+    assert_int_equal(st.dialbacks, 0);
+    assert_int_equal(st.dial_data_asked, 1);
+    /* Half the data: still no dial. */
+    uint64_t want = a.got.num_bytes;
+    uint8_t zeros[4096] = {0};
+    cp2p_buf_t data = {0};
+    for (uint64_t sent = 0; sent < want / 2; sent += sizeof zeros) {
+        cp2p_autonat2_msg_t d = {.kind = CP2P_AUTONAT2_DIAL_DATA_RESPONSE, .data = zeros, .data_len = sizeof zeros};
+        assert_int_equal(cp2p_autonat2_encode(&d, &data), 0);
+    }
+    assert_int_equal(cp2p_stream_write(a.s, data.data, data.len, NULL, NULL), 0);
+    world_run_for(&w, 300);
+    cp2p_autonat_stats(sa, &st);
+    assert_int_equal(st.dialbacks, 0);
+    /* The rest: now it dials (10.1.2.3 is not there: a dial error). */
+    a.done = 0;
+    a.in.len = 0;
+    assert_int_equal(cp2p_stream_write(a.s, data.data, data.len, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_read_start(a.s, ask2_read, &a), 0);
+    world_run_until(&w, &a.done, 10000);
+    assert_int_equal(a.got.kind, CP2P_AUTONAT2_DIAL_RESPONSE);
+    assert_int_equal(a.got.status, CP2P_AUTONAT2_RESPONSE_OK);
+    assert_int_equal(a.got.dial_status, CP2P_AUTONAT2_DIAL_ERROR);
+    cp2p_autonat_stats(sa, &st);
+    assert_int_equal(st.dialbacks, 1);
+    ask2_end(&a);
+    cp2p_buf_free(&data);
+
+    /* The flood: 12 requests needing dial data a minute, then rejected. */
+    int asked = 1, rejected = 0;
+    for (int i = 0; i < 14; i++) {
+        ask2(&w, c, sid, &m, &a);
+        asked += a.got.kind == CP2P_AUTONAT2_DIAL_DATA_REQUEST;
+        rejected += a.got.kind == CP2P_AUTONAT2_DIAL_RESPONSE &&
+                    a.got.status == CP2P_AUTONAT2_E_REQUEST_REJECTED;
+        ask2_end(&a);
+        world_run_for(&w, 20);
+    }
+    assert_int_equal(asked, CP2P_AUTONAT_V2_DEFAULT_DIAL_DATA_RPM);
+    assert_int_equal(rejected, 14 - (CP2P_AUTONAT_V2_DEFAULT_DIAL_DATA_RPM - 1));
+    /* Nothing it can dial: refused. */
+    cp2p_autonat2_msg_free(&m);
+    m.kind = CP2P_AUTONAT2_DIAL_REQUEST;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/1.2.3.4/udp/1/quic-v1", &m.addrs[m.n_addrs++]), 0);
+    ask2(&w, c, sid, &m, &a);
+    assert_int_equal(a.got.kind, CP2P_AUTONAT2_DIAL_RESPONSE);
+    assert_int_equal(a.got.status, CP2P_AUTONAT2_E_DIAL_REFUSED);
+    ask2_end(&a);
+    cp2p_autonat2_msg_free(&m);
+
+    cp2p_autonat_free(sa);
+    int closed = 0;
+    cp2p_host_close(s, count_up, &closed);
+    cp2p_host_close(c, count_up, &closed);
+    world_run_until_n(&w, &closed, 2, 10000);
+    cp2p_multiaddr_free(&saddr);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,7 +770,9 @@ int main(void)
         cmocka_unit_test(test_server_decide),  cmocka_unit_test(test_throttle),
         cmocka_unit_test(test_confidence),     cmocka_unit_test(test_hosts_public),
         cmocka_unit_test(test_hosts_private),  cmocka_unit_test(test_forced),
-        cmocka_unit_test(test_attack),
+        cmocka_unit_test(test_attack),         cmocka_unit_test(test_v2_codec),
+        cmocka_unit_test(test_v2_pick),        cmocka_unit_test(test_hosts_v2_public),
+        cmocka_unit_test(test_hosts_v2_private), cmocka_unit_test(test_v2_attack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 // What cp2p's AutoNAT tests (#18) need of the go peer: a "reachability
-// public|private|unknown" line each time go-libp2p's AutoNAT changes its
-// verdict, and --announce (advertise these addresses instead of the listen
+// public|private|unknown" line each time go-libp2p's AutoNAT (v1) changes its
+// verdict, a "reachable-addrs <ma,...> unreachable=<ma,...>" line each time
+// AutoNAT v2's per-address verdicts change, and --announce (advertise these addresses instead of the listen
 // addresses, e.g. a port nobody listens on, which makes a client private).
 package main
 
@@ -29,12 +30,17 @@ func announceOption(list string) (libp2p.Option, error) {
 
 // sayReachability prints AutoNAT's verdicts until the returned stop is called.
 func sayReachability(h host.Host) (func(), error) {
-	sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	sub, err := h.EventBus().Subscribe([]interface{}{new(event.EvtLocalReachabilityChanged),
+		new(event.EvtHostReachableAddrsChanged)})
 	if err != nil {
 		return nil, err
 	}
 	go func() {
 		for e := range sub.Out() {
+			if r, ok := e.(event.EvtHostReachableAddrsChanged); ok {
+				say("reachable-addrs %s unreachable=%s", joinAddrs(r.Reachable), joinAddrs(r.Unreachable))
+				continue
+			}
 			switch e.(event.EvtLocalReachabilityChanged).Reachability {
 			case network.ReachabilityPublic:
 				say("reachability public")
