@@ -87,7 +87,9 @@ CP2P_API int cp2p_autonat_encode(const cp2p_autonat_msg_t *m, cp2p_buf_t *out);
  * CP2P_EOVERFLOW if its length is over CP2P_AUTONAT_MAX_MESSAGE,
  * CP2P_EPARSE otherwise. */
 CP2P_API int cp2p_autonat_decode(const uint8_t *p, size_t n, cp2p_autonat_msg_t *out, size_t *used);
+/** Free what a decode left in m. */
 CP2P_API void cp2p_autonat_msg_free(cp2p_autonat_msg_t *m);
+/** "OK", "E_DIAL_ERROR", ... for a v1 status. */
 CP2P_API const char *cp2p_autonat_status_name(int status);
 
 /* ---- AutoNAT v2 (libp2p specs autonat/autonat-v2.md) ---- */
@@ -145,13 +147,17 @@ typedef struct cp2p_autonat2_msg {
     size_t data_len;
 } cp2p_autonat2_msg_t;
 
+/** Append the varint length-prefixed message (CP2P_EOVERFLOW past CP2P_AUTONAT_V2_MAX_MESSAGE). */
 CP2P_API int cp2p_autonat2_encode(const cp2p_autonat2_msg_t *m, cp2p_buf_t *out);
 /** As cp2p_autonat_decode, with CP2P_AUTONAT_V2_MAX_MESSAGE. */
 CP2P_API int cp2p_autonat2_decode(const uint8_t *p, size_t n, cp2p_autonat2_msg_t *out, size_t *used);
+/** Free what a decode left in m (its addresses). */
 CP2P_API void cp2p_autonat2_msg_free(cp2p_autonat2_msg_t *m);
 /** DialBack{nonce} and DialBackResponse{OK}, length-prefixed. */
 CP2P_API int cp2p_autonat2_encode_dial_back(uint64_t nonce, cp2p_buf_t *out);
+/** The nonce of a DialBack in p[0..n) (CP2P_ETRUNC, CP2P_EOVERFLOW past 1 KiB, CP2P_EPARSE). */
 CP2P_API int cp2p_autonat2_decode_dial_back(const uint8_t *p, size_t n, uint64_t *nonce, size_t *used);
+/** Append a DialBackResponse{OK}. */
 CP2P_API int cp2p_autonat2_encode_dial_back_response(cp2p_buf_t *out);
 
 typedef struct cp2p_autonat_config {
@@ -206,7 +212,10 @@ typedef struct cp2p_autonat cp2p_autonat_t;
  * lives as long as the host; else cp2p_autonat_free() it before closing h. */
 CP2P_API int cp2p_autonat_enable(cp2p_host_t *h, const cp2p_autonat_config_t *cfg,
                                  cp2p_autonat_t **out);
+/** Stop: handlers removed, requests under way reset, the dialer host closed
+ * (asynchronously; nothing to wait for). Before cp2p_host_close. */
 CP2P_API void cp2p_autonat_free(cp2p_autonat_t *a);
+/** The counters now. */
 CP2P_API void cp2p_autonat_stats(const cp2p_autonat_t *a, cp2p_autonat_stats_t *out);
 
 #ifdef __cplusplus
