@@ -11,7 +11,8 @@ PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libuv1-dev libssl-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libsodium-dev libcmocka-dev
       nodejs npm iproute2 procps time ca-certificates python3 python3-cryptography gnuplot-nox
       doxygen redis-server libhiredis-dev
-      nftables miniupnpd-nftables libminiupnpc-dev libnatpmp-dev)
+      nftables miniupnpd-nftables libminiupnpc-dev libnatpmp-dev libhttp-parser-dev
+      chromium)
 
 # The machine may carry its own node and npm outside Debian's packages; keep them.
 have_node=0

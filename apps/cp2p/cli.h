@@ -12,6 +12,7 @@
     X(id, "print the peer ID of a key")                                                 \
     X(mdns, "discover peers on the local network (mDNS)")                               \
     X(ping, "serve ping, and ping a peer")                                              \
+    X(relay, "run a circuit relay v2 server")                                            \
     X(dht, "a Kademlia DHT node: put, get and provide from stdin")                      \
     X(pubsub, "publish and subscribe (gossipsub, floodsub): a chat on stdin")              \
     X(perf, "measure throughput with the perf protocol (libp2p perf runner flags)")

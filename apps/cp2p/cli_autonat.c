@@ -8,7 +8,7 @@
 void cli_autonat_usage(FILE *f)
 {
     fprintf(f,
-            "  --autonat-service        answer AutoNAT v1 dial-back requests\n"
+            "  --autonat-service        answer AutoNAT (v1 and v2) dial-back requests\n"
             "  --no-autonat             do not ask peers whether we are reachable\n"
             "  --allow-private-dialback dial back, and ask to be dialled on, loopback and\n"
             "                           private addresses (tests, private networks)\n"

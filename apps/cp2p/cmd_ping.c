@@ -17,6 +17,7 @@
 #include "cp2p/multiaddr.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/ping.h"
+#include "cp2p/relay.h"
 
 #define ECHO_PROTOCOL_ID "/echo/1.0.0"
 #define ECHO_CHUNK (64 * 1024)
@@ -40,6 +41,7 @@ typedef struct app {
     cp2p_peer_id_t remote;
     char remote_str[CP2P_PEER_ID_STRMAX];
     cp2p_ping_t *ping;
+    cp2p_relay_client_t *relay;
     /* echo client */
     long echo_streams;
     long echo_done;
@@ -58,8 +60,14 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cp2p ping [--listen MULTIADDR]... [--dial MULTIADDR | MULTIADDR] [options]\n"
-            "  --listen MA       listen on MA (e.g. /ip4/0.0.0.0/tcp/4242); repeatable\n"
-            "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..); also as the last argument\n"
+            "  --listen MA       listen on MA (/ip4/0.0.0.0/tcp/4242, .../tcp/4243/ws,\n"
+            "                    /unix/run/p.sock); repeatable\n"
+            "  --dial MA         ping the peer at MA (/ip4/../tcp/..[/p2p/ID], /dns4/..,\n"
+            "                    .../p2p/RELAY/p2p-circuit/p2p/ID through a relay); also as the last argument\n"
+            "  --relay MA        reserve on the circuit relay at MA (/ip4/../tcp/../p2p/RELAY) and\n"
+            "                    listen through it; repeatable\n"
+            "  --auto-relay MA   AutoRelay: keep reservations on up to 2 of these relays, moving to the\n"
+            "                    next when one goes (as a private host does); repeatable\n"
             "  --count N         exit after N replies (default: until interrupted)\n"
             "  --interval S      seconds between pings (default 1)\n"
             "  --timeout S       dial timeout in seconds (default 10)\n"
@@ -89,6 +97,8 @@ static void close_host(app_t *a)
     cp2p_ping_free(a->ping);
     a->ping = NULL;
     cli_autonat_stop(&a->nat);
+    cp2p_relay_client_close(a->relay, NULL, NULL);
+    a->relay = NULL;
     cp2p_identify_free(a->id);
     a->id = NULL;
     cp2p_host_close(a->h, host_closed, a);
@@ -278,6 +288,14 @@ static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
     }
     a->remote = *peer;
     cp2p_peer_id_to_string(peer, a->remote_str, sizeof a->remote_str);
+    cp2p_conn_t *c = cp2p_host_conn_to(h, peer);
+    if (c && cp2p_conn_is_relayed(c)) {
+        cp2p_buf_t s = {0};
+        cp2p_multiaddr_to_string(cp2p_conn_remote_addr(c), &s);
+        printf("relayed connection %s\n", s.data ? (char *)s.data : "");
+        fflush(stdout);
+        cp2p_buf_free(&s);
+    }
     if (a->echo_streams)
         start_echo_clients(a);
     if (!a->echo_streams || a->count)
@@ -315,6 +333,22 @@ static void print_identified(app_t *a, const cp2p_peer_id_t *peer)
     fflush(stdout);
 }
 
+static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
+{
+    app_t *a = arg;
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
+    cp2p_buf_t s = {0};
+    cp2p_multiaddr_to_string(ev->addr, &s);
+    if (ev->type == CP2P_RELAY_RESERVED)
+        printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
+    else
+        fprintf(stderr, "cp2p: ping: relay %s: %s\n", (char *)s.data,
+                ev->type == CP2P_RELAY_RESERVATION_LOST ? "reservation lost" : "cannot reserve");
+    fflush(stdout);
+    cp2p_buf_free(&s);
+}
+
 static void on_event(const cp2p_event_t *ev, void *arg)
 {
     app_t *a = arg;
@@ -327,8 +361,10 @@ static void on_event(const cp2p_event_t *ev, void *arg)
 int cmd_ping(int argc, char **argv)
 {
     app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024, .nat = CLI_AUTONAT_INIT(a.nat)};
-    const char *listen_v[MAX_LISTEN], *pos_v[1];
-    cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1};
+    const char *listen_v[MAX_LISTEN], *pos_v[1], *relay_v[MAX_LISTEN], *auto_v[MAX_LISTEN];
+    cli_list_t autos = {auto_v, 0, MAX_LISTEN};
+    cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1},
+               relays = {relay_v, 0, MAX_LISTEN};
     const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL, *psk_file = NULL;
     uint8_t psk[32];
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
@@ -336,6 +372,8 @@ int cmd_ping(int argc, char **argv)
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--dial", CLI_STR, &dial),
+        CLI_OPTION("--relay", CLI_LIST, &relays),
+        CLI_OPTION("--auto-relay", CLI_LIST, &autos),
         CLI_OPTION("--muxer", CLI_STR, &muxer),
         CLI_OPTION("--security", CLI_STR, &security),
         CLI_OPTION("--key", CLI_STR, &key_file),
@@ -366,8 +404,8 @@ int cmd_ping(int argc, char **argv)
     a.interval_ms = (uint64_t)(interval * 1000);
     a.echo_streams = (long)echo_streams;
     a.echo_size = (uint64_t)echo_size;
-    if (!listen.n && !a.dial) {
-        return cli_usage("ping", "give --listen, --dial or both");
+    if (!listen.n && !a.dial && !relays.n && !autos.n) {
+        return cli_usage("ping", "give --listen, --relay, --dial or more");
     }
     if (a.echo_streams && !a.dial) {
         return cli_usage("ping", "--echo-streams needs --dial");
@@ -410,6 +448,14 @@ int cmd_ping(int argc, char **argv)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc)
         rc = cp2p_host_subscribe(a.h, on_event, &a);
+    if (!rc) {
+        cp2p_relay_client_config_t rcfg = {.on_event = on_relay_event, .event_arg = &a,
+                                           .static_relays = autos.v, .n_static_relays = autos.n};
+        snprintf(what, sizeof what, "bad --auto-relay (a /p2p/<relay> address is needed)");
+        rc = cp2p_relay_client_enable(a.h, &rcfg, &a.relay);
+        if (!rc && autos.n)
+            rc = cp2p_relay_autorelay_start(a.relay);
+    }
     for (size_t i = 0; !rc && i < listen.n; i++) {
         cp2p_multiaddr_t ma;
         snprintf(what, sizeof what, "cannot listen on %s", listen.v[i]);
@@ -426,6 +472,16 @@ int cmd_ping(int argc, char **argv)
     if (!rc) {
         snprintf(what, sizeof what, "cannot start AutoNAT");
         rc = cli_autonat_start(&a.nat, a.h);
+    }
+    for (size_t i = 0; !rc && i < relays.n; i++) {
+        cp2p_multiaddr_t ma;
+        snprintf(what, sizeof what, "cannot use relay %s (an address ending in /p2p/<relay id> is needed)",
+                 relays.v[i]);
+        rc = cp2p_multiaddr_parse(relays.v[i], &ma);
+        if (!rc) {
+            rc = cp2p_relay_client_listen(a.relay, &ma);
+            cp2p_multiaddr_free(&ma);
+        }
     }
     if (!rc && a.dial) {
         cp2p_multiaddr_t ma;

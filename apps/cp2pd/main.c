@@ -22,6 +22,7 @@
 #include "cp2p/metrics.h"
 #include "cp2p/multiaddr.h"
 #include "cp2p/ping.h"
+#include "cp2p/relay.h"
 #include "daemon/daemon.h"
 
 #define MAX_ADDRS 16
@@ -108,13 +109,13 @@ static const struct flag {
     F(STR, "limits", limits, OURS, NULL, "resource manager limits, comma separated SCOPE.RESOURCE=N: scope system, transient, peer, protocol or protocol:ID; resource memory (KiB/MiB/GiB), conns, conns_in, conns_out, streams, streams_in, streams_out, fds; N may be unlimited (cp2pd only)"),
     F(DUR, "handshakeTimeout", handshake_ms, OURS, NULL, "an inbound connection's upgrade deadline, a Go duration (5s when not given; cp2pd only)"),
     /* features cp2p lacks: at their defaults they are what cp2pd does */
-    F(BOOL, "relay", relay, P2PD, "true", "Enables circuit relay: p2pd then serves circuit relay v2 to other peers. cp2pd has no circuit relay yet (#18): it does what p2pd does with -relay=false, whatever the value"),
+    F(BOOL, "relay", relay, P2PD, "true", "Enables circuit relay: serves circuit relay v2 (hop) to other peers, with go-libp2p's limits (README, Limits). Dialling and listening through relays (/p2p-circuit) is always on, as in p2pd"),
     F(BOOL, "relayActive", relay_active, P2PD, NULL, "Enables active mode for relay (no effect in p2pd v0.9.2 either)"),
     F(BOOL, "relayHop", relay_hop, P2PD, NULL, "Enables hop for relay (no effect in p2pd v0.9.2 either)"),
     F(BOOL, "relayDiscovery", relay_discovery, P2PD, NULL, "Enables passive discovery for relay (no effect in p2pd v0.9.2 either)"),
-    F(INT, "relayHopLimit", relay_hop_limit, P2PD, NULL, "Sets the hop limit for hop relays (no effect in p2pd v0.9.2 either)"),
-    F(BOOL, "autoRelay", auto_relay, P2PD, NULL, "Enables autorelay (not in cp2pd yet, #18: an error)"),
-    F(BOOL, "autonat", autonat, P2PD, NULL, "Enables the AutoNAT service: dial back peers that ask (AutoNAT v1; loopback and private addresses only with -keepPrivateAddrs)"),
+    F(INT, "relayHopLimit", relay_hop_limit, P2PD, NULL, "Sets the hop limit for hop relays (no effect in p2pd v0.9.2 either: circuit relay v2 has no hops to count)"),
+    F(BOOL, "autoRelay", auto_relay, P2PD, NULL, "Enables autorelay; as in p2pd v0.9.2, it needs -relay and a DHT, and has no relays to use: p2pd configures no static relays"),
+    F(BOOL, "autonat", autonat, P2PD, NULL, "Enables the AutoNAT service: dial back peers that ask (AutoNAT v1 and v2; loopback and private addresses only with -keepPrivateAddrs)"),
     F(BOOL, "forceReachabilityPublic", force_public, P2PD, NULL, "Set up ForceReachability as public for autonat"),
     F(BOOL, "forceReachabilityPrivate", force_private, P2PD, NULL, "Set up ForceReachability as private for autonat"),
     F(BOOL, "natPortMap", nat_port_map, P2PD, NULL, "Enables NAT port mapping (UPnP, NAT-PMP; not in cp2pd yet: an error)"),
@@ -136,7 +137,6 @@ static const struct flag {
 static const struct lacking {
     const char *flag, *feature;
 } lacking[] = {
-    {"autoRelay", "AutoRelay is not implemented yet (circuit relay, #18)"},
     {"natPortMap", "NAT port mapping (UPnP, NAT-PMP) is not implemented yet"},
 };
 
@@ -330,6 +330,8 @@ typedef struct app {
     cp2p_pubsub_t *pubsub;
     cp2p_daemon_t *daemon;
     cp2p_metrics_t *metrics;
+    cp2p_relay_t *relay;
+    cp2p_relay_client_t *relay_client;
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_signal_t usr1;  /* SIGUSR1: print the connections, as p2pd does */
     uv_timer_t idle;
@@ -408,6 +410,10 @@ static void pubsub_closed(void *arg)
 {
     app_t *a = arg;
     a->pubsub = NULL;
+    cp2p_relay_client_close(a->relay_client, NULL, NULL);
+    a->relay_client = NULL;
+    cp2p_relay_close(a->relay, NULL, NULL);
+    a->relay = NULL;
     if (a->dht)
         cp2p_dht_free(a->dht);
     a->dht = NULL;
@@ -687,6 +693,8 @@ int main(int argc, char **argv)
         psc.gossipsub.heartbeat_ms = (uint32_t)o.gossip_interval_ms;
         psc.gossipsub.heartbeat_initial_delay_ms = (uint32_t)o.gossip_delay_ms;
     }
+    if (o.auto_relay && (!o.relay || !(o.dht || o.dht_client || o.dht_server)))
+        return fail(&a, "-autoRelay", "can't have autorelay enabled without Relay enabled and DHT enabled");
     if (o.config_file || o.config_stdin)
         return fail(&a, o.config_file ? "-f" : "-i", "JSON configs are not available in cp2pd: use flags");
     int local = cp2p_daemon_control_is_local(o.listen);
@@ -800,6 +808,14 @@ int main(int argc, char **argv)
                                       .allow_private = o.keep_private_addrs,
                                       .dialer_config = &cfg};
         rc = cp2p_autonat_enable(a.h, &ncfg, &a.an);
+    }
+    if (!rc) {
+        what = "cannot start the circuit relay client";
+        rc = cp2p_relay_client_enable(a.h, NULL, &a.relay_client);
+    }
+    if (!rc && o.relay) {
+        what = "cannot start the circuit relay service (-relay)";
+        rc = cp2p_relay_start(a.h, NULL, &a.relay);
     }
     if (!rc && (o.dht || o.dht_client || o.dht_server)) {
         what = "cannot start the DHT";

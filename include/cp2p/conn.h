@@ -38,6 +38,10 @@ CP2P_API const cp2p_multiaddr_t *cp2p_conn_local_addr(const cp2p_conn_t *c);
 /** The negotiated muxer, e.g. "/yamux/1.0.0". */
 CP2P_API const char *cp2p_conn_muxer_id(const cp2p_conn_t *c);
 CP2P_API int cp2p_conn_is_inbound(const cp2p_conn_t *c);
+/** 1 if the connection is a relayed circuit (circuit relay v2, cp2p/relay.h):
+ * its remote address is then `<relay addr>/p2p/<relay>/p2p-circuit`, and it
+ * is as limited in time and bytes as the relay said. */
+CP2P_API int cp2p_conn_is_relayed(const cp2p_conn_t *c);
 /** Close: open streams are reset (queued writes fail with CP2P_ERESET) and
  * CP2P_EVENT_DISCONNECTED follows; those callbacks come on a later loop
  * turn, never inside this call. Bytes the muxer already took, and

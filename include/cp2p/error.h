@@ -36,7 +36,8 @@ enum {
     CP2P_EEXIST = -23,      /**< already there */
     CP2P_EREFUSED = -24,    /**< the remote answered, and declined the request */
     CP2P_EQUORUM = -25,     /**< some peers took it, fewer than the quorum needs */
-    CP2P_ERR_LAST = -26
+    CP2P_ENORESERVATION = -26, /**< a circuit relay holds no reservation for the target (NO_RESERVATION) */
+    CP2P_ERR_LAST = -27
 };
 
 /** A short, static, English description of an error code. Never NULL. */

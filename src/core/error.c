@@ -30,6 +30,7 @@ const char *cp2p_strerror(int err)
     case CP2P_EEXIST: return "already exists";
     case CP2P_EREFUSED: return "refused by the remote";
     case CP2P_EQUORUM: return "too few peers for the quorum";
+    case CP2P_ENORESERVATION: return "the relay has no reservation for the peer (NO_RESERVATION)";
     default: return "unknown error";
     }
 }

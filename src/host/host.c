@@ -48,6 +48,8 @@ struct cp2p_host {
     cp2p_reachability_t reach;
     int reach_forced;
     uint64_t addrs_dropped;
+    cp2p_host_ext_transport_t ext;
+    int has_ext;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -631,8 +633,61 @@ size_t cp2p_host_trim(cp2p_host_t *h)
 
 /* ---- listening ---- */
 
+static int ext_matches(void *ctx, const cp2p_multiaddr_t *ma)
+{
+    cp2p_host_t *h = ctx;
+    return h->has_ext && h->ext.matches(h->ext.ctx, ma);
+}
+
+static int ext_dial(void *ctx, const cp2p_multiaddr_t *ma, const cp2p_peer_id_t *peer,
+                    cp2p_dial_fn fn, void *arg, void **out)
+{
+    cp2p_host_t *h = ctx;
+    return h->ext.dial(h->ext.ctx, ma, peer, fn, arg, out);
+}
+
+static void ext_dial_cancel(void *ctx, void *d)
+{
+    cp2p_host_t *h = ctx;
+    if (h->has_ext)
+        h->ext.dial_cancel(h->ext.ctx, d);
+}
+
+void cp2p_host_set_ext_transport(cp2p_host_t *h, const cp2p_host_ext_transport_t *t)
+{
+    h->has_ext = t != NULL;
+    if (t)
+        h->ext = *t;
+    static const cp2p_swarm_ext_dialer_t d = {NULL, ext_matches, ext_dial, ext_dial_cancel};
+    cp2p_swarm_ext_dialer_t mine = d;
+    mine.ctx = h;
+    cp2p_swarm_set_ext_dialer(h->sw, t ? &mine : NULL);
+}
+
+void cp2p_host_accept_raw(cp2p_host_t *h, cp2p_rawconn_t *rc)
+{
+    cp2p_swarm_accept_raw(h->sw, rc);
+}
+
+void cp2p_host_addrs_changed(cp2p_host_t *h, const cp2p_multiaddr_t *added)
+{
+    cp2p_multiaddr_t *addrs = NULL;
+    size_t n = 0;
+    if (!added && cp2p_host_addrs(h, &addrs, &n) == 0 && n)
+        added = &addrs[0]; /* identify pushes the whole set on any of them */
+    if (added) {
+        cp2p_event_t ev = {.type = CP2P_EVENT_LISTEN_ADDR, .addr = added};
+        cp2p_swarm_enter(h->sw); /* told on a later turn */
+        cp2p_host_emit(h, &ev);
+        cp2p_swarm_leave(h->sw);
+    }
+    cp2p_multiaddr_array_free(addrs, n);
+}
+
 int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma)
 {
+    if (ma && h->has_ext && h->ext.matches(h->ext.ctx, ma))
+        return h->ext.listen(h->ext.ctx, ma);
     cp2p_multiaddr_t *addrs = NULL;
     size_t n = 0;
     int rc = cp2p_swarm_listen(h->sw, ma, &addrs, &n);
@@ -654,6 +709,8 @@ int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
     *addrs = NULL;
     *n = 0;
     int rc = cp2p_swarm_listen_addrs(h->sw, addrs, n);
+    if (!rc && h->has_ext)
+        rc = h->ext.listen_addrs(h->ext.ctx, addrs, n);
     if (rc) {
         cp2p_multiaddr_array_free(*addrs, *n);
         *addrs = NULL;
@@ -895,9 +952,19 @@ int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect
 {
     if (!addr || !cb)
         return CP2P_EINVAL;
-    cp2p_multiaddr_component_t comp;
+    cp2p_multiaddr_component_t comp, c;
     cp2p_peer_id_t peer;
-    int has_peer = cp2p_multiaddr_get(addr, CP2P_MA_P2P, &comp) == 0;
+    /* The last /p2p/: a relayed address names the relay first. */
+    int has_peer = 0;
+    cp2p_multiaddr_iter_t it;
+    cp2p_multiaddr_iter_init(&it, addr);
+    while (cp2p_multiaddr_iter_next(&it, &c))
+        if (c.code == CP2P_MA_P2P) {
+            comp = c;
+            has_peer = 1;
+        } else if (c.code == CP2P_MA_P2P_CIRCUIT) {
+            has_peer = 0;
+        }
     if (has_peer) {
         int rc = cp2p_peer_id_from_bytes(comp.value, comp.value_len, &peer);
         if (rc)

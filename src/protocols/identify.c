@@ -335,10 +335,15 @@ static int build_message(cp2p_identify_t *id, cp2p_conn_t *conn, cp2p_buf_t *out
     size_t np = cp2p_host_protocols(id->h, protos, CP2P_IDENTIFY_MAX_PROTOCOLS);
     m.protocols = (char **)protos;
     m.n_protocols = np < CP2P_IDENTIFY_MAX_PROTOCOLS ? np : CP2P_IDENTIFY_MAX_PROTOCOLS;
-    rc = seal_record(id, addrs, n_addrs, &record);
+    /* No address, no record (as go-libp2p): js-libp2p takes a record's
+     * addresses over what it knew, and an empty one would make it forget how
+     * it reached us (a listener behind a relay, dialled at its circuit). */
+    rc = n_addrs ? seal_record(id, addrs, n_addrs, &record) : 0;
     if (!rc) {
-        m.signed_peer_record = record->data;
-        m.signed_peer_record_len = record->len;
+        if (n_addrs) {
+            m.signed_peer_record = record->data;
+            m.signed_peer_record_len = record->len;
+        }
         rc = cp2p_identify_encode(&m, out);
     }
 done:

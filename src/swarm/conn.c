@@ -24,6 +24,8 @@ typedef struct wreq {
     cp2p_conn_t *c;
     size_t n, len;
     cp2p_buf_t bufs[N_CHUNKS];
+    uint8_t heads[N_CHUNKS][CP2P_WIRE_MAX_HEAD]; /* the framing's, one per chunk */
+    uint8_t nonce[CP2P_PNET_NONCE_SIZE], nonce_head[CP2P_WIRE_MAX_HEAD];
 } wreq_t;
 
 static void conn_maybe_free(cp2p_conn_t *c)
@@ -44,6 +46,7 @@ static void conn_maybe_free(cp2p_conn_t *c)
     cp2p_multiaddr_free(&c->local);
     cp2p_multiaddr_free(&c->remote);
     free(c->streams);
+    free(c->wire_state);
     cp2p_iobuf_put(c->rbuf);
     free(c);
 }
@@ -152,13 +155,61 @@ static void protect_chunks(cp2p_conn_t *c)
         cp2p_pnet_xor(&c->pn_out, c->cfg.psk, c->chunks[i].data, c->chunks[i].len);
 }
 
+/* The framing's own frames (websocket pongs and close), as they are, in a
+ * write of their own; bounded, as a remote that pings and never reads
+ * would otherwise queue them without end. */
+typedef struct raw_req {
+    uv_write_t req;
+    cp2p_conn_t *c;
+    size_t len;
+    uint8_t data[];
+} raw_req_t;
+
+static void on_raw_written(uv_write_t *req, int status)
+{
+    raw_req_t *r = req->data;
+    r->c->wire_queued -= r->len;
+    free(r);
+}
+
+static int send_raw(cp2p_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->wire_queued + n > CP2P_CONN_WIRE_QUEUE_MAX)
+        return CP2P_ELIMIT;
+    raw_req_t *r = malloc(sizeof *r + n);
+    if (!r)
+        return CP2P_ENOMEM;
+    memcpy(r->data, p, n);
+    r->c = c;
+    r->len = n;
+    r->req.data = r;
+    uv_buf_t b = uv_buf_init((char *)r->data, (unsigned)n);
+    if (uv_write(&r->req, c->sock, &b, 1, on_raw_written)) {
+        free(r);
+        return CP2P_EIO;
+    }
+    c->wire_queued += n;
+    return 0;
+}
+
+/* A websocket ends with a close frame before the FIN. */
+static void send_wire_close(cp2p_conn_t *c)
+{
+    cp2p_buf_t b = {0};
+    if (c->wire && c->wire->close_frame(c->wire_state, &b) == 0)
+        send_raw(c, b.data, b.len);
+    cp2p_buf_free(&b);
+}
+
 /* Our bytes go out, then our FIN (uv_shutdown waits for the writes); the
  * remote's EOF or the deadline closes the handles. */
 static void close_gracefully(cp2p_conn_t *c)
 {
     uv_timer_start(&c->timer, on_close_deadline, CP2P_CONN_CLOSE_TIMEOUT_MS, 0);
     c->shutdown_req.data = c;
-    if (write_out(c) || uv_shutdown(&c->shutdown_req, c->sock, on_shutdown))
+    int rc = write_out(c);
+    send_wire_close(c);
+    if (rc || uv_shutdown(&c->shutdown_req, c->sock, on_shutdown))
         close_handles(c);
 }
 
@@ -166,19 +217,8 @@ static void close_gracefully(cp2p_conn_t *c)
  * queued (a GoAway, a multistream "na"), and no waiting. */
 static void close_now(cp2p_conn_t *c)
 {
-    protect_chunks(c);
-    if (c->cfg.has_psk && !c->pn_sent && c->nchunks) {
-        uv_buf_t nb = uv_buf_init((char *)c->pn_out.nonce, CP2P_PNET_NONCE_SIZE);
-        if (uv_try_write(c->sock, &nb, 1) != CP2P_PNET_NONCE_SIZE)
-            c->nchunks = 0; /* no nonce, no use in the rest */
-        c->pn_sent = 1;
-    }
-    for (size_t i = 0; i < c->nchunks; i++) {
-        cp2p_buf_t *b = &c->chunks[i];
-        uv_buf_t ub = uv_buf_init((char *)b->data, (unsigned)b->len);
-        if (b->len && uv_try_write(c->sock, &ub, 1) != (int)b->len)
-            break;
-    }
+    /* uv_write tries the socket at once; closing cancels what did not fit. */
+    write_out(c);
     close_handles(c);
 }
 
@@ -354,23 +394,11 @@ static int write_out(cp2p_conn_t *c)
     if (!w)
         return CP2P_ENOMEM;
     protect_chunks(c);
-    uv_buf_t ub[N_CHUNKS + 1];
-    size_t first = 0;
-    if (c->cfg.has_psk && !c->pn_sent) {
-        /* The nonce, in the clear, before anything else; it lives in c,
-         * which outlives its writes, and is not counted as queued. */
-        ub[first++] = uv_buf_init((char *)c->pn_out.nonce, CP2P_PNET_NONCE_SIZE);
-        c->pn_sent = 1;
-    }
     for (size_t i = 0; i < c->nchunks; i++) {
-        if (c->chunks[i].len == 0) {
+        if (c->chunks[i].len == 0)
             cp2p_iobuf_release(&c->chunks[i]);
-            continue;
-        }
-        w->bufs[w->n] = c->chunks[i];
-        ub[first + w->n] = uv_buf_init((char *)c->chunks[i].data, (unsigned)c->chunks[i].len);
-        w->len += c->chunks[i].len;
-        w->n++;
+        else
+            w->bufs[w->n++] = c->chunks[i];
     }
     memset(c->chunks, 0, sizeof c->chunks);
     c->nchunks = 0;
@@ -378,9 +406,30 @@ static int write_out(cp2p_conn_t *c)
         free(w);
         return 0;
     }
+    /* Private network: the nonce goes first, in the clear (framed, over a
+     * websocket); not counted as queued. */
+    uv_buf_t ub[2 * N_CHUNKS + 2];
+    size_t k = 0;
+    if (c->cfg.has_psk && !c->pn_sent) {
+        memcpy(w->nonce, c->pn_out.nonce, sizeof w->nonce); /* a client's framing masks it in place */
+        if (c->wire)
+            ub[k++] = uv_buf_init((char *)w->nonce_head,
+                                  (unsigned)c->wire->frame(c->wire_state, w->nonce, sizeof w->nonce,
+                                                           w->nonce_head));
+        ub[k++] = uv_buf_init((char *)w->nonce, sizeof w->nonce);
+        c->pn_sent = 1;
+    }
+    for (size_t i = 0; i < w->n; i++) {
+        cp2p_buf_t *b = &w->bufs[i];
+        if (c->wire)
+            ub[k++] = uv_buf_init((char *)w->heads[i],
+                                  (unsigned)c->wire->frame(c->wire_state, b->data, b->len, w->heads[i]));
+        ub[k++] = uv_buf_init((char *)b->data, (unsigned)b->len);
+        w->len += b->len;
+    }
     w->c = c;
     w->req.data = w;
-    int r = uv_write(&w->req, c->sock, ub, (unsigned)(first + w->n), on_write);
+    int r = uv_write(&w->req, c->sock, ub, (unsigned)k, on_write);
     if (r) {
         queued_add(c, -(long)w->len);
         for (size_t i = 0; i < w->n; i++)
@@ -676,16 +725,44 @@ static size_t unprotect_input(cp2p_conn_t *c, size_t n)
     return n;
 }
 
+/* The connection's bytes in the n just read at rbuf + rtail, once the
+ * transport's framing and the private network are off: their length, or a
+ * negative error. *eof: the framing said the remote is done. */
+static ssize_t unwrap_input(cp2p_conn_t *c, size_t n, int *eof)
+{
+    if (c->wire) {
+        cp2p_buf_t reply = {0};
+        ssize_t k = c->wire->decode(c->wire_state, c->rbuf + c->rtail, n, &reply, eof);
+        int rc = k >= 0 && reply.len ? send_raw(c, reply.data, reply.len) : 0;
+        cp2p_buf_free(&reply);
+        if (k < 0 || rc < 0)
+            return k < 0 ? k : rc;
+        n = (size_t)k;
+    }
+    return (ssize_t)(c->cfg.has_psk ? unprotect_input(c, n) : n);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     cp2p_conn_t *c = st->data;
-    if (nread > 0 && c->cfg.has_psk && c->state != CONN_CLOSED)
-        nread = (ssize_t)unprotect_input(c, (size_t)nread);
+    int eof = 0;
+    if (nread > 0 && (c->wire || c->cfg.has_psk) && c->state != CONN_CLOSED) {
+        nread = unwrap_input(c, (size_t)nread, &eof);
+        if (nread < 0) {
+            give_back_rbuf(c);
+            cp2p_conn_close_with(c, (int)nread);
+            return;
+        }
+        if (eof && nread == 0)
+            nread = UV_EOF; /* a websocket close frame, and nothing before it */
+    }
     /* Nothing read (EAGAIN) keeps a partial frame waiting. */
     if (nread < 0 || c->state == CONN_CLOSED || (nread == 0 && !c->rtail))
         give_back_rbuf(c);
-    if (nread == 0)
+    if (nread == 0) {
+        cp2p_conn_flush(c); /* a first read can release output (see conn_new) */
         return;
+    }
     if (nread == UV_EOF)
         c->remote_eof = 1;
     if (c->state == CONN_CLOSED) {
@@ -703,6 +780,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
                          : conn_input(c, c->rbuf, (size_t)nread);
     if (!c->rtail || c->state == CONN_CLOSED)
         give_back_rbuf(c);
+    if (rc == 0 && eof) {
+        c->remote_eof = 1;
+        rc = CP2P_ECLOSED;
+    }
     if (rc < 0) {
         cp2p_conn_close_with(c, rc);
     } else {
@@ -783,6 +864,21 @@ void cp2p_conn_watch(cp2p_conn_t *c)
     uv_timer_start(&c->timer, on_timer, every ? every : 1, every ? every : 1);
 }
 
+/* Bytes the transport read before handing the socket over (a websocket
+ * upgrade's tail): as if just read. Nothing is open yet, so no callback can
+ * run; failures are reported from the loop like the rest of conn_new's. */
+static int early_input(cp2p_conn_t *c, const cp2p_buf_t *early)
+{
+    if (early->len > CP2P_IOBUF_SIZE || !(c->rbuf = cp2p_iobuf_get()))
+        return CP2P_ENOMEM;
+    memcpy(c->rbuf, early->data, early->len);
+    int eof = 0;
+    ssize_t n = unwrap_input(c, early->len, &eof);
+    int rc = n < 0 ? (int)n : conn_input(c, c->rbuf, (size_t)n);
+    give_back_rbuf(c);
+    return rc < 0 ? rc : eof ? CP2P_ECLOSED : 0;
+}
+
 int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
                   cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out)
 {
@@ -809,6 +905,9 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     c->sock->data = c;
     c->local = rc->local;
     c->remote = rc->remote;
+    c->wire = rc->wire;
+    c->wire_state = rc->wire_state;
+    cp2p_buf_t early = rc->early;
     free(rc);
     uv_timer_init(c->sock->loop, &c->timer);
     c->timer.data = c;
@@ -818,9 +917,16 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     for (size_t i = 0; i < c->cfg.n_securities; i++)
         ids[i] = c->cfg.securities[i]->protocol_id;
     int r = start_mss(c, ids, c->cfg.n_securities);
+    if (!r && early.len)
+        r = early_input(c, &early);
+    cp2p_buf_free(&early);
     if (!r)
         r = uv_read_start(c->sock, on_alloc, on_read) ? CP2P_EIO : 0;
-    if (!r)
+    /* Over a websocket the listener's first bytes (its multistream header,
+     * a private network's nonce) wait until the dialer has said something:
+     * js-libp2p over Node's ws loses a message that comes with the 101
+     * response, and the dialer speaks first anyway. */
+    if (!r && !(c->inbound && c->wire))
         r = write_out(c);
     /* A failure is reported like any other, from the loop, never from here. */
     c->pending_error = r;
@@ -859,4 +965,10 @@ const char *cp2p_conn_muxer_id(const cp2p_conn_t *c)
 int cp2p_conn_is_inbound(const cp2p_conn_t *c)
 {
     return c->inbound;
+}
+
+int cp2p_conn_is_relayed(const cp2p_conn_t *c)
+{
+    cp2p_multiaddr_component_t comp;
+    return cp2p_multiaddr_get(&c->remote, CP2P_MA_P2P_CIRCUIT, &comp) == 0;
 }

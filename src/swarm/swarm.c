@@ -9,7 +9,8 @@
 
 static void maybe_done(struct cp2p_swarm *sw);
 
-static const cp2p_transport_vtable_t *const transports[] = {&cp2p_tcp_transport, &cp2p_unix_transport};
+static const cp2p_transport_vtable_t *const transports[] = {&cp2p_ws_transport, &cp2p_tcp_transport,
+                                                              &cp2p_unix_transport};
 
 typedef struct listener {
     const cp2p_transport_vtable_t *t;
@@ -30,8 +31,9 @@ typedef struct dial {
     cp2p_peer_id_t peer;
     cp2p_multiaddr_t *addrs;
     size_t n, idx;
-    const cp2p_transport_vtable_t *t;
+    const cp2p_transport_vtable_t *t; /* NULL: the external dialer */
     cp2p_dial_t *td;
+    void *ext_d;
     dial_phase_t phase;
     int linked;            /* in the swarm's list of dials */
     int status;
@@ -56,6 +58,8 @@ struct cp2p_swarm {
     size_t mem_held;                /* connections not read because memory is full */
     size_t live;     /* connections whose handles are not closed yet */
     dial_t *dials;
+    cp2p_swarm_ext_dialer_t ext;
+    int has_ext;
     int handles;     /* dial timers, the close notifier and the run-later idler */
     uv_timer_t closer;
     /* Calls owed to a later turn (cp2p_swarm_later), run by the idler. */
@@ -548,6 +552,8 @@ static int over_ip_limits(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
     return 0;
 }
 
+static void accept_raw(cp2p_swarm_t *sw, cp2p_rawconn_t *rc);
+
 static void on_accept(void *arg, cp2p_rawconn_t *rc)
 {
     cp2p_swarm_t *sw = arg;
@@ -559,6 +565,20 @@ static void on_accept(void *arg, cp2p_rawconn_t *rc)
         cp2p_rawconn_free(rc);
         return;
     }
+    accept_raw(sw, rc);
+}
+
+void cp2p_swarm_accept_raw(cp2p_swarm_t *sw, cp2p_rawconn_t *rc)
+{
+    if (sw->closing) {
+        cp2p_rawconn_free(rc);
+        return;
+    }
+    accept_raw(sw, rc);
+}
+
+static void accept_raw(cp2p_swarm_t *sw, cp2p_rawconn_t *rc)
+{
     if (system_full(sw, RC_CONNS_IN)) {
         refused(sw, "inbound connection refused: connections open:",
                 cp2p_rcmgr_system(sw->rc)->used[RC_CONNS]);
@@ -618,6 +638,23 @@ int cp2p_swarm_listen_addrs(cp2p_swarm_t *sw, cp2p_multiaddr_t **addrs, size_t *
 /* ---- dialling ---- */
 
 static void dial_next(dial_t *d);
+
+void cp2p_swarm_set_ext_dialer(cp2p_swarm_t *sw, const cp2p_swarm_ext_dialer_t *d)
+{
+    sw->has_ext = d != NULL;
+    if (d)
+        sw->ext = *d;
+}
+
+static void cancel_transport(dial_t *d)
+{
+    if (d->t)
+        d->t->dial_cancel(d->td);
+    else if (d->sw->has_ext)
+        d->sw->ext.dial_cancel(d->sw->ext.ctx, d->ext_d);
+    d->td = NULL;
+    d->ext_d = NULL;
+}
 
 static void dial_timer_closed(uv_handle_t *h)
 {
@@ -684,8 +721,7 @@ static void on_dial_timer(uv_timer_t *t)
     dial_t *d = t->data;
     if (d->phase == DIAL_TRANSPORT) {
         /* This address took too long; the others may still answer. */
-        d->t->dial_cancel(d->td);
-        d->td = NULL;
+        cancel_transport(d);
         d->status = CP2P_ETIMEOUT;
         d->idx++;
         dial_next(d);
@@ -726,6 +762,7 @@ static void on_raw(void *arg, int status, cp2p_rawconn_t *rc)
     dial_t *d = arg;
     cp2p_swarm_t *sw = d->sw;
     d->td = NULL;
+    d->ext_d = NULL;
     uv_timer_stop(&d->timer);
     if (status) {
         d->status = status;
@@ -756,13 +793,17 @@ static void dial_next(dial_t *d)
 {
     for (; d->idx < d->n; d->idx++) {
         const cp2p_multiaddr_t *ma = &d->addrs[d->idx];
-        d->t = transport_for(ma);
-        if (!d->t) {
+        cp2p_swarm_t *sw = d->sw;
+        int ext = sw->has_ext && sw->ext.matches(sw->ext.ctx, ma);
+        d->t = ext ? NULL : transport_for(ma);
+        if (!d->t && !ext) {
             d->status = CP2P_EUNSUPPORTED;
             continue;
         }
         d->phase = DIAL_TRANSPORT;
-        int rc = d->t->dial(d->sw->loop, ma, on_raw, d, &d->td);
+        int rc = ext ? sw->ext.dial(sw->ext.ctx, ma, d->has_peer ? &d->peer : NULL, on_raw, d,
+                                    &d->ext_d)
+                     : d->t->dial(d->sw->loop, ma, on_raw, d, &d->td);
         if (rc == 0) {
             uv_timer_start(&d->timer, on_dial_timer, d->sw->cfg.dial_timeout_ms, 0);
             return;
@@ -857,7 +898,7 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
             continue;
         }
         if (d->phase == DIAL_TRANSPORT)
-            d->t->dial_cancel(d->td);
+            cancel_transport(d);
         dial_finish(d, d->phase == DIAL_DONE ? d->status : CP2P_ECANCELED, d->conn);
         d = sw->dials;
     }
@@ -869,7 +910,7 @@ void cp2p_swarm_close(cp2p_swarm_t *sw, void (*done)(void *arg), void *arg)
     while (sw->dials) {
         dial_t *d = sw->dials;
         if (d->phase == DIAL_TRANSPORT)
-            d->t->dial_cancel(d->td);
+            cancel_transport(d);
         dial_finish(d, CP2P_ECANCELED, NULL);
     }
     cp2p_swarm_leave(sw);

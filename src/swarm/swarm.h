@@ -49,6 +49,9 @@
 #define CP2P_CONN_INPUT_SLACK (2 * 1024 * 1024)
 /* Buffers handed to one uv_write. */
 #define CP2P_CONN_OUT_CHUNKS 8
+/* The transport framing's own frames (websocket pongs) a remote may have
+ * queued and not read: past it, the connection is closed. */
+#define CP2P_CONN_WIRE_QUEUE_MAX (64 * 1024)
 /* A connection closed on purpose gets this long to deliver what it queued
  * and to see the remote's EOF. */
 #define CP2P_CONN_CLOSE_TIMEOUT_MS 2000
@@ -176,6 +179,11 @@ struct cp2p_conn {
     cp2p_pnet_stream_t pn_out, pn_in;
     size_t pn_in_have;
     int pn_sent;
+    /* The transport's framing (websocket), and its own frames (pongs, close)
+     * on their way out. */
+    const cp2p_wire_vtable_t *wire;
+    void *wire_state;
+    size_t wire_queued;
 
     cp2p_stream_t **streams;     /* live streams (weak: a stream removes itself) */
     size_t nstreams, cap_streams;
@@ -246,6 +254,25 @@ cp2p_swarm_stats_t *cp2p_swarm_stats(cp2p_swarm_t *sw);
 int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiaddr_t **addrs,
                       size_t *n);
 int cp2p_swarm_listen_addrs(cp2p_swarm_t *sw, cp2p_multiaddr_t **addrs, size_t *n);
+
+/* Connections no transport of the swarm makes: a relayed circuit
+ * (src/protocols/relay_client.c) is a byte stream that the swarm upgrades
+ * like a TCP connection, through the one code path of conn.c. The layer
+ * above gives the swarm a dialer for the addresses it matches (dial's peer
+ * is the dial's expected peer, or NULL; fn runs once unless cancelled), and
+ * hands over the raw connections it accepted. */
+typedef struct cp2p_swarm_ext_dialer {
+    void *ctx;
+    int (*matches)(void *ctx, const cp2p_multiaddr_t *ma);
+    int (*dial)(void *ctx, const cp2p_multiaddr_t *ma, const cp2p_peer_id_t *peer,
+                cp2p_dial_fn fn, void *arg, void **out);
+    void (*dial_cancel)(void *ctx, void *d);
+} cp2p_swarm_ext_dialer_t;
+/* d is copied; NULL removes it. */
+void cp2p_swarm_set_ext_dialer(cp2p_swarm_t *sw, const cp2p_swarm_ext_dialer_t *d);
+/* An inbound raw connection (taken over: freed on failure). No per-IP limits:
+ * its address is the relay's. */
+void cp2p_swarm_accept_raw(cp2p_swarm_t *sw, cp2p_rawconn_t *rc);
 
 /* c is borrowed (NULL on error). */
 typedef void (*cp2p_swarm_dial_cb)(int status, cp2p_conn_t *c, void *arg);

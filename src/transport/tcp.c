@@ -121,6 +121,8 @@ void cp2p_rawconn_free(cp2p_rawconn_t *rc)
         uv_close((uv_handle_t *)rc->stream, free_handle);
     free(rc->local.bytes);
     free(rc->remote.bytes);
+    free(rc->wire_state);
+    cp2p_buf_free(&rc->early);
     free(rc);
 }
 

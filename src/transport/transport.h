@@ -8,14 +8,29 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "cp2p/buf.h"
 #include "cp2p/multiaddr.h"
+
+/* Framing some transports put between the socket and the connection's
+ * bytes (websocket), run by the swarm's connection on what it reads and
+ * writes. The calls are cp2p_ws_decode, cp2p_ws_frame and
+ * cp2p_ws_close_frame's (transport/ws_proto.h), on the state w. */
+#define CP2P_WIRE_MAX_HEAD 14
+typedef struct cp2p_wire_vtable {
+    ssize_t (*decode)(void *w, uint8_t *p, size_t n, cp2p_buf_t *reply, int *eof);
+    size_t (*frame)(void *w, uint8_t *p, size_t n, uint8_t *head);
+    int (*close_frame)(void *w, cp2p_buf_t *out);
+} cp2p_wire_vtable_t;
 
 /* A connected socket. Whoever receives one owns it and ends it with
  * cp2p_rawconn_free(), which closes the handle (asynchronously) and frees all. */
 typedef struct cp2p_rawconn {
     uv_stream_t *stream;
-    cp2p_multiaddr_t local;   /* /ip4|ip6/<addr>/tcp/<port> */
+    cp2p_multiaddr_t local;   /* /ip4|ip6/<addr>/tcp/<port>[/ws], /unix/<path> */
     cp2p_multiaddr_t remote;
+    const cp2p_wire_vtable_t *wire; /* NULL: the socket's bytes are the connection's */
+    void *wire_state;               /* freed with free() */
+    cp2p_buf_t early;               /* bytes read already (after a websocket upgrade) */
 } cp2p_rawconn_t;
 
 void cp2p_rawconn_free(cp2p_rawconn_t *rc);
@@ -48,5 +63,6 @@ typedef struct cp2p_transport_vtable {
 
 extern const cp2p_transport_vtable_t cp2p_tcp_transport;
 extern const cp2p_transport_vtable_t cp2p_unix_transport;
+extern const cp2p_transport_vtable_t cp2p_ws_transport;
 
 #endif

@@ -55,6 +55,14 @@ wait_line "$TMP/rc-pub.out" '^nat-status public$' 20 >/dev/null
 wait_line "$TMP/rc-priv.out" '^nat-status private$' 20 >/dev/null
 grep -q '^outbound-probe response ' "$TMP/rc-pub.out" || fail "rust did not see cp2p's OK"
 
+echo "== loopback: cp2p relay runs the AutoNAT service by default"
+"$CP2P" relay --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback --no-autonat >"$TMP/relay.out" 2>"$TMP/relay.err" &
+PIDS+=($!)
+RELAY=$(wait_line "$TMP/relay.out" '^Listening on ' | cut -d' ' -f3)
+cp2p_client c-relay "$RELAY" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
+wait_line "$TMP/c-relay.out" '^reachability: public$' 20 >/dev/null
+grep -q 'probing (v2)' "$TMP/c-relay.err" || fail "cp2p did not use AutoNAT v2 with a cp2p relay"
+
 echo "== loopback: go and js servers refuse loopback; cp2p reads their answer"
 "$GO_PEER" --listen /ip4/127.0.0.1/tcp/0 --autonat-service >"$TMP/gs.out" 2>&1 &
 PIDS+=($!)

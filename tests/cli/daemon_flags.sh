@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cp2pd takes every p2pd flag: -connManager/-connLo/-connHi/-connGrace trim
 # connections (and spare tagged peers), -idleTimeout ends an unused daemon,
-# -echo serves /echo/1.0.0; flags for features cp2p lacks are an error when
+# -echo serves /echo/1.0.0, -autoRelay needs -relay and a DHT as in p2pd;
+# flags for features cp2p lacks are an error when
 # set to what p2pd would act on, silent at their defaults; bad values exit 2.
 # (daemon_help.sh compares the flags and defaults with the real p2pd's.)
 source "$(dirname "$0")/lib/common.sh"
@@ -21,7 +22,7 @@ rc=0; "$D" -connManager -connLo 10 -connHi 5 -listen /unix/$TMP/bad.sock 2>"$TMP
 
 echo "== p2pd flags for features cp2p lacks"
 # set to what p2pd acts on: a one-line error naming the feature, exit 1
-for f in "-autoRelay:AutoRelay" "-natPortMap:NAT port mapping"; do
+for f in "-natPortMap:NAT port mapping"; do
     rc=0; "$D" "${f%%:*}" -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
     [ $rc = 1 ] && [ "$(wc -l <"$TMP/e")" = 1 ] && grep -q "^cp2pd: ${f%%[:=]*}: ${f#*:}.* not implemented yet" "$TMP/e" ||
         fail "${f%%:*}: rc $rc: $(cat "$TMP/e")"
@@ -32,6 +33,14 @@ rc=0; "$D" -forceReachabilityPublic -forceReachabilityPrivate -listen /unix/$TMP
     fail "both forced: rc $rc: $(cat "$TMP/e")"
 start_cp2pd an -autonat -forceReachabilityPrivate
 [ -s "$TMP/an.err" ] && fail "warnings for -autonat: $(cat "$TMP/an.err")"
+echo "== -autoRelay: as in p2pd v0.9.2, it needs -relay and a DHT, and does nothing more"
+rc=0; "$D" -autoRelay -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] && grep -q "^cp2pd: -autoRelay: can't have autorelay enabled without Relay enabled and DHT enabled" "$TMP/e" ||
+    fail "-autoRelay without a DHT: rc $rc: $(cat "$TMP/e")"
+rc=0; "$D" -autoRelay -dhtServer -relay=false -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
+[ $rc = 1 ] || fail "-autoRelay -relay=false: rc $rc"
+start_cp2pd ar -autoRelay -dhtServer
+[ -s "$TMP/ar.err" ] && fail "warnings for -autoRelay -dhtServer: $(cat "$TMP/ar.err")"
 echo "== -pubsub and its flags"
 rc=0; "$D" -pubsub -pubsubRouter randomsub -listen /unix/$TMP/bad.sock 2>"$TMP/e" || rc=$?
 [ $rc = 1 ] && grep -q -- '-pubsubRouter.*gossipsub or floodsub' "$TMP/e" || fail "-pubsubRouter randomsub: rc $rc: $(cat "$TMP/e")"

@@ -1,4 +1,4 @@
-// A js-libp2p peer for the cp2p interop scenarios: tcp + noise + yamux|mplex,
+// A js-libp2p peer for the cp2p interop scenarios: tcp and ws + noise + yamux|mplex,
 // ping, identify and an /echo/1.0.0 protocol. One machine-readable line per
 // fact on stdout ("listening <ma>", "ping rtt=<ms> ms", "identified ...",
 // "echo ok ...", "error ..."); exit 0 when the requested work succeeded.
@@ -17,6 +17,7 @@ import { mplex } from '@libp2p/mplex'
 import { ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 
@@ -85,7 +86,7 @@ async function main () {
   const o = parseArgs(process.argv.slice(2))
   const node = await createLibp2p({
     addresses: { listen: o.listen ? [o.listen] : [], announce: o.announce ?? [] },
-    transports: [tcp()],
+    transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     // js-mplex drops a connection whose remote opens more than 5 streams a
     // second (it has no backpressure); the 50-stream scenario needs more.

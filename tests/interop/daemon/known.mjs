@@ -6,9 +6,7 @@
 // Features cp2p gets in later issues. Every case naming cp2pd that matches is
 // not run and is printed as known-missing with its issue; the same case with
 // p2pd in cp2pd's place still runs, so the baseline shows what is owed.
-export const missing = [
-  { issue: '#18', feature: 'circuit relay v2 (hop service, client transport, /p2p-circuit dials)', match: / over relay / }
-]
+export const missing = []
 
 // Cases the real p2pd fails or cannot be run in here, and why. They are printed
 // with the reason; run.mjs does not fail on them (nor on cp2pd's counterpart).

@@ -130,7 +130,8 @@ func pattern(index, offset, n int) []byte {
 // echoOnce sends size bytes on one echo stream while reading them back, and
 // checks that all of them came back intact.
 func echoOnce(ctx context.Context, h host.Host, p peer.ID, index, size int) error {
-	s, err := h.NewStream(ctx, p, echoProtocol)
+	// A relayed (limited) connection carries the echo too: the tests check its limits.
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "echo"), p, echoProtocol)
 	if err != nil {
 		return fmt.Errorf("echo stream %d: %w", index, err)
 	}
@@ -408,6 +409,8 @@ func main() {
 			os.Exit(pubsubMain(os.Args[2:])) // pubsub.go
 		case "mdns":
 			os.Exit(mdnsMain(os.Args[2:])) // mdns.go
+		case "relay-listen":
+			os.Exit(relayListenMain(os.Args[2:])) // relay.go
 		}
 	}
 	if err := run(parseArgs()); err != nil {

@@ -280,7 +280,7 @@ fn behaviour(key: &libp2p::identity::Keypair, o: &Options) -> Behaviour {
     }
 }
 
-fn build(o: &Options) -> Result<Swarm<Behaviour>, String> {
+async fn build(o: &Options) -> Result<Swarm<Behaviour>, String> {
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(60));
     let tcp = || tcp::Config::default().nodelay(true);
     let b = libp2p::SwarmBuilder::with_new_identity().with_tokio();
@@ -290,6 +290,9 @@ fn build(o: &Options) -> Result<Swarm<Behaviour>, String> {
             .map_err(|e| e.to_string())?
             .with_dns()
             .map_err(|e| e.to_string())?
+            .with_websocket(noise::Config::new, yamux::Config::default)
+            .await
+            .map_err(|e| e.to_string())?
             .with_behaviour(|k| behaviour(k, o))
             .map_err(|e| e.to_string())?
             .with_swarm_config(idle)
@@ -298,6 +301,9 @@ fn build(o: &Options) -> Result<Swarm<Behaviour>, String> {
             .with_tcp(tcp(), tls::Config::new, yamux::Config::default)
             .map_err(|e| e.to_string())?
             .with_dns()
+            .map_err(|e| e.to_string())?
+            .with_websocket(tls::Config::new, yamux::Config::default)
+            .await
             .map_err(|e| e.to_string())?
             .with_behaviour(|k| behaviour(k, o))
             .map_err(|e| e.to_string())?
@@ -473,7 +479,7 @@ async fn run(o: Options) -> Result<(), String> {
         "tls" => "/tls/1.0.0",
         s => return Err(format!("security {s}: noise or tls expected")),
     };
-    let mut swarm = build(&o)?;
+    let mut swarm = build(&o).await?;
     let id = *swarm.local_peer_id();
     let control = swarm.behaviour().stream.new_control();
     say!("peer-id {id}");

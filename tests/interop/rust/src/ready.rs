@@ -4,7 +4,16 @@
 //! circuit relay v2 server and client, DCUtR, an AutoNAT v1 server, identify
 //! and ping.
 //!
-//!     peer ready [--listen MA[,MA]...]
+//!     peer ready [--listen MA[,MA]...] [--external] [--relay MA] [--dial MA [--ping N]]
+//!
+//! --relay reserves on that circuit relay and listens through it (its
+//! "listening <relay>/p2p-circuit/p2p/<id>" line comes once the relay took
+//! the reservation); --dial dials MA (a /p2p-circuit address too), prints
+//! "connected <id> relayed=<bool>" and N "ping rtt=<ms> ms" lines, then exits 0.
+//!
+//! --external confirms the listen addresses as external ones: rust-libp2p's
+//! relay server takes reservations only once the host has a confirmed
+//! external address (relay_interop.sh runs it on loopback).
 //!
 //! Prints "peer-id <id>" and one "listening <ma>/p2p/<id>" per address, then
 //! "connected <id>" per connection, until SIGINT or SIGTERM (exit 0).
@@ -36,12 +45,23 @@ struct Ready {
 
 pub async fn main(args: Vec<String>) -> i32 {
     let mut listen = "/ip4/127.0.0.1/tcp/0".to_string();
+    let mut external = false;
+    let mut relay_at: Option<String> = None;
+    let mut dial: Option<String> = None;
+    let mut want_pings: u32 = 1;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
+        if a == "--external" {
+            external = true;
+            continue;
+        }
         match (a.trim_start_matches('-'), it.next()) {
             ("listen", Some(v)) => listen = v,
+            ("relay", Some(v)) => relay_at = Some(v),
+            ("dial", Some(v)) => dial = Some(v),
+            ("ping", Some(v)) if v.parse::<u32>().is_ok() => want_pings = v.parse().unwrap(),
             _ => {
-                say!("error usage: peer ready [--listen MA[,MA]...]");
+                say!("error usage: peer ready [--listen MA[,MA]...] [--external] [--relay MA] [--dial MA [--ping N]]");
                 return 2;
             }
         }
@@ -70,7 +90,7 @@ pub async fn main(args: Vec<String>) -> i32 {
                         identify::Config::new("ipfs/0.1.0".into(), key.public())
                             .with_agent_version("rust-interop".into()),
                     ),
-                    ping: ping::Behaviour::new(ping::Config::new()),
+                    ping: ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_millis(500))),
                 }
             })
             .map_err(|e| e.to_string())?;
@@ -97,14 +117,64 @@ pub async fn main(args: Vec<String>) -> i32 {
         }
     }
     say!("peer-id {}", swarm.local_peer_id());
+    if let Some(r) = &relay_at {
+        let ma: Multiaddr = match format!("{r}/p2p-circuit").parse() {
+            Ok(m) => m,
+            Err(e) => {
+                say!("error relay {r}: {e}");
+                return 1;
+            }
+        };
+        if let Err(e) = swarm.listen_on(ma) {
+            say!("error relay {r}: {e}");
+            return 1;
+        }
+    }
+    let mut target = None;
+    if let Some(d) = &dial {
+        let ma: Multiaddr = match d.parse() {
+            Ok(m) => m,
+            Err(e) => {
+                say!("error dial {d}: {e}");
+                return 1;
+            }
+        };
+        target = ma.iter().filter_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+            _ => None,
+        }).last();
+        if let Err(e) = swarm.dial(ma) {
+            say!("error dial {d}: {e}");
+            return 1;
+        }
+    }
+    let mut pings = 0;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
     loop {
         tokio::select! {
             _ = term.recv() => return 0,
             _ = tokio::signal::ctrl_c() => return 0,
             ev = swarm.select_next_some() => match ev {
-                SwarmEvent::NewListenAddr { address, .. } => say!("listening {address}/p2p/{}", swarm.local_peer_id()),
-                SwarmEvent::ConnectionEstablished { peer_id, .. } => say!("connected {peer_id}"),
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    if external {
+                        swarm.add_external_address(address.clone());
+                    }
+                    say!("listening {address}/p2p/{}", swarm.local_peer_id())
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                    say!("connected {peer_id} relayed={}", endpoint.is_relayed())
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id, error, .. } if peer_id.is_some() && peer_id == target => {
+                    say!("error dial: {error}");
+                    return 1;
+                }
+                SwarmEvent::Behaviour(ReadyEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) if Some(peer) == target => {
+                    say!("ping rtt={:.3} ms", rtt.as_secs_f64() * 1000.0);
+                    pings += 1;
+                    if pings >= want_pings {
+                        return 0;
+                    }
+                }
                 _ => {}
             },
         }
