@@ -186,6 +186,14 @@ typedef struct cp2p_autonat_config {
      * cp2p_autonat_enable only. Its identity is always a fresh key. NULL:
      * the defaults. */
     const cp2p_host_config_t *dialer_config;
+    /** Observed-address confirmation (client): where peers say they see us
+     * (identify), on connections to our listening port, becomes a
+     * candidate; once this many distinct peers saw it (0: 4, go-libp2p's
+     * ActivationThresh) a server is asked to dial it back (v2 where it has
+     * it, else v1 with that address alone), and if it answers the address
+     * is advertised (cp2p_host_addrs: identify, the signed peer record, the
+     * DHT). */
+    uint32_t observed_threshold;
 } cp2p_autonat_config_t;
 
 typedef struct cp2p_autonat_stats {
@@ -201,6 +209,8 @@ typedef struct cp2p_autonat_stats {
     uint64_t rejected_v2;       /**< v2 requests refused for the rate limits */
     uint64_t probes_v2;         /**< probes made with v2 (client; also in probes) */
     uint64_t dial_backs_v2;     /**< v2 dial-backs received with our nonce (client) */
+    uint64_t candidates_confirmed; /**< observed addresses confirmed and advertised */
+    uint64_t candidates_failed;    /**< observed addresses a dial-back did not reach */
     int confidence;
 } cp2p_autonat_stats_t;
 

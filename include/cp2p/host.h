@@ -170,7 +170,8 @@ CP2P_API int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, si
  * the change by identify push. */
 CP2P_API int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, size_t n);
 /** The addresses we advertise (identify, DHT provider records, mDNS, cp2pd):
- * the announce addresses if set, else the listen addresses. Freed as for
+ * the announce addresses if set, else the listen addresses; then the
+ * external addresses AutoNAT confirmed (cp2p/autonat.h). Freed as for
  * cp2p_host_listen_addrs. */
 CP2P_API int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
 
@@ -285,7 +286,8 @@ typedef enum {
     CP2P_EVENT_LISTEN_ADDR,      /**< addr: a new address we advertise (listen or announce) */
     CP2P_EVENT_PEER_IDENTIFIED,  /**< peer, conn: emitted by identify */
     CP2P_EVENT_PEER_DISCOVERED,  /**< peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
-    CP2P_EVENT_REACHABILITY      /**< reachability: it changed (AutoNAT) */
+    CP2P_EVENT_REACHABILITY,     /**< reachability: it changed (AutoNAT) */
+    CP2P_EVENT_OBSERVED_ADDR     /**< peer, conn, addr: where the peer says it sees us (identify) */
 } cp2p_event_type_t;
 
 typedef struct cp2p_event {

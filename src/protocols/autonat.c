@@ -40,6 +40,7 @@ struct cp2p_autonat {
     uint64_t next_probe; /* loop time of the next probe */
     probe_t *probe;      /* at most one under way */
     dial_back_t *dbs;    /* v2 dial-back streams being read */
+    an_candidates_t cands; /* observed addresses to confirm */
     struct server {
         cp2p_peer_id_t id;
         uint64_t last; /* last probe; 0 never */
@@ -644,6 +645,7 @@ struct probe {
     int got_dial_back;  /* a dial-back brought our nonce */
     int sent_data;      /* the dial data went (once per request) */
     size_t nsent;       /* addresses in the request */
+    int cand;           /* the candidate it tests (its address alone), or -1 */
 };
 
 static void probe_free(probe_t *p, int reset)
@@ -677,6 +679,27 @@ static void schedule(cp2p_autonat_t *a)
 static void probe_done(probe_t *p, int status, int reset)
 {
     cp2p_autonat_t *a = p->a;
+    if (a && p->cand >= 0 && (size_t)p->cand < a->cands.n) {
+        an_candidate_t *c = &a->cands.c[p->cand];
+        if (status == CP2P_AUTONAT_OK) {
+            c->state = AN_CAND_CONFIRMED;
+            a->st.candidates_confirmed++;
+            cp2p_buf_t txt = {0};
+            cp2p_multiaddr_to_string(&c->addr, &txt);
+            cp2p_log_info("autonat", "observed address confirmed: %s", txt.data ? (char *)txt.data : "?");
+            cp2p_buf_free(&txt);
+            cp2p_host_add_external_addr(a->h, &c->addr);
+        } else {
+            c->state = status == CP2P_AUTONAT_E_DIAL_ERROR ? AN_CAND_FAILED : AN_CAND_DUE;
+            a->st.candidates_failed += status == CP2P_AUTONAT_E_DIAL_ERROR;
+            /* A wrong observation says nothing of our other addresses. */
+            if (status != CP2P_AUTONAT_OK) {
+                a->next_probe = now_ms(a) + a->cfg.retry_ms;
+                probe_free(p, reset);
+                return;
+            }
+        }
+    }
     if (a) {
         cp2p_reachability_t obs = an_observation(status);
         if (status == CP2P_AUTONAT_OK)
@@ -745,7 +768,9 @@ static int build_request(cp2p_autonat_t *a, cp2p_buf_t *out)
         return rc;
     cp2p_autonat_msg_t m = {.type = 0, .has_dial = 1, .has_peer_id = 1,
                             .peer = *cp2p_host_peer_id(a->h)};
-    for (size_t i = 0; i < n && m.n_addrs < CP2P_AUTONAT_MAX_ADDRS; i++)
+    if (a->probe && a->probe->cand >= 0)
+        m.addrs[m.n_addrs++] = a->cands.c[a->probe->cand].addr; /* borrowed */
+    for (size_t i = 0; i < n && m.n_addrs < CP2P_AUTONAT_MAX_ADDRS && !(a->probe && a->probe->cand >= 0); i++)
         if (worth_asking(a, &addrs[i]))
             m.addrs[m.n_addrs++] = addrs[i]; /* borrowed */
     rc = cp2p_autonat_encode(&m, out);
@@ -790,7 +815,9 @@ static int build_request2(cp2p_autonat_t *a, probe_t *p, cp2p_buf_t *out)
     if (rc)
         return rc;
     cp2p_autonat2_msg_t m = {.kind = CP2P_AUTONAT2_DIAL_REQUEST, .nonce = p->nonce};
-    for (size_t i = 0; i < n && m.n_addrs < CP2P_AUTONAT_MAX_ADDRS; i++)
+    if (p->cand >= 0)
+        m.addrs[m.n_addrs++] = a->cands.c[p->cand].addr; /* borrowed */
+    for (size_t i = 0; i < n && m.n_addrs < CP2P_AUTONAT_MAX_ADDRS && p->cand < 0; i++)
         if (worth_asking(a, &addrs[i]))
             m.addrs[m.n_addrs++] = addrs[i]; /* borrowed */
     p->nsent = m.n_addrs;
@@ -990,6 +1017,12 @@ static void start_probe(cp2p_autonat_t *a)
         return;
     p->a = a;
     p->peer = sv->id;
+    p->cand = -1;
+    for (size_t i = 0; i < a->cands.n && p->cand < 0; i++)
+        if (a->cands.c[i].state == AN_CAND_DUE) {
+            p->cand = (int)i;
+            a->cands.c[i].state = AN_CAND_PROBING;
+        }
     p->deadline = now + a->cfg.request_timeout_ms;
     sv->last = now;
     /* v2 where the server has it: it tests one address, and proves it with our nonce. */
@@ -1013,6 +1046,47 @@ static void start_probe(cp2p_autonat_t *a)
     a->next_probe = UINT64_MAX;
 }
 
+static int tcp_port(const cp2p_multiaddr_t *ma)
+{
+    cp2p_multiaddr_component_t c;
+    if (cp2p_multiaddr_get(ma, CP2P_MA_TCP, &c) < 0 || c.value_len != 2)
+        return -1;
+    return c.value[0] << 8 | c.value[1];
+}
+
+/* Only what is seen of a connection from our listening port says where
+ * others can reach us (an outbound connection's port is ephemeral, unless
+ * the port is reused); and only what we do not advertise yet is news. */
+static void observed(cp2p_autonat_t *a, const cp2p_event_t *ev)
+{
+    int local = tcp_port(cp2p_conn_local_addr(ev->conn));
+    cp2p_multiaddr_component_t c;
+    if (local < 0 || tcp_port(ev->addr) < 0 || !worth_asking(a, ev->addr) ||
+        cp2p_multiaddr_get(ev->addr, CP2P_MA_P2P, &c) == 0)
+        return;
+    cp2p_multiaddr_t *addrs = NULL;
+    size_t n = 0;
+    int ours = 0, known = 0;
+    if (cp2p_host_listen_addrs(a->h, &addrs, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            ours |= tcp_port(&addrs[i]) == local;
+    cp2p_multiaddr_array_free(addrs, n);
+    if (!ours)
+        return;
+    if (cp2p_host_addrs(a->h, &addrs, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            known |= cp2p_multiaddr_equal(&addrs[i], ev->addr);
+    cp2p_multiaddr_array_free(addrs, n);
+    if (known)
+        return;
+    if (an_candidates_observe(&a->cands, ev->addr, ev->peer, now_ms(a)) >= 0 && !a->probe &&
+        a->next_probe != UINT64_MAX) {
+        uint64_t soon = now_ms(a) + TICK_MS;
+        if (soon < a->next_probe)
+            a->next_probe = soon;
+    }
+}
+
 static void on_event(const cp2p_event_t *ev, void *arg)
 {
     cp2p_autonat_t *a = arg;
@@ -1033,6 +1107,8 @@ static void on_event(const cp2p_event_t *ev, void *arg)
             if (soon < a->next_probe)
                 a->next_probe = soon;
         }
+    } else if (ev->type == CP2P_EVENT_OBSERVED_ADDR && ev->conn && ev->addr) {
+        observed(a, ev);
     } else if (ev->type == CP2P_EVENT_DISCONNECTED) {
         if (cp2p_host_conn_to(a->h, ev->peer))
             return;
@@ -1123,6 +1199,7 @@ int cp2p_autonat_enable(cp2p_host_t *h, const cp2p_autonat_config_t *cfg, cp2p_a
     DEF(peer_period_ms, CP2P_AUTONAT_DEFAULT_PEER_PERIOD_MS);
 #undef DEF
     a->cfg.dialer_config = NULL; /* not kept */
+    a->cands.threshold = a->cfg.observed_threshold ? a->cfg.observed_threshold : 4;
     a->next_probe = now_ms(a) + a->cfg.boot_delay_ms;
     int rc = an_throttle_init(&a->thr, a->cfg.global_max, a->cfg.peer_max, a->cfg.reset_ms);
     if (!rc && (rc = an_throttle_init(&a->thr2, CP2P_AUTONAT_V2_DEFAULT_RPM,
@@ -1232,6 +1309,7 @@ void cp2p_autonat_free(cp2p_autonat_t *a)
         cp2p_host_close(a->dialer, NULL, NULL);
     an_throttle_free(&a->thr);
     an_throttle_free(&a->thr2);
+    an_candidates_free(&a->cands);
     uv_timer_stop(&a->timer);
     uv_close((uv_handle_t *)&a->timer, timer_closed);
 }

@@ -339,6 +339,58 @@ int an2_pick(const cp2p_multiaddr_t *observed, const cp2p_autonat2_msg_t *req, i
     return CP2P_ENOTFOUND;
 }
 
+/* --- address candidates --- */
+
+int an_candidates_observe(an_candidates_t *t, const cp2p_multiaddr_t *addr,
+                          const cp2p_peer_id_t *observer, uint64_t now)
+{
+    an_candidate_t *c = NULL;
+    for (size_t i = 0; i < t->n && !c; i++)
+        if (cp2p_multiaddr_equal(&t->c[i].addr, addr))
+            c = &t->c[i];
+    if (!c) {
+        /* Slots never move: a probe under way holds its candidate's index. */
+        size_t slot = t->n;
+        if (t->n == AN_MAX_CANDIDATES) {
+            slot = SIZE_MAX;
+            for (size_t i = 0; i < t->n; i++)
+                if (t->c[i].state != AN_CAND_CONFIRMED && t->c[i].state != AN_CAND_PROBING &&
+                    (slot == SIZE_MAX || t->c[i].seen < t->c[slot].seen))
+                    slot = i;
+            if (slot == SIZE_MAX)
+                return -1;
+        }
+        cp2p_multiaddr_t copy;
+        if (cp2p_multiaddr_dup(addr, &copy) < 0)
+            return -1;
+        c = &t->c[slot];
+        if (slot < t->n)
+            cp2p_multiaddr_free(&c->addr);
+        else
+            t->n++;
+        memset(c, 0, sizeof *c);
+        c->addr = copy;
+    }
+    c->seen = now;
+    for (size_t i = 0; i < c->nobs; i++)
+        if (cp2p_peer_id_equal(&c->observers[i], observer))
+            return -1;
+    if (c->nobs < AN_MAX_OBSERVERS)
+        c->observers[c->nobs++] = *observer;
+    if (c->state == AN_CAND_OBSERVED && c->nobs >= (t->threshold ? t->threshold : 1)) {
+        c->state = AN_CAND_DUE;
+        return (int)(c - t->c);
+    }
+    return -1;
+}
+
+void an_candidates_free(an_candidates_t *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        cp2p_multiaddr_free(&t->c[i].addr);
+    t->n = 0;
+}
+
 /* --- the client's reachability --- */
 
 cp2p_reachability_t an_observation(int status)

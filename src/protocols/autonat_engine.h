@@ -70,4 +70,29 @@ typedef struct an_reach {
 /* go-libp2p's recordObservation: 1 if status changed. */
 int an_reach_record(an_reach_t *r, cp2p_reachability_t obs);
 
+/* Address candidates: where peers say they see us (identify's observedAddr).
+ * One becomes worth a dial-back once `threshold` distinct peers saw it
+ * (go-libp2p's ActivationThresh is 4). Bounded: a full table forgets the
+ * oldest candidate not confirmed. */
+#define AN_MAX_CANDIDATES 16
+#define AN_MAX_OBSERVERS 8
+enum { AN_CAND_OBSERVED, AN_CAND_DUE, AN_CAND_PROBING, AN_CAND_CONFIRMED, AN_CAND_FAILED };
+typedef struct an_candidate {
+    cp2p_multiaddr_t addr;
+    cp2p_peer_id_t observers[AN_MAX_OBSERVERS];
+    size_t nobs;
+    int state;
+    uint64_t seen;
+} an_candidate_t;
+typedef struct an_candidates {
+    an_candidate_t c[AN_MAX_CANDIDATES];
+    size_t n;
+    uint32_t threshold;
+} an_candidates_t;
+/* Count observer's sighting of addr; the candidate's index once it is
+ * due a dial-back (this sighting made it so), else -1. */
+int an_candidates_observe(an_candidates_t *t, const cp2p_multiaddr_t *addr,
+                          const cp2p_peer_id_t *observer, uint64_t now);
+void an_candidates_free(an_candidates_t *t);
+
 #endif

@@ -763,6 +763,109 @@ static void test_v2_attack(void **state)
     world_end(&w);
 }
 
+/* ---- observed-address confirmation ---- */
+
+static void test_candidates(void **state)
+{
+    an_candidates_t t = {.threshold = 3};
+    cp2p_peer_id_t p[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cp2p_peer_id_from_bytes(PID, sizeof PID, &p[i]), 0);
+        p[i].bytes[8] = (uint8_t)i;
+    }
+    cp2p_multiaddr_t a, b;
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/8.8.4.4/tcp/4001", &a), 0);
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/8.8.4.4/tcp/4002", &b), 0);
+    /* One peer saying it many times is one observer. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(an_candidates_observe(&t, &a, &p[0], i), -1);
+    assert_int_equal(an_candidates_observe(&t, &a, &p[1], 6), -1);
+    assert_int_equal(an_candidates_observe(&t, &b, &p[1], 6), -1);
+    int idx = an_candidates_observe(&t, &a, &p[2], 7);
+    assert_int_equal(idx, 0);
+    assert_int_equal(t.c[0].state, AN_CAND_DUE);
+    /* Due once only. */
+    assert_int_equal(an_candidates_observe(&t, &a, &p[3], 8), -1);
+    /* Bounded: a full table forgets the oldest unconfirmed candidate, in its slot. */
+    t.c[0].state = AN_CAND_CONFIRMED;
+    for (int i = 0; i < 40; i++) {
+        cp2p_multiaddr_t x;
+        char s[64];
+        snprintf(s, sizeof s, "/ip4/9.9.9.9/tcp/%d", 1000 + i);
+        assert_int_equal(cp2p_multiaddr_parse(s, &x), 0);
+        an_candidates_observe(&t, &x, &p[0], 100 + i);
+        cp2p_multiaddr_free(&x);
+    }
+    assert_int_equal(t.n, AN_MAX_CANDIDATES);
+    assert_true(cp2p_multiaddr_equal(&t.c[0].addr, &a)); /* the confirmed one stays, where it was */
+    an_candidates_free(&t);
+    cp2p_multiaddr_free(&a);
+    cp2p_multiaddr_free(&b);
+}
+
+static int has_addr(cp2p_host_t *h, const cp2p_multiaddr_t *want)
+{
+    cp2p_multiaddr_t *addrs;
+    size_t n;
+    int found = 0;
+    assert_int_equal(cp2p_host_addrs(h, &addrs, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        found |= cp2p_multiaddr_equal(&addrs[i], want);
+    cp2p_multiaddr_array_free(addrs, n);
+    return found;
+}
+
+/* c advertises only a closed port; s dials c, and identify tells c where
+ * s sees it (its listening port); s dials that back, and c advertises it. */
+static void test_observed_confirmed(void **state)
+{
+    world_t w;
+    world_init(&w);
+    cp2p_host_t *s = host_new(&w, NULL), *c = host_new(&w, NULL);
+    cp2p_identify_t *sid, *cid;
+    assert_int_equal(cp2p_identify_enable(s, NULL, &sid), 0);
+    assert_int_equal(cp2p_identify_enable(c, NULL, &cid), 0);
+    cp2p_autonat_config_t scfg = FAST, ccfg = FAST;
+    scfg.service = 1;
+    ccfg.client = 1;
+    ccfg.observed_threshold = 1;
+    ccfg.boot_delay_ms = 60000; /* only the candidate is probed in this test */
+    cp2p_autonat_t *sa, *ca;
+    assert_int_equal(cp2p_autonat_enable(s, &scfg, &sa), 0);
+    assert_int_equal(cp2p_autonat_enable(c, &ccfg, &ca), 0);
+    unsigned sport, cport;
+    cp2p_multiaddr_t caddr, an, want;
+    host_listen(s, &sport, NULL);
+    host_listen(c, &cport, &caddr);
+    assert_int_equal(cp2p_multiaddr_parse("/ip4/127.0.0.1/tcp/1", &an), 0);
+    assert_int_equal(cp2p_host_set_announce_addrs(c, &an, 1), 0);
+    char buf[64];
+    snprintf(buf, sizeof buf, "/ip4/127.0.0.1/tcp/%u", cport);
+    assert_int_equal(cp2p_multiaddr_parse(buf, &want), 0);
+    assert_false(has_addr(c, &want));
+    assert_int_equal(host_connect_wait(&w, s, &caddr), 0);
+    cp2p_autonat_stats_t st = {0};
+    for (int i = 0; i < 100 && !st.candidates_confirmed; i++) {
+        world_run_for(&w, 50);
+        cp2p_autonat_stats(ca, &st);
+    }
+    assert_int_equal(st.candidates_confirmed, 1);
+    assert_true(has_addr(c, &want));
+    assert_true(has_addr(c, &an)); /* after the announced ones */
+    cp2p_autonat_free(sa);
+    cp2p_autonat_free(ca);
+    cp2p_identify_free(sid);
+    cp2p_identify_free(cid);
+    int closed = 0;
+    cp2p_host_close(s, count_up, &closed);
+    cp2p_host_close(c, count_up, &closed);
+    world_run_until_n(&w, &closed, 2, 10000);
+    cp2p_multiaddr_free(&caddr);
+    cp2p_multiaddr_free(&an);
+    cp2p_multiaddr_free(&want);
+    world_end(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -773,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_attack),         cmocka_unit_test(test_v2_codec),
         cmocka_unit_test(test_v2_pick),        cmocka_unit_test(test_hosts_v2_public),
         cmocka_unit_test(test_hosts_v2_private), cmocka_unit_test(test_v2_attack),
+        cmocka_unit_test(test_candidates),     cmocka_unit_test(test_observed_confirmed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
