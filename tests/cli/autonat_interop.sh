@@ -123,6 +123,20 @@ wait_line "$TMP/n2-priv.out" '^reachability: private$' 30 >/dev/null
 grep -q 'probing (v2)' "$TMP/n2-pub.err" || fail "cp2p did not use AutoNAT v2 with go"
 grep -q 'probing (v1)' "$TMP/n2-pub.err" "$TMP/n2-priv.err" && fail "cp2p fell back to v1 with a v2 server"
 
+echo "== namespaces: AutoNAT v2, cp2p client, js server"
+(cd "$INTEROP" && exec $S node --import ./polyfill.mjs peer.mjs --listen /ip4/11.77.0.1/tcp/4012 --autonat-v2) \
+    >"$TMP/njs2.out" 2>"$TMP/njs2.err" &
+PIDS+=($!)
+NJS2=/ip4/11.77.0.1/tcp/4012/p2p/$(wait_line "$TMP/njs2.out" '^peer-id ' 20 | cut -d' ' -f2)
+CP2P_LOG=debug $C "$CP2P" ping $FAST --dial "$NJS2" --listen /ip4/11.77.0.2/tcp/0 >"$TMP/nj2-pub.out" 2>"$TMP/nj2-pub.err" &
+PIDS+=($!)
+CP2P_LOG=debug $C "$CP2P" ping $FAST --dial "$NJS2" --listen /ip4/11.77.0.2/tcp/0 --announce /ip4/11.77.0.2/tcp/1 \
+    >"$TMP/nj2-priv.out" 2>"$TMP/nj2-priv.err" &
+PIDS+=($!)
+wait_line "$TMP/nj2-pub.out" '^reachability: public$' 30 >/dev/null
+wait_line "$TMP/nj2-priv.out" '^reachability: private$' 30 >/dev/null
+grep -q 'probing (v2)' "$TMP/nj2-pub.err" || fail "cp2p did not use AutoNAT v2 with js"
+
 echo "== namespaces: go client, cp2p server"
 CP2P_LOG=debug $S "$CP2P" ping --listen /ip4/11.77.0.1/tcp/0 --autonat-service --no-autonat >"$TMP/nsrv.out" 2>"$TMP/nsrv.err" &
 PIDS+=($!)
