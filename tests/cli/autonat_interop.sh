@@ -62,6 +62,11 @@ RELAY=$(wait_line "$TMP/relay.out" '^Listening on ' | cut -d' ' -f3)
 cp2p_client c-relay "$RELAY" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
 wait_line "$TMP/c-relay.out" '^reachability: public$' 20 >/dev/null
 grep -q 'probing (v2)' "$TMP/c-relay.err" || fail "cp2p did not use AutoNAT v2 with a cp2p relay"
+# cp2p dht prints its reachability too.
+(sleep 30) | "$CP2P" dht --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$RELAY" --allow-private-dialback $FAST --serve \
+    >"$TMP/dht.out" 2>"$TMP/dht.err" &
+PIDS+=($!)
+wait_line "$TMP/dht.out" '^reachability: public$' 20 >/dev/null
 
 echo "== loopback: go and js servers refuse loopback; cp2p reads their answer"
 "$GO_PEER" --listen /ip4/127.0.0.1/tcp/0 --autonat-service >"$TMP/gs.out" 2>&1 &
