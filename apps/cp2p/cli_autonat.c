@@ -10,6 +10,7 @@ void cli_autonat_usage(FILE *f)
     fprintf(f,
             "  --autonat-service        answer AutoNAT (v1 and v2) dial-back requests\n"
             "  --no-autonat             do not ask peers whether we are reachable\n"
+            "  --no-autonat-v2          AutoNAT v1 only (service and client)\n"
             "  --allow-private-dialback dial back, and ask to be dialled on, loopback and\n"
             "                           private addresses (tests, private networks)\n"
             "  --reachability R         public or private: forced, AutoNAT does not probe\n"
@@ -73,6 +74,7 @@ int cli_autonat_start(cli_autonat_t *x, cp2p_host_t *h)
         .service = x->service,
         .client = !x->no_client,
         .allow_private = x->allow_private,
+        .disable_v2 = x->no_v2,
         .dialer_config = x->host_cfg,
     };
     if (x->interval > 0) {

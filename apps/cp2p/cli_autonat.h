@@ -11,7 +11,7 @@
 #include "cp2p/host.h"
 
 typedef struct cli_autonat {
-    int service, no_client, allow_private;
+    int service, no_client, allow_private, no_v2;
     const char *reachability; /* --reachability public|private */
     cli_list_t announce;
     const char *announce_v[8];
@@ -25,6 +25,7 @@ typedef struct cli_autonat {
 #define CLI_AUTONAT_OPTIONS(x)                                             \
     CLI_OPTION("--autonat-service", CLI_FLAG, &(x)->service),              \
     CLI_OPTION("--no-autonat", CLI_FLAG, &(x)->no_client),                 \
+    CLI_OPTION("--no-autonat-v2", CLI_FLAG, &(x)->no_v2),                  \
     CLI_OPTION("--allow-private-dialback", CLI_FLAG, &(x)->allow_private), \
     CLI_OPTION("--reachability", CLI_STR, &(x)->reachability),             \
     CLI_OPTION("--announce", CLI_LIST, &(x)->announce),                    \

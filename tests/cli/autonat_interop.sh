@@ -4,9 +4,9 @@
 # and js-libp2p, each way, with the reachability each side reports: public
 # when the client listens where the server can dial it, private when the
 # address it gives is a port nobody listens on.
-#  - On loopback, against the rust peer (`peer autonat`, only_global_ips off):
-#    cp2p client / rust server and rust client / cp2p server, public and
-#    private; go and js servers refuse loopback dial-backs whatever one
+#  - On loopback, against the rust peer (`peer autonat`, only_global_ips off,
+#    v1 and v2): cp2p client / rust server (v2, and v1 alone) and rust
+#    client / cp2p server (v1 public and private, v2 public); go and js servers refuse loopback dial-backs whatever one
 #    asks (their rule), and cp2p must read that answer and stay unknown.
 #  - In two network namespaces on a bridge (made here, 11.77.0.1 and
 #    11.77.0.2: addresses go and js take for public, which nothing outside
@@ -31,12 +31,20 @@ echo "== loopback: cp2p client, rust server"
 "$RUST_PEER" autonat --listen /ip4/127.0.0.1/tcp/0 --interval 0.5 >"$TMP/rs.out" 2>&1 &
 PIDS+=($!)
 RS=$(wait_line "$TMP/rs.out" '^listening /ip4/127.0.0.1/tcp/' 30 | cut -d' ' -f2)
+# v2 (rust has both, cp2p asks v2 first), then v1 alone.
 cp2p_client c-pub "$RS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
 cp2p_client c-priv "$RS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback --announce /ip4/127.0.0.1/tcp/1
-wait_line "$TMP/c-pub.out" '^reachability: public$' 20 >/dev/null
-wait_line "$TMP/c-priv.out" '^reachability: private$' 20 >/dev/null
+cp2p_client c1-pub "$RS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback --no-autonat-v2
+cp2p_client c1-priv "$RS" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback --no-autonat-v2 \
+    --announce /ip4/127.0.0.1/tcp/1
+for c in c-pub c1-pub; do wait_line "$TMP/$c.out" '^reachability: public$' 20 >/dev/null; done
+for c in c-priv c1-priv; do wait_line "$TMP/$c.out" '^reachability: private$' 20 >/dev/null; done
 C_PUB_ID=$(wait_line "$TMP/c-pub.out" '^Local peer id: ' | cut -d' ' -f4)
-wait_line "$TMP/rs.out" "^inbound-probe response $C_PUB_ID /ip4/127.0.0.1/tcp/" 10 >/dev/null
+C1_PUB_ID=$(wait_line "$TMP/c1-pub.out" '^Local peer id: ' | cut -d' ' -f4)
+wait_line "$TMP/rs.out" "^v2-server $C_PUB_ID /ip4/127.0.0.1/tcp/[0-9]+ ok" 10 >/dev/null
+wait_line "$TMP/rs.out" "^inbound-probe response $C1_PUB_ID /ip4/127.0.0.1/tcp/" 10 >/dev/null
+grep -q 'probing (v1)' "$TMP/c1-pub.err" && ! grep -q 'probing (v2)' "$TMP/c1-pub.err" ||
+    fail "--no-autonat-v2 did not keep cp2p to v1"
 # Confidence: more answers that agree change nothing.
 sleep 2
 [ "$(grep -c '^reachability: ' "$TMP/c-pub.out")" = 1 ] || fail "cp2p's verdict flapped against rust"
@@ -54,6 +62,8 @@ PIDS+=($!)
 wait_line "$TMP/rc-pub.out" '^nat-status public$' 20 >/dev/null
 wait_line "$TMP/rc-priv.out" '^nat-status private$' 20 >/dev/null
 grep -q '^outbound-probe response ' "$TMP/rc-pub.out" || fail "rust did not see cp2p's OK"
+# rust's v2 client (every 5 s) tests its listen address with the cp2p server.
+wait_line "$TMP/rc-pub.out" "^v2-client $CP2P_ID /ip4/127.0.0.1/tcp/[0-9]+ ok" 15 >/dev/null
 
 echo "== loopback: cp2p relay runs the AutoNAT service by default"
 "$CP2P" relay --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback --no-autonat >"$TMP/relay.out" 2>"$TMP/relay.err" &

@@ -10,7 +10,9 @@
 //! <id>", "listening <ma>/p2p/<id>", "connected <id>", "nat-status
 //! public|private|unknown" when the verdict changes, "inbound-probe
 //! response <peer> <addr>" / "inbound-probe error <peer> <error>" for what
-//! its server did, "outbound-probe ..." likewise, until SIGINT or SIGTERM.
+//! its server did, "outbound-probe ..." likewise; and AutoNAT v2's server
+//! and client beside it: "v2-server <client> <addr> ok|error ..." and
+//! "v2-client <server> <addr> ok|error ...", until SIGINT or SIGTERM.
 
 use std::io::Write;
 use std::time::Duration;
@@ -30,6 +32,8 @@ macro_rules! say {
 #[derive(NetworkBehaviour)]
 struct Nat {
     autonat: autonat::Behaviour,
+    v2s: autonat::v2::server::Behaviour,
+    v2c: autonat::v2::client::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -77,6 +81,8 @@ pub async fn main(args: Vec<String>) -> i32 {
                             ..Default::default()
                         },
                     ),
+                    v2s: Default::default(),
+                    v2c: Default::default(), // probes every 5 s
                     identify: identify::Behaviour::new(
                         identify::Config::new("ipfs/0.1.0".into(), key.public())
                             .with_agent_version("rust-interop".into()),
@@ -130,6 +136,14 @@ pub async fn main(args: Vec<String>) -> i32 {
             ev = swarm.select_next_some() => match ev {
                 SwarmEvent::NewListenAddr { address, .. } => say!("listening {address}/p2p/{}", swarm.local_peer_id()),
                 SwarmEvent::ConnectionEstablished { peer_id, .. } => say!("connected {peer_id}"),
+                SwarmEvent::Behaviour(NatEvent::V2s(e)) => match e.result {
+                    Ok(()) => say!("v2-server {} {} ok", e.client, e.tested_addr),
+                    Err(err) => say!("v2-server {} {} error {err}", e.client, e.tested_addr),
+                },
+                SwarmEvent::Behaviour(NatEvent::V2c(e)) => match e.result {
+                    Ok(()) => say!("v2-client {} {} ok", e.server, e.tested_addr),
+                    Err(err) => say!("v2-client {} {} error {err}", e.server, e.tested_addr),
+                },
                 SwarmEvent::Behaviour(NatEvent::Autonat(e)) => match e {
                     autonat::Event::StatusChanged { new, .. } => say!("nat-status {}", status(&new)),
                     autonat::Event::InboundProbe(autonat::InboundProbeEvent::Response { peer, address, .. }) =>
