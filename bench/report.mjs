@@ -33,8 +33,9 @@ p('## Throughput (GB/s)')
 p()
 p('| workload | raw TCP (iperf3) | cp2p | js-libp2p | cp2p / raw | cp2p / js |')
 p('|---|---|---|---|---|---|')
-for (const [w, name] of [['up', 'one stream, upload'], ['down', 'one stream, download'], ['streams16', '16 concurrent streams, download']]) {
-  const raw = tput(w, 'raw')
+for (const [w, name] of [['up', 'one stream, upload'], ['down', 'one stream, download'], ['streams16', '16 concurrent streams, download'],
+  ['ws-up', 'WebSocket (/ws), one stream, upload'], ['ws-down', 'WebSocket (/ws), one stream, download']]) {
+  const raw = tput(w.replace(/^ws-/, ''), 'raw') // a websocket rides the same TCP
   const c = tput(w, 'cp2p')
   const j = tput(w, 'js')
   p(`| ${name} | ${f(raw)} | ${f(c)} | ${f(j)} | ${ratio(c, raw)} | ${ratio(c, j)} |`)

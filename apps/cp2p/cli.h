@@ -15,7 +15,8 @@
     X(relay, "run a circuit relay v2 server")                                            \
     X(dht, "a Kademlia DHT node: put, get and provide from stdin")                      \
     X(pubsub, "publish and subscribe (gossipsub, floodsub): a chat on stdin")              \
-    X(perf, "measure throughput with the perf protocol (libp2p perf runner flags)")
+    X(perf, "measure throughput with the perf protocol (libp2p perf runner flags)")    \
+    X(rendezvous, "run a rendezvous point (/rendezvous/1.0.0)")
 
 #define X(name, help) int cmd_##name(int argc, char **argv);
 CP2P_COMMANDS

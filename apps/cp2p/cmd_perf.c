@@ -47,12 +47,12 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cp2p perf --run-server --server-address IP:PORT\n"
-            "       cp2p perf --server-address IP:PORT [--transport tcp] --upload-bytes N "
+            "       cp2p perf --server-address IP:PORT [--transport tcp|ws] --upload-bytes N "
             "--download-bytes M [--streams K]\n"
             "  --run-server          serve /perf/1.0.0 as %s (the perf runner's\n"
             "                        fixed identity); runs until interrupted\n"
             "  --server-address A    where the server listens, or the server to measure\n"
-            "  --transport tcp       the only transport there is (default)\n"
+            "  --transport T         tcp (default) or ws (websocket over tcp); the server's too\n"
             "  --upload-bytes N      bytes to send per stream (default 0)\n"
             "  --download-bytes M    bytes to ask back per stream (default 0)\n"
             "  --streams K           K concurrent streams on the one connection (default 1)\n"
@@ -104,8 +104,8 @@ static void on_signal(void *arg)
     shutdown_app(arg, 0);
 }
 
-/* IP:PORT or [IP6]:PORT -> /ip4|ip6/IP/tcp/PORT. */
-static int parse_address(const char *s, cp2p_multiaddr_t *out)
+/* IP:PORT or [IP6]:PORT -> /ip4|ip6/IP/tcp/PORT, then /ws for ws. */
+static int parse_address(const char *s, int ws, cp2p_multiaddr_t *out)
 {
     char host[64];
     const char *colon = strrchr(s, ':');
@@ -131,7 +131,7 @@ static int parse_address(const char *s, cp2p_multiaddr_t *out)
     if (!proto)
         return CP2P_EPARSE;
     char ma[128];
-    snprintf(ma, sizeof ma, "/%s/%s/tcp/%lu", proto, host, port);
+    snprintf(ma, sizeof ma, "/%s/%s/tcp/%lu%s", proto, host, port, ws ? "/ws" : "");
     return cp2p_multiaddr_parse(ma, out);
 }
 
@@ -261,8 +261,8 @@ int cmd_perf(int argc, char **argv)
     };
     rc = argc > 64 ? cli_usage("perf", "too many arguments")
                    : cli_parse("perf", n, args, opts, usage, NULL);
-    if (!rc && strcmp(transport, "tcp"))
-        rc = cli_usage("perf", "transport %s is not supported (only tcp)", transport);
+    if (!rc && strcmp(transport, "tcp") && strcmp(transport, "ws"))
+        rc = cli_usage("perf", "transport %s is not supported (tcp or ws)", transport);
     if (!rc && upload && !parse_u64(upload, &a->upload))
         rc = cli_usage("perf", "bad --upload-bytes %s", upload);
     if (!rc && download && !parse_u64(download, &a->download))
@@ -277,7 +277,7 @@ int cmd_perf(int argc, char **argv)
         free(a);
         return cli_usage("perf", "give --server-address IP:PORT");
     }
-    if (parse_address(address, &ma)) {
+    if (parse_address(address, !strcmp(transport, "ws"), &ma)) {
         free(a);
         return cli_usage("perf", "bad --server-address %s (want IP:PORT)", address);
     }

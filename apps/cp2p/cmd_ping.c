@@ -17,7 +17,9 @@
 #include "cp2p/multiaddr.h"
 #include "cp2p/peerstore.h"
 #include "cp2p/ping.h"
+#include "cp2p/dcutr.h"
 #include "cp2p/relay.h"
+#include "cp2p/rendezvous.h"
 
 #define ECHO_PROTOCOL_ID "/echo/1.0.0"
 #define ECHO_CHUNK (64 * 1024)
@@ -41,11 +43,24 @@ typedef struct app {
     cp2p_peer_id_t remote;
     char remote_str[CP2P_PEER_ID_STRMAX];
     cp2p_ping_t *ping;
+    cp2p_dcutr_t *dcutr;
+    int ping_out, repath; /* a ping is outstanding; it was cancelled to move paths */
     cp2p_relay_client_t *relay;
     /* echo client */
     long echo_streams;
     long echo_done;
     uint64_t echo_size;
+    /* rendezvous: register under ns at the point, discover, ping who is found */
+    const char *rdv_addr, *rdv_ns;
+    uint64_t rdv_ttl;
+    int rdv_register;
+    int rdv_format;
+    cp2p_rendezvous_t *rz;
+    cp2p_peer_id_t point;
+    uv_timer_t rdv_timer;
+    uint8_t cookie[512];
+    size_t cookie_len;
+    int found;
 } app_t;
 
 typedef struct echo_client {
@@ -74,7 +89,21 @@ static void usage(FILE *f)
             "  --muxer NAME      yamux or mplex (default: both, yamux preferred)\n"
             "  --security NAME   noise or tls (default: noise)\n"
             "  --key FILE        identity key (default: a fresh Ed25519 key)\n"
+            "  --rendezvous MA   meet peers at the rendezvous point MA (with --namespace): register\n"
+            "                    there (with --listen or --relay), discover, ping the first peer found;\n"
+            "                    prints\n"
+            "                    'registered <ns> ttl=<s>' and 'discovered <peer id> <multiaddr>'\n"
+            "  --namespace NS    the rendezvous namespace (1 to 255 bytes)\n"
+            "  --rendezvous-ttl S  registration TTL in seconds (default: the point's, 2 h);\n"
+            "                    registered again when three quarters of it have passed\n"
+            "  --rendezvous-record auto|standard|legacy  our record's envelope: the spec's, or\n"
+            "                    rust-libp2p's legacy one (auto: the spec's, legacy where refused)\n"
             "  --psk FILE        private network key: a swarm.key file (cp2p keygen --psk)\n"
+            "  --no-hole-punch   do not upgrade relayed connections to direct ones (DCUtR; on\n"
+            "                    with --relay or a /p2p-circuit dial, printing 'direct connection MA')\n"
+            "  --punch-private   offer and dial private and loopback addresses when hole\n"
+            "                    punching (NATs inside a LAN, tests); default: public only\n"
+            "  --wss-cert FILE   certificate (PEM) for /wss listen addresses; --wss-key FILE its key\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
     cli_autonat_usage(f);
@@ -90,12 +119,28 @@ static void host_closed(void *arg)
     a->h = NULL;
     cli_signals_close(&a->sig);
     uv_close((uv_handle_t *)&a->timer, on_closed_handle);
+    uv_close((uv_handle_t *)&a->rdv_timer, on_closed_handle);
+}
+
+static void close_host(app_t *a);
+
+static void rz_closed(void *arg)
+{
+    close_host(arg);
 }
 
 static void close_host(app_t *a)
 {
+    if (a->rz) { /* unregisters first: the host comes after */
+        cp2p_rendezvous_t *rz = a->rz;
+        a->rz = NULL;
+        cp2p_rendezvous_close(rz, rz_closed, a);
+        return;
+    }
     cp2p_ping_free(a->ping);
     a->ping = NULL;
+    cp2p_dcutr_free(a->dcutr);
+    a->dcutr = NULL;
     cli_autonat_stop(&a->nat);
     cp2p_relay_client_close(a->relay, NULL, NULL);
     a->relay = NULL;
@@ -111,6 +156,7 @@ static void shutdown_app(app_t *a, int code)
     a->closing = 1;
     a->exit_code = code;
     uv_timer_stop(&a->timer);
+    uv_timer_stop(&a->rdv_timer);
     close_host(a);
 }
 
@@ -247,8 +293,14 @@ static void on_timer(uv_timer_t *t)
 static void on_pong(int status, uint64_t rtt_us, void *arg)
 {
     app_t *a = arg;
+    a->ping_out = 0;
     if (a->closing)
         return;
+    if (status == CP2P_ECANCELED && a->repath) { /* moved to the direct connection */
+        a->repath = 0;
+        send_ping(a);
+        return;
+    }
     if (status < 0) {
         fprintf(stderr, "cp2p: ping: ping %s failed: %s\n", a->remote_str, cp2p_strerror(status));
         shutdown_app(a, 1);
@@ -270,6 +322,7 @@ static void send_ping(app_t *a)
     int rc = a->ping ? 0 : cp2p_ping_new(a->h, &a->remote, &a->ping);
     if (!rc)
         rc = cp2p_ping_send(a->ping, on_pong, a);
+    a->ping_out = rc == 0;
     if (rc < 0) {
         fprintf(stderr, "cp2p: ping: cannot ping %s: %s\n", a->remote_str, cp2p_strerror(rc));
         shutdown_app(a, 1);
@@ -282,7 +335,8 @@ static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
     if (a->closing)
         return;
     if (status < 0) {
-        fprintf(stderr, "cp2p: ping: cannot reach %s: %s\n", a->dial, cp2p_strerror(status));
+        fprintf(stderr, "cp2p: ping: cannot reach %s: %s\n", a->dial ? a->dial : a->remote_str,
+                cp2p_strerror(status));
         shutdown_app(a, 1);
         return;
     }
@@ -300,6 +354,154 @@ static void on_connected(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer,
         start_echo_clients(a);
     if (!a->echo_streams || a->count)
         send_ping(a);
+}
+
+/* --- hole punching --- */
+
+static void on_dcutr(const cp2p_dcutr_result_t *r, void *arg)
+{
+    app_t *a = arg;
+    char id[CP2P_PEER_ID_STRMAX];
+    cp2p_peer_id_to_string(r->peer, id, sizeof id);
+    if (r->status) {
+        printf("hole punch with %s failed after %d attempt%s, staying relayed: %s\n", id, r->attempts,
+               r->attempts == 1 ? "" : "s", cp2p_strerror(r->status));
+        fflush(stdout);
+        return;
+    }
+    cp2p_buf_t s = {0};
+    cp2p_multiaddr_to_string(cp2p_conn_remote_addr(r->conn), &s);
+    printf("direct connection %s/p2p/%s\n", s.data ? (char *)s.data : "", id);
+    fflush(stdout);
+    cp2p_buf_free(&s);
+    /* The ping stream runs on the relayed connection: a new one goes to the
+     * direct connection. */
+    if (a->ping && a->dial && cp2p_peer_id_equal(r->peer, &a->remote)) {
+        a->repath = a->ping_out;
+        cp2p_ping_free(a->ping);
+        a->ping = NULL;
+    }
+}
+
+/* --- rendezvous --- */
+
+static void discover(app_t *a);
+
+static void on_rdv_timer(uv_timer_t *t)
+{
+    discover(t->data);
+}
+
+static void on_discovered(int status, int code, const cp2p_rendezvous_peer_t *peers, size_t n,
+                          const uint8_t *cookie, size_t cookie_len, void *arg)
+{
+    app_t *a = arg;
+    if (a->closing)
+        return;
+    if (status == CP2P_EREFUSED && code == 103) { /* E_INVALID_COOKIE: from the start */
+        a->cookie_len = 0;
+    } else if (status < 0) {
+        fprintf(stderr, "cp2p: ping: rendezvous discover failed: %s\n", cp2p_strerror(status));
+        shutdown_app(a, 1);
+        return;
+    }
+    if (cookie && cookie_len <= sizeof a->cookie) {
+        memcpy(a->cookie, cookie, cookie_len);
+        a->cookie_len = cookie_len;
+    }
+    const cp2p_peer_id_t *pick = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (cp2p_peer_id_equal(&peers[i].peer, cp2p_host_peer_id(a->h)))
+            continue;
+        char id[CP2P_PEER_ID_STRMAX];
+        cp2p_peer_id_to_string(&peers[i].peer, id, sizeof id);
+        for (size_t j = 0; j < peers[i].n_addrs; j++) {
+            cp2p_buf_t str = {0};
+            if (cp2p_multiaddr_to_string(&peers[i].addrs[j], &str) == 0)
+                printf("discovered %s %s\n", id, (char *)str.data);
+            cp2p_buf_free(&str);
+        }
+        if (!pick && peers[i].n_addrs)
+            pick = &peers[i].peer;
+    }
+    fflush(stdout);
+    if (!pick || a->found) {
+        uv_timer_start(&a->rdv_timer, on_rdv_timer, 1000, 0);
+        return;
+    }
+    a->found = 1;
+    a->remote = *pick;
+    cp2p_peer_id_to_string(pick, a->remote_str, sizeof a->remote_str);
+    int rc = cp2p_host_connect_peer(a->h, pick, on_connected, a);
+    if (rc < 0) {
+        fprintf(stderr, "cp2p: ping: cannot dial %s: %s\n", a->remote_str, cp2p_strerror(rc));
+        shutdown_app(a, 1);
+    }
+}
+
+static void discover(app_t *a)
+{
+    int rc = cp2p_rendezvous_discover(a->rz, &a->point, a->rdv_ns, 0,
+                                      a->cookie_len ? a->cookie : NULL, a->cookie_len,
+                                      on_discovered, a);
+    if (rc < 0) {
+        fprintf(stderr, "cp2p: ping: rendezvous discover failed: %s\n", cp2p_strerror(rc));
+        shutdown_app(a, 1);
+    }
+}
+
+static const char *rdv_status(int code)
+{
+    switch (code) {
+    case 100: return " E_INVALID_NAMESPACE";
+    case 101: return " E_INVALID_SIGNED_PEER_RECORD";
+    case 102: return " E_INVALID_TTL";
+    case 200: return " E_NOT_AUTHORIZED";
+    case 300: return " E_INTERNAL_ERROR";
+    case 400: return " E_UNAVAILABLE";
+    default: return "";
+    }
+}
+
+static void on_registered(int status, int code, uint64_t ttl_s, void *arg)
+{
+    app_t *a = arg;
+    if (a->closing)
+        return;
+    if (status < 0) {
+        fprintf(stderr, "cp2p: ping: rendezvous register failed: %s%s\n", cp2p_strerror(status),
+                rdv_status(code));
+        shutdown_app(a, 1);
+        return;
+    }
+    printf("registered %s ttl=%llu\n", a->rdv_ns, (unsigned long long)ttl_s);
+    fflush(stdout);
+}
+
+static void on_point(cp2p_host_t *h, int status, const cp2p_peer_id_t *peer, void *arg)
+{
+    app_t *a = arg;
+    if (a->closing)
+        return;
+    if (status < 0) {
+        fprintf(stderr, "cp2p: ping: cannot reach the rendezvous point %s: %s\n", a->rdv_addr,
+                cp2p_strerror(status));
+        shutdown_app(a, 1);
+        return;
+    }
+    a->point = *peer;
+    int rc = cp2p_rendezvous_new(a->h, &a->rz);
+    if (!rc)
+        rc = cp2p_rendezvous_set_record_format(a->rz, a->rdv_format);
+    if (!rc && a->rdv_register)
+        rc = cp2p_rendezvous_register(a->rz, &a->point, a->rdv_ns, a->rdv_ttl, on_registered, a);
+    if (rc < 0) {
+        fprintf(stderr, "cp2p: ping: cannot register at the rendezvous point: %s\n",
+                cp2p_strerror(rc));
+        shutdown_app(a, 1);
+        return;
+    }
+    discover(a);
 }
 
 /* --- identify output --- */
@@ -340,8 +542,12 @@ static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
     cp2p_peer_id_to_string(cp2p_host_peer_id(a->h), id, sizeof id);
     cp2p_buf_t s = {0};
     cp2p_multiaddr_to_string(ev->addr, &s);
-    if (ev->type == CP2P_RELAY_RESERVED)
+    if (ev->type == CP2P_RELAY_RESERVED) {
         printf("Listening on %s/p2p/%s\n", (char *)s.data, id);
+        if (a->verbose)
+            printf("reserved %s voucher=%s\n", (char *)s.data,
+                   ev->voucher > 0 ? "valid" : ev->voucher < 0 ? "invalid" : "none");
+    }
     else
         fprintf(stderr, "cp2p: ping: relay %s: %s\n", (char *)s.data,
                 ev->type == CP2P_RELAY_RESERVATION_LOST ? "reservation lost" : "cannot reserve");
@@ -366,9 +572,12 @@ int cmd_ping(int argc, char **argv)
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1},
                relays = {relay_v, 0, MAX_LISTEN};
     const char *muxer = NULL, *security = NULL, *key_file = NULL, *dial = NULL, *psk_file = NULL;
+    const char *wss_cert = NULL, *wss_key = NULL;
     uint8_t psk[32];
     double timeout_s = 10, count = 0, interval = 1, echo_streams = 0, echo_size = 1024 * 1024;
-    int echo = 0, verbose = 0;
+    int echo = 0, verbose = 0, no_punch = 0, punch_private = 0;
+    const char *rdv = NULL, *ns = NULL, *rdv_record = NULL;
+    double rdv_ttl = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--dial", CLI_STR, &dial),
@@ -378,8 +587,16 @@ int cmd_ping(int argc, char **argv)
         CLI_OPTION("--security", CLI_STR, &security),
         CLI_OPTION("--key", CLI_STR, &key_file),
         CLI_OPTION("--psk", CLI_STR, &psk_file),
+        CLI_OPTION("--wss-cert", CLI_STR, &wss_cert),
+        CLI_OPTION("--wss-key", CLI_STR, &wss_key),
         CLI_OPTION("--verbose|-v", CLI_FLAG, &verbose),
+        CLI_OPTION("--no-hole-punch", CLI_FLAG, &no_punch),
+        CLI_OPTION("--punch-private", CLI_FLAG, &punch_private),
         CLI_OPTION("--echo", CLI_FLAG, &echo),
+        CLI_OPTION("--rendezvous", CLI_STR, &rdv),
+        CLI_OPTION("--namespace", CLI_STR, &ns),
+        CLI_OPTION("--rendezvous-record", CLI_STR, &rdv_record),
+        CLI_NUMBER("--rendezvous-ttl", &rdv_ttl, 1, CP2P_RENDEZVOUS_MAX_TTL_S),
         CLI_NUMBER("--count", &count, 1, 1e15),
         CLI_NUMBER("--interval", &interval, 0, 86400),
         CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
@@ -404,9 +621,29 @@ int cmd_ping(int argc, char **argv)
     a.interval_ms = (uint64_t)(interval * 1000);
     a.echo_streams = (long)echo_streams;
     a.echo_size = (uint64_t)echo_size;
-    if (!listen.n && !a.dial && !relays.n && !autos.n) {
-        return cli_usage("ping", "give --listen, --relay, --dial or more");
+    if (!listen.n && !a.dial && !relays.n && !autos.n && !rdv) {
+        return cli_usage("ping", "give --listen, --relay, --dial, --rendezvous or more");
     }
+    if (!rdv != !ns)
+        return cli_usage("ping", "--rendezvous and --namespace go together");
+    if (rdv && a.dial)
+        return cli_usage("ping", "--rendezvous finds whom to ping: no --dial with it");
+    if (ns && (!ns[0] || strlen(ns) > CP2P_RENDEZVOUS_MAX_NAMESPACE))
+        return cli_usage("ping", "--namespace must be 1 to 255 bytes");
+    if (rdv_record) {
+        if (!strcmp(rdv_record, "auto"))
+            a.rdv_format = CP2P_RENDEZVOUS_RECORD_AUTO;
+        else if (!strcmp(rdv_record, "standard"))
+            a.rdv_format = CP2P_RENDEZVOUS_RECORD_STANDARD;
+        else if (!strcmp(rdv_record, "legacy"))
+            a.rdv_format = CP2P_RENDEZVOUS_RECORD_LEGACY;
+        else
+            return cli_usage("ping", "bad option --rendezvous-record %s", rdv_record);
+    }
+    a.rdv_addr = rdv;
+    a.rdv_ns = ns;
+    a.rdv_ttl = (uint64_t)rdv_ttl;
+    a.rdv_register = listen.n > 0 || relays.n > 0 || autos.n > 0;
     if (a.echo_streams && !a.dial) {
         return cli_usage("ping", "--echo-streams needs --dial");
     }
@@ -430,12 +667,18 @@ int cmd_ping(int argc, char **argv)
     if (psk_file && cli_load_psk("ping", psk_file, psk))
         return CLI_FAIL;
     cfg.psk = psk_file ? psk : NULL;
+    if (!wss_cert != !wss_key)
+        return cli_usage("ping", "--wss-cert and --wss-key go together");
+    cfg.wss_cert_file = wss_cert;
+    cfg.wss_key_file = wss_key;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0) {
         return cli_fail("ping", "cannot read key %s: %s", key_file, cli_key_error(rc));
     }
     uv_loop_init(&a.loop);
     uv_timer_init(&a.loop, &a.timer);
     a.timer.data = &a;
+    uv_timer_init(&a.loop, &a.rdv_timer);
+    a.rdv_timer.data = &a;
     cli_signals_start(&a.sig, &a.loop, on_signal, &a);
 
     char what[CP2P_MULTIADDR_STRMAX + 32] = "cannot create the host";
@@ -448,6 +691,12 @@ int cmd_ping(int argc, char **argv)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
     if (!rc)
         rc = cp2p_host_subscribe(a.h, on_event, &a);
+    /* Hole punching (and the port reuse it turns on for every dial) only
+     * where a relay is in play: listening through one, or dialling through one. */
+    if (!rc && !no_punch && (relays.n || (a.dial && strstr(a.dial, "/p2p-circuit")))) {
+        cp2p_dcutr_config_t dcfg = {.allow_private = punch_private, .on_result = on_dcutr, .arg = &a};
+        rc = cp2p_dcutr_enable(a.h, &dcfg, &a.dcutr);
+    }
     if (!rc) {
         cp2p_relay_client_config_t rcfg = {.on_event = on_relay_event, .event_arg = &a,
                                            .static_relays = autos.v, .n_static_relays = autos.n};
@@ -489,6 +738,15 @@ int cmd_ping(int argc, char **argv)
         rc = cp2p_multiaddr_parse(a.dial, &ma);
         if (!rc) {
             rc = cp2p_host_connect(a.h, &ma, on_connected, &a);
+            cp2p_multiaddr_free(&ma);
+        }
+    }
+    if (!rc && a.rdv_addr) {
+        cp2p_multiaddr_t ma;
+        snprintf(what, sizeof what, "cannot dial the rendezvous point %s", a.rdv_addr);
+        rc = cp2p_multiaddr_parse(a.rdv_addr, &ma);
+        if (!rc) {
+            rc = cp2p_host_connect(a.h, &ma, on_point, &a);
             cp2p_multiaddr_free(&ma);
         }
     }

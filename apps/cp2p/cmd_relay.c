@@ -1,5 +1,7 @@
 /* cp2p relay: a circuit relay v2 server (libp2p specs relay/circuit-v2.md)
- * with ping and identify, printing its peer ID and listen addresses. */
+ * with ping and identify, printing its peer ID and listen addresses; with
+ * --rendezvous a rendezvous point too (rendezvous/README.md), where peers
+ * behind NAT that reserved here meet. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "cp2p/multiaddr.h"
 #include "cp2p/ping.h"
 #include "cp2p/relay.h"
+#include "cp2p/rendezvous.h"
 
 #define MAX_LISTEN 8
 
@@ -24,6 +27,7 @@ typedef struct app {
     cp2p_host_t *h;
     cp2p_identify_t *id;
     cp2p_relay_t *relay;
+    cp2p_rendezvous_server_t *rdv;
     cli_autonat_t nat; /* the AutoNAT service runs by default */
     cli_signals_t sig;
     uv_timer_t stats;
@@ -46,6 +50,8 @@ static void usage(FILE *f)
             "  --limit-duration S          a circuit's life in seconds (default %d)\n"
             "  --limit-data BYTES          bytes per direction per circuit (default %d)\n"
             "  --no-limit                  circuits without duration and data limits\n"
+            "  --rendezvous                also run a rendezvous point (/rendezvous/1.0.0, the\n"
+            "                              limits of cp2p rendezvous' defaults)\n"
             "  --stats S                   print the relay's counters every S seconds\n"
             "  --no-autonat-service        do not answer AutoNAT dial-back requests (on by default)\n"
             "  --help                      this text\n",
@@ -77,6 +83,15 @@ static void relay_closed(void *arg)
     cp2p_host_close(a->h, host_closed, a);
 }
 
+static void rdv_closed(void *arg)
+{
+    app_t *a = arg;
+    if (a->relay)
+        cp2p_relay_close(a->relay, relay_closed, a);
+    else
+        relay_closed(a);
+}
+
 static void shutdown_app(app_t *a, int code)
 {
     if (a->closing)
@@ -84,10 +99,10 @@ static void shutdown_app(app_t *a, int code)
     a->closing = 1;
     a->exit_code = code;
     uv_timer_stop(&a->stats);
-    if (a->relay)
-        cp2p_relay_close(a->relay, relay_closed, a);
+    if (a->rdv)
+        cp2p_rendezvous_server_close(a->rdv, rdv_closed, a);
     else
-        relay_closed(a);
+        rdv_closed(a);
 }
 
 static void on_signal(void *arg)
@@ -106,6 +121,16 @@ static void print_stats(app_t *a)
            (unsigned long long)s.reservations_accepted, (unsigned long long)s.reservations_refused,
            (unsigned long long)s.circuits_opened, (unsigned long long)s.circuits_refused,
            (unsigned long long)s.circuits_limited, (unsigned long long)s.bytes_relayed);
+    if (a->rdv) {
+        cp2p_rendezvous_server_stats_t r;
+        cp2p_rendezvous_server_stats(a->rdv, &r);
+        printf("rendezvous registrations=%llu peers=%llu namespaces=%llu registered=%llu "
+               "refused=%llu refused_limit=%llu discovers=%llu\n",
+               (unsigned long long)r.registrations, (unsigned long long)r.peers,
+               (unsigned long long)r.namespaces, (unsigned long long)r.registered,
+               (unsigned long long)r.refused, (unsigned long long)r.refused_limit,
+               (unsigned long long)r.discovers);
+    }
     fflush(stdout);
 }
 
@@ -123,7 +148,7 @@ int cmd_relay(int argc, char **argv)
     const char *key_file = NULL;
     double ttl = 0, max_rsv = 0, max_rsv_ip = 0, max_circ = 0, max_circ_peer = 0, dur = 0,
            data = 0, stats = 0;
-    int no_limit = 0;
+    int no_limit = 0, rendezvous = 0;
     const cli_opt_t opts[] = {
         CLI_OPTION("--listen", CLI_LIST, &listen),
         CLI_OPTION("--key", CLI_STR, &key_file),
@@ -135,6 +160,7 @@ int cmd_relay(int argc, char **argv)
         CLI_NUMBER("--limit-duration", &dur, 1, 86400 * 365),
         CLI_NUMBER("--limit-data", &data, 1, 1e15),
         CLI_OPTION("--no-limit", CLI_FLAG, &no_limit),
+        CLI_OPTION("--rendezvous", CLI_FLAG, &rendezvous),
         CLI_NUMBER("--stats", &stats, 0.1, 86400),
         CLI_OPTION("--no-autonat-service", CLI_FLAG, &no_service),
         CLI_AUTONAT_OPTIONS(&a.nat),
@@ -173,6 +199,10 @@ int cmd_relay(int argc, char **argv)
     if (!rc) {
         snprintf(what, sizeof what, "cannot start the relay service");
         rc = cp2p_relay_start(a.h, &rcfg, &a.relay);
+    }
+    if (!rc && rendezvous) {
+        snprintf(what, sizeof what, "cannot start the rendezvous point");
+        rc = cp2p_rendezvous_server_new(a.h, NULL, &a.rdv);
     }
     if (!listen.n)
         listen.v[listen.n++] = "/ip4/0.0.0.0/tcp/0";

@@ -1,5 +1,5 @@
-// The js-libp2p side of cp2p's benchmarks and perf interop test, over TCP +
-// Noise + Yamux. It speaks /perf/1.0.0 (libp2p specs perf/perf.md), written
+// The js-libp2p side of cp2p's benchmarks and perf interop test, over TCP
+// (or a websocket over it, --transport ws) + Noise + Yamux. It speaks /perf/1.0.0 (libp2p specs perf/perf.md), written
 // here on the libp2p stream API since @libp2p/perf does not install, with
 // the perf runner's command line and JSON lines:
 //
@@ -25,6 +25,9 @@ const { noise } = await import('@chainsafe/libp2p-noise')
 const { yamux } = await import('@chainsafe/libp2p-yamux')
 const { generateKeyPairFromSeed } = await import('@libp2p/crypto/keys')
 const { tcp } = await import('@libp2p/tcp')
+const { webSockets } = await import('@libp2p/websockets')
+// Node 20 has no global WebSocket (22 has), which @libp2p/websockets dials with.
+if (typeof globalThis.WebSocket !== 'function') globalThis.WebSocket = (await import('ws')).WebSocket
 const { multiaddr } = await import('@multiformats/multiaddr')
 const { createLibp2p } = await import('libp2p')
 
@@ -45,7 +48,7 @@ function parseArgs (argv) {
     if (v === undefined) throw new Error(`${k} needs a value`)
     i++
     if (k === '--server-address') o.address = v
-    else if (k === '--transport') { if (v !== 'tcp') throw new Error('only tcp') }
+    else if (k === '--transport') { if (v !== 'tcp' && v !== 'ws') throw new Error('tcp or ws'); o.ws = v === 'ws' }
     else if (k === '--upload-bytes') o.up = BigInt(v)
     else if (k === '--download-bytes') o.down = BigInt(v)
     else if (k === '--streams') o.streams = Number(v)
@@ -57,17 +60,18 @@ function parseArgs (argv) {
   return o
 }
 
+let wsSuffix = ''
 function toMultiaddr (address) {
   const i = address.lastIndexOf(':')
   let host = address.slice(0, i)
   const port = address.slice(i + 1)
   if (host.startsWith('[')) host = host.slice(1, -1)
-  return `/${host.includes(':') ? 'ip6' : 'ip4'}/${host}/tcp/${port}`
+  return `/${host.includes(':') ? 'ip6' : 'ip4'}/${host}/tcp/${port}${wsSuffix}`
 }
 
 async function newNode (opts = {}) {
   return createLibp2p({
-    transports: [tcp()],
+    transports: [tcp(), webSockets()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // A benchmark peer takes every connection and stream it is offered.
@@ -158,6 +162,7 @@ async function connRate (o, target) {
 
 async function main () {
   const o = parseArgs(process.argv.slice(2))
+  if (o.ws) wsSuffix = '/ws'
   const key = await generateKeyPairFromSeed('Ed25519', new Uint8Array(32))
   if (o.server) {
     const node = await newNode({ privateKey: key, addresses: { listen: [toMultiaddr(o.address)] } })

@@ -131,6 +131,12 @@ typedef struct cp2p_host_config {
      * (the spec's), cp2p_host_new refuses to start without one
      * (CP2P_EINVAL). */
     const uint8_t *psk;
+    /** The certificate (PEM, chain allowed) and key a `/wss` (`/tls/ws`)
+     * listener shows browsers and other peers; the host keeps the paths
+     * (they must outlive it) and reads the files at each cp2p_host_listen.
+     * Dials to /wss verify the server against the system's roots
+     * (SSL_CERT_FILE, SSL_CERT_DIR). */
+    const char *wss_cert_file, *wss_key_file;
     /** CP2P_REACHABILITY_PUBLIC or _PRIVATE: what cp2p_host_reachability
      * says from the start, whatever AutoNAT finds (go-libp2p's
      * ForceReachabilityPublic/Private); 0 lets AutoNAT decide. */
@@ -156,8 +162,10 @@ CP2P_API cp2p_peerstore_t *cp2p_host_peerstore(cp2p_host_t *h);
 CP2P_API const char *cp2p_host_agent_version(const cp2p_host_t *h);
 
 /** Start listening on a transport address (`/ip4|ip6|dns|dns4|dns6/../tcp/<port>`,
- * port 0 picks a free port). May be called several times. Names are resolved
- * synchronously here since listening is a start-up step. */
+ * port 0 picks a free port; with the relay client enabled, cp2p/relay.h,
+ * `<relay addr>/p2p/<relay>/p2p-circuit` reserves on that relay). May be
+ * called several times. Names are resolved synchronously here since
+ * listening is a start-up step. */
 CP2P_API int cp2p_host_listen(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
 /** The addresses we listen on, with the bound ports, 0.0.0.0 and :: expanded to
  * the interface addresses. *addrs is a malloc'd array of malloc'd multiaddrs:
@@ -209,7 +217,9 @@ typedef void (*cp2p_connect_cb)(cp2p_host_t *h, int status, const cp2p_peer_id_t
 /** Dial addr (`/ip4/../tcp/..[/p2p/<id>]`). With /p2p/, the handshake must prove
  * that id (else CP2P_EPEERID) and an existing connection to it is reused.
  * Errors: CP2P_ECONNREFUSED, CP2P_EUNREACHABLE, CP2P_ETIMEOUT, CP2P_ENEGOTIATE,
- * CP2P_EPEERID, CP2P_ELIMIT, CP2P_EPROTO, CP2P_ECLOSED (trimmed at once).
+ * CP2P_EPEERID, CP2P_ELIMIT, CP2P_EPROTO, CP2P_ECLOSED (trimmed at once); through
+ * a relay (`.../p2p/<relay>/p2p-circuit/p2p/<id>`, cp2p/relay.h) also
+ * CP2P_ENORESERVATION and CP2P_EREFUSED.
  * cb runs exactly once, never before this function returns. */
 CP2P_API int cp2p_host_connect(cp2p_host_t *h, const cp2p_multiaddr_t *addr, cp2p_connect_cb cb,
                                void *arg);

@@ -57,6 +57,10 @@ typedef struct cp2p_relay_config {
     uint32_t limit_duration_s;        /**< a circuit's life (sent in Limit) */
     uint64_t limit_data;              /**< bytes per direction per circuit (sent in Limit) */
     int no_limit;                     /**< circuits without the two limits above (no Limit sent) */
+    /** A hop request, and the target's answer on stop, must come within
+     * this (CP2P_RELAY_HANDSHAKE_TIMEOUT_MS); at most 2 x (max_circuits +
+     * max_reservations) requests wait at once, more are reset. */
+    uint32_t handshake_timeout_ms;
 } cp2p_relay_config_t;
 
 typedef struct cp2p_relay cp2p_relay_t;
@@ -97,6 +101,10 @@ typedef struct cp2p_relay_event {
     const cp2p_multiaddr_t *addr; /**< "<relay addr>/p2p/<relay>/p2p-circuit" */
     uint64_t expire;              /**< unix seconds */
     int status;                   /**< a CP2P_E* code, or the relay's status (200..401) */
+    /** CP2P_RELAY_RESERVED: the relay's voucher (advisory in the spec)
+     * 1 checked (signed by the relay, naming it and us), 0 none sent, -1
+     * one that does not check out (the reservation is taken anyway). */
+    int voucher;
 } cp2p_relay_event_t;
 
 typedef void (*cp2p_relay_event_fn)(const cp2p_relay_event_t *ev, void *arg);

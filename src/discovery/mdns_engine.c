@@ -167,6 +167,8 @@ size_t cp2p_mdns_engine_tracked(const cp2p_mdns_engine_t *e)
  * zone of the link they were seen on. */
 static int skip_ip(const cp2p_mdns_engine_t *e, const cp2p_multiaddr_component_t *c)
 {
+    if (c->code == CP2P_MA_UNIX)
+        return 1; /* a path on this machine: nobody else on the link can use it */
     if (c->code == CP2P_MA_IP4 && c->value_len == 4)
         return !e->loopback && c->value[0] == 127;
     if (c->code == CP2P_MA_IP6 && c->value_len == 16) {

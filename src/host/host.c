@@ -108,6 +108,11 @@ static void deliver_owed(void *arg)
     free(o);
 }
 
+cp2p_swarm_t *cp2p_host_swarm(cp2p_host_t *h)
+{
+    return h->sw;
+}
+
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev)
 {
     if (!cp2p_swarm_in_call(h->sw)) {
@@ -397,6 +402,10 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
     DEF(max_conns_per_subnet, CP2P_HOST_DEFAULT_MAX_CONNS_PER_SUBNET);
 #undef DEF
     sc.limit_loopback = cfg && cfg->limit_loopback;
+    if (cfg) {
+        sc.listen_opts.tls_cert_file = cfg->wss_cert_file;
+        sc.listen_opts.tls_key_file = cfg->wss_key_file;
+    }
     if (cfg && cfg->psk) {
         sc.has_psk = 1;
         memcpy(sc.psk, cfg->psk, sizeof sc.psk);
@@ -1029,6 +1038,17 @@ int cp2p_host_connect_peer(cp2p_host_t *h, const cp2p_peer_id_t *peer, cp2p_conn
             return CP2P_EUNREACHABLE;
         if (n > MAX_DIAL_ADDRS)
             n = MAX_DIAL_ADDRS;
+        /* Direct addresses first: a relayed circuit is limited, the last resort. */
+        cp2p_multiaddr_t circuits[MAX_DIAL_ADDRS];
+        size_t k = 0, nc = 0;
+        cp2p_multiaddr_component_t c;
+        for (size_t i = 0; i < n; i++) {
+            if (cp2p_multiaddr_get(&addrs[i], CP2P_MA_P2P_CIRCUIT, &c) == 0)
+                circuits[nc++] = addrs[i];
+            else
+                addrs[k++] = addrs[i];
+        }
+        memcpy(&addrs[k], circuits, nc * sizeof *circuits);
     }
     return dial(h, peer, addrs, n, cb, arg);
 }

@@ -18,6 +18,11 @@ void cp2p_host_set_reachability(cp2p_host_t *h, cp2p_reachability_t r);
 #define CP2P_HOST_MAX_EXTERNAL_ADDRS 8
 int cp2p_host_add_external_addr(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
 
+/* The host's swarm, for the protocols that steer dials and connections
+ * themselves (DCUtR). */
+struct cp2p_swarm;
+struct cp2p_swarm *cp2p_host_swarm(cp2p_host_t *h);
+
 /* Addresses the host cannot listen on or dial itself (`/p2p-circuit`): a
  * module above it (the relay client) installs these hooks. listen starts
  * listening (asynchronously: a reservation); listen_addrs appends the

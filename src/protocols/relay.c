@@ -607,7 +607,7 @@ static void on_hop(cp2p_stream_t *s, void *arg)
     hop->r = r;
     hop->s = s;
     hop->src = *cp2p_stream_peer(s);
-    hop->deadline_ms = uv_now(cp2p_host_loop(r->h)) + CP2P_RELAY_HANDSHAKE_TIMEOUT_MS;
+    hop->deadline_ms = uv_now(cp2p_host_loop(r->h)) + r->cfg.handshake_timeout_ms;
     hop->next = r->hops;
     if (r->hops)
         r->hops->prev = hop;
@@ -671,6 +671,7 @@ int cp2p_relay_start(cp2p_host_t *h, const cp2p_relay_config_t *cfg, cp2p_relay_
     r->cfg.max_circuits_per_peer = OR(c->max_circuits_per_peer, CP2P_RELAY_DEFAULT_MAX_CIRCUITS_PER_PEER);
     r->cfg.limit_duration_s = OR(c->limit_duration_s, CP2P_RELAY_DEFAULT_LIMIT_DURATION_S);
     r->cfg.limit_data = OR(c->limit_data, CP2P_RELAY_DEFAULT_LIMIT_DATA);
+    r->cfg.handshake_timeout_ms = OR(c->handshake_timeout_ms, CP2P_RELAY_HANDSHAKE_TIMEOUT_MS);
     int rc = cp2p_host_set_handler(h, CP2P_RELAY_HOP_PROTOCOL_ID, on_hop, r);
     if (!rc && (rc = cp2p_host_subscribe(h, on_host_event, r)))
         cp2p_host_remove_handler(h, CP2P_RELAY_HOP_PROTOCOL_ID);

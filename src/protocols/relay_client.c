@@ -323,6 +323,7 @@ typedef enum { R_IDLE, R_CONNECTING, R_OPENING, R_READING } rsv_state_t;
 
 typedef struct rsv {
     struct rsv *next;
+    int voucher;             /* of the last reservation: 1 checked, 0 none, -1 bad */
     cp2p_relay_client_t *c; /* NULL once the client let go */
     cp2p_peer_id_t relay;
     cp2p_multiaddr_t addr;   /* the relay, with /p2p/<relay> */
@@ -390,7 +391,7 @@ static void emit(cp2p_relay_client_t *c, cp2p_relay_event_type_t type, rsv_t *v,
 {
     if (!c || !c->on_event)
         return;
-    cp2p_relay_event_t ev = {type, &v->relay, &v->listen, v->expire, status};
+    cp2p_relay_event_t ev = {type, &v->relay, &v->listen, v->expire, status, v->voucher};
     c->on_event(&ev, c->event_arg);
 }
 
@@ -600,6 +601,17 @@ static void rsv_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, v
     }
     uint64_t now = (uint64_t)time(NULL);
     uint64_t expire = m.expire > now ? m.expire : now + 60;
+    v->voucher = 0;
+    if (m.voucher) {
+        cp2p_peer_id_t vr, vp;
+        uint64_t vexp;
+        int ok = relay_voucher_open(m.voucher, m.voucher_len, &vr, &vp, &vexp) == 0 &&
+                 cp2p_peer_id_equal(&vr, &v->relay) && cp2p_peer_id_equal(&vp, cp2p_host_peer_id(v->c->h));
+        v->voucher = ok ? 1 : -1;
+        if (!ok)
+            cp2p_log_info("relay", "the relay's reservation voucher does not check out (taken anyway: "
+                          "vouchers are advisory)");
+    }
     relay_msg_clear(&m);
     v->s = NULL;
     cp2p_buf_reset(&v->in);

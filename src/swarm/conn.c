@@ -26,6 +26,7 @@ typedef struct wreq {
     cp2p_buf_t bufs[N_CHUNKS];
     uint8_t heads[N_CHUNKS][CP2P_WIRE_MAX_HEAD]; /* the framing's, one per chunk */
     uint8_t nonce[CP2P_PNET_NONCE_SIZE], nonce_head[CP2P_WIRE_MAX_HEAD];
+    cp2p_buf_t encoded;          /* everything, when the wire encodes (/wss) */
 } wreq_t;
 
 static void conn_maybe_free(cp2p_conn_t *c)
@@ -46,7 +47,7 @@ static void conn_maybe_free(cp2p_conn_t *c)
     cp2p_multiaddr_free(&c->local);
     cp2p_multiaddr_free(&c->remote);
     free(c->streams);
-    free(c->wire_state);
+    cp2p_wire_free(c->wire, c->wire_state);
     cp2p_iobuf_put(c->rbuf);
     free(c);
 }
@@ -364,6 +365,7 @@ static void on_write(uv_write_t *req, int status)
     queued_add(c, -(long)w->len);
     for (size_t i = 0; i < w->n; i++)
         cp2p_iobuf_release(&w->bufs[i]);
+    cp2p_buf_free(&w->encoded);
     free(w);
     if (status < 0) {
         if (c->state != CONN_CLOSED)
@@ -410,30 +412,43 @@ static int write_out(cp2p_conn_t *c)
      * websocket); not counted as queued. */
     uv_buf_t ub[2 * N_CHUNKS + 2];
     size_t k = 0;
+    int rc = 0;
+    const cp2p_wire_vtable_t *wv = c->wire;
     if (c->cfg.has_psk && !c->pn_sent) {
         memcpy(w->nonce, c->pn_out.nonce, sizeof w->nonce); /* a client's framing masks it in place */
-        if (c->wire)
+        if (wv && wv->encode)
+            rc = wv->encode(c->wire_state, w->nonce, sizeof w->nonce, &w->encoded);
+        else if (wv)
             ub[k++] = uv_buf_init((char *)w->nonce_head,
-                                  (unsigned)c->wire->frame(c->wire_state, w->nonce, sizeof w->nonce,
-                                                           w->nonce_head));
-        ub[k++] = uv_buf_init((char *)w->nonce, sizeof w->nonce);
+                                  (unsigned)wv->frame(c->wire_state, w->nonce, sizeof w->nonce,
+                                                      w->nonce_head));
+        if (!wv || !wv->encode)
+            ub[k++] = uv_buf_init((char *)w->nonce, sizeof w->nonce);
         c->pn_sent = 1;
     }
     for (size_t i = 0; i < w->n; i++) {
         cp2p_buf_t *b = &w->bufs[i];
-        if (c->wire)
-            ub[k++] = uv_buf_init((char *)w->heads[i],
-                                  (unsigned)c->wire->frame(c->wire_state, b->data, b->len, w->heads[i]));
-        ub[k++] = uv_buf_init((char *)b->data, (unsigned)b->len);
         w->len += b->len;
+        if (wv && wv->encode) {
+            if (!rc)
+                rc = wv->encode(c->wire_state, b->data, b->len, &w->encoded);
+            continue;
+        }
+        if (wv)
+            ub[k++] = uv_buf_init((char *)w->heads[i],
+                                  (unsigned)wv->frame(c->wire_state, b->data, b->len, w->heads[i]));
+        ub[k++] = uv_buf_init((char *)b->data, (unsigned)b->len);
     }
+    if (wv && wv->encode)
+        ub[k++] = uv_buf_init((char *)w->encoded.data, (unsigned)w->encoded.len);
     w->c = c;
     w->req.data = w;
-    int r = uv_write(&w->req, c->sock, ub, (unsigned)k, on_write);
+    int r = rc ? rc : uv_write(&w->req, c->sock, ub, (unsigned)k, on_write);
     if (r) {
         queued_add(c, -(long)w->len);
         for (size_t i = 0; i < w->n; i++)
             cp2p_iobuf_release(&w->bufs[i]);
+        cp2p_buf_free(&w->encoded);
         free(w);
         return CP2P_EIO;
     }
@@ -471,7 +486,7 @@ static int mss_reply(cp2p_conn_t *c, const uint8_t *p, size_t n)
 
 static int start_mss(cp2p_conn_t *c, const char *const *ids, size_t n)
 {
-    int rc = c->inbound ? cp2p_mss_listener_new(&c->mss, ids, n, NULL, NULL)
+    int rc = !c->initiator ? cp2p_mss_listener_new(&c->mss, ids, n, NULL, NULL)
                         : cp2p_mss_dialer_new(&c->mss, ids, n, 0);
     if (rc)
         return rc;
@@ -492,7 +507,7 @@ static int start_security(cp2p_conn_t *c)
             c->secvt = c->cfg.securities[i];
     if (!c->secvt)
         return CP2P_ENEGOTIATE;
-    int rc = c->secvt->create(&c->sec, !c->inbound, c->cfg.identity,
+    int rc = c->secvt->create(&c->sec, c->initiator, c->cfg.identity,
                               c->has_expected ? &c->expected : NULL);
     if (rc)
         return rc;
@@ -560,7 +575,7 @@ static int start_muxer(cp2p_conn_t *c, const char *sel)
     };
     cp2p_mux_events_t ev;
     cp2p_conn_mux_events(c, &ev);
-    int rc = c->muxvt->create(&c->mux, !c->inbound, &mc, &ev);
+    int rc = c->muxvt->create(&c->mux, c->initiator, &mc, &ev);
     if (rc)
         return rc;
     if (c->mss) {
@@ -691,7 +706,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     if (!c->rbuf)
         c->rbuf = cp2p_iobuf_get();
     /* A zero-length buffer makes libuv report UV_ENOBUFS to on_read. */
-    *buf = uv_buf_init((char *)c->rbuf + c->rtail, c->rbuf ? CP2P_IOBUF_SIZE - c->rtail : 0);
+    size_t room = c->rbuf ? CP2P_IOBUF_SIZE - c->rtail : 0;
+    if (c->wire && c->wire->read_max && room > c->wire->read_max)
+        room = c->wire->read_max;
+    *buf = uv_buf_init((char *)c->rbuf + c->rtail, room);
 }
 
 static void give_back_rbuf(cp2p_conn_t *c)
@@ -732,7 +750,8 @@ static ssize_t unwrap_input(cp2p_conn_t *c, size_t n, int *eof)
 {
     if (c->wire) {
         cp2p_buf_t reply = {0};
-        ssize_t k = c->wire->decode(c->wire_state, c->rbuf + c->rtail, n, &reply, eof);
+        ssize_t k = c->wire->decode(c->wire_state, c->rbuf + c->rtail, n, CP2P_IOBUF_SIZE - c->rtail,
+                                    &reply, eof);
         int rc = k >= 0 && reply.len ? send_raw(c, reply.data, reply.len) : 0;
         cp2p_buf_free(&reply);
         if (k < 0 || rc < 0)
@@ -882,6 +901,13 @@ static int early_input(cp2p_conn_t *c, const cp2p_buf_t *early)
 int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
                   cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out)
 {
+    return cp2p_conn_new_role(sw, rc, inbound, !inbound, expected, ready, arg, out);
+}
+
+int cp2p_conn_new_role(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, int initiator,
+                       const cp2p_peer_id_t *expected, cp2p_conn_ready_fn ready, void *arg,
+                       cp2p_conn_t **out)
+{
     cp2p_conn_t *c = calloc(1, sizeof *c);
     if (!c) {
         cp2p_rawconn_free(rc);
@@ -892,6 +918,7 @@ int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_
     c->owner = cp2p_rcmgr_transient(cp2p_swarm_rcmgr(sw));
     c->cfg = *cp2p_swarm_config(sw);
     c->inbound = inbound;
+    c->initiator = initiator;
     c->ready = ready;
     c->ready_arg = arg;
     if (expected) {

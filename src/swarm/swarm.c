@@ -40,13 +40,24 @@ typedef struct dial {
     cp2p_conn_t *conn;
     int holds_conn;
     struct dial *leader;   /* a dial to the same peer this one waits for */
+    cp2p_swarm_dial_opts_t opts;
     uv_timer_t timer;
     cp2p_swarm_dial_cb cb;
     void *arg;
 } dial_t;
 
+/* An inbound connection expected from a hole punch: its upgrade role. */
+typedef struct expect {
+    cp2p_multiaddr_t remote; /* /ip4|ip6/../tcp/.. */
+    int role;
+    uint64_t until_ms;
+} expect_t;
+
+#define MAX_EXPECTS 32
+
 struct cp2p_swarm {
     uv_loop_t *loop;
+    expect_t expects[MAX_EXPECTS];
     cp2p_swarm_config_t cfg;
     cp2p_swarm_hooks_t hooks;
     cp2p_swarm_stats_t stats;
@@ -78,6 +89,19 @@ static const cp2p_transport_vtable_t *transport_for(const cp2p_multiaddr_t *ma)
         if (transports[i]->matches(ma))
             return transports[i];
     return NULL;
+}
+
+/* IP and port of an /ip4|ip6/../tcp|udp/.. address into out (18 bytes max);
+ * their length, 0 if it has none. */
+static size_t remote_ip_port(const cp2p_multiaddr_t *ma, uint8_t out[18])
+{
+    cp2p_multiaddr_component_t c, p;
+    if ((cp2p_multiaddr_get(ma, CP2P_MA_IP4, &c) && cp2p_multiaddr_get(ma, CP2P_MA_IP6, &c)) ||
+        c.value_len > 16 || cp2p_multiaddr_get(ma, CP2P_MA_TCP, &p) || p.value_len != 2)
+        return 0;
+    memcpy(out, c.value, c.value_len);
+    memcpy(out + c.value_len, p.value, 2);
+    return c.value_len + 2;
 }
 
 int cp2p_swarm_new(uv_loop_t *loop, const cp2p_swarm_config_t *cfg, const cp2p_swarm_hooks_t *hooks,
@@ -331,12 +355,97 @@ static int upgraded(cp2p_swarm_t *sw, cp2p_conn_t *c)
     return 0;
 }
 
+void cp2p_swarm_set_reuse_port(cp2p_swarm_t *sw, int on)
+{
+    sw->cfg.reuse_port = on;
+}
+
+int cp2p_swarm_addr_relayed(const cp2p_multiaddr_t *ma)
+{
+    cp2p_multiaddr_component_t c;
+    return cp2p_multiaddr_get(ma, CP2P_MA_P2P_CIRCUIT, &c) == 0;
+}
+
+/* A direct connection beats a relayed one (DCUtR: new streams go to the
+ * direct connection once there is one). */
+static cp2p_conn_t *conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, int direct_only)
+{
+    cp2p_conn_t *relayed = NULL;
+    for (cp2p_conn_t *c = sw->head; c; c = c->next)
+        if (c->state == CONN_OPEN && !c->goaway && cp2p_peer_id_equal(&c->peer, peer)) {
+            if (!cp2p_swarm_addr_relayed(&c->remote))
+                return c;
+            if (!relayed)
+                relayed = c;
+        }
+    return direct_only ? NULL : relayed;
+}
+
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
 {
-    for (cp2p_conn_t *c = sw->head; c; c = c->next)
-        if (c->state == CONN_OPEN && !c->goaway && cp2p_peer_id_equal(&c->peer, peer))
-            return c;
-    return NULL;
+    return conn_to(sw, peer, 0);
+}
+
+cp2p_conn_t *cp2p_swarm_direct_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer)
+{
+    return conn_to(sw, peer, 1);
+}
+
+/* IP and port of two /ip/../tcp/.. addresses are the same. */
+static int same_endpoint(const cp2p_multiaddr_t *a, const cp2p_multiaddr_t *b)
+{
+    uint8_t ia[18], ib[18];
+    size_t la = remote_ip_port(a, ia), lb = remote_ip_port(b, ib);
+    return la && la == lb && !memcmp(ia, ib, la);
+}
+
+int cp2p_swarm_expect_inbound(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote, int role,
+                              uint32_t ms)
+{
+    uint8_t tmp[18];
+    if (!remote_ip_port(remote, tmp) || (role != 1 && role != -1))
+        return CP2P_EINVAL;
+    uint64_t now = uv_now(sw->loop);
+    expect_t *slot = &sw->expects[0];
+    for (size_t i = 0; i < MAX_EXPECTS; i++) {
+        expect_t *e = &sw->expects[i];
+        if (e->remote.bytes && same_endpoint(&e->remote, remote)) {
+            slot = e;
+            break;
+        }
+        if (!e->remote.bytes || e->until_ms < slot->until_ms)
+            slot = e; /* free, or the one that expires first */
+    }
+    cp2p_multiaddr_t copy;
+    int rc = cp2p_multiaddr_dup(remote, &copy);
+    if (rc)
+        return rc;
+    cp2p_multiaddr_free(&slot->remote);
+    slot->remote = copy;
+    slot->role = role;
+    slot->until_ms = now + ms;
+    return 0;
+}
+
+/* The role an accepted connection from remote takes: 1 initiator, 0 the
+ * usual responder. */
+static int inbound_role(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote)
+{
+    uint64_t now = uv_now(sw->loop);
+    if (cp2p_swarm_addr_relayed(remote)) /* a circuit names the relay's IP and port */
+        return 0;
+    for (size_t i = 0; i < MAX_EXPECTS; i++) {
+        expect_t *e = &sw->expects[i];
+        if (!e->remote.bytes)
+            continue;
+        if (e->until_ms < now) {
+            cp2p_multiaddr_free(&e->remote);
+            continue;
+        }
+        if (same_endpoint(&e->remote, remote))
+            return e->role == 1;
+    }
+    return 0;
 }
 
 static void idler_closed(uv_handle_t *h)
@@ -362,6 +471,8 @@ static void maybe_done(cp2p_swarm_t *sw)
     void (*done)(void *) = sw->done;
     void *arg = sw->done_arg;
     free(sw->listeners);
+    for (size_t i = 0; i < MAX_EXPECTS; i++)
+        cp2p_multiaddr_free(&sw->expects[i].remote);
     cp2p_rcmgr_free(sw->rc);
     free(sw);
     if (done)
@@ -595,7 +706,10 @@ static void accept_raw(cp2p_swarm_t *sw, cp2p_rawconn_t *rc)
         return;
     }
     cp2p_conn_t *c;
-    if (cp2p_conn_new(sw, rc, 1, NULL, on_inbound_ready, sw, &c) == 0) {
+    int initiator = inbound_role(sw, &rc->remote);
+    if (initiator)
+        cp2p_log_debug("swarm", "an expected hole punch connection: we are its client");
+    if (cp2p_conn_new_role(sw, rc, 1, initiator, NULL, on_inbound_ready, sw, &c) == 0) {
         adopt(c);
         link_conn(sw, c);
     } else {
@@ -616,7 +730,8 @@ int cp2p_swarm_listen(cp2p_swarm_t *sw, const cp2p_multiaddr_t *ma, cp2p_multiad
         return CP2P_ENOMEM;
     sw->listeners = a;
     cp2p_listener_t *l;
-    int rc = t->listen(sw->loop, ma, on_accept, sw, &l);
+    int rc = t->listen_with ? t->listen_with(sw->loop, ma, &sw->cfg.listen_opts, on_accept, sw, &l)
+                            : t->listen(sw->loop, ma, on_accept, sw, &l);
     if (rc)
         return rc;
     a[sw->nlisteners].t = t;
@@ -779,7 +894,9 @@ static void on_raw(void *arg, int status, cp2p_rawconn_t *rc)
     }
     cp2p_conn_t *c;
     d->phase = DIAL_UPGRADE;
-    int r = cp2p_conn_new(sw, rc, 0, d->has_peer ? &d->peer : NULL, on_outbound_ready, d, &c);
+    int initiator = d->opts.role ? d->opts.role > 0 : 1;
+    int r = cp2p_conn_new_role(sw, rc, 0, initiator, d->has_peer ? &d->peer : NULL,
+                               on_outbound_ready, d, &c);
     if (r) {
         unreserve_new(sw, 0);
         dial_finish(d, r, NULL);
@@ -801,9 +918,20 @@ static void dial_next(dial_t *d)
             continue;
         }
         d->phase = DIAL_TRANSPORT;
-        int rc = ext ? sw->ext.dial(sw->ext.ctx, ma, d->has_peer ? &d->peer : NULL, on_raw, d,
-                                    &d->ext_d)
-                     : d->t->dial(d->sw->loop, ma, on_raw, d, &d->td);
+        int reuse = d->opts.reuse_port ? d->opts.reuse_port : d->sw->cfg.reuse_port;
+        int rc;
+        if (ext) {
+            rc = sw->ext.dial(sw->ext.ctx, ma, d->has_peer ? &d->peer : NULL, on_raw, d, &d->ext_d);
+        } else if (reuse && d->t->dial_reuse) {
+            cp2p_listener_t *ls[8];
+            size_t nls = 0;
+            for (size_t i = 0; i < d->sw->nlisteners && nls < 8; i++)
+                if (d->sw->listeners[i].t == d->t)
+                    ls[nls++] = d->sw->listeners[i].l;
+            rc = d->t->dial_reuse(d->sw->loop, ma, ls, nls, reuse > 1, on_raw, d, &d->td);
+        } else {
+            rc = d->t->dial(d->sw->loop, ma, on_raw, d, &d->td);
+        }
         if (rc == 0) {
             uv_timer_start(&d->timer, on_dial_timer, d->sw->cfg.dial_timeout_ms, 0);
             return;
@@ -815,6 +943,13 @@ static void dial_next(dial_t *d)
 
 int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
                     size_t n, cp2p_swarm_dial_cb cb, void *arg)
+{
+    return cp2p_swarm_dial_with(sw, peer, addrs, n, NULL, cb, arg);
+}
+
+int cp2p_swarm_dial_with(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                         size_t n, const cp2p_swarm_dial_opts_t *opts, cp2p_swarm_dial_cb cb,
+                         void *arg)
 {
     if (!cb || (n && !addrs) || (!n && !peer))
         return CP2P_EINVAL;
@@ -841,6 +976,8 @@ int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_mul
     d->sw = sw;
     d->cb = cb;
     d->arg = arg;
+    if (opts)
+        d->opts = *opts;
     d->status = CP2P_EUNREACHABLE;
     if (peer) {
         d->has_peer = 1;
@@ -855,10 +992,13 @@ int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_mul
         sw->dials->prev = d;
     sw->dials = d;
 
-    cp2p_conn_t *c = peer ? cp2p_swarm_conn_to(sw, peer) : NULL;
+    /* A direct dial (hole punch) wants a connection of its own: the
+     * relayed one, or a dial under way (likely through a relay), will not do. */
+    cp2p_conn_t *c = peer ? conn_to(sw, peer, d->opts.direct) : NULL;
     dial_t *leader = NULL;
-    for (dial_t *o = d->next; peer && o && !c && !leader; o = o->next)
-        if (o->has_peer && !o->leader && o->phase != DIAL_DONE && cp2p_peer_id_equal(&o->peer, peer))
+    for (dial_t *o = d->next; peer && o && !c && !leader && !d->opts.direct; o = o->next)
+        if (o->has_peer && !o->leader && !o->opts.direct && o->phase != DIAL_DONE &&
+            cp2p_peer_id_equal(&o->peer, peer))
             leader = o;
     if (c)
         dial_finish_later(d, 0, c);

@@ -69,6 +69,10 @@ typedef struct cp2p_swarm_config {
     uint32_t handshake_timeout_ms; /* see cp2p_host_config_t */
     uint32_t max_conns_per_ip, max_conns_per_subnet; /* inbound; 0 = no limit */
     int limit_loopback;
+    /* Port reuse for every dial (go-libp2p's default, which hole punching
+     * through a NAT needs: identify then observes our listen port's
+     * mapping): 1 = from a listen port when one fits, else any port. */
+    int reuse_port;
     /* The resource manager's limits (read by cp2p_swarm_new only). The system
      * scope's conns bound open connections and our dials; the transient
      * scope's conns_in the inbound connections still upgrading. */
@@ -77,6 +81,7 @@ typedef struct cp2p_swarm_config {
      * below everything else (transport/pnet.h). */
     int has_psk;
     uint8_t psk[CP2P_PNET_KEY_SIZE];
+    cp2p_listen_opts_t listen_opts; /* borrowed strings: /wss's certificate */
 } cp2p_swarm_config_t;
 
 /* What the swarm tells the layer above. */
@@ -124,6 +129,9 @@ struct cp2p_conn {
     cp2p_conn_t *prev, *next;    /* the swarm's list */
     cp2p_conn_state_t state;
     int inbound;
+    int initiator;               /* our role in multistream-select, the security
+                                    handshake and the muxer: !inbound, unless a
+                                    hole punch (DCUtR) set it */
     int upgrading;               /* counted as pending by the swarm until open or closed */
     uv_loop_t *loop;
     uv_stream_t *sock;
@@ -194,6 +202,13 @@ struct cp2p_conn {
  * result (never from inside this call). The swarm holds the first reference. */
 int cp2p_conn_new(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, const cp2p_peer_id_t *expected,
                   cp2p_conn_ready_fn ready, void *arg, cp2p_conn_t **out);
+/* The same with the upgrade's role given: initiator 1 = the client of
+ * multistream-select, the security handshake and the muxer, whatever the
+ * direction (a TCP simultaneous open has two dialers: DCUtR says which one
+ * is the client, and multistream's simultaneous open is not used). */
+int cp2p_conn_new_role(cp2p_swarm_t *sw, cp2p_rawconn_t *rc, int inbound, int initiator,
+                       const cp2p_peer_id_t *expected, cp2p_conn_ready_fn ready, void *arg,
+                       cp2p_conn_t **out);
 /* Close with a reason (0 = local request). Streams die with CP2P_ERESET. The
  * connection leaves the swarm's list before any callback runs. A local close
  * (0, CP2P_ECANCELED) or the remote's EOF (CP2P_ECLOSED) still delivers what
@@ -280,8 +295,35 @@ typedef void (*cp2p_swarm_dial_cb)(int status, cp2p_conn_t *c, void *arg);
  * is reused and the handshake must prove it. cb never runs from inside. */
 int cp2p_swarm_dial(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
                     size_t n, cp2p_swarm_dial_cb cb, void *arg);
-/* The oldest open connection to peer that takes new streams, or NULL. */
+/* How a dial is made (cp2p_swarm_dial_with; all zero: as cp2p_swarm_dial). */
+typedef struct cp2p_swarm_dial_opts {
+    /* The upgrade's role: 0 by direction (the dialer is the client), 1 the
+     * client, -1 the server (DCUtR's roles for a simultaneous open). */
+    int role;
+    /* 1: from a listen port when one fits (else any); 2: only from it. */
+    int reuse_port;
+    /* Direct only: an open relayed connection (a /p2p-circuit remote) is not
+     * reused, nor is a dial under way joined. */
+    int direct;
+} cp2p_swarm_dial_opts_t;
+int cp2p_swarm_dial_with(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer, const cp2p_multiaddr_t *addrs,
+                         size_t n, const cp2p_swarm_dial_opts_t *opts, cp2p_swarm_dial_cb cb,
+                         void *arg);
+/* For ms, a connection accepted from remote (its IP and port) takes the
+ * upgrade role given (1 client, -1 server): a hole punch's simultaneous dial
+ * may arrive at our listener before ours leaves, and DCUtR's roles hold for
+ * it too. Bounded: the oldest expectation gives way. */
+int cp2p_swarm_expect_inbound(cp2p_swarm_t *sw, const cp2p_multiaddr_t *remote, int role,
+                              uint32_t ms);
+/* Turn port reuse for every dial on or off (cp2p_swarm_config_t.reuse_port). */
+void cp2p_swarm_set_reuse_port(cp2p_swarm_t *sw, int on);
+/* 1 if ma goes through a relay (has /p2p-circuit). */
+int cp2p_swarm_addr_relayed(const cp2p_multiaddr_t *ma);
+/* The oldest open connection to peer that takes new streams, a direct one
+ * before a relayed one, or NULL. */
 cp2p_conn_t *cp2p_swarm_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer);
+/* The same, direct connections only. */
+cp2p_conn_t *cp2p_swarm_direct_conn_to(cp2p_swarm_t *sw, const cp2p_peer_id_t *peer);
 size_t cp2p_swarm_conn_count(const cp2p_swarm_t *sw);
 
 /* Called by conn.c: the connection started closing (it leaves the list),

@@ -1,8 +1,11 @@
 /* TCP transport (libp2p addressing spec: /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>)
  * over libuv: listeners, dialers with asynchronous name resolution. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cp2p/buf.h"
 #include "cp2p/error.h"
@@ -10,6 +13,8 @@
 #include "transport/transport.h"
 
 #define LISTEN_BACKLOG 511
+/* Listeners a port-reusing dial chooses from. */
+#define CP2P_TCP_MAX_REUSE 8
 
 typedef struct target {
     int family;     /* AF_INET, AF_INET6, or AF_UNSPEC for /dns */
@@ -113,6 +118,14 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
+void cp2p_wire_free(const cp2p_wire_vtable_t *vt, void *w)
+{
+    if (vt && vt->free)
+        vt->free(w);
+    else
+        free(w);
+}
+
 void cp2p_rawconn_free(cp2p_rawconn_t *rc)
 {
     if (!rc)
@@ -121,7 +134,7 @@ void cp2p_rawconn_free(cp2p_rawconn_t *rc)
         uv_close((uv_handle_t *)rc->stream, free_handle);
     free(rc->local.bytes);
     free(rc->remote.bytes);
-    free(rc->wire_state);
+    cp2p_wire_free(rc->wire, rc->wire_state);
     cp2p_buf_free(&rc->early);
     free(rc);
 }
@@ -197,6 +210,49 @@ static int resolve_sync(uv_loop_t *loop, const target_t *t, struct sockaddr_stor
     return 0;
 }
 
+/* Port reuse (go-libp2p's reuseport, rust-libp2p's PortUse::Reuse): every
+ * listener has SO_REUSEPORT, so a dial can bind to the listen port and a NAT
+ * maps our dials to the same external port as the one identify observed and
+ * a hole punch needs (TCP simultaneous open). */
+static int set_reuseport(uv_tcp_t *tcp)
+{
+    uv_os_fd_t fd;
+    int on = 1;
+    if (uv_fileno((uv_handle_t *)tcp, &fd))
+        return UV_EBADF;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on))
+        return -errno;
+    return 0;
+}
+
+static socklen_t sa_len(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+static uint16_t sa_port(const struct sockaddr *sa)
+{
+    return ntohs(sa->sa_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port
+                                          : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+/* SO_REUSEPORT lets a second process (same user) listen on a port that is
+ * taken, and share its connections: a plain bind first keeps "in use" an
+ * error, as it was. */
+static int port_free(const struct sockaddr *sa)
+{
+    if (sa_port(sa) == 0)
+        return 0;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1, rc = 0;
+    if (fd < 0)
+        return 0; /* the real bind will tell */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (bind(fd, sa, sa_len(sa)) && errno == EADDRINUSE)
+        rc = UV_EADDRINUSE;
+    close(fd);
+    return rc;
+}
+
 static int tcp_listen(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_accept_fn fn, void *arg,
                       cp2p_listener_t **out)
 {
@@ -214,12 +270,16 @@ static int tcp_listen(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_accept_f
     l->arg = arg;
     l->tcp.data = l;
     /* uv_tcp_bind sets SO_REUSEADDR, so a restarted host can rebind at once. */
-    int r = uv_tcp_init(loop, &l->tcp);
+    int r = uv_tcp_init_ex(loop, &l->tcp, ss.ss_family);
     if (r) {
         free(l);
         return map_uv_error(r);
     }
-    r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
+    r = port_free((struct sockaddr *)&ss);
+    if (!r)
+        r = set_reuseport(&l->tcp);
+    if (!r)
+        r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0);
     if (!r)
         r = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
     if (r) {
@@ -318,6 +378,11 @@ struct cp2p_dial {
     int last_err;
     int sync_err; /* a failure while tcp_dial still runs: returned, not called back */
     int in_dial;
+    /* Port reuse: the listeners' bound addresses a dial may bind to. */
+    struct sockaddr_storage reuse[CP2P_TCP_MAX_REUSE];
+    size_t nreuse;
+    int reused; /* the socket under way is bound to a listen port */
+    int strict; /* no fallback to another port */
 };
 
 static void dial_free(cp2p_dial_t *d)
@@ -363,25 +428,75 @@ static void on_connect(uv_connect_t *req, int status)
     try_next(d);
 }
 
+static int is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+/* The listen address a dial to dst binds to, as go's reuseport picks it: a
+ * listener of dst's family, on loopback for a loopback dst, else on the
+ * wildcard (the kernel picks the source address), else on a specific
+ * non-loopback address. NULL: no listener fits, dial from any port. */
+static const struct sockaddr *reuse_for(const cp2p_dial_t *d, const struct sockaddr *dst)
+{
+    const struct sockaddr *wild = NULL, *specific = NULL;
+    for (size_t i = 0; i < d->nreuse; i++) {
+        const struct sockaddr *l = (const struct sockaddr *)&d->reuse[i];
+        if (l->sa_family != dst->sa_family)
+            continue;
+        if (is_wildcard(l))
+            wild = wild ? wild : l;
+        else if (is_loopback(l) == is_loopback(dst) && !specific)
+            specific = l;
+    }
+    if (is_loopback(dst))
+        return specific ? specific : wild;
+    return wild ? wild : specific;
+}
+
+/* A socket for the current candidate: bound to a listen port when asked and
+ * possible. */
+static int open_socket(cp2p_dial_t *d, int reuse)
+{
+    const struct sockaddr *src = reuse ? reuse_for(d, d->cur->ai_addr) : NULL;
+    d->tcp = malloc(sizeof *d->tcp);
+    if (!d->tcp || uv_tcp_init_ex(d->loop, d->tcp, d->cur->ai_family)) {
+        free(d->tcp);
+        d->tcp = NULL;
+        return CP2P_ENOMEM;
+    }
+    d->reused = 0;
+    if (src && set_reuseport(d->tcp) == 0 && uv_tcp_bind(d->tcp, src, 0) == 0)
+        d->reused = 1;
+    else if (src)
+        cp2p_log_debug("tcp", "port reuse: cannot bind to listen port %u", sa_port(src));
+    return 0;
+}
+
 static void try_next(cp2p_dial_t *d)
 {
     for (; d->cur; d->cur = d->cur->ai_next) {
         if (d->cur->ai_family != AF_INET && d->cur->ai_family != AF_INET6)
             continue;
-        d->tcp = malloc(sizeof *d->tcp);
-        if (!d->tcp || uv_tcp_init(d->loop, d->tcp)) {
-            free(d->tcp);
+        for (int reuse = d->nreuse > 0; reuse >= 0; reuse--) {
+            if (open_socket(d, reuse)) {
+                dial_finish(d, CP2P_ENOMEM, NULL);
+                return;
+            }
+            d->req.data = d;
+            int r = uv_tcp_connect(&d->req, d->tcp, d->cur->ai_addr, on_connect);
+            if (r == 0)
+                return;
+            uv_close((uv_handle_t *)d->tcp, free_handle);
             d->tcp = NULL;
-            dial_finish(d, CP2P_ENOMEM, NULL);
-            return;
+            d->last_err = map_uv_error(r);
+            /* The 4-tuple from our listen port is taken (a connection to the
+             * same listener exists): go's reuseport falls back to any port. */
+            if (!d->reused || d->strict || (r != UV_EADDRNOTAVAIL && r != UV_EADDRINUSE))
+                break;
         }
-        d->req.data = d;
-        int r = uv_tcp_connect(&d->req, d->tcp, d->cur->ai_addr, on_connect);
-        if (r == 0)
-            return;
-        uv_close((uv_handle_t *)d->tcp, free_handle);
-        d->tcp = NULL;
-        d->last_err = map_uv_error(r);
     }
     dial_finish(d, d->last_err, NULL);
 }
@@ -402,8 +517,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     try_next(d);
 }
 
-static int tcp_dial(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_dial_fn fn, void *arg,
-                    cp2p_dial_t **out)
+static int dial_common(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_listener_t *const *ls,
+                       size_t nls, int strict, cp2p_dial_fn fn, void *arg, cp2p_dial_t **out)
 {
     target_t t;
     int rc = parse_target(ma, &t);
@@ -417,6 +532,12 @@ static int tcp_dial(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_dial_fn fn
     d->arg = arg;
     d->last_err = CP2P_EUNREACHABLE;
     d->gai.data = d;
+    d->strict = strict;
+    for (size_t i = 0; i < nls && d->nreuse < CP2P_TCP_MAX_REUSE; i++) {
+        int len = sizeof d->reuse[0];
+        if (ls[i] && uv_tcp_getsockname(&ls[i]->tcp, (struct sockaddr *)&d->reuse[d->nreuse], &len) == 0)
+            d->nreuse++;
+    }
     struct addrinfo hints = {0};
     hints.ai_family = t.family;
     hints.ai_socktype = SOCK_STREAM;
@@ -445,6 +566,18 @@ static int tcp_dial(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_dial_fn fn
     return 0;
 }
 
+static int tcp_dial(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_dial_fn fn, void *arg,
+                    cp2p_dial_t **out)
+{
+    return dial_common(loop, ma, NULL, 0, 0, fn, arg, out);
+}
+
+static int tcp_dial_reuse(uv_loop_t *loop, const cp2p_multiaddr_t *ma, cp2p_listener_t *const *ls,
+                          size_t nls, int strict, cp2p_dial_fn fn, void *arg, cp2p_dial_t **out)
+{
+    return dial_common(loop, ma, ls, nls, strict, fn, arg, out);
+}
+
 static void tcp_dial_cancel(cp2p_dial_t *d)
 {
     d->cancelled = 1;
@@ -462,4 +595,5 @@ const cp2p_transport_vtable_t cp2p_tcp_transport = {
     .listener_close = tcp_listener_close,
     .dial = tcp_dial,
     .dial_cancel = tcp_dial_cancel,
+    .dial_reuse = tcp_dial_reuse,
 };

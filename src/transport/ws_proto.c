@@ -242,7 +242,21 @@ static uint32_t next_mask(cp2p_ws_framer_t *f)
 
 static void xor_mask(uint8_t *p, size_t n, const uint8_t mask[4], size_t off)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    /* Eight bytes at a time once the mask is lined up with p: the mask
+     * repeats every 4 bytes, so one 64-bit word of it fits any position. */
+    uint8_t m8[8];
+    for (size_t k = 0; k < 8; k++)
+        m8[k] = mask[(off + k) & 3];
+    uint64_t w;
+    memcpy(&w, m8, 8);
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        v ^= w;
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++)
         p[i] ^= mask[(off + i) & 3];
 }
 

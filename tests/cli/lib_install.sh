@@ -33,6 +33,9 @@ done
 # run_examples DIR WHAT: the three programs of DIR do their jobs.
 run_examples() {
     local d=$1 what=$2 addr
+    # the last run's files go first: the shell truncates them in the new
+    # process, after wait_line may have read the old "listening on" line
+    rm -f "$TMP/ps.out" "$TMP/cs.out"
     "$d/ping" >"$TMP/ps.out" 2>"$TMP/ps.err" &
     local srv=$!
     PIDS+=($srv)

@@ -3,7 +3,9 @@
 # The WebSocket transport (/ws) with noise and yamux on top: cp2p with
 # cp2p, js-libp2p (@libp2p/websockets), go-libp2p and rust-libp2p, each side
 # dialling: pings, a 1 MiB echo on 2 streams, and identify's /ws address. A
-# private network over /ws. Then the attacks: a head that never ends gets a
+# private network over /ws. /wss and /tls/ws with a certificate from files:
+# cp2p, js and go dial it by address, by name and with an SNI; a dialer
+# that does not trust its CA refuses it and says why. Then the attacks: a head that never ends gets a
 # 431, silent sockets past the 128 upgrade slots give way to a peer that
 # speaks, a text frame and an unmasked frame close that connection only, and
 # a peer that pings without reading is cut off; the listener serves on.
@@ -12,6 +14,7 @@ INTEROP_PEERS="js go rust"
 SHOW_ON_FAIL=(all)
 
 start_cp2p c1 --listen /ip4/127.0.0.1/tcp/0/ws --echo
+C1_PID=$CP2P_PID
 WS_ADDR=$(grep -m1 '^Listening on /ip4/127.0.0.1/tcp/[0-9]*/ws/p2p/' "$TMP/c1.out" | cut -d' ' -f3)
 [ -n "$WS_ADDR" ] || fail "cp2p does not print a /ws listen address"
 WS_ID=${WS_ADDR##*/p2p/}
@@ -68,6 +71,39 @@ js --dial "$P_WS" --psk "$TMP/psk" --ping 2 --echo-streams 2 >"$TMP/pj.out" 2>&1
 check_out pj.out "pnet js"
 rc=0; timeout 20 "$CP2P" ping --count 1 --timeout 5 "$P_WS" >"$TMP/pn.out" 2>&1 || rc=$?
 [ $rc -ne 0 ] || fail "a peer without the key reached a private network over /ws"
+
+echo "== /wss: TLS with a certificate from files, verified against a CA the dialers trust"
+( cd "$TMP" &&
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
+      -days 2 -subj /CN=cp2p-test-ca &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost &&
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext &&
+  openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext
+) >"$TMP/openssl.log" 2>&1 || fail "openssl could not make the test certificates"
+rc=0; timeout 10 "$CP2P" ping --listen /ip4/127.0.0.1/tcp/0/wss >"$TMP/nocert.out" 2>"$TMP/nocert.err" || rc=$?
+[ $rc = 1 ] && grep -q 'needs a certificate' "$TMP/nocert.err" || fail "/wss without a certificate: rc $rc"
+start_cp2p s1 --listen /ip4/127.0.0.1/tcp/0/wss --listen /ip4/127.0.0.1/tcp/0/tls/ws \
+    --wss-cert "$TMP/srv.pem" --wss-key "$TMP/srv.key" --echo
+WSS=$(grep -m1 '/wss/p2p/' "$TMP/s1.out" | cut -d' ' -f3)
+TLSWS=$(grep -m1 '/tls/ws/p2p/' "$TMP/s1.out" | cut -d' ' -f3)
+[ -n "$WSS" ] && [ -n "$TLSWS" ] || fail "no /wss and /tls/ws listen addresses"
+DNS_WSS=$(sed 's#^/ip4/127.0.0.1#/dns4/localhost#' <<<"$WSS")
+SNI=$(sed -E 's#^/ip4/127.0.0.1/tcp/([0-9]+)/tls/ws#/ip4/127.0.0.1/tcp/\1/tls/sni/localhost/ws#' <<<"$TLSWS")
+for a in "$WSS" "$DNS_WSS" "$SNI"; do
+    SSL_CERT_FILE=$TMP/ca.pem "$CP2P" ping --count 2 --interval 0.1 --echo-streams 2 "$a" >"$TMP/w.out" 2>&1 ||
+        fail "cp2p to cp2p over $a"
+    check_out w.out "cp2p over $a"
+done
+NODE_EXTRA_CA_CERTS=$TMP/ca.pem js --dial "$WSS" --ping 2 --echo-streams 2 >"$TMP/jw.out" 2>&1 || fail "js to cp2p over /wss"
+check_out jw.out "js over /wss"
+NODE_EXTRA_CA_CERTS=$TMP/ca.pem js --dial "$TLSWS" --ping 2 --echo-streams 2 >"$TMP/jt.out" 2>&1 || fail "js to cp2p over /tls/ws"
+check_out jt.out "js over /tls/ws"
+SSL_CERT_FILE=$TMP/ca.pem "$GO_PEER" --dial "$DNS_WSS" --ping 2 --echo-streams 2 >"$TMP/gw.out" 2>&1 || fail "go to cp2p over /wss"
+check_out gw.out "go over /wss"
+rc=0; timeout 20 "$CP2P" ping --count 1 "$WSS" >"$TMP/untrusted.out" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "the server's certificate: unable to get local issuer" "$TMP/untrusted.out" ||
+    fail "a /wss server no root vouches for was accepted, or not said why: rc $rc"
+kill -INT "$CP2P_PID"
 
 echo "== attacks on the /ws listener"
 python3 - "$WS_PORT" >"$TMP/attack.out" 2>&1 <<'EOF' || fail "attacks: $(cat "$TMP/attack.out")"
@@ -145,5 +181,5 @@ EOF
 cat "$TMP/attack.out"
 # ...and the listener goes on.
 "$CP2P" ping --count 1 "$WS_ADDR" >"$TMP/after.out" 2>&1 || fail "the /ws listener stopped serving after the attacks"
-kill -INT "$CP2P_PID"
+kill -INT "$C1_PID"; wait "$C1_PID" || fail "the /ws listener did not exit cleanly"
 echo PASS

@@ -3,17 +3,20 @@
 // identify and /echo/1.0.0 (also on limited, i.e. relayed, connections).
 //
 // node --import ./polyfill.mjs relay.mjs server --listen MA
-// node --import ./polyfill.mjs relay.mjs listen --relay MA          (reserve on MA, listen through it)
+// node --import ./polyfill.mjs relay.mjs listen --relay MA [--tcp MA] [--dcutr]
+//                                                (reserve on MA, listen through it; also on
+//                                                 tcp at MA; DCUtR hole punching, @libp2p/dcutr)
 // node --import ./polyfill.mjs relay.mjs dial --dial MA [--ping N] [--echo-size BYTES]
 //
 // Lines on stdout: "peer-id <id>", "listening <ma>" (the listener: its
-// /p2p-circuit address once reserved), "connected <id> limited=<bool>",
+// /p2p-circuit address once reserved), "connected <id> limited=<bool> addr=<ma>",
 // "ping rtt=<ms> ms", "echo ok bytes=B", "error ...". Exit 0 when the
 // requested work succeeded.
 import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -37,6 +40,8 @@ function parseArgs (argv) {
     else if (k === '--dial') o.dial = v
     else if (k === '--ping') o.ping = Number(v)
     else if (k === '--echo-size') o.echoSize = Number(v)
+    else if (k === '--tcp') o.tcp = v
+    else if (k === '--dcutr') { o.dcutr = true; i-- }
     else throw new Error(`unknown option ${k}`)
   }
   if (!['server', 'listen', 'dial'].includes(o.mode)) throw new Error('mode: server, listen or dial')
@@ -85,9 +90,15 @@ async function main () {
     // The spec's defaults, as go-libp2p's: 2 min and 128 KiB per circuit.
     services.relay = circuitRelayServer({ reservations: { maxReservations: 128 } })
   }
+  if (o.dcutr) services.dcutr = dcutr()
   const node = await createLibp2p({
     // The listener reserves on the relay as it starts listening there.
-    addresses: { listen: o.mode === 'server' ? [o.listen ?? '/ip4/127.0.0.1/tcp/0'] : o.mode === 'listen' ? [`${o.relay}/p2p-circuit`] : [] },
+    // A public --tcp address (fixed port) is announced at once: js-libp2p
+    // otherwise waits for AutoNAT to confirm it before it tells peers.
+    addresses: {
+      listen: o.mode === 'server' ? [o.listen ?? '/ip4/127.0.0.1/tcp/0'] : o.mode === 'listen' ? [`${o.relay}/p2p-circuit`, ...(o.tcp ? [o.tcp] : [])] : [],
+      appendAnnounce: o.tcp && !o.tcp.endsWith('/tcp/0') ? [o.tcp] : []
+    },
     transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -95,7 +106,7 @@ async function main () {
     connectionMonitor: { enabled: false }
   })
   await node.handle(ECHO, echoHandler, { runOnLimitedConnection: true })
-  node.addEventListener('connection:open', (ev) => say(`connected ${ev.detail.remotePeer} limited=${ev.detail.limits != null}`))
+  node.addEventListener('connection:open', (ev) => say(`connected ${ev.detail.remotePeer} limited=${ev.detail.limits != null} addr=${ev.detail.remoteAddr}`))
   say(`peer-id ${node.peerId}`)
   const stop = async (code) => {
     await node.stop().catch(() => {})

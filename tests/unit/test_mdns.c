@@ -120,7 +120,8 @@ static void set_addrs(cp2p_mdns_engine_t *e, const char *const *strs, size_t n)
 }
 
 static const char *const addrs_a[] = {"/ip4/10.77.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/4001",
-                                      "/ip6/fd77::1/tcp/4001", "/ip6/fe80::1/tcp/4001"};
+                                      "/ip6/fd77::1/tcp/4001", "/ip6/fe80::1/tcp/4001",
+                                      "/unix/run/cp2p.sock"};
 
 static size_t unhex(const char *s, uint8_t *out)
 {
@@ -151,7 +152,7 @@ static void test_response(void **state)
     cp2p_buf_t b = {0};
     assert_int_equal(cp2p_mdns_engine_response(a, 120, &b), CP2P_ENOTFOUND);
     assert_int_equal(b.len, 0);
-    set_addrs(a, addrs_a, 4);
+    set_addrs(a, addrs_a, 5);
     assert_int_equal(cp2p_mdns_engine_response(a, 120, &b), 0);
     assert_true(b.len <= CP2P_MDNS_MAX_PACKET);
 
@@ -167,7 +168,7 @@ static void test_response(void **state)
     assert_int_equal(m.rr[0].type, CP2P_DNS_TYPE_PTR);
     assert_true(cp2p_dns_name_equal(&m.rr[0].name, &svc));
     assert_true(cp2p_dns_name_equal(&m.rr[0].target, &inst));
-    /* Loopback and link-local addresses are left out. */
+    /* Loopback, link-local and unix socket addresses are left out. */
     int txt = 0, srv = 0, a4 = 0, a6 = 0;
     for (size_t i = 1; i < m.nan + m.nar; i++) {
         const cp2p_dns_rr_t *rr = &m.rr[i];

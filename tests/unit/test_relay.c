@@ -12,13 +12,14 @@
 
 #include "host_harness.h"
 #include "cp2p/relay.h"
+#include "protocols/relay_msg.h"
 
 #define MAX_HOSTS 12
 
 typedef struct peer {
     cp2p_host_t *h;
     cp2p_relay_client_t *rc;
-    int reserved, failed, lost, last_status;
+    int reserved, failed, lost, last_status, last_voucher;
 } peer_t;
 
 static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
@@ -31,6 +32,7 @@ static void on_relay_event(const cp2p_relay_event_t *ev, void *arg)
     else
         p->lost++;
     p->last_status = ev->status;
+    p->last_voucher = ev->voucher;
 }
 
 static void peer_new(world_t *w, peer_t *p)
@@ -122,6 +124,7 @@ static void test_circuit_echo(void **state)
     assert_false(has_circuit_addr(a.h));
     reserve(&w, &r, &a);
     assert_int_equal(a.reserved, 1);
+    assert_int_equal(a.last_voucher, 1); /* signed by the relay, for a */
     assert_true(has_circuit_addr(a.h));
     cp2p_peer_id_t relays[2];
     assert_int_equal(cp2p_relay_client_relays(a.rc, relays, 2), 1);
@@ -240,6 +243,70 @@ static void test_duration_limit(void **state)
     world_end(&w);
 }
 
+/* A peer known at a circuit and a direct address is dialled directly. */
+static void test_direct_first(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    relay_new(&w, &r, NULL);
+    peer_t a, b;
+    peer_new(&w, &a);
+    peer_new(&w, &b);
+    unsigned port;
+    cp2p_multiaddr_t direct;
+    host_listen(a.h, &port, &direct);
+    reserve(&w, &r, &a);
+    cp2p_multiaddr_t to;
+    circuit_addr(&r, a.h, &to);
+    /* b learns both: the circuit from its dial, the direct one put by hand
+     * after it (as identify would, later) */
+    assert_int_equal(host_connect_wait(&w, b.h, &to), 0);
+    cp2p_multiaddr_free(&to);
+    cp2p_conn_t *c = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
+    assert_true(c && cp2p_conn_is_relayed(c));
+    cp2p_multiaddr_decapsulate_code(&direct, CP2P_MA_P2P);
+    assert_int_equal(cp2p_peerstore_add_addrs(cp2p_host_peerstore(b.h), cp2p_host_peer_id(a.h),
+                                              &direct, 1, CP2P_TTL_ADDRESS, uv_now(&w.loop)), 0);
+    cp2p_multiaddr_free(&direct);
+    cp2p_conn_close(c);
+    world_run_for(&w, 100);
+    assert_null(cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h)));
+    connect_result_t res = {0};
+    assert_int_equal(cp2p_host_connect_peer(b.h, cp2p_host_peer_id(a.h), on_connect_result, &res), 0);
+    world_run_until(&w, &res.done, 5000);
+    assert_int_equal(res.status, 0);
+    c = cp2p_host_conn_to(b.h, cp2p_host_peer_id(a.h));
+    assert_true(c && !cp2p_conn_is_relayed(c));
+    peer_end(&w, &a);
+    peer_end(&w, &b);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
+/* The client refreshes its reservation before it expires. */
+static void test_refresh(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    cp2p_relay_config_t cfg = {.reservation_ttl_s = 2};
+    relay_new(&w, &r, &cfg);
+    peer_t a;
+    peer_new(&w, &a);
+    reserve(&w, &r, &a);
+    world_run_until_n(&w, &a.reserved, 2, 5000); /* refreshed with a quarter left */
+    cp2p_relay_stats_t st;
+    cp2p_relay_stats(r.r, &st);
+    assert_int_equal(st.reservations, 1);
+    assert_true(st.reservations_accepted >= 2);
+    assert_int_equal(a.lost + a.failed, 0);
+    assert_true(has_circuit_addr(a.h));
+    peer_end(&w, &a);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
 static void test_no_reservation(void **state)
 {
     world_t w;
@@ -331,6 +398,150 @@ static void test_floods(void **state)
     assert_int_equal(st.circuits, 2);
     for (int i = 0; i < 8; i++)
         peer_end(&w, &p[i]);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
+/* A hop stream that speaks garbage, or announces a message over the 4 KiB
+ * cap, gets MALFORMED_MESSAGE and its stream ends; the relay goes on. */
+typedef struct raw_hop {
+    cp2p_stream_t *s;
+    cp2p_buf_t in;
+    int opened, ended, end_status;
+    const uint8_t *send;
+    size_t send_len;
+} raw_hop_t;
+
+static void raw_hop_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    raw_hop_t *r = arg;
+    if (status == 0) {
+        cp2p_buf_append(&r->in, p, n);
+        return;
+    }
+    r->ended = 1;
+    r->end_status = status;
+}
+
+static void raw_hop_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    raw_hop_t *r = arg;
+    r->opened = 1;
+    assert_int_equal(status, 0);
+    r->s = s;
+    assert_int_equal(cp2p_stream_write(s, r->send, r->send_len, NULL, NULL), 0);
+    assert_int_equal(cp2p_stream_read_start(s, raw_hop_read, r), 0);
+}
+
+static int raw_hop_status(world_t *w, cp2p_host_t *from, cp2p_host_t *relay, const uint8_t *send,
+                          size_t n)
+{
+    static const char *const proto[] = {CP2P_RELAY_HOP_PROTOCOL_ID};
+    raw_hop_t r = {.send = send, .send_len = n};
+    assert_int_equal(cp2p_host_new_stream(from, cp2p_host_peer_id(relay), proto, 1, raw_hop_opened, &r), 0);
+    world_run_until(w, &r.ended, 5000);
+    size_t hdr, len;
+    relay_msg_t m;
+    assert_int_equal(relay_msg_frame(r.in.data, r.in.len, &hdr, &len), 1);
+    assert_int_equal(relay_msg_decode(0, r.in.data + hdr, len, &m), 0);
+    assert_int_equal(m.type, HOP_STATUS);
+    int st = m.status;
+    relay_msg_clear(&m);
+    cp2p_buf_free(&r.in);
+    cp2p_stream_unref(r.s);
+    return st;
+}
+
+static void test_malformed_hop(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    relay_new(&w, &r, NULL);
+    peer_t b;
+    peer_new(&w, &b);
+    assert_int_equal(host_connect_wait(&w, b.h, &r.addr), 0);
+    static const uint8_t huge[] = {0x81, 0x20};             /* 4097 bytes announced */
+    static const uint8_t junk[] = {0x03, 0xff, 0xff, 0xff}; /* not a protobuf */
+    static const uint8_t status[] = {0x04, 0x08, 0x02, 0x28, 0x64}; /* STATUS from a client */
+    assert_int_equal(raw_hop_status(&w, b.h, r.h, huge, sizeof huge), RELAY_MALFORMED_MESSAGE);
+    assert_int_equal(raw_hop_status(&w, b.h, r.h, junk, sizeof junk), RELAY_MALFORMED_MESSAGE);
+    assert_int_equal(raw_hop_status(&w, b.h, r.h, status, sizeof status), RELAY_UNEXPECTED_MESSAGE);
+    /* and a good request after them is served */
+    reserve(&w, &r, &b);
+    assert_int_equal(b.reserved, 1);
+    peer_end(&w, &b);
+    relay_end(&w, &r);
+    world_end(&w);
+}
+
+/* The attack: hop streams that never say what they want. Past the cap they
+ * are reset at once, the rest at the handshake deadline, and a good request
+ * is served after them. */
+typedef struct silent {
+    cp2p_stream_t *s;
+    int opened, ended, status;
+} silent_t;
+
+static void silent_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t n, void *arg)
+{
+    silent_t *q = arg;
+    if (status < 0 && !q->ended) {
+        q->ended = 1;
+        q->status = status;
+    }
+}
+
+static void silent_opened(int status, cp2p_stream_t *s, void *arg)
+{
+    silent_t *q = arg;
+    q->opened = 1;
+    q->status = status;
+    q->s = s;
+    if (status == 0)
+        assert_int_equal(cp2p_stream_read_start(s, silent_read, q), 0);
+    else
+        q->ended = 1;
+}
+
+static void test_silent_hops(void **state)
+{
+    world_t w;
+    world_init(&w);
+    relay_node_t r;
+    cp2p_relay_config_t cfg = {.max_reservations = 2, .max_circuits = 2,
+                               .handshake_timeout_ms = 2500}; /* 8 may wait */
+    relay_new(&w, &r, &cfg);
+    peer_t b;
+    peer_new(&w, &b);
+    assert_int_equal(host_connect_wait(&w, b.h, &r.addr), 0);
+    static const char *const proto[] = {CP2P_RELAY_HOP_PROTOCOL_ID};
+    silent_t q[12];
+    memset(q, 0, sizeof q);
+    int ended = 0;
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(cp2p_host_new_stream(b.h, cp2p_host_peer_id(r.h), proto, 1, silent_opened, &q[i]), 0);
+    /* over the cap: reset at once; the others wait for the deadline */
+    for (int t = 0; t < 100 && ended < 4; t++) {
+        world_run_for(&w, 20);
+        ended = 0;
+        for (int i = 0; i < 12; i++)
+            ended += q[i].ended;
+    }
+    assert_int_equal(ended, 4);
+    for (int t = 0; t < 250 && ended < 12; t++) {
+        world_run_for(&w, 20);
+        ended = 0;
+        for (int i = 0; i < 12; i++)
+            ended += q[i].ended;
+    }
+    assert_int_equal(ended, 12);
+    for (int i = 0; i < 12; i++)
+        if (q[i].s)
+            cp2p_stream_unref(q[i].s);
+    reserve(&w, &r, &b);
+    assert_int_equal(b.reserved, 1);
+    peer_end(&w, &b);
     relay_end(&w, &r);
     world_end(&w);
 }
@@ -432,8 +643,12 @@ int main(void)
         cmocka_unit_test(test_circuit_echo),
         cmocka_unit_test(test_data_limit),
         cmocka_unit_test(test_duration_limit),
+        cmocka_unit_test(test_direct_first),
+        cmocka_unit_test(test_refresh),
         cmocka_unit_test(test_no_reservation),
         cmocka_unit_test(test_floods),
+        cmocka_unit_test(test_malformed_hop),
+        cmocka_unit_test(test_silent_hops),
         cmocka_unit_test(test_no_chaining),
         cmocka_unit_test(test_autorelay),
     };

@@ -264,6 +264,146 @@ static void test_wildcard_and_two_listeners(void **state)
     dial_and_echo(f, "/ip4/127.0.0.1/tcp/", port, "");
 }
 
+
+static unsigned ma_port(const cp2p_multiaddr_t *m)
+{
+    cp2p_multiaddr_component_t c;
+    assert_int_equal(cp2p_multiaddr_get(m, CP2P_MA_TCP, &c), 0);
+    return (unsigned)(c.value[0] << 8 | c.value[1]);
+}
+
+/* A port-reusing dial leaves from the listen port: the server sees it as the
+ * remote port, and the transport keeps working for a plain dial beside it. */
+static void test_reuse_port_dial(void **state)
+{
+    fixture_t *f = *state;
+    unsigned port = listen_on(f, "/ip4/127.0.0.1/tcp/0");
+    cp2p_multiaddr_t m = ma("/ip4/127.0.0.1/tcp/0");
+    cp2p_listener_t *mine;
+    assert_int_equal(T->listen(&f->loop, &m, on_accept, f, &mine), 0);
+    cp2p_multiaddr_free(&m);
+    cp2p_multiaddr_t *addrs = NULL;
+    size_t n = 0;
+    assert_int_equal(T->listener_addrs(mine, &addrs, &n), 0);
+    unsigned my_port = ma_port(&addrs[0]);
+    cp2p_multiaddr_array_free(addrs, n);
+    char s[64];
+    snprintf(s, sizeof s, "/ip4/127.0.0.1/tcp/%u", port);
+    m = ma(s);
+    cp2p_dial_t *d;
+    assert_non_null(T->dial_reuse);
+    assert_int_equal(T->dial_reuse(&f->loop, &m, &mine, 1, 0, on_dial, f, &d), 0);
+    cp2p_multiaddr_free(&m);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->dial_status, 0);
+    assert_int_equal(ma_port(&f->client->local), my_port);
+    assert_non_null(f->server);
+    assert_int_equal(ma_port(&f->server->remote), my_port);
+    T->listener_close(mine);
+}
+
+/* A second listener on a port in use is still refused (SO_REUSEPORT would
+ * otherwise let it share the first one's connections). */
+static void test_port_in_use(void **state)
+{
+    fixture_t *f = *state;
+    unsigned port = listen_on(f, "/ip4/127.0.0.1/tcp/0");
+    char s[64];
+    snprintf(s, sizeof s, "/ip4/127.0.0.1/tcp/%u", port);
+    cp2p_multiaddr_t m = ma(s);
+    cp2p_listener_t *l2 = NULL;
+    assert_int_equal(T->listen(&f->loop, &m, on_accept, f, &l2), CP2P_EEXIST);
+    cp2p_multiaddr_free(&m);
+}
+
+/* Two peers that dial each other from their listen ports at once (a hole
+ * punch without the NAT): whether the SYNs cross (simultaneous open) or one
+ * listener accepts first, each side ends up with one connection between
+ * the two listen ports. */
+typedef struct sim_side {
+    cp2p_listener_t *l;
+    unsigned port;
+    cp2p_rawconn_t *dialled, *accepted;
+    int dial_done, dial_status;
+    int *pending;
+    uv_loop_t *loop;
+} sim_side_t;
+
+static void sim_accept(void *arg, cp2p_rawconn_t *rc)
+{
+    sim_side_t *s = arg;
+    if (s->accepted)
+        cp2p_rawconn_free(s->accepted);
+    s->accepted = rc;
+}
+
+static void sim_dial(void *arg, int status, cp2p_rawconn_t *rc)
+{
+    sim_side_t *s = arg;
+    s->dial_done = 1;
+    s->dial_status = status;
+    s->dialled = rc;
+    if (--*s->pending == 0)
+        uv_stop(s->loop);
+}
+
+static void test_simultaneous_open(void **state)
+{
+    fixture_t *f = *state;
+    sim_side_t a = {0}, b = {0};
+    int pending = 2;
+    sim_side_t *sides[2] = {&a, &b};
+    for (int i = 0; i < 2; i++) {
+        cp2p_multiaddr_t m = ma("/ip4/127.0.0.1/tcp/0");
+        assert_int_equal(T->listen(&f->loop, &m, sim_accept, sides[i], &sides[i]->l), 0);
+        cp2p_multiaddr_free(&m);
+        cp2p_multiaddr_t *addrs = NULL;
+        size_t n = 0;
+        assert_int_equal(T->listener_addrs(sides[i]->l, &addrs, &n), 0);
+        sides[i]->port = ma_port(&addrs[0]);
+        cp2p_multiaddr_array_free(addrs, n);
+        sides[i]->pending = &pending;
+        sides[i]->loop = &f->loop;
+    }
+    for (int i = 0; i < 2; i++) {
+        char s[64];
+        snprintf(s, sizeof s, "/ip4/127.0.0.1/tcp/%u", sides[1 - i]->port);
+        cp2p_multiaddr_t m = ma(s);
+        cp2p_dial_t *d;
+        int rc = T->dial_reuse(&f->loop, &m, &sides[i]->l, 1, 1, sim_dial, sides[i], &d);
+        cp2p_multiaddr_free(&m);
+        if (rc) { /* refused at once: the other side's connection holds the 4-tuple */
+            sides[i]->dial_done = 1;
+            sides[i]->dial_status = rc;
+            pending--;
+        }
+    }
+    if (pending)
+        uv_run(&f->loop, UV_RUN_DEFAULT);
+    /* Let an accept that trails the dials arrive. */
+    for (int i = 0; i < 20; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    unsigned got[2][2] = {{0}};
+    int conns[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        sim_side_t *s = sides[i];
+        cp2p_rawconn_t *c = s->dialled ? s->dialled : s->accepted;
+        conns[i] = (s->dialled != NULL) + (s->accepted != NULL);
+        if (c) {
+            got[i][0] = ma_port(&c->local);
+            got[i][1] = ma_port(&c->remote);
+        }
+        cp2p_rawconn_free(s->dialled);
+        cp2p_rawconn_free(s->accepted);
+        T->listener_close(s->l);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(conns[i], 1);
+        assert_int_equal(got[i][0], sides[i]->port);
+        assert_int_equal(got[i][1], sides[1 - i]->port);
+    }
+}
+
 static void test_matches(void **state)
 {
     const char *yes[] = {"/ip4/1.2.3.4/tcp/1", "/ip6/::1/tcp/4001", "/dns/example.com/tcp/80",
@@ -296,6 +436,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unresolvable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wildcard_and_two_listeners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reuse_port_dial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_simultaneous_open, setup, teardown),
         cmocka_unit_test(test_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

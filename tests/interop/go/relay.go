@@ -2,7 +2,10 @@
 // v2 (client.Reserve) and listens through it, serving ping and /echo/1.0.0 on
 // the relayed connections, for tests/cli/relay_interop.sh.
 //
-//	peer relay-listen --relay MA
+//	peer relay-listen --relay MA [--listen MA] [--hole-punching]
+//
+// --listen also listens there (TCP); --hole-punching runs DCUtR on the
+// relayed connections peers make to us (go-libp2p's EnableHolePunching).
 //
 // Prints "peer-id <id>" and "listening <relay>/p2p-circuit/p2p/<id>" once
 // the reservation is held, "connected <id> transport=..." per connection,
@@ -28,8 +31,10 @@ import (
 func relayListenMain(args []string) int {
 	fs := flag.NewFlagSet("relay-listen", flag.ContinueOnError)
 	relayAddr := fs.String("relay", "", "the relay (/ip4/../tcp/../p2p/ID)")
+	listen := fs.String("listen", "", "also listen on this multiaddr")
+	holePunch := fs.Bool("hole-punching", false, "DCUtR: upgrade relayed connections to direct ones")
 	if err := fs.Parse(args); err != nil || *relayAddr == "" {
-		say("error usage: peer relay-listen --relay MA")
+		say("error usage: peer relay-listen --relay MA [--listen MA] [--hole-punching]")
 		return 2
 	}
 	relay, err := peer.AddrInfoFromString(*relayAddr)
@@ -37,9 +42,18 @@ func relayListenMain(args []string) int {
 		say("error relay %s: %v", *relayAddr, err)
 		return 1
 	}
-	h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.EnableRelay(), libp2p.Ping(true),
+	opts := []libp2p.Option{libp2p.EnableRelay(), libp2p.Ping(true),
 		libp2p.ResourceManager(&network.NullResourceManager{}), libp2p.DisableMetrics(),
-		libp2p.UserAgent("go-interop"))
+		libp2p.UserAgent("go-interop")}
+	if *listen != "" {
+		opts = append(opts, libp2p.ListenAddrStrings(*listen))
+	} else {
+		opts = append(opts, libp2p.NoListenAddrs)
+	}
+	if *holePunch {
+		opts = append(opts, libp2p.EnableHolePunching())
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		say("error %v", err)
 		return 1
@@ -48,6 +62,9 @@ func relayListenMain(args []string) int {
 	h.SetStreamHandler(echoProtocol, echoHandler)
 	h.Network().Notify(&notifee{})
 	say("peer-id %s", h.ID())
+	for _, a := range h.Addrs() {
+		say("listening %s/p2p/%s", a, h.ID())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := h.Connect(ctx, *relay); err != nil {

@@ -20,12 +20,21 @@ if [ ! -x "$dir/peer" ]; then
     tmp=$dir/peer.$$
     trap 'rm -f "$tmp"' EXIT
     export CARGO_TARGET_DIR=$cache/rust-target
-    cargo build --release --locked >&2 ||
-        { echo "rust-peer: cargo build in tests/interop/rust failed" >&2; exit 1; }
-    for bin in $(awk '/^\[\[bin\]\]/ {b = 1} b && /^name *=/ {gsub(/"/, "", $3); print $3; b = 0}' Cargo.toml); do
-        [ "$bin" = peer ] || { cp "$CARGO_TARGET_DIR/release/$bin" "$dir/$bin.$$" && mv -f "$dir/$bin.$$" "$dir/$bin"; }
-    done
-    cp "$CARGO_TARGET_DIR/release/peer" "$tmp"
+    # Worktrees (git worktree add) share this target directory, and cargo
+    # takes their copies of this crate for one package: after another
+    # worktree's build it may find ours fresh and leave that one's binary in
+    # release/. So, under one lock across builds: forget this crate's
+    # artifacts (the dependencies stay built), build, copy.
+    (
+        flock 9
+        cargo clean --release -p cp2p-interop-peer >/dev/null 2>&1 || true
+        cargo build --release --locked >&2 ||
+            { echo "rust-peer: cargo build in tests/interop/rust failed" >&2; exit 1; }
+        for bin in $(awk '/^\[\[bin\]\]/ {b = 1} b && /^name *=/ {gsub(/"/, "", $3); print $3; b = 0}' Cargo.toml); do
+            [ "$bin" = peer ] || { cp "$CARGO_TARGET_DIR/release/$bin" "$dir/$bin.$$" && mv -f "$dir/$bin.$$" "$dir/$bin"; }
+        done
+        cp "$CARGO_TARGET_DIR/release/peer" "$tmp"
+    ) 9>"$cache/rust-build.lock" || exit 1
     mv -f "$tmp" "$dir/peer" # atomic: a concurrent run sees the old state or the whole binary
 fi
 echo "$dir/peer"

@@ -16,6 +16,7 @@
 //!          [--ping N] [--echo-streams N --echo-size BYTES] [--wait-identify]
 //!          [--agent NAME]
 //!     peer mdns ...   (rust-libp2p's mDNS discovery: mdns.rs)
+//!     peer rendezvous server|client ...   (rust-libp2p's rendezvous: rendezvous.rs)
 //!
 //! What rust-libp2p 0.57 does not tell, and how the lines say it:
 //! - it reports no negotiated security or muxer per connection; one of each is
@@ -47,6 +48,7 @@ mod dht; // peer dht ...
 mod mdns; // peer mdns ...
 mod pubsub; // peer pubsub ...
 mod ready; // peer ready ...
+mod rendezvous; // peer rendezvous ...
 
 const ECHO: StreamProtocol = StreamProtocol::new("/echo/1.0.0");
 const CHUNK: usize = 64 * 1024;
@@ -629,6 +631,7 @@ async fn main() {
         Some("mdns") => std::process::exit(mdns::main(&rest).await), // mdns.rs
         Some("pubsub") => std::process::exit(pubsub::main(rest).await), // pubsub.rs
         Some("ready") => std::process::exit(ready::main(rest).await), // ready.rs
+        Some("rendezvous") => std::process::exit(rendezvous::main(&rest).await), // rendezvous.rs
         Some("autonat") => std::process::exit(autonat::main(rest).await), // autonat.rs
         _ => {}
     }

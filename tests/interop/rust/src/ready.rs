@@ -16,7 +16,9 @@
 //! external address (relay_interop.sh runs it on loopback).
 //!
 //! Prints "peer-id <id>" and one "listening <ma>/p2p/<id>" per address, then
-//! "connected <id>" per connection, until SIGINT or SIGTERM (exit 0).
+//! "connected <id>" and "connection <id> <remote address>" per connection,
+//! and "dcutr <id> ok" or "dcutr <id> failed <error>" per hole punch (DCUtR),
+//! until SIGINT or SIGTERM (exit 0).
 
 use std::io::Write;
 use std::time::Duration;
@@ -162,8 +164,13 @@ pub async fn main(args: Vec<String>) -> i32 {
                     say!("listening {address}/p2p/{}", swarm.local_peer_id())
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                    say!("connected {peer_id} relayed={}", endpoint.is_relayed())
+                    say!("connected {peer_id} relayed={}", endpoint.is_relayed());
+                    say!("connection {peer_id} {}", endpoint.get_remote_address());
                 }
+                SwarmEvent::Behaviour(ReadyEvent::Dcutr(dcutr::Event { remote_peer_id, result })) => match result {
+                    Ok(_) => say!("dcutr {remote_peer_id} ok"),
+                    Err(e) => say!("dcutr {remote_peer_id} failed {e}"),
+                },
                 SwarmEvent::OutgoingConnectionError { peer_id, error, .. } if peer_id.is_some() && peer_id == target => {
                     say!("error dial: {error}");
                     return 1;
