@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_autonat.h"
 #include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
@@ -28,6 +29,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_identify_t *id;
+    cli_autonat_t nat;
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t timer;
     int exit_code;
@@ -104,6 +106,7 @@ static void usage(FILE *f)
             "  --wss-cert FILE   certificate (PEM) for /wss listen addresses; --wss-key FILE its key\n"
             "  --verbose         print what identify learns about peers\n"
             "  --help            this text\n");
+    cli_autonat_usage(f);
 }
 
 static void on_closed_handle(uv_handle_t *hd)
@@ -138,6 +141,7 @@ static void close_host(app_t *a)
     a->ping = NULL;
     cp2p_dcutr_free(a->dcutr);
     a->dcutr = NULL;
+    cli_autonat_stop(&a->nat);
     cp2p_relay_client_close(a->relay, NULL, NULL);
     a->relay = NULL;
     cp2p_identify_free(a->id);
@@ -562,7 +566,7 @@ static void on_event(const cp2p_event_t *ev, void *arg)
 
 int cmd_ping(int argc, char **argv)
 {
-    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
+    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024, .nat = CLI_AUTONAT_INIT(a.nat)};
     const char *listen_v[MAX_LISTEN], *pos_v[1], *relay_v[MAX_LISTEN], *auto_v[MAX_LISTEN];
     cli_list_t autos = {auto_v, 0, MAX_LISTEN};
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1},
@@ -598,6 +602,7 @@ int cmd_ping(int argc, char **argv)
         CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
         CLI_NUMBER("--echo-streams", &echo_streams, 1, 1e6),
         CLI_NUMBER("--echo-size", &echo_size, 0, 1e15),
+        CLI_AUTONAT_OPTIONS(&a.nat),
         CLI_END,
     };
     int prc = cli_parse("ping", argc, argv, opts, usage, &pos);
@@ -656,7 +661,9 @@ int cmd_ping(int argc, char **argv)
         cfg.security = sec_id;
         cfg.n_security = 1;
     }
-    int rc = 0;
+    int rc = cli_autonat_config(&a.nat, "ping", &cfg);
+    if (rc)
+        return rc;
     if (psk_file && cli_load_psk("ping", psk_file, psk))
         return CLI_FAIL;
     cfg.psk = psk_file ? psk : NULL;
@@ -710,6 +717,10 @@ int cmd_ping(int argc, char **argv)
     if (!rc) {
         cli_print_peer_id(a.h);
         rc = cli_print_listen_addrs(a.h, "Listening on ");
+    }
+    if (!rc) {
+        snprintf(what, sizeof what, "cannot start AutoNAT");
+        rc = cli_autonat_start(&a.nat, a.h);
     }
     for (size_t i = 0; !rc && i < relays.n; i++) {
         cp2p_multiaddr_t ma;
