@@ -78,6 +78,12 @@ grep -q 'probing (v2)' "$TMP/c-relay.err" || fail "cp2p did not use AutoNAT v2 w
 PIDS+=($!)
 wait_line "$TMP/dht.out" '^reachability: public$' 20 >/dev/null
 
+echo "== loopback: cp2pd -autonat serves dial-backs (-keepPrivateAddrs: loopback too)"
+start_cp2pd d -autonat -keepPrivateAddrs
+DADDR=$(sed -n '/^Peer Addrs:/{n;p}' "$TMP/d.out")/p2p/$ID
+cp2p_client c-d "$DADDR" --listen /ip4/127.0.0.1/tcp/0 --allow-private-dialback
+wait_line "$TMP/c-d.out" '^reachability: public$' 20 >/dev/null
+
 echo "== loopback: go and js servers refuse loopback; cp2p reads their answer"
 "$GO_PEER" --listen /ip4/127.0.0.1/tcp/0 --autonat-service >"$TMP/gs.out" 2>&1 &
 PIDS+=($!)
