@@ -364,8 +364,11 @@ static void on_dcutr(const cp2p_dcutr_result_t *r, void *arg)
     char id[CP2P_PEER_ID_STRMAX];
     cp2p_peer_id_to_string(r->peer, id, sizeof id);
     if (r->status) {
+        /* CP2P_ENOTFOUND: one side had no address the other could punch to. */
         printf("hole punch with %s failed after %d attempt%s, staying relayed: %s\n", id, r->attempts,
-               r->attempts == 1 ? "" : "s", cp2p_strerror(r->status));
+               r->attempts == 1 ? "" : "s",
+               r->status == CP2P_ENOTFOUND ? "no address to punch to (both sides need --listen)"
+                                           : cp2p_strerror(r->status));
         fflush(stdout);
         return;
     }
