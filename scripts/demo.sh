@@ -2,16 +2,17 @@
 # Installs what is needed, builds, and shows what cp2p does, part by part,
 # with the programs' own output: ping between two peers, two peers finding
 # each other with mDNS, three DHT peers where a record and a provider
-# record put on the first are read on the third, and a gossipsub chat of
-# three peers in a line. Ends with one line per part
+# record put on the first are read on the third, a gossipsub chat of
+# three peers in a line, and a peer reached through a circuit relay, then
+# directly after a hole punch. Ends with one line per part
 # and exits non-zero if any part failed, so it doubles as a smoke test.
 #
 # usage: scripts/demo.sh [--only PART]... [--build DIR] [--help]
-#   --only PART   run only that part (repeatable): ping, mdns, dht, pubsub
+#   --only PART   run only that part (repeatable): ping, mdns, dht, pubsub, relay
 #   --build DIR   use the programs already built in DIR (no install, no build)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ALL=(ping mdns dht pubsub)
+ALL=(ping mdns dht pubsub relay)
 ONLY=()
 BUILD=
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -144,6 +145,22 @@ part_pubsub() {
     show c
     exec 7>&- 8>&- 9>&-
     [ $ok = 1 ]
+}
+
+part_relay() {
+    title "relay" "R relays; A reserves on R and listens through it; B dials A's /p2p-circuit address, and DCUtR moves them to a direct connection (on loopback the punch always works)."
+    run_bg r "$CP2P" relay --listen /ip4/127.0.0.1/tcp/0
+    local r a
+    r=$(await "$TMP/r.out" '^Listening on ' | cut -d' ' -f3) || return 1
+    show r
+    run_bg a "$CP2P" ping --listen /ip4/127.0.0.1/tcp/0 --relay "$r" --punch-private
+    a=$(await "$TMP/a.out" '^Listening on .*/p2p-circuit/p2p/' | cut -d' ' -f3) || return 1
+    show a
+    echo "  \$ cp2p ping --listen /ip4/127.0.0.1/tcp/0 $a --count 4 --punch-private"
+    "$CP2P" ping --listen /ip4/127.0.0.1/tcp/0 "$a" --count 4 --interval 0.5 --punch-private >"$TMP/b.out" 2>"$TMP/b.err"
+    local rc=$?
+    show b
+    [ $rc = 0 ] && grep -q '^direct connection ' "$TMP/b.out"
 }
 
 results=()

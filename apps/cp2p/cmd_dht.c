@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_autonat.h"
 #include "cli_signals.h"
 #include "dht_control.h"
 #include "cp2p/cid.h"
@@ -60,6 +61,7 @@ struct app {
     uint64_t started;
     char cmd_name[16];
     node_t *cmd_node;
+    cli_autonat_t nat; /* the first node's AutoNAT */
 };
 
 static void usage(FILE *f)
@@ -102,6 +104,7 @@ static void usage(FILE *f)
             "  --control MA          run the commands on a running cp2pd through its control\n"
             "                        socket (its -listen address) instead of starting a node\n"
             "  --help                this text\n");
+    cli_autonat_usage(f);
 }
 
 static void on_closed(uv_handle_t *hd)
@@ -130,6 +133,8 @@ static void node_stop(node_t *n)
     if (n->mdns)
         cp2p_mdns_stop(n->mdns, NULL, NULL);
     cp2p_dht_free(n->dht);
+    if (n->idx == 0)
+        cli_autonat_stop(&n->app->nat);
     if (n->id)
         cp2p_identify_free(n->id);
     cp2p_host_close(n->h, host_closed, n->app);
@@ -543,6 +548,8 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
     cp2p_host_config_t hc = {.psk = o->psk_file ? o->psk : NULL};
     int rc = 0;
     snprintf(what, cap, "cannot read key %s", o->key_file ? o->key_file : "");
+    if (n->idx == 0 && (rc = cli_autonat_config(&a->nat, "dht", &hc)))
+        return CP2P_EINVAL; /* checked before: cannot happen */
     if (o->key_file && n->idx == 0 && (rc = cp2p_privkey_load_file(o->key_file, &hc.identity)))
         return rc;
     snprintf(what, cap, "cannot create the host");
@@ -608,6 +615,9 @@ static int node_start(app_t *a, node_t *n, const opts_t *o, char *what, size_t c
     if (n->idx == 0) {
         cli_print_peer_id(n->h);
         cli_print_listen_addrs(n->h, "Listening on ");
+        snprintf(what, cap, "cannot start AutoNAT");
+        if ((rc = cli_autonat_start(&a->nat, n->h)))
+            return rc;
     }
     /* A table saved in --datastore is as good a start as --bootstrap. */
     if (o->n_boot || n->idx || cp2p_dht_routing_table_size(n->dht))
@@ -624,6 +634,7 @@ int cmd_dht(int argc, char **argv)
     double peers = 0, quorum = 0, timeout = 0, query_timeout = 0, records = 0, providers = 0;
     const char *control = NULL;
     memset(&a, 0, sizeof a);
+    a.nat.announce = (cli_list_t){a.nat.announce_v, 0, 8};
     cli_list_t listen = {o.listen, 0, MAX_OPTS}, boot = {o.boot, 0, MAX_OPTS},
                ns = {o.ns, 0, MAX_OPTS};
     const cli_opt_t opts[] = {
@@ -646,6 +657,7 @@ int cmd_dht(int argc, char **argv)
         CLI_NUMBER("--records-per-peer", &records, 1, UINT32_MAX),
         CLI_NUMBER("--providers-per-peer", &providers, 1, UINT32_MAX),
         CLI_NUMBER("--peers", &peers, 1, 1000),
+        CLI_AUTONAT_OPTIONS(&a.nat),
         CLI_END,
     };
     int prc = cli_parse("dht", argc, argv, opts, usage, NULL);
@@ -653,6 +665,9 @@ int cmd_dht(int argc, char **argv)
         return prc == CLI_HELP ? CLI_OK : prc;
     if (o.psk_file && cli_load_psk("dht", o.psk_file, o.psk))
         return CLI_FAIL;
+    cp2p_host_config_t check = {0};
+    if ((prc = cli_autonat_config(&a.nat, "dht", &check)))
+        return prc;
     o.n_listen = listen.n;
     o.n_boot = boot.n;
     o.n_ns = ns.n;

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_autonat.h"
 #include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
@@ -29,7 +30,8 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_identify_t *id;
-    cp2p_nat_t *nat; /* --nat-port-map */
+    cp2p_nat_t *portmap; /* --nat-port-map */
+    cli_autonat_t nat;
     cli_signals_t sig; /* SIGINT, SIGTERM: stop */
     uv_timer_t timer;
     int exit_code;
@@ -110,6 +112,7 @@ static void usage(FILE *f)
             "  --nat-method M    natpmp or upnp only (default: NAT-PMP, then UPnP)\n"
             "  --nat-lease S     the mapping's lifetime asked for, renewed at half (default 3600)\n"
             "  --help            this text\n");
+    cli_autonat_usage(f);
 }
 
 static void on_closed_handle(uv_handle_t *hd)
@@ -137,14 +140,14 @@ static void close_host(app_t *a);
 static void nat_closed(void *arg)
 {
     app_t *a = arg;
-    a->nat = NULL;
+    a->portmap = NULL;
     close_host(a);
 }
 
 static void close_host(app_t *a)
 {
-    if (a->nat) { /* first the mappings come off the gateway, then the host goes */
-        cp2p_nat_close(a->nat, nat_closed, a);
+    if (a->portmap) { /* first the mappings come off the gateway, then the host goes */
+        cp2p_nat_close(a->portmap, nat_closed, a);
         return;
     }
     if (a->rz) { /* unregisters first: the host comes after */
@@ -157,6 +160,7 @@ static void close_host(app_t *a)
     a->ping = NULL;
     cp2p_dcutr_free(a->dcutr);
     a->dcutr = NULL;
+    cli_autonat_stop(&a->nat);
     cp2p_relay_client_close(a->relay, NULL, NULL);
     a->relay = NULL;
     cp2p_identify_free(a->id);
@@ -379,8 +383,11 @@ static void on_dcutr(const cp2p_dcutr_result_t *r, void *arg)
     char id[CP2P_PEER_ID_STRMAX];
     cp2p_peer_id_to_string(r->peer, id, sizeof id);
     if (r->status) {
+        /* CP2P_ENOTFOUND: one side had no address the other could punch to. */
         printf("hole punch with %s failed after %d attempt%s, staying relayed: %s\n", id, r->attempts,
-               r->attempts == 1 ? "" : "s", cp2p_strerror(r->status));
+               r->attempts == 1 ? "" : "s",
+               r->status == CP2P_ENOTFOUND ? "no address to punch to (both sides need --listen)"
+                                           : cp2p_strerror(r->status));
         fflush(stdout);
         return;
     }
@@ -596,7 +603,7 @@ static void on_nat(const cp2p_nat_event_t *ev, void *arg)
 
 int cmd_ping(int argc, char **argv)
 {
-    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024};
+    app_t a = {.interval_ms = 1000, .echo_size = 1024 * 1024, .nat = CLI_AUTONAT_INIT(a.nat)};
     const char *listen_v[MAX_LISTEN], *pos_v[1], *relay_v[MAX_LISTEN], *auto_v[MAX_LISTEN];
     cli_list_t autos = {auto_v, 0, MAX_LISTEN};
     cli_list_t listen = {listen_v, 0, MAX_LISTEN}, pos = {pos_v, 0, 1},
@@ -636,6 +643,7 @@ int cmd_ping(int argc, char **argv)
         CLI_NUMBER("--timeout", &timeout_s, 0.001, 86400),
         CLI_NUMBER("--echo-streams", &echo_streams, 1, 1e6),
         CLI_NUMBER("--echo-size", &echo_size, 0, 1e15),
+        CLI_AUTONAT_OPTIONS(&a.nat),
         CLI_END,
     };
     int prc = cli_parse("ping", argc, argv, opts, usage, &pos);
@@ -698,7 +706,9 @@ int cmd_ping(int argc, char **argv)
         cfg.security = sec_id;
         cfg.n_security = 1;
     }
-    int rc = 0;
+    int rc = cli_autonat_config(&a.nat, "ping", &cfg);
+    if (rc)
+        return rc;
     if (psk_file && cli_load_psk("ping", psk_file, psk))
         return CLI_FAIL;
     cfg.psk = psk_file ? psk : NULL;
@@ -753,6 +763,10 @@ int cmd_ping(int argc, char **argv)
         cli_print_peer_id(a.h);
         rc = cli_print_listen_addrs(a.h, "Listening on ");
     }
+    if (!rc) {
+        snprintf(what, sizeof what, "cannot start AutoNAT");
+        rc = cli_autonat_start(&a.nat, a.h);
+    }
     for (size_t i = 0; !rc && i < relays.n; i++) {
         cp2p_multiaddr_t ma;
         snprintf(what, sizeof what, "cannot use relay %s (an address ending in /p2p/<relay id> is needed)",
@@ -768,7 +782,7 @@ int cmd_ping(int argc, char **argv)
         if (nat_method)
             nc.methods = !strcmp(nat_method, "upnp") ? CP2P_NAT_UPNP : CP2P_NAT_NATPMP;
         snprintf(what, sizeof what, "cannot start port mapping");
-        rc = cp2p_nat_start(a.h, &nc, on_nat, &a, &a.nat);
+        rc = cp2p_nat_start(a.h, &nc, on_nat, &a, &a.portmap);
     }
     if (!rc && a.dial) {
         cp2p_multiaddr_t ma;

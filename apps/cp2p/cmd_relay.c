@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_autonat.h"
 #include "cli_signals.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
@@ -27,6 +28,7 @@ typedef struct app {
     cp2p_identify_t *id;
     cp2p_relay_t *relay;
     cp2p_rendezvous_server_t *rdv;
+    cli_autonat_t nat; /* the AutoNAT service runs by default */
     cli_signals_t sig;
     uv_timer_t stats;
     int stats_on;
@@ -51,11 +53,13 @@ static void usage(FILE *f)
             "  --rendezvous                also run a rendezvous point (/rendezvous/1.0.0, the\n"
             "                              limits of cp2p rendezvous' defaults)\n"
             "  --stats S                   print the relay's counters every S seconds\n"
+            "  --no-autonat-service        do not answer AutoNAT dial-back requests (on by default)\n"
             "  --help                      this text\n",
             CP2P_RELAY_DEFAULT_RESERVATION_TTL_S, CP2P_RELAY_DEFAULT_MAX_RESERVATIONS,
             CP2P_RELAY_DEFAULT_MAX_RESERVATIONS_PER_IP, CP2P_RELAY_DEFAULT_MAX_CIRCUITS,
             CP2P_RELAY_DEFAULT_MAX_CIRCUITS_PER_PEER, CP2P_RELAY_DEFAULT_LIMIT_DURATION_S,
             CP2P_RELAY_DEFAULT_LIMIT_DATA);
+    cli_autonat_usage(f);
 }
 
 static void on_closed_handle(uv_handle_t *hd)
@@ -73,6 +77,7 @@ static void host_closed(void *arg)
 static void relay_closed(void *arg)
 {
     app_t *a = arg;
+    cli_autonat_stop(&a->nat);
     cp2p_identify_free(a->id);
     a->id = NULL;
     cp2p_host_close(a->h, host_closed, a);
@@ -136,7 +141,8 @@ static void on_stats(uv_timer_t *t)
 
 int cmd_relay(int argc, char **argv)
 {
-    app_t a = {0};
+    app_t a = {.nat = CLI_AUTONAT_INIT(a.nat)};
+    int no_service = 0;
     const char *listen_v[MAX_LISTEN];
     cli_list_t listen = {listen_v, 0, MAX_LISTEN};
     const char *key_file = NULL;
@@ -156,13 +162,18 @@ int cmd_relay(int argc, char **argv)
         CLI_OPTION("--no-limit", CLI_FLAG, &no_limit),
         CLI_OPTION("--rendezvous", CLI_FLAG, &rendezvous),
         CLI_NUMBER("--stats", &stats, 0.1, 86400),
+        CLI_OPTION("--no-autonat-service", CLI_FLAG, &no_service),
+        CLI_AUTONAT_OPTIONS(&a.nat),
         CLI_END,
     };
     int prc = cli_parse("relay", argc, argv, opts, usage, NULL);
     if (prc)
         return prc == CLI_HELP ? CLI_OK : prc;
     cp2p_host_config_t cfg = {0};
-    int rc = 0;
+    a.nat.service = !no_service;
+    int rc = cli_autonat_config(&a.nat, "relay", &cfg);
+    if (rc)
+        return rc;
     if (key_file && (rc = cp2p_privkey_load_file(key_file, &cfg.identity)) < 0)
         return cli_fail("relay", "cannot read key %s: %s", key_file, cli_key_error(rc));
     cp2p_relay_config_t rcfg = {
@@ -207,6 +218,10 @@ int cmd_relay(int argc, char **argv)
     if (!rc) {
         cli_print_peer_id(a.h);
         rc = cli_print_listen_addrs(a.h, "Listening on ");
+    }
+    if (!rc) {
+        snprintf(what, sizeof what, "cannot start AutoNAT");
+        rc = cli_autonat_start(&a.nat, a.h);
     }
     if (!rc && stats > 0)
         uv_timer_start(&a.stats, on_stats, (uint64_t)(stats * 1000), (uint64_t)(stats * 1000));

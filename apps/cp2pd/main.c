@@ -16,6 +16,7 @@
 #include "cp2p/pubsub.h"
 #include "cp2p/error.h"
 #include "cp2p/host.h"
+#include "cp2p/autonat.h"
 #include "cp2p/identify.h"
 #include "cp2p/log.h"
 #include "cp2p/metrics.h"
@@ -115,9 +116,9 @@ static const struct flag {
     F(BOOL, "relayDiscovery", relay_discovery, P2PD, NULL, "Enables passive discovery for relay (no effect in p2pd v0.9.2 either)"),
     F(INT, "relayHopLimit", relay_hop_limit, P2PD, NULL, "Sets the hop limit for hop relays (no effect in p2pd v0.9.2 either: circuit relay v2 has no hops to count)"),
     F(BOOL, "autoRelay", auto_relay, P2PD, NULL, "Enables autorelay; as in p2pd v0.9.2, it needs -relay and a DHT, and has no relays to use: p2pd configures no static relays"),
-    F(BOOL, "autonat", autonat, P2PD, NULL, "Enables the AutoNAT service (not in cp2pd yet: an error)"),
-    F(BOOL, "forceReachabilityPublic", force_public, P2PD, NULL, "Set up ForceReachability as public for autonat (not in cp2pd yet: an error)"),
-    F(BOOL, "forceReachabilityPrivate", force_private, P2PD, NULL, "Set up ForceReachability as private for autonat (not in cp2pd yet: an error)"),
+    F(BOOL, "autonat", autonat, P2PD, NULL, "Enables the AutoNAT service: dial back peers that ask (AutoNAT v1 and v2; loopback and private addresses only with -keepPrivateAddrs)"),
+    F(BOOL, "forceReachabilityPublic", force_public, P2PD, NULL, "Set up ForceReachability as public for autonat"),
+    F(BOOL, "forceReachabilityPrivate", force_private, P2PD, NULL, "Set up ForceReachability as private for autonat"),
     F(BOOL, "natPortMap", nat_port_map, P2PD, NULL, "Enables NAT port mapping (NAT-PMP, then UPnP IGD): prints 'port mapping: MA' and announces MA (unless -announceAddrs)"),
     F(BOOL, "pubsub", pubsub, P2PD, NULL, "Enables pubsub (gossipsub or floodsub, see -pubsubRouter); without it PUBSUB requests answer \"PubSub not enabled\", as in p2pd"),
     F(STR, "pubsubRouter", pubsub_router, P2PD, "gossipsub", "Specifies the pubsub router implementation: gossipsub or floodsub (with -pubsub only)"),
@@ -133,13 +134,11 @@ static const struct flag {
 };
 
 /* A flag for a feature cp2pd cannot honour yet, set to what p2pd would act on:
- * cp2pd stops, naming the feature. */
+ * cp2pd stops, naming the feature. None left: every p2pd feature is in. */
 static const struct lacking {
     const char *flag, *feature;
 } lacking[] = {
-    {"autonat", "AutoNAT is not implemented yet"},
-    {"forceReachabilityPublic", "AutoNAT is not implemented yet, so reachability cannot be forced"},
-    {"forceReachabilityPrivate", "AutoNAT is not implemented yet, so reachability cannot be forced"},
+    {NULL, NULL},
 };
 
 static const char *kind_name(const struct flag *f)
@@ -307,7 +306,7 @@ static int parse_flags(int argc, char **argv, opts_t *o)
  * cp2pd cannot do, a warning for the Go-only ones. */
 static int check_lacking(const opts_t *o)
 {
-    for (size_t i = 0; i < sizeof lacking / sizeof *lacking; i++) {
+    for (size_t i = 0; i < sizeof lacking / sizeof *lacking && lacking[i].flag; i++) {
         const struct flag *f = find_flag(lacking[i].flag, strlen(lacking[i].flag));
         if (*(const int *)((const char *)o + f->off)) {
             fprintf(stderr, "cp2pd: -%s: %s\n", f->name, lacking[i].feature);
@@ -327,6 +326,7 @@ typedef struct app {
     uv_loop_t loop;
     cp2p_host_t *h;
     cp2p_identify_t *id;
+    cp2p_autonat_t *an;
     cp2p_dht_t *dht;
     cp2p_pubsub_t *pubsub;
     cp2p_daemon_t *daemon;
@@ -432,6 +432,8 @@ static void pubsub_closed(void *arg)
     if (a->dht)
         cp2p_dht_free(a->dht);
     a->dht = NULL;
+    cp2p_autonat_free(a->an);
+    a->an = NULL;
     if (a->id)
         cp2p_identify_free(a->id);
     a->id = NULL;
@@ -781,6 +783,11 @@ int main(int argc, char **argv)
         o.conns_per_subnet > 0 && o.conns_per_subnet < UINT32_MAX ? (uint32_t)o.conns_per_subnet : 0;
     cfg.max_pending_inbound = o.max_pending > 0 && o.max_pending < UINT32_MAX ? (uint32_t)o.max_pending : 0;
     cfg.keep_private_addrs = o.keep_private_addrs;
+    if (o.force_public && o.force_private)
+        return fail(&a, "-forceReachabilityPublic", "forceReachability must be public or private, not both");
+    cfg.force_reachability = o.force_public    ? CP2P_REACHABILITY_PUBLIC
+                             : o.force_private ? CP2P_REACHABILITY_PRIVATE
+                                               : CP2P_REACHABILITY_UNKNOWN;
     cfg.handshake_timeout_ms = o.handshake_ms < UINT32_MAX ? (uint32_t)o.handshake_ms : UINT32_MAX - 1;
     char bad_limit[256] = "";
     if (o.limits && apply_limits(o.limits, &cfg, NULL, bad_limit, sizeof bad_limit)) {
@@ -819,6 +826,14 @@ int main(int argc, char **argv)
         rc = cp2p_host_set_handler(a.h, "/echo/1.0.0", echo_handler, NULL);
     if (!rc)
         rc = cp2p_identify_enable(a.h, NULL, &a.id);
+    if (!rc) {
+        /* As p2pd: the AutoNAT client always (unless forced), the service with -autonat. */
+        what = "cannot start AutoNAT";
+        cp2p_autonat_config_t ncfg = {.service = o.autonat, .client = 1,
+                                      .allow_private = o.keep_private_addrs,
+                                      .dialer_config = &cfg};
+        rc = cp2p_autonat_enable(a.h, &ncfg, &a.an);
+    }
     if (!rc) {
         what = "cannot start the circuit relay client";
         rc = cp2p_relay_client_enable(a.h, NULL, &a.relay_client);

@@ -26,6 +26,14 @@ extern "C" {
 
 typedef struct cp2p_host cp2p_host_t;
 
+/** Whether the host is reachable from the internet, as AutoNAT (cp2p/autonat.h)
+ * finds out, or as the config forces it. */
+typedef enum {
+    CP2P_REACHABILITY_UNKNOWN = 0,
+    CP2P_REACHABILITY_PUBLIC,
+    CP2P_REACHABILITY_PRIVATE,
+} cp2p_reachability_t;
+
 /** Defaults for the zero fields of cp2p_host_config_t. */
 #define CP2P_HOST_DEFAULT_MAX_CONNECTIONS 256
 #define CP2P_HOST_DEFAULT_MAX_STREAMS_PER_CONN 256
@@ -129,6 +137,10 @@ typedef struct cp2p_host_config {
      * Dials to /wss verify the server against the system's roots
      * (SSL_CERT_FILE, SSL_CERT_DIR). */
     const char *wss_cert_file, *wss_key_file;
+    /** CP2P_REACHABILITY_PUBLIC or _PRIVATE: what cp2p_host_reachability
+     * says from the start, whatever AutoNAT finds (go-libp2p's
+     * ForceReachabilityPublic/Private); 0 lets AutoNAT decide. */
+    cp2p_reachability_t force_reachability;
 } cp2p_host_config_t;
 
 /** cfg may be NULL (all defaults). On failure a given identity is freed too. */
@@ -166,7 +178,8 @@ CP2P_API int cp2p_host_listen_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, si
  * the change by identify push. */
 CP2P_API int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, size_t n);
 /** The addresses we advertise (identify, DHT provider records, mDNS, cp2pd):
- * the announce addresses if set, else the listen addresses. Freed as for
+ * the announce addresses if set, else the listen addresses; then the
+ * external addresses AutoNAT confirmed (cp2p/autonat.h). Freed as for
  * cp2p_host_listen_addrs. */
 CP2P_API int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n);
 
@@ -282,7 +295,9 @@ typedef enum {
     CP2P_EVENT_DISCONNECTED,     /**< peer, conn (no new streams can be opened on it) */
     CP2P_EVENT_LISTEN_ADDR,      /**< addr: a new address we advertise (listen or announce) */
     CP2P_EVENT_PEER_IDENTIFIED,  /**< peer, conn: emitted by identify */
-    CP2P_EVENT_PEER_DISCOVERED   /**< peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
+    CP2P_EVENT_PEER_DISCOVERED,  /**< peer, addr: emitted by discovery (mDNS); addr is in the peerstore */
+    CP2P_EVENT_REACHABILITY,     /**< reachability: it changed (AutoNAT) */
+    CP2P_EVENT_OBSERVED_ADDR     /**< peer, conn, addr: where the peer says it sees us (identify) */
 } cp2p_event_type_t;
 
 typedef struct cp2p_event {
@@ -290,9 +305,18 @@ typedef struct cp2p_event {
     const cp2p_peer_id_t *peer;
     cp2p_conn_t *conn;
     const cp2p_multiaddr_t *addr;
+    cp2p_reachability_t reachability; /**< CP2P_EVENT_REACHABILITY: the new one */
 } cp2p_event_t;
 
 typedef void (*cp2p_event_fn)(const cp2p_event_t *ev, void *arg);
+/** Reachability now: forced by the config, else AutoNAT's latest verdict
+ * (unknown until AutoNAT has one). */
+CP2P_API cp2p_reachability_t cp2p_host_reachability(const cp2p_host_t *h);
+/** 1 if the config forces the reachability. */
+CP2P_API int cp2p_host_reachability_forced(const cp2p_host_t *h);
+/** "public", "private" or "unknown". */
+CP2P_API const char *cp2p_reachability_name(cp2p_reachability_t r);
+
 /** Every subscriber sees every event. An event a public call causes (a
  * listen, a close, a trim) is told on a later loop turn, never inside that
  * call; what it points to stays valid during the subscriber's call only. */

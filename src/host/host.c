@@ -41,10 +41,14 @@ struct cp2p_host {
     size_t nsubs;
     cp2p_multiaddr_t *announce;
     size_t nannounce;
+    cp2p_multiaddr_t external[CP2P_HOST_MAX_EXTERNAL_ADDRS]; /* AutoNAT confirmed them */
+    size_t nexternal;
     int closing;
     host_post_t *post; /* cp2p_host_post's queue */
     struct req *reqs;  /* connects and new streams under way (cp2p_host_cancel) */
     int keep_private_addrs;
+    cp2p_reachability_t reach;
+    int reach_forced;
     uint64_t addrs_dropped;
     cp2p_host_ext_transport_t ext;
     int has_ext;
@@ -213,6 +217,8 @@ static void host_free(cp2p_host_t *h)
     free(h->subs);
     free(h->agent);
     cp2p_multiaddr_array_free(h->announce, h->nannounce);
+    for (size_t i = 0; i < h->nexternal; i++)
+        cp2p_multiaddr_free(&h->external[i]);
     cp2p_connmgr_free(h->cm);
     if (h->ps)
         cp2p_peerstore_free(h->ps);
@@ -408,6 +414,11 @@ int cp2p_host_new(uv_loop_t *loop, const cp2p_host_config_t *cfg, cp2p_host_t **
         rc = CP2P_EINVAL;
     }
     h->keep_private_addrs = cfg && cfg->keep_private_addrs;
+    if (cfg && (cfg->force_reachability == CP2P_REACHABILITY_PUBLIC ||
+                cfg->force_reachability == CP2P_REACHABILITY_PRIVATE)) {
+        h->reach = cfg->force_reachability;
+        h->reach_forced = 1;
+    }
     uint64_t memory = (uint64_t)or_default(cfg, offsetof(cp2p_host_config_t, max_memory_mb),
                                            default_memory_mb()) << 20;
     cp2p_rcmgr_config_t limits;
@@ -741,13 +752,78 @@ int cp2p_host_set_announce_addrs(cp2p_host_t *h, const cp2p_multiaddr_t *addrs, 
     return 0;
 }
 
-int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
+static int base_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
 {
     if (!h->nannounce)
         return cp2p_host_listen_addrs(h, addrs, n);
     int rc = cp2p_multiaddr_array_dup(h->announce, h->nannounce, addrs);
     *n = rc ? 0 : h->nannounce;
     return rc;
+}
+
+int cp2p_host_addrs(cp2p_host_t *h, cp2p_multiaddr_t **addrs, size_t *n)
+{
+    int rc = base_addrs(h, addrs, n);
+    if (rc || !h->nexternal)
+        return rc;
+    cp2p_multiaddr_t *a = realloc(*addrs, (*n + h->nexternal) * sizeof *a);
+    if (!a)
+        return 0; /* the base set alone, rather than nothing */
+    *addrs = a;
+    for (size_t i = 0; i < h->nexternal; i++) {
+        int dup = 0;
+        for (size_t j = 0; j < *n && !dup; j++)
+            dup = cp2p_multiaddr_equal(&a[j], &h->external[i]);
+        if (!dup && cp2p_multiaddr_dup(&h->external[i], &a[*n]) == 0)
+            (*n)++;
+    }
+    return 0;
+}
+
+int cp2p_host_add_external_addr(cp2p_host_t *h, const cp2p_multiaddr_t *ma)
+{
+    for (size_t i = 0; i < h->nexternal; i++)
+        if (cp2p_multiaddr_equal(&h->external[i], ma))
+            return CP2P_EEXIST;
+    cp2p_multiaddr_t copy;
+    int rc = cp2p_multiaddr_dup(ma, &copy);
+    if (rc)
+        return rc;
+    if (h->nexternal == CP2P_HOST_MAX_EXTERNAL_ADDRS) {
+        cp2p_multiaddr_free(&h->external[0]);
+        memmove(&h->external[0], &h->external[1], (h->nexternal - 1) * sizeof h->external[0]);
+        h->nexternal--;
+    }
+    h->external[h->nexternal++] = copy;
+    cp2p_host_addrs_changed(h, &copy);
+    return 0;
+}
+
+/* ---- reachability ---- */
+
+cp2p_reachability_t cp2p_host_reachability(const cp2p_host_t *h)
+{
+    return h->reach;
+}
+
+int cp2p_host_reachability_forced(const cp2p_host_t *h)
+{
+    return h->reach_forced;
+}
+
+const char *cp2p_reachability_name(cp2p_reachability_t r)
+{
+    return r == CP2P_REACHABILITY_PUBLIC ? "public" : r == CP2P_REACHABILITY_PRIVATE ? "private" : "unknown";
+}
+
+void cp2p_host_set_reachability(cp2p_host_t *h, cp2p_reachability_t r)
+{
+    if (h->reach_forced || h->reach == r)
+        return;
+    h->reach = r;
+    cp2p_log_info("host", "reachability: %s", cp2p_reachability_name(r));
+    cp2p_event_t ev = {.type = CP2P_EVENT_REACHABILITY, .reachability = r};
+    cp2p_host_emit(h, &ev);
 }
 
 /* ---- handlers and events ---- */

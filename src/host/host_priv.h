@@ -9,6 +9,14 @@
 #include "transport/transport.h"
 
 void cp2p_host_emit(cp2p_host_t *h, const cp2p_event_t *ev);
+/* AutoNAT's verdict: stored and told (CP2P_EVENT_REACHABILITY) if it
+ * changes, unless the config forces the reachability. */
+void cp2p_host_set_reachability(cp2p_host_t *h, cp2p_reachability_t r);
+/* An external address AutoNAT confirmed (a dial-back reached it): advertised
+ * after the announce or listen addresses, at most CP2P_HOST_MAX_EXTERNAL_ADDRS
+ * (the oldest goes); CP2P_EEXIST if there already. Subscribers hear of it. */
+#define CP2P_HOST_MAX_EXTERNAL_ADDRS 8
+int cp2p_host_add_external_addr(cp2p_host_t *h, const cp2p_multiaddr_t *ma);
 
 /* The host's swarm, for the protocols that steer dials and connections
  * themselves (DCUtR). */

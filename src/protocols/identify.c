@@ -509,6 +509,15 @@ static void exchange_read(cp2p_stream_t *s, int status, const uint8_t *p, size_t
                            .peer = cp2p_stream_peer(s),
                            .conn = cp2p_stream_conn(s)};
         cp2p_host_emit(ex->id->h, &ev);
+        /* Where the peer saw us: a candidate for AutoNAT to confirm. */
+        cp2p_multiaddr_t obs;
+        if (m.observed_addr &&
+            cp2p_multiaddr_from_bytes(m.observed_addr, m.observed_addr_len, &obs) == 0) {
+            cp2p_event_t oev = {.type = CP2P_EVENT_OBSERVED_ADDR, .peer = cp2p_stream_peer(s),
+                                .conn = cp2p_stream_conn(s), .addr = &obs};
+            cp2p_host_emit(ex->id->h, &oev);
+            cp2p_multiaddr_free(&obs);
+        }
     }
     if (!rc)
         cp2p_identify_msg_free(&m);
@@ -596,6 +605,8 @@ static void on_event(const cp2p_event_t *ev, void *arg)
         break;
     case CP2P_EVENT_PEER_IDENTIFIED:
     case CP2P_EVENT_PEER_DISCOVERED:
+    case CP2P_EVENT_REACHABILITY:
+    case CP2P_EVENT_OBSERVED_ADDR:
         break;
     }
 }

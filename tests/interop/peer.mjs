@@ -5,9 +5,13 @@
 //
 // node --import ./polyfill.mjs peer.mjs --muxer yamux|mplex
 //      [--listen MA] [--announce MA,MA...] [--dial MA] [--ping N] [--wait-identify]
-//      [--echo-streams N --echo-size BYTES] [--agent NAME] [--psk SWARM_KEY_FILE]
+//      [--echo-streams N --echo-size BYTES] [--agent NAME] [--psk SWARM_KEY_FILE] [--autonat] [--autonat-v2]
+// --autonat: @libp2p/autonat's service (AutoNAT v1 server and client);
+// --autonat-v2: @libp2p/autonat-v2's (AutoNAT v2 server and client).
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { autoNAT } from '@libp2p/autonat'
+import { autoNATv2 } from '@libp2p/autonat-v2'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -27,7 +31,7 @@ function parseArgs (argv) {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]
     const v = argv[i + 1]
-    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--psk') { o.psk = v; i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else { throw new Error(`unknown option ${k}`) }
+    if (k === '--muxer') { o.muxer = v; i++ } else if (k === '--listen') { o.listen = v; i++ } else if (k === '--dial') { o.dial = v; i++ } else if (k === '--ping') { o.ping = Number(v); i++ } else if (k === '--echo-streams') { o.echoStreams = Number(v); i++ } else if (k === '--echo-size') { o.echoSize = Number(v); i++ } else if (k === '--agent') { o.agent = v; i++ } else if (k === '--announce') { o.announce = v.split(','); i++ } else if (k === '--psk') { o.psk = v; i++ } else if (k === '--wait-identify') { o.waitIdentify = true } else if (k === '--autonat') { o.autonat = true } else if (k === '--autonat-v2') { o.autonatV2 = true } else { throw new Error(`unknown option ${k}`) }
   }
   return o
 }
@@ -89,7 +93,7 @@ async function main () {
     // js-mplex drops a connection whose remote opens more than 5 streams a
     // second (it has no backpressure); the 50-stream scenario needs more.
     streamMuxers: [o.muxer === 'mplex' ? mplex({ disconnectThreshold: 1000 }) : yamux()],
-    services: { ping: ping(), identify: identify({ agentVersion: o.agent }) },
+    services: { ping: ping(), identify: identify({ agentVersion: o.agent }), ...(o.autonat ? { autonat: autoNAT() } : {}), ...(o.autonatV2 ? { autonatV2: autoNATv2() } : {}) },
     nodeInfo: { userAgent: o.agent },
     connectionMonitor: { enabled: false },
     ...(o.psk ? { connectionProtector: preSharedKey({ psk: readFileSync(o.psk) }) } : {})

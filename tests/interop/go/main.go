@@ -58,11 +58,12 @@ const (
 
 type options struct {
 	listen, dial, security, muxer, agent string
-	reachability                         string
+	reachability, announce               string
 	relayService, relayClient, holePunch bool
 	autonatService, autonatV2            bool
 	ping, echoStreams, echoSize          int
 	waitIdentify                         bool
+	stay                                 time.Duration
 	psk                                  string
 }
 
@@ -97,6 +98,8 @@ func parseArgs() options {
 	fs.BoolVar(&o.autonatService, "autonat-service", false, "answer AutoNAT v1 dial-back requests")
 	fs.BoolVar(&o.autonatV2, "autonat-v2", false, "AutoNAT v2, client and server")
 	fs.StringVar(&o.reachability, "force-reachability", "", "public or private (AutoNAT's verdict, forced)")
+	fs.DurationVar(&o.stay, "stay", 0, "after the work, stay connected this long (AutoNAT probes: autonat.go)")
+	fs.StringVar(&o.announce, "announce", "", "advertise these addresses (comma-separated) instead of the listen ones (autonat.go)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		say("error usage %v", err)
 		os.Exit(2)
@@ -272,6 +275,13 @@ func run(o options) error {
 	default:
 		return fmt.Errorf("force-reachability %s: public or private expected", o.reachability)
 	}
+	if o.announce != "" {
+		opt, err := announceOption(o.announce)
+		if err != nil {
+			return fmt.Errorf("announce %s: %w", o.announce, err)
+		}
+		opts = append(opts, opt)
+	}
 	if o.listen != "" {
 		opts = append(opts, libp2p.ListenAddrStrings(strings.Split(o.listen, ",")...))
 	} else {
@@ -289,6 +299,11 @@ func run(o options) error {
 	}
 	defer sub.Close()
 	h.Network().Notify(&notifee{})
+	stopReach, err := sayReachability(h)
+	if err != nil {
+		return err
+	}
+	defer stopReach()
 
 	var target *peer.AddrInfo
 	if o.dial != "" {
@@ -373,6 +388,12 @@ func run(o options) error {
 			return errors.New("no identify within 10 s")
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if o.stay > 0 {
+		select {
+		case <-time.After(o.stay):
+		case <-ctx.Done():
 		}
 	}
 	return nil

@@ -43,6 +43,7 @@ use libp2p::{identify, noise, ping, tcp, tls, yamux, Multiaddr, PeerId, StreamPr
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+mod autonat; // peer autonat ...
 mod dht; // peer dht ...
 mod mdns; // peer mdns ...
 mod pubsub; // peer pubsub ...
@@ -631,6 +632,7 @@ async fn main() {
         Some("pubsub") => std::process::exit(pubsub::main(rest).await), // pubsub.rs
         Some("ready") => std::process::exit(ready::main(rest).await), // ready.rs
         Some("rendezvous") => std::process::exit(rendezvous::main(&rest).await), // rendezvous.rs
+        Some("autonat") => std::process::exit(autonat::main(rest).await), // autonat.rs
         _ => {}
     }
     let code = match run(parse_args()).await {
