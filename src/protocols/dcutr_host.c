@@ -40,6 +40,12 @@ typedef struct punch {
     int pending;           /* stream opens and dials whose callbacks are owed to us */
 } punch_t;
 
+/* Where peers on direct connections last said they see us (identify):
+ * behind a NAT the router's outside address is known from these only, often
+ * from the relay alone, long before AutoNAT could confirm it; go puts them in
+ * its CONNECT too. The newest few, distinct. */
+#define MAX_OBSERVED 8
+
 struct cp2p_dcutr {
     cp2p_host_t *h;
     cp2p_dcutr_config_t cfg;
@@ -47,6 +53,8 @@ struct cp2p_dcutr {
     punch_t *punches;
     size_t npunches;
     int freed;
+    cp2p_multiaddr_t observed[MAX_OBSERVED];
+    size_t n_observed;
 };
 
 static void char_peer(const cp2p_peer_id_t *p, char *out, size_t n)
@@ -59,8 +67,35 @@ static void char_peer(const cp2p_peer_id_t *p, char *out, size_t n)
 
 static void dcutr_maybe_free(cp2p_dcutr_t *d)
 {
-    if (d->freed && !d->punches)
+    if (d->freed && !d->punches) {
+        for (size_t i = 0; i < d->n_observed; i++)
+            cp2p_multiaddr_free(&d->observed[i]);
         free(d);
+    }
+}
+
+/* An observed address of ours, newest last; the oldest goes when full. */
+static void note_observed(cp2p_dcutr_t *d, const cp2p_multiaddr_t *a)
+{
+    cp2p_multiaddr_component_t c;
+    if (cp2p_multiaddr_get(a, CP2P_MA_P2P_CIRCUIT, &c) == 0)
+        return;
+    for (size_t i = 0; i < d->n_observed; i++)
+        if (cp2p_multiaddr_equal(&d->observed[i], a)) {
+            cp2p_multiaddr_t keep = d->observed[i];
+            memmove(d->observed + i, d->observed + i + 1, (d->n_observed - i - 1) * sizeof keep);
+            d->observed[d->n_observed - 1] = keep;
+            return;
+        }
+    cp2p_multiaddr_t copy;
+    if (cp2p_multiaddr_dup(a, &copy))
+        return;
+    if (d->n_observed == MAX_OBSERVED) {
+        cp2p_multiaddr_free(&d->observed[0]);
+        memmove(d->observed, d->observed + 1, (MAX_OBSERVED - 1) * sizeof copy);
+        d->n_observed--;
+    }
+    d->observed[d->n_observed++] = copy;
 }
 
 static void unlink_punch(punch_t *p)
@@ -355,6 +390,14 @@ static int start_exchange(punch_t *p, cp2p_stream_t *s)
         }
     }
     cp2p_multiaddr_array_free(listen, nl);
+    if (!rc && d->n_observed) {
+        cp2p_multiaddr_t *all = realloc(ours, (n + d->n_observed) * sizeof *all);
+        for (size_t i = 0; all && i < d->n_observed; i++)
+            if (cp2p_multiaddr_dup(&d->observed[d->n_observed - 1 - i], &all[n]) == 0) /* newest first */
+                n++;
+        if (all)
+            ours = all;
+    }
     if (rc)
         return rc;
     uint64_t now = uv_now(cp2p_host_loop(d->h));
@@ -549,6 +592,10 @@ static void on_event(const cp2p_event_t *ev, void *arg)
         punch_t *p = find_punch(d, ev->peer);
         if (p && (p->phase == P_DIALING || p->phase == P_WAIT_DIRECT))
             succeed(p, ev->conn);
+        return;
+    }
+    if (ev->type == CP2P_EVENT_OBSERVED_ADDR && ev->addr && !conn_relayed(ev->conn)) {
+        note_observed(d, ev->addr);
         return;
     }
     /* Identify told us A's addresses (for the unilateral upgrade) and ours. */

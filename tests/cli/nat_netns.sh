@@ -16,8 +16,10 @@
 # symmetric NAT); (d) port mapping with UPnP and NAT-PMP (and NAT-PMP alone,
 # and cp2pd -natPortMap) on miniupnpd, and a gateway that answers nothing;
 # (f) two hosts behind NAT meet at a rendezvous point and ping.
-# cp2p's DCUtR cases are written, marked pending (they do not pass yet);
-# AutoNAT cases go into the same table as it lands.
+# cp2p's DCUtR: behind cone NATs (cp2p and go, each dialling) the punch
+# ends on a direct connection to the peer's router; behind the symmetric
+# NAT it fails and the connection stays relayed. cp2p's AutoNAT cases go
+# into the same table next.
 source "$(dirname "$0")/lib/common.sh"
 CP2P=$BUILD/cp2p
 [ -x "$CP2P" ] || fail "$CP2P not built"
@@ -269,9 +271,12 @@ case_cp2p_relayed() {
 # (or, with none, the punch fails and the connection stays relayed), and
 # the pings go on either way.
 case_cp2p_punch() {
-    local l=$1 host=$2 wan=$3 target out=$TMP/pdial-$1-$2.out
+    local l=$1 host=$2 wan=$3 target out=$TMP/pdial-$1-$2.out count=10
+    # A failing punch reports once its dials time out (10 s, as go's), after
+    # the unilateral direct dial has timed out too.
+    [ "$wan" = none ] && count=60
     target=$(eval echo \$ADDR_$l)
-    ip netns exec $P$host timeout 40 "$CP2P" ping "$target" --listen /ip4/0.0.0.0/tcp/0 --punch-private --count 10 --interval 0.5 \
+    ip netns exec $P$host timeout 90 "$CP2P" ping "$target" --listen /ip4/0.0.0.0/tcp/0 --punch-private --count $count --interval 0.5 \
         >"$out" 2>&1 || { cat "$out"; fail "$l from $host: cp2p ping failed"; }
     if [ "$wan" = none ]; then
         grep -q "^hole punch with .* failed after [0-9]* attempts*, staying relayed" "$out" ||
@@ -281,7 +286,7 @@ case_cp2p_punch() {
         grep -q "^direct connection /ip4/${wan//./\\.}/tcp/[0-9]*/p2p/" "$out" ||
             { cat "$out"; fail "$l from $host: no direct connection to $wan"; }
     fi
-    [ "$(grep -c "^ping ${target##*/} rtt=" "$out")" = 10 ] || { cat "$out"; fail "$l from $host: the pings stopped"; }
+    [ "$(grep -c "^ping ${target##*/} rtt=" "$out")" = $count ] || { cat "$out"; fail "$l from $host: the pings stopped"; }
 }
 # (f) HOST1 HOST2: two cp2p hosts behind NAT register their circuit
 # addresses at a rendezvous point (cp2p relay --rendezvous, on the
@@ -315,9 +320,8 @@ case_public() { # (d, e) LISTENER: AutoNAT v1 says public (the relay dialled the
     if grep -q '^reachability private$' "$TMP/$1.out"; then fail "$1: AutoNAT said private with a port mapped"; fi
 }
 
-# IMPL | CASE ARGS | what it shows. "pending" rows are cases written for
-# what does not pass yet (cp2p's DCUtR in this network: its punch dials fail
-# with "peer unreachable"); they run only when NAT_CASES names them.
+# IMPL | CASE ARGS | what it shows. "pending" rows (none now) are cases
+# written for what does not pass yet; they run only when NAT_CASES names them.
 CASES=(
     "go|relayed go_a2 pub|a go host behind cone NAT A2 is reached through the relay from the internet"
     "go|punched go_a ha2 10.200.0.11|go behind A2 dials go behind A: DCUtR gives a direct connection to A's router"
@@ -331,10 +335,10 @@ CASES=(
     "cp2p|relayed cp2p_a2g pub|cp2p behind A2 is reached through the go relay by go from the internet"
     "cp2p|cp2p_relayed go_a2 pub $RELAY|go behind A2 is reached through the go relay by cp2p from the internet"
     "cp2p|cp2p_relayed go_a2c hb $CP2P_RELAY|go behind A2 is reached through the cp2p relay by cp2p behind B"
-    "cp2p-pending|cp2p_punch cp2p_a ha2 10.200.0.11|cp2p behind A2 dials cp2p behind A: DCUtR gives a direct connection to A's router"
-    "cp2p-pending|cp2p_punch cp2p_b ha2 none|cp2p behind A2 dials cp2p behind symmetric B: the punch fails, the connection stays relayed"
-    "cp2p-pending|cp2p_punch go_a ha2 10.200.0.11|cp2p behind A2 dials go behind A (go relay): DCUtR, direct to A's router"
-    "cp2p-pending|punched cp2p_a ha2 10.200.0.11|go behind A2 dials cp2p behind A (cp2p relay): DCUtR, direct to A's router"
+    "cp2p|cp2p_punch cp2p_a ha2 10.200.0.11|cp2p behind A2 dials cp2p behind A: DCUtR gives a direct connection to A's router"
+    "cp2p|cp2p_punch cp2p_b ha2 none|cp2p behind A2 dials cp2p behind symmetric B: the punch fails, the connection stays relayed"
+    "cp2p|cp2p_punch go_a ha2 10.200.0.11|cp2p behind A2 dials go behind A (go relay): DCUtR, direct to A's router"
+    "cp2p|punched cp2p_a ha2 10.200.0.11|go behind A2 dials cp2p behind A (cp2p relay): DCUtR, direct to A's router"
     "cp2p|cp2p_rendezvous ha hb|cp2p behind cone A and cp2p behind symmetric B meet at a rendezvous point, ping through the relay"
     "cp2p|cp2p_mapped cp2p_upnp hc rc upnp 4101|cp2p behind C maps its port with UPnP IGD, is pinged on it, unmaps on exit"
     "cp2p|cp2p_mapped cp2p_pmp hc rc natpmp 4102|cp2p behind C maps its port with NAT-PMP, is pinged on it, unmaps on exit"
